@@ -1,0 +1,131 @@
+/* store.h - the shared-memory request store that all four processes map.
+ *
+ * One POSIX shared-memory region, created by `shm-tool create` at launch and removed at stop,
+ * so it survives the restart of any single process. Layout:
+ *
+ *   [store_hdr][slot 0][slot 1]...[slot n_slots-1]
+ *   slot = [slot_hdr][tokens:   int32 x max_seq_len]     prompt tokens then output tokens
+ *                    [logprobs: float x max_seq_len]     logprob of each sampled token
+ *                    [blocks:   int32 x max_blocks_per_seq] KV block table of the request
+ *
+ * Every size is in the header; no process takes a size from its own flags. Every field of a
+ * slot header is written by exactly one process, named in its comment; counters that another
+ * process reads are _Atomic and published with release / read with acquire ordering.
+ */
+#ifndef CINDER_STORE_H
+#define CINDER_STORE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_MAGIC 0x315245444e4943ULL /* "CINDER1" */
+#define STORE_VERSION 1
+#define STORE_STOP_BYTES 512  /* stop strings, NUL-separated */
+#define STORE_PENDING_BYTES 512 /* detokenizer text held back (stop-string prefix, partial UTF-8) */
+
+enum proc_id { PROC_TOKENIZER, PROC_ROUTER, PROC_WORKER, PROC_DETOKENIZER, N_PROC };
+extern const char *const proc_names[N_PROC];
+
+enum slot_state { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
+
+enum finish_reason { FINISH_NONE = 0, FINISH_LENGTH, FINISH_STOP, FINISH_ABORT, FINISH_ERROR };
+extern const char *const finish_names[]; /* "", "length", "stop", "abort", "error" */
+
+typedef struct {
+    int32_t max_new_tokens;
+    int32_t top_k;          /* 0 = off */
+    float temperature;      /* 0 = greedy */
+    float top_p;            /* 1 = off */
+    float repetition_penalty; /* 1 = off */
+    float frequency_penalty;  /* 0 = off */
+    float presence_penalty;   /* 0 = off */
+    uint64_t seed;
+    uint8_t ignore_eos;
+} sampling_params;
+
+typedef struct {
+    /* written by the tokenizer (front end) */
+    _Atomic uint32_t state;       /* slot_state; FREE -> ACTIVE on accept, ACTIVE -> FREE when answered */
+    uint64_t req_id;              /* unique per request; messages carry it to reject stale ones */
+    sampling_params params;
+    int32_t n_prompt;             /* prompt tokens in tokens[0..n_prompt) */
+    int32_t n_stop;               /* stop strings in stop[] */
+    char stop[STORE_STOP_BYTES];  /* n_stop NUL-terminated strings back to back */
+    /* written by the worker */
+    _Atomic int32_t n_tokens;     /* valid tokens in tokens[]: n_prompt + generated */
+    /* written by the router */
+    _Atomic int32_t n_blocks;     /* valid entries in the block table */
+    _Atomic int32_t finish;       /* finish_reason once the router ended the request */
+    /* written by the detokenizer */
+    _Atomic int32_t detok_prefix; /* token offset where the last decode window starts */
+    _Atomic int32_t detok_read;   /* tokens already turned into text (sent or pending) */
+    _Atomic int32_t n_pending;    /* bytes in pending[] */
+    _Atomic int32_t detok_done;   /* 1 once the final text delta was sent */
+    char pending[STORE_PENDING_BYTES];
+} slot_hdr;
+
+typedef struct {
+    /* written once by shm-tool at creation */
+    uint64_t magic;
+    uint32_t version;
+    uint32_t n_slots;
+    uint32_t max_seq_len;         /* tokens per slot: prompt + output */
+    uint32_t block_size;          /* KV tokens per block */
+    uint32_t max_blocks_per_seq;  /* ceil(max_seq_len / block_size) */
+    uint32_t vocab_size;
+    uint64_t slot_bytes;          /* bytes per slot, header and arrays, 64-byte aligned */
+    uint64_t total_bytes;
+    /* written by each process about itself, index proc_id */
+    _Atomic uint64_t hb_ms[N_PROC];  /* CLOCK_MONOTONIC ms of its last heartbeat */
+    _Atomic int32_t pid[N_PROC];
+    _Atomic uint32_t epoch[N_PROC];  /* incremented at every (re)start */
+    /* written by the worker */
+    _Atomic int32_t n_kv_blocks;     /* KV capacity in blocks, once loaded */
+    /* written by the tokenizer */
+    _Atomic uint64_t next_req_id;
+} store_hdr;
+
+typedef struct {
+    store_hdr *hdr;
+    size_t map_bytes;
+    char name[128];
+} store;
+
+typedef struct {
+    uint32_t n_slots, max_seq_len, block_size, vocab_size;
+} store_layout;
+
+/* Creates (or replaces) the region NAME; 0 or -errno. */
+int store_create(store *s, const char *name, const store_layout *l);
+/* Maps an existing region, checking magic and version; 0 or negative. */
+int store_open(store *s, const char *name);
+void store_close(store *s);
+int store_unlink(const char *name);
+
+static inline slot_hdr *store_slot(const store *s, int i)
+{
+    return (slot_hdr *)((char *)s->hdr + sizeof(store_hdr) + (size_t)i * s->hdr->slot_bytes);
+}
+static inline int32_t *slot_tokens(const store *s, int i)   /* [max_seq_len] */
+{
+    return (int32_t *)((char *)store_slot(s, i) + sizeof(slot_hdr));
+}
+static inline float *slot_logprobs(const store *s, int i)   /* [max_seq_len] */
+{
+    return (float *)(slot_tokens(s, i) + s->hdr->max_seq_len);
+}
+static inline int32_t *slot_blocks(const store *s, int i)   /* [max_blocks_per_seq] */
+{
+    return (int32_t *)(slot_logprobs(s, i) + s->hdr->max_seq_len);
+}
+
+/* Records this process's pid and bumps its epoch; heartbeat stamps hb_ms. */
+void store_register(store *s, int proc);
+void store_heartbeat(store *s, int proc);
+/* 1 when PROC beat within max_age_ms. */
+int store_alive(const store *s, int proc, uint64_t max_age_ms);
+
+uint64_t now_ms(void); /* CLOCK_MONOTONIC */
+
+#endif

@@ -1,0 +1,59 @@
+/* backend.h - what the worker process needs from a compute backend (reference CPU, CUDA).
+ *
+ * A backend loads the model, owns the paged KV cache, and runs one forward pass over a mixed
+ * batch of prefill chunks and decodes, then samples the next token of every sequence that asks.
+ * KV layout is the backend's business, addressed by block ids: token t of a sequence lives in
+ * block block_table[t / block_size] at offset t % block_size.
+ */
+#ifndef CINDER_BACKEND_H
+#define CINDER_BACKEND_H
+
+#include <stdint.h>
+#include "../common/model_config.h"
+#include "../common/store.h"
+
+typedef struct {
+    const char *model_dir;
+    int dummy_weights;      /* 1: random weights from config.json alone (--load-format dummy) */
+    int block_size;         /* from the store header */
+    int max_seq_len;        /* from the store header */
+    int max_batch_tokens;   /* most tokens one forward carries */
+    int max_seqs;           /* most sequences one forward carries */
+    int64_t kv_tokens;      /* KV capacity asked for in tokens; 0 = size it from free memory */
+    float mem_util;         /* fraction of device memory to use (CUDA) */
+    int n_threads;          /* CPU threads (CPU backend); 0 = all cores */
+} backend_opts;
+
+typedef struct {
+    int32_t slot;
+    int32_t n_cached;              /* tokens already in the KV cache */
+    int32_t n_new;                 /* tokens[n_cached .. n_cached+n_new) run now */
+    int32_t sample;                /* 1: sample after the last new token */
+    const int32_t *tokens;         /* [n_cached + n_new] the sequence so far (shared memory) */
+    const int32_t *block_table;    /* [ceil((n_cached + n_new) / block_size)] */
+    const sampling_params *params;
+    int32_t out_token;             /* set by forward when sample = 1 */
+    float out_logprob;             /* log-probability of out_token under the sampling dist. */
+} fwd_seq;
+
+typedef struct {
+    int n_seqs;
+    fwd_seq *seqs;                 /* [n_seqs] */
+} fwd_batch;
+
+typedef struct backend backend;
+struct backend {
+    const char *name;
+    model_config cfg;
+    int n_kv_blocks;               /* KV capacity, set by init */
+    int (*forward)(backend *b, fwd_batch *batch); /* 0 or negative */
+    /* Logits of the last forward for sequence I that sampled, [vocab], for tests; may be NULL. */
+    const float *(*last_logits)(backend *b, int i);
+    void (*free)(backend *b);
+};
+
+/* Each returns NULL with a message in ERR on failure. */
+backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err);
+backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err);
+
+#endif
