@@ -1,0 +1,24 @@
+/* json_util.h - small helpers around cJSON for the config and safetensors readers:
+ * read a whole file, parse a JSON file, and fetch typed fields with defaults.
+ */
+#ifndef CINDER_JSON_UTIL_H
+#define CINDER_JSON_UTIL_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+/* Reads the whole file PATH into a NUL-terminated malloc'd buffer; *LEN gets its size.
+ * NULL with a message in ERR on failure. */
+char *file_read_all(const char *path, size_t *len, char *err, size_t n_err);
+
+/* Parses the JSON file PATH. NULL with a message in ERR on failure. */
+cJSON *json_read_file(const char *path, char *err, size_t n_err);
+
+/* Integer field NAME of OBJ: DEF when absent or null; -1 (and ERR set) when not an integer. */
+int json_get_int(const cJSON *obj, const char *name, long long def, long long *out,
+                 char *err, size_t n_err);
+/* Number field NAME of OBJ: DEF when absent or null; -1 (and ERR set) when not a number. */
+int json_get_num(const cJSON *obj, const char *name, double def, double *out,
+                 char *err, size_t n_err);
+
+#endif
