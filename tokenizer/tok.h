@@ -35,4 +35,11 @@ int tok_is_special(const tok *t, int32_t id);
 int tok_bos_id(const tok *t);                    /* -1 if none */
 int32_t tok_token_id(const tok *t, const char *piece); /* -1 if not in the vocabulary */
 
+/* Converts the tokenizer of a llama2.c checkpoint (DATA: LEN bytes starting at its int32
+ * max_token_length, then VOCAB_SIZE records {float32 score, int32 len, bytes}) into the HF
+ * files tokenizer.json and tokenizer_config.json in OUT_DIR (created if missing), as
+ * transformers' LlamaConverter writes them for Llama-2. 0, or -1 with a message in ERR. */
+int tok_convert_llama2c(const void *data, size_t len, int vocab_size, const char *out_dir,
+                        char *err, size_t n_err);
+
 #endif

@@ -1,0 +1,207 @@
+/* tok_impl.h - internals of the tokenizer library shared by its source files (not a public
+ * interface: include tok.h outside tokenizer/tok_*.c).
+ *
+ * A tok is built once by tok_load and never written again, so encode/decode only read it;
+ * everything they write lives in a per-call tok_buf or in thread-local storage.
+ */
+#ifndef CINDER_TOK_IMPL_H
+#define CINDER_TOK_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tok.h"
+
+/* ---- growable byte / id buffers (per call) */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} tok_buf;
+
+typedef struct {
+    int32_t *p;
+    size_t n, cap;
+} tok_ids;
+
+int tok_buf_reserve(tok_buf *b, size_t extra);
+int tok_buf_add(tok_buf *b, const void *s, size_t n);
+int tok_ids_add(tok_ids *v, int32_t id);
+
+/* A list of byte spans of one buffer: the pieces a pipeline stage produces. */
+typedef struct {
+    tok_buf text;
+    size_t *off, *len; /* [n] */
+    size_t n, cap;
+} tok_spans;
+
+int tok_spans_add(tok_spans *s, size_t off, size_t len);
+void tok_spans_free(tok_spans *s);
+
+/* ---- UTF-8 */
+/* Length of the UTF-8 sequence starting with byte C (1 for invalid lead bytes). */
+static inline int tok_utf8_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+/* 1 if S[0..N) is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+int tok_utf8_valid(const char *s, size_t n);
+/* Decodes the code point at S (valid UTF-8 assumed); *N gets its length. */
+uint32_t tok_utf8_decode(const char *s, int *n);
+/* Writes CP as UTF-8 into OUT (4 bytes room); returns its length. */
+int tok_utf8_encode(uint32_t cp, char *out);
+/* Appends S[0..N) to B, replacing invalid sequences by U+FFFD as Rust's
+ * String::from_utf8_lossy does (one per maximal invalid subpart). */
+int tok_utf8_lossy(tok_buf *b, const char *s, size_t n);
+
+/* ---- string -> id map over an array of strings owned elsewhere */
+typedef struct {
+    int32_t *slot;          /* [mask + 1] id, or -1 when empty */
+    uint32_t mask;
+    const char *const *key; /* [n_keys] key of each id (NULL: none) */
+    const uint32_t *key_len;
+} tok_strmap;
+
+uint64_t tok_hash(const char *s, size_t n);
+int tok_strmap_init(tok_strmap *m, const char *const *key, const uint32_t *key_len, int n_keys);
+void tok_strmap_free(tok_strmap *m);
+int32_t tok_strmap_get(const tok_strmap *m, const char *s, size_t n);
+/* Adds ID (key[id] must be set); an existing equal key is replaced, as a later entry of an
+ * HF vocabulary object would be. */
+void tok_strmap_put(tok_strmap *m, int32_t id);
+
+/* ---- BPE merges: (left id, right id) -> (rank, merged id) */
+typedef struct {
+    uint64_t *key;  /* [mask + 1] left << 32 | right; UINT64_MAX when empty */
+    uint32_t *rank; /* [mask + 1] */
+    int32_t *id;    /* [mask + 1] */
+    uint32_t mask;
+} tok_pairmap;
+
+int tok_pairmap_init(tok_pairmap *m, size_t n);
+void tok_pairmap_free(tok_pairmap *m);
+void tok_pairmap_put(tok_pairmap *m, int32_t l, int32_t r, uint32_t rank, int32_t id);
+/* 1 and *RANK, *ID when (L, R) merges; 0 otherwise. */
+static inline int tok_pairmap_get(const tok_pairmap *m, int32_t l, int32_t r, uint32_t *rank,
+                                  int32_t *id)
+{
+    uint64_t k = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
+    uint64_t h = k * 0x9E3779B97F4A7C15ull;
+    for (uint32_t i = (uint32_t)(h >> 32) & m->mask;; i = (i + 1) & m->mask) {
+        if (m->key[i] == k) {
+            *rank = m->rank[i];
+            *id = m->id[i];
+            return 1;
+        }
+        if (m->key[i] == UINT64_MAX)
+            return 0;
+    }
+}
+
+/* ---- components */
+enum { TOK_NORM_PREPEND, TOK_NORM_REPLACE };
+typedef struct {
+    int type;
+    char *a, *b; /* PREPEND: a = text; REPLACE: a = pattern (a literal string), b = content */
+    size_t na, nb;
+} tok_norm;
+
+enum { TOK_PRE_SPLIT, TOK_PRE_BYTELEVEL, TOK_PRE_METASPACE };
+enum { TOK_SPLIT_ISOLATED, TOK_SPLIT_REMOVED, TOK_SPLIT_MERGED_PREV, TOK_SPLIT_MERGED_NEXT,
+       TOK_SPLIT_CONTIGUOUS };
+typedef struct {
+    int type;
+    void *re;         /* SPLIT: pcre2_code * (JIT compiled) */
+    char *lit;        /* SPLIT with a String pattern */
+    size_t n_lit;
+    int behavior;     /* SPLIT: TOK_SPLIT_* */
+    int invert;       /* SPLIT */
+    int prefix_space; /* BYTELEVEL: add_prefix_space; METASPACE: prepend_scheme (0 never,
+                         1 always, 2 first) */
+    int use_regex;    /* BYTELEVEL */
+    int split;        /* METASPACE */
+    char repl[8];     /* METASPACE replacement (UTF-8) */
+} tok_pre;
+
+enum { TOK_DEC_REPLACE, TOK_DEC_BYTEFALLBACK, TOK_DEC_FUSE, TOK_DEC_STRIP, TOK_DEC_BYTELEVEL,
+       TOK_DEC_METASPACE };
+typedef struct {
+    int type;
+    char *a, *b; /* REPLACE: pattern, content; STRIP: a = content char (UTF-8) */
+    size_t na, nb;
+    int start, stop; /* STRIP */
+    int prefix_space; /* METASPACE: prepend_scheme as in tok_pre */
+    char repl[8];     /* METASPACE */
+} tok_dec;
+
+typedef struct {
+    char *content;
+    size_t n_content;
+    int32_t id;
+    int special, lstrip, rstrip, normalized, single_word;
+} tok_added;
+
+/* The post-processor, reduced to what it does to the ids of one sequence. */
+typedef struct {
+    int32_t *pre, *post; /* [n_pre], [n_post] ids added before / after the sequence */
+    int n_pre, n_post;
+} tok_post;
+
+struct tok {
+    /* model (BPE) */
+    int n_vocab;            /* model ids are 0..n_vocab-1 (some may be unused) */
+    char **piece;           /* [n_vocab] token string, NULL for unused ids */
+    uint32_t *piece_len;    /* [n_vocab] */
+    tok_strmap vocab;
+    tok_pairmap merges;
+    int32_t unk_id;         /* -1: none */
+    int fuse_unk, byte_fallback, ignore_merges;
+    int32_t byte_id[256];   /* <0xXX> token ids, -1 where absent */
+    int32_t ascii_id[128];  /* id of each one-byte piece, -1 where absent */
+
+    /* added tokens, sorted by content for lookup; id_added[id - added_lo] -> index or -1 */
+    tok_added *added;
+    int n_added;
+    int has_norm_added, has_raw_added;
+    uint8_t added_first[256]; /* bit 0: a raw token starts with this byte; bit 1: normalized */
+    int n_total;            /* ids 0..n_total-1 are valid (model and added) */
+    int32_t *added_of_id;   /* [n_total] index into added, or -1 */
+
+    tok_norm *norm;
+    int n_norm;
+    tok_pre *pre;
+    int n_pre;
+    tok_dec *dec;
+    int n_dec;
+    int has_decoder;
+    tok_post post;
+    int32_t bos_id;         /* from tokenizer_config.json or the post-processor; -1 none */
+};
+
+/* pipeline stages, each in its own file */
+int tok_normalize(const tok *t, const char *s, size_t n, tok_buf *out);
+/* Splits S[0..N) into words, appending them to OUT. Negative on error. */
+int tok_pretokenize(const tok *t, const char *s, size_t n, tok_spans *out);
+/* Appends the ids of one word. Negative on error. */
+int tok_bpe_word(const tok *t, const char *s, size_t n, tok_ids *out);
+/* Finds added tokens in S[0..N): calls FN for every piece in order, with the added token's
+ * index or -1 for text between tokens. NORMALIZED selects which tokens are looked for. */
+typedef int (*tok_piece_fn)(void *ctx, const char *s, size_t n, int added);
+int tok_added_split(const tok *t, const char *s, size_t n, int normalized, tok_piece_fn fn,
+                    void *ctx);
+/* Applies the decoder chain to token strings, writes the text into OUT. */
+int tok_decode_tokens(const tok *t, const char *const *tok_s, const size_t *tok_n, size_t n,
+                      tok_buf *out);
+
+/* component loading helpers (tok_load_parts.c) */
+struct cJSON;
+int tok_load_normalizer(tok *t, const struct cJSON *j, char *err, size_t n_err);
+int tok_load_pretokenizer(tok *t, const struct cJSON *j, char *err, size_t n_err);
+int tok_load_decoder(tok *t, const struct cJSON *j, char *err, size_t n_err);
+int tok_load_post(tok *t, const struct cJSON *j, char *err, size_t n_err);
+void tok_free_parts(tok *t);
+
+/* GPT-2 byte <-> printable-char mapping used by ByteLevel */
+extern const uint16_t tok_byte_char[256];
+int tok_char_byte(uint32_t cp); /* the byte CP stands for, or -1 */
+
+#endif
