@@ -58,10 +58,13 @@ typedef struct {
     _Atomic int32_t n_blocks;     /* valid entries in the block table */
     _Atomic int32_t finish;       /* finish_reason once the router ended the request */
     /* written by the detokenizer */
+    _Atomic uint64_t detok_req_id; /* request the fields below belong to (resume after restart) */
     _Atomic int32_t detok_prefix; /* token offset where the last decode window starts */
     _Atomic int32_t detok_read;   /* tokens already turned into text (sent or pending) */
+    _Atomic int32_t detok_seen;   /* tokens whose delta was sent (text may be held back) */
     _Atomic int32_t n_pending;    /* bytes in pending[] */
     _Atomic int32_t detok_done;   /* 1 once the final text delta was sent */
+    _Atomic int32_t stop_hit;     /* 1 once a stop string matched: later text is dropped */
     char pending[STORE_PENDING_BYTES];
 } slot_hdr;
 

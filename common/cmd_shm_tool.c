@@ -1,0 +1,107 @@
+/* cmd_shm_tool.c - shm-tool: creates, inspects and removes the shared-memory request store.
+ *
+ *   shm-tool create --name /cinder-X --model-dir DIR [--slots N] [--max-seq-len N] [--block-size N]
+ *   shm-tool stat   --name /cinder-X      (JSON: sizes, live processes, active slots)
+ *   shm-tool remove --name /cinder-X
+ *
+ * launch.sh creates the store before any process starts, so every process reads the same
+ * sizes from its header; max_seq_len defaults to the model's context length.
+ */
+#include "log.h"
+#include "model_config.h"
+#include "store.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: shm-tool create|stat|remove --name NAME [--model-dir DIR] [--slots N]"
+                    " [--max-seq-len N] [--block-size N]\n");
+    return 2;
+}
+
+static int cmd_create(const char *name, const char *model_dir, store_layout *l)
+{
+    model_config cfg;
+    char err[256];
+    if (!model_dir || model_config_load(&cfg, model_dir, err, sizeof err)) {
+        fprintf(stderr, "shm-tool: %s\n", model_dir ? err : "--model-dir is required");
+        return 1;
+    }
+    if (l->max_seq_len == 0 || (int)l->max_seq_len > cfg.max_seq_len)
+        l->max_seq_len = (uint32_t)cfg.max_seq_len;
+    l->vocab_size = (uint32_t)cfg.vocab_size;
+    store s;
+    int rc = store_create(&s, name, l);
+    if (rc) {
+        fprintf(stderr, "shm-tool: create %s: %s\n", name, strerror(-rc));
+        return 1;
+    }
+    printf("created %s: %u slots, max_seq_len %u, block_size %u, %.1f MiB\n", name, l->n_slots,
+           l->max_seq_len, l->block_size, s.map_bytes / 1048576.0);
+    store_close(&s);
+    return 0;
+}
+
+static int cmd_stat(const char *name)
+{
+    store s;
+    int rc = store_open(&s, name);
+    if (rc) {
+        fprintf(stderr, "shm-tool: open %s: %s\n", name, strerror(-rc));
+        return 1;
+    }
+    const store_hdr *h = s.hdr;
+    int n_active = 0;
+    for (uint32_t i = 0; i < h->n_slots; i++)
+        n_active += atomic_load(&store_slot(&s, (int)i)->state) != SLOT_FREE;
+    printf("{\"n_slots\": %u, \"max_seq_len\": %u, \"block_size\": %u, \"n_kv_blocks\": %d, "
+           "\"active_slots\": %d, \"alive\": {", h->n_slots, h->max_seq_len, h->block_size,
+           atomic_load(&h->n_kv_blocks), n_active);
+    for (int p = 0; p < N_PROC; p++)
+        printf("%s\"%s\": %s", p ? ", " : "", proc_names[p], store_alive(&s, p, 1000) ? "true" : "false");
+    printf("}}\n");
+    store_close(&s);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_proc = "shm-tool";
+    if (argc < 2)
+        return usage();
+    const char *verb = argv[1], *name = NULL, *model_dir = NULL;
+    store_layout l = {.n_slots = 256, .block_size = 16};
+    static const struct option opts[] = {
+        {"name", 1, 0, 'n'}, {"model-dir", 1, 0, 'm'}, {"slots", 1, 0, 's'},
+        {"max-seq-len", 1, 0, 'l'}, {"block-size", 1, 0, 'b'}, {0, 0, 0, 0},
+    };
+    int c;
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': name = optarg; break;
+        case 'm': model_dir = optarg; break;
+        case 's': l.n_slots = (uint32_t)atoi(optarg); break;
+        case 'l': l.max_seq_len = (uint32_t)atoi(optarg); break;
+        case 'b': l.block_size = (uint32_t)atoi(optarg); break;
+        default: return usage();
+        }
+    }
+    if (!name)
+        return usage();
+    if (!strcmp(verb, "create"))
+        return cmd_create(name, model_dir, &l);
+    if (!strcmp(verb, "stat"))
+        return cmd_stat(name);
+    if (!strcmp(verb, "remove")) {
+        int rc = store_unlink(name);
+        if (rc)
+            fprintf(stderr, "shm-tool: remove %s: %s\n", name, strerror(-rc));
+        return rc ? 1 : 0;
+    }
+    return usage();
+}

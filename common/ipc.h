@@ -1,0 +1,34 @@
+/* ipc.h - ZeroMQ sockets between the processes, named by role inside the run directory.
+ *
+ * Endpoints (ipc://RUN_DIR/NAME.ipc), all PUSH -> PULL so any side can restart and reconnect:
+ *   router.ipc    bound PULL by the router; tokenizer, worker, detokenizer connect PUSH
+ *   worker.ipc    bound PUSH by the router; the worker connects PULL
+ *   detok.ipc     bound PUSH by the router; the detokenizer connects PULL
+ *   frontend.ipc  bound PULL by the tokenizer; detokenizer and router connect PUSH
+ */
+#ifndef CINDER_IPC_H
+#define CINDER_IPC_H
+
+#include "msg.h"
+
+#define IPC_ROUTER "router"
+#define IPC_WORKER "worker"
+#define IPC_DETOK "detok"
+#define IPC_FRONTEND "frontend"
+
+/* Opens a socket of zmq TYPE (ZMQ_PUSH / ZMQ_PULL) bound or connected to RUN_DIR/NAME.ipc.
+ * NULL on failure (logged). */
+void *ipc_open(void *zctx, int type, const char *run_dir, const char *name, int bind);
+void ipc_close(void *sock);
+
+/* Packs and sends one message without blocking; 0 or negative (e.g. -EAGAIN). */
+int ipc_send(void *sock, int type, const void *m);
+/* Receives one message without blocking: 1 got one, 0 none waiting, negative malformed
+ * (the bad message is consumed and dropped). */
+int ipc_recv(void *sock, msg_any *out);
+/* Waits up to TIMEOUT_MS for input on SOCK: 1 readable, 0 timeout, negative error. */
+int ipc_wait(void *sock, long timeout_ms);
+/* The socket's file descriptor, for libuv polling (edge-triggered: drain with ipc_recv). */
+int ipc_fd(void *sock);
+
+#endif

@@ -1,0 +1,331 @@
+/* msg.c - msgpack encoding of the messages in msg.h: one pack/unpack pair per type.
+ *
+ * Wire form: [type, field, ...]. Unpacking checks every element's kind and range and returns
+ * negative on anything unexpected, so a malformed or hostile message cannot crash a process.
+ */
+#include "msg.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- reading helpers: each returns 0 or -EPROTO */
+
+typedef struct {
+    const msgpack_object *v; /* array elements */
+    uint32_t n, i;
+} rd;
+
+static int rd_i64(rd *r, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (r->i >= r->n)
+        return -EPROTO;
+    const msgpack_object *o = &r->v[r->i++];
+    int64_t x;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > (uint64_t)INT64_MAX)
+            return -EPROTO;
+        x = (int64_t)o->via.u64;
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        x = o->via.i64;
+    } else {
+        return -EPROTO;
+    }
+    if (x < lo || x > hi)
+        return -EPROTO;
+    *out = x;
+    return 0;
+}
+
+static int rd_i32(rd *r, int32_t *out)
+{
+    int64_t x;
+    int rc = rd_i64(r, INT32_MIN, INT32_MAX, &x);
+    if (!rc)
+        *out = (int32_t)x;
+    return rc;
+}
+
+static int rd_u32(rd *r, uint32_t *out)
+{
+    int64_t x;
+    int rc = rd_i64(r, 0, UINT32_MAX, &x);
+    if (!rc)
+        *out = (uint32_t)x;
+    return rc;
+}
+
+static int rd_u64(rd *r, uint64_t *out)
+{
+    if (r->i >= r->n || r->v[r->i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return -EPROTO;
+    *out = r->v[r->i++].via.u64;
+    return 0;
+}
+
+static int rd_f32(rd *r, float *out)
+{
+    if (r->i >= r->n)
+        return -EPROTO;
+    const msgpack_object *o = &r->v[r->i++];
+    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+        *out = (float)o->via.f64;
+    else
+        return -EPROTO;
+    return 0;
+}
+
+static int rd_bin(rd *r, char *dst, size_t cap, uint32_t *len)
+{
+    if (r->i >= r->n)
+        return -EPROTO;
+    const msgpack_object *o = &r->v[r->i++];
+    if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size > cap)
+        return -EPROTO;
+    memcpy(dst, o->via.bin.ptr, o->via.bin.size);
+    *len = o->via.bin.size;
+    return 0;
+}
+
+/* A nested array of N_FIELDS-element arrays: returns element count or -EPROTO. */
+static int rd_rows(rd *r, uint32_t max_rows, uint32_t n_fields, const msgpack_object **rows)
+{
+    if (r->i >= r->n)
+        return -EPROTO;
+    const msgpack_object *o = &r->v[r->i++];
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max_rows)
+        return -EPROTO;
+    for (uint32_t k = 0; k < o->via.array.size; k++) {
+        const msgpack_object *e = &o->via.array.ptr[k];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != n_fields)
+            return -EPROTO;
+    }
+    *rows = o->via.array.ptr;
+    return (int)o->via.array.size;
+}
+
+static rd rd_row(const msgpack_object *row) { return (rd){row->via.array.ptr, row->via.array.size, 0}; }
+
+#define TRY(x) do { int rc_ = (x); if (rc_) return rc_; } while (0)
+
+/* ---- one pack/unpack pair per message type */
+
+static void pack_slot_req(msgpack_packer *p, int32_t slot, uint64_t req_id)
+{
+    msgpack_pack_int32(p, slot);
+    msgpack_pack_uint64(p, req_id);
+}
+
+static int unpack_slot_req(rd *r, int32_t *slot, uint64_t *req_id)
+{
+    TRY(rd_i32(r, slot));
+    return rd_u64(r, req_id);
+}
+
+static void new_req_pack(msgpack_packer *p, const msg_new_req *m) { pack_slot_req(p, m->slot, m->req_id); }
+static int new_req_unpack(rd *r, msg_new_req *m) { return unpack_slot_req(r, &m->slot, &m->req_id); }
+static void abort_pack(msgpack_packer *p, const msg_abort *m) { pack_slot_req(p, m->slot, m->req_id); }
+static int abort_unpack(rd *r, msg_abort *m) { return unpack_slot_req(r, &m->slot, &m->req_id); }
+static void stop_req_pack(msgpack_packer *p, const msg_stop_req *m) { pack_slot_req(p, m->slot, m->req_id); }
+static int stop_req_unpack(rd *r, msg_stop_req *m) { return unpack_slot_req(r, &m->slot, &m->req_id); }
+
+static void step_pack(msgpack_packer *p, const msg_step *m)
+{
+    msgpack_pack_uint64(p, m->step_id);
+    msgpack_pack_array(p, (size_t)m->n_seqs);
+    for (int i = 0; i < m->n_seqs; i++) {
+        const step_seq *s = &m->seqs[i];
+        msgpack_pack_array(p, 4);
+        msgpack_pack_int32(p, s->slot);
+        msgpack_pack_int32(p, s->n_cached);
+        msgpack_pack_int32(p, s->n_new);
+        msgpack_pack_int32(p, s->sample);
+    }
+}
+
+static int step_unpack(rd *r, msg_step *m)
+{
+    const msgpack_object *rows;
+    TRY(rd_u64(r, &m->step_id));
+    int n = rd_rows(r, MSG_MAX_SEQS, 4, &rows);
+    if (n < 0)
+        return n;
+    m->n_seqs = n;
+    for (int i = 0; i < n; i++) {
+        rd e = rd_row(&rows[i]);
+        step_seq *s = &m->seqs[i];
+        TRY(rd_i32(&e, &s->slot));
+        TRY(rd_i32(&e, &s->n_cached));
+        TRY(rd_i32(&e, &s->n_new));
+        TRY(rd_i32(&e, &s->sample));
+    }
+    return 0;
+}
+
+static void step_done_pack(msgpack_packer *p, const msg_step_done *m)
+{
+    msgpack_pack_uint64(p, m->step_id);
+    msgpack_pack_int32(p, m->status);
+    msgpack_pack_uint32(p, m->epoch);
+    msgpack_pack_float(p, m->step_ms);
+}
+
+static int step_done_unpack(rd *r, msg_step_done *m)
+{
+    TRY(rd_u64(r, &m->step_id));
+    TRY(rd_i32(r, &m->status));
+    TRY(rd_u32(r, &m->epoch));
+    return rd_f32(r, &m->step_ms);
+}
+
+static void worker_ready_pack(msgpack_packer *p, const msg_worker_ready *m)
+{
+    msgpack_pack_uint32(p, m->epoch);
+    msgpack_pack_int32(p, m->n_kv_blocks);
+    msgpack_pack_int32(p, m->max_batch_tokens);
+}
+
+static int worker_ready_unpack(rd *r, msg_worker_ready *m)
+{
+    TRY(rd_u32(r, &m->epoch));
+    TRY(rd_i32(r, &m->n_kv_blocks));
+    return rd_i32(r, &m->max_batch_tokens);
+}
+
+static void detok_pack(msgpack_packer *p, const msg_detok *m)
+{
+    msgpack_pack_array(p, (size_t)m->n_seqs);
+    for (int i = 0; i < m->n_seqs; i++) {
+        const detok_seq *s = &m->seqs[i];
+        msgpack_pack_array(p, 4);
+        pack_slot_req(p, s->slot, s->req_id);
+        msgpack_pack_int32(p, s->n_tokens);
+        msgpack_pack_int32(p, s->finish);
+    }
+}
+
+static int detok_unpack(rd *r, msg_detok *m)
+{
+    const msgpack_object *rows;
+    int n = rd_rows(r, MSG_MAX_SEQS, 4, &rows);
+    if (n < 0)
+        return n;
+    m->n_seqs = n;
+    for (int i = 0; i < n; i++) {
+        rd e = rd_row(&rows[i]);
+        detok_seq *s = &m->seqs[i];
+        TRY(unpack_slot_req(&e, &s->slot, &s->req_id));
+        TRY(rd_i32(&e, &s->n_tokens));
+        TRY(rd_i32(&e, &s->finish));
+    }
+    return 0;
+}
+
+static void text_delta_pack(msgpack_packer *p, const msg_text_delta *m)
+{
+    pack_slot_req(p, m->slot, m->req_id);
+    msgpack_pack_int32(p, m->token_id);
+    msgpack_pack_float(p, m->logprob);
+    msgpack_pack_int32(p, m->n_out);
+    msgpack_pack_int32(p, m->special);
+    msgpack_pack_int32(p, m->finish);
+    uint32_t n = m->text_len < MSG_TEXT_MAX ? m->text_len : MSG_TEXT_MAX;
+    msgpack_pack_bin(p, n);
+    msgpack_pack_bin_body(p, m->text, n);
+}
+
+static int text_delta_unpack(rd *r, msg_text_delta *m)
+{
+    TRY(unpack_slot_req(r, &m->slot, &m->req_id));
+    TRY(rd_i32(r, &m->token_id));
+    TRY(rd_f32(r, &m->logprob));
+    TRY(rd_i32(r, &m->n_out));
+    TRY(rd_i32(r, &m->special));
+    TRY(rd_i32(r, &m->finish));
+    return rd_bin(r, m->text, MSG_TEXT_MAX, &m->text_len);
+}
+
+static void req_failed_pack(msgpack_packer *p, const msg_req_failed *m)
+{
+    pack_slot_req(p, m->slot, m->req_id);
+    msgpack_pack_int32(p, m->status);
+    size_t n = strnlen(m->error, sizeof m->error - 1);
+    msgpack_pack_bin(p, n);
+    msgpack_pack_bin_body(p, m->error, n);
+}
+
+static int req_failed_unpack(rd *r, msg_req_failed *m)
+{
+    uint32_t n;
+    TRY(unpack_slot_req(r, &m->slot, &m->req_id));
+    TRY(rd_i32(r, &m->status));
+    TRY(rd_bin(r, m->error, sizeof m->error - 1, &n));
+    m->error[n] = 0;
+    return 0;
+}
+
+/* ---- dispatch */
+
+static const char *const type_names[MSG_N_TYPES] = {
+    "?", "new_req", "abort", "stop_req", "step", "step_done", "worker_ready", "detok",
+    "text_delta", "req_failed",
+};
+
+const char *msg_type_name(int type)
+{
+    return type > 0 && type < MSG_N_TYPES ? type_names[type] : "?";
+}
+
+int msg_pack(msgpack_sbuffer *sb, int type, const void *m)
+{
+    static const int n_fields[MSG_N_TYPES] = {0, 2, 2, 2, 2, 4, 3, 1, 8, 4};
+    if (type <= 0 || type >= MSG_N_TYPES)
+        return -EINVAL;
+    msgpack_packer p;
+    msgpack_packer_init(&p, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&p, 1 + (size_t)n_fields[type]);
+    msgpack_pack_int32(&p, type);
+    switch (type) {
+    case MSG_NEW_REQ: new_req_pack(&p, m); break;
+    case MSG_ABORT: abort_pack(&p, m); break;
+    case MSG_STOP_REQ: stop_req_pack(&p, m); break;
+    case MSG_STEP: step_pack(&p, m); break;
+    case MSG_STEP_DONE: step_done_pack(&p, m); break;
+    case MSG_WORKER_READY: worker_ready_pack(&p, m); break;
+    case MSG_DETOK: detok_pack(&p, m); break;
+    case MSG_TEXT_DELTA: text_delta_pack(&p, m); break;
+    case MSG_REQ_FAILED: req_failed_pack(&p, m); break;
+    }
+    return 0;
+}
+
+int msg_unpack(const void *data, size_t len, msg_any *out)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int rc = -EPROTO;
+    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
+        goto done;
+    if (u.data.type != MSGPACK_OBJECT_ARRAY)
+        goto done;
+    rd r = {u.data.via.array.ptr, u.data.via.array.size, 0};
+    if (rd_i32(&r, &out->type))
+        goto done;
+    switch (out->type) {
+    case MSG_NEW_REQ: rc = new_req_unpack(&r, &out->u.new_req); break;
+    case MSG_ABORT: rc = abort_unpack(&r, &out->u.abort); break;
+    case MSG_STOP_REQ: rc = stop_req_unpack(&r, &out->u.stop_req); break;
+    case MSG_STEP: rc = step_unpack(&r, &out->u.step); break;
+    case MSG_STEP_DONE: rc = step_done_unpack(&r, &out->u.step_done); break;
+    case MSG_WORKER_READY: rc = worker_ready_unpack(&r, &out->u.worker_ready); break;
+    case MSG_DETOK: rc = detok_unpack(&r, &out->u.detok); break;
+    case MSG_TEXT_DELTA: rc = text_delta_unpack(&r, &out->u.text_delta); break;
+    case MSG_REQ_FAILED: rc = req_failed_unpack(&r, &out->u.req_failed); break;
+    default: rc = -EPROTO;
+    }
+    if (!rc && r.i != r.n)
+        rc = -EPROTO; /* trailing fields */
+done:
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}

@@ -1,0 +1,116 @@
+/* store.c - create, map and unmap the shared-memory request store (see store.h). */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *const proc_names[N_PROC] = {"tokenizer", "router", "worker", "detokenizer"};
+const char *const finish_names[] = {"", "length", "stop", "abort", "error"};
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static int store_map(store *s, const char *name, int fd, size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    s->hdr = p;
+    s->map_bytes = bytes;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    return 0;
+}
+
+int store_create(store *s, const char *name, const store_layout *l)
+{
+    if (l->n_slots == 0 || l->max_seq_len == 0 || l->block_size == 0)
+        return -EINVAL;
+    uint32_t max_blocks = (l->max_seq_len + l->block_size - 1) / l->block_size;
+    size_t slot_bytes = align64(sizeof(slot_hdr) + (size_t)l->max_seq_len * 8 + (size_t)max_blocks * 4);
+    size_t total = align64(sizeof(store_hdr)) + (size_t)l->n_slots * slot_bytes;
+    shm_unlink(name);
+    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0)
+        return -errno;
+    int rc = ftruncate(fd, (off_t)total) ? -errno : store_map(s, name, fd, total);
+    close(fd);
+    if (rc) {
+        shm_unlink(name);
+        return rc;
+    }
+    store_hdr *h = s->hdr;
+    memset(h, 0, sizeof *h); /* the slots are zero already: SLOT_FREE */
+    h->version = STORE_VERSION;
+    h->n_slots = l->n_slots;
+    h->max_seq_len = l->max_seq_len;
+    h->block_size = l->block_size;
+    h->max_blocks_per_seq = max_blocks;
+    h->vocab_size = l->vocab_size;
+    h->slot_bytes = slot_bytes;
+    h->total_bytes = total;
+    atomic_store(&h->next_req_id, 1);
+    atomic_thread_fence(memory_order_release);
+    h->magic = STORE_MAGIC;
+    return 0;
+}
+
+int store_open(store *s, const char *name)
+{
+    int fd = shm_open(name, O_RDWR, 0600);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) ? -errno : 0;
+    if (!rc && (size_t)st.st_size < sizeof(store_hdr))
+        rc = -EPROTO;
+    if (!rc)
+        rc = store_map(s, name, fd, (size_t)st.st_size);
+    close(fd);
+    if (rc)
+        return rc;
+    const store_hdr *h = s->hdr;
+    if (h->magic != STORE_MAGIC || h->version != STORE_VERSION || h->total_bytes != s->map_bytes) {
+        store_close(s);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+void store_close(store *s)
+{
+    if (s->hdr)
+        munmap(s->hdr, s->map_bytes);
+    s->hdr = NULL;
+}
+
+int store_unlink(const char *name) { return shm_unlink(name) ? -errno : 0; }
+
+void store_register(store *s, int proc)
+{
+    atomic_store(&s->hdr->pid[proc], (int32_t)getpid());
+    atomic_fetch_add(&s->hdr->epoch[proc], 1);
+    store_heartbeat(s, proc);
+}
+
+void store_heartbeat(store *s, int proc)
+{
+    atomic_store_explicit(&s->hdr->hb_ms[proc], now_ms(), memory_order_release);
+}
+
+int store_alive(const store *s, int proc, uint64_t max_age_ms)
+{
+    uint64_t t = atomic_load_explicit(&s->hdr->hb_ms[proc], memory_order_acquire);
+    return t != 0 && now_ms() - t <= max_age_ms;
+}

@@ -1,0 +1,105 @@
+/* main.c - the detokenizer process: token counts in, text deltas out.
+ *
+ * Blocks on the DETOK socket from the router (with a heartbeat deadline). For each request in
+ * a DETOK message it turns the new tokens in the shared-memory slot into text deltas
+ * (detok.c) and pushes them to the tokenizer process, which streams them to the client.
+ * When a stop string matches it asks the router to stop the request.
+ *
+ *   detokenizer --run-dir DIR --shm NAME --model-dir DIR
+ */
+#include "../common/ipc.h"
+#include "../common/log.h"
+#include "../common/store.h"
+#include "detok.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+#define HEARTBEAT_MS 100
+
+static volatile sig_atomic_t stopping;
+static void on_signal(int sig) { stopping = sig; }
+
+static void send_delta(void *sock, const msg_text_delta *d) { ipc_send(sock, MSG_TEXT_DELTA, d); }
+
+int main(int argc, char **argv)
+{
+    log_proc = "detokenizer";
+    const char *run_dir = NULL, *shm = NULL, *model_dir = NULL;
+    static const struct option opts[] = {
+        {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
+        {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': run_dir = optarg; break;
+        case 's': shm = optarg; break;
+        case 'm': model_dir = optarg; break;
+        case 'v': log_verbose = 1; break;
+        default: goto usage;
+        }
+    }
+    if (!run_dir || !shm || !model_dir)
+        goto usage;
+
+    static store st;
+    int rc = store_open(&st, shm);
+    if (rc) {
+        LOG_ERR("open shared memory %s: %s", shm, strerror(-rc));
+        return 1;
+    }
+    char path[PATH_MAX], err[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
+    tok *t = tok_load(path, err, sizeof err);
+    if (!t) {
+        LOG_ERR("%s: %s", path, err);
+        return 1;
+    }
+    store_register(&st, PROC_DETOKENIZER);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    void *zctx = zmq_ctx_new();
+    void *pull = ipc_open(zctx, ZMQ_PULL, run_dir, IPC_DETOK, 0);
+    void *to_front = ipc_open(zctx, ZMQ_PUSH, run_dir, IPC_FRONTEND, 0);
+    void *to_router = ipc_open(zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0);
+    if (!pull || !to_front || !to_router)
+        return 1;
+    LOG_INFO("ready");
+
+    static msg_any in;
+    while (!stopping) {
+        store_heartbeat(&st, PROC_DETOKENIZER);
+        if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
+            continue;
+        while ((rc = ipc_recv(pull, &in)) != 0) {
+            if (rc < 0 || in.type != MSG_DETOK)
+                continue;
+            for (int i = 0; i < in.u.detok.n_seqs; i++) {
+                const detok_seq *e = &in.u.detok.seqs[i];
+                rc = detok_advance(t, &st, e, (detok_emit_fn)send_delta, to_front);
+                if (rc == 1) {
+                    msg_stop_req m = {e->slot, e->req_id};
+                    ipc_send(to_router, MSG_STOP_REQ, &m);
+                } else if (rc < 0) {
+                    LOG_WARN("skipped a stale or invalid entry for slot %d", e->slot);
+                }
+            }
+        }
+    }
+    LOG_INFO("stopping");
+    ipc_close(pull);
+    ipc_close(to_front);
+    ipc_close(to_router);
+    zmq_ctx_term(zctx);
+    tok_free(t);
+    store_close(&st);
+    return 0;
+usage:
+    fprintf(stderr, "usage: detokenizer --run-dir DIR --shm NAME --model-dir DIR [--verbose]\n");
+    return 2;
+}

@@ -1,0 +1,199 @@
+/* main.c - the router process: one libuv event loop around the scheduler (sched.c).
+ *
+ * It receives NEW_REQ/ABORT from the tokenizer, STOP_REQ from the detokenizer and
+ * WORKER_READY/STEP_DONE from the worker on one PULL socket, polled through its file
+ * descriptor (no sleep-polling). Each iteration it sends one STEP to the worker and, when the
+ * step is done, one DETOK to the detokenizer with the new token counts.
+ *
+ *   router --run-dir DIR --shm NAME --model-dir DIR [--max-batch-tokens N]
+ *          [--max-total-tokens N] [--max-running N]
+ */
+#include "../common/ipc.h"
+#include "../common/log.h"
+#include "../common/model_config.h"
+#include "../common/store.h"
+#include "sched.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include <zmq.h>
+
+#define HEARTBEAT_MS 100
+
+typedef struct {
+    uv_loop_t *loop;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    uv_signal_t sigterm, sigint;
+    void *zctx, *pull, *to_worker, *to_detok;
+    store st;
+    model_config cfg;
+    sched sched;
+    msg_any in;          /* last received message */
+    msg_step inflight;   /* the step the worker is running */
+    int busy;            /* a step is in flight */
+    uint32_t worker_epoch;
+    uint64_t step_sent_ms;
+    msg_detok detok;
+} router;
+
+static void flush_outbox(router *r)
+{
+    while (sched_take_outbox(&r->sched, &r->detok) > 0)
+        ipc_send(r->to_detok, MSG_DETOK, &r->detok);
+}
+
+/* Sends the next step if the worker is idle and there is work. */
+static void kick(router *r)
+{
+    if (!r->busy && sched_build_step(&r->sched, &r->inflight) > 0) {
+        if (ipc_send(r->to_worker, MSG_STEP, &r->inflight) == 0) {
+            r->busy = 1;
+            r->step_sent_ms = now_ms();
+        } else { /* cannot reach the worker: give the work back, retry on the next event */
+            sched_step_done(&r->sched, &r->inflight, -1);
+        }
+    }
+    flush_outbox(r);
+}
+
+static void handle(router *r, const msg_any *m)
+{
+    switch (m->type) {
+    case MSG_NEW_REQ:
+        if (sched_add(&r->sched, m->u.new_req.slot, m->u.new_req.req_id))
+            LOG_WARN("rejected new_req for slot %d", m->u.new_req.slot);
+        break;
+    case MSG_ABORT:
+        sched_cancel(&r->sched, m->u.abort.slot, m->u.abort.req_id, FINISH_ABORT);
+        break;
+    case MSG_STOP_REQ:
+        sched_cancel(&r->sched, m->u.stop_req.slot, m->u.stop_req.req_id, FINISH_STOP);
+        break;
+    case MSG_WORKER_READY:
+        LOG_INFO("worker epoch %u ready", m->u.worker_ready.epoch);
+        r->worker_epoch = m->u.worker_ready.epoch;
+        r->busy = 0; /* a step sent to an earlier worker is lost with its KV cache */
+        if (sched_set_capacity(&r->sched, m->u.worker_ready.n_kv_blocks, m->u.worker_ready.max_batch_tokens))
+            DIE("out of memory for %d KV blocks", m->u.worker_ready.n_kv_blocks);
+        break;
+    case MSG_STEP_DONE:
+        if (!r->busy || m->u.step_done.step_id != r->inflight.step_id || m->u.step_done.epoch != r->worker_epoch) {
+            LOG_WARN("ignored stale step_done %llu", (unsigned long long)m->u.step_done.step_id);
+            break;
+        }
+        r->busy = 0;
+        LOG_DEBUG("step %llu: %d seqs, worker %.2f ms, round trip %llu ms",
+                  (unsigned long long)r->inflight.step_id, r->inflight.n_seqs, m->u.step_done.step_ms,
+                  (unsigned long long)(now_ms() - r->step_sent_ms));
+        sched_step_done(&r->sched, &r->inflight, m->u.step_done.status);
+        break;
+    default:
+        LOG_WARN("unexpected %s message", msg_type_name(m->type));
+    }
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    router *r = h->data;
+    int rc;
+    while ((rc = ipc_recv(r->pull, &r->in)) != 0)
+        if (rc > 0)
+            handle(r, &r->in);
+    kick(r);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    router *r = t->data;
+    store_heartbeat(&r->st, PROC_ROUTER);
+    on_readable(&r->poll, 0, 0); /* zmq's fd is edge-triggered: never leave input behind */
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    LOG_INFO("signal %d: stopping", signum);
+    uv_stop(s->loop);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: router --run-dir DIR --shm NAME --model-dir DIR [--max-batch-tokens N]"
+                    " [--max-total-tokens N] [--max-running N] [--verbose]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    log_proc = "router";
+    const char *run_dir = NULL, *shm = NULL, *model_dir = NULL;
+    sched_opts so = {.max_batch_tokens = 2048, .max_running = 256, .max_total_tokens = 0};
+    static const struct option opts[] = {
+        {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
+        {"max-batch-tokens", 1, 0, 'b'}, {"max-total-tokens", 1, 0, 't'},
+        {"max-running", 1, 0, 'n'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': run_dir = optarg; break;
+        case 's': shm = optarg; break;
+        case 'm': model_dir = optarg; break;
+        case 'b': so.max_batch_tokens = atoi(optarg); break;
+        case 't': so.max_total_tokens = atoi(optarg); break;
+        case 'n': so.max_running = atoi(optarg); break;
+        case 'v': log_verbose = 1; break;
+        default: return usage();
+        }
+    }
+    if (!run_dir || !shm || !model_dir || so.max_batch_tokens < 1 || so.max_running < 1)
+        return usage();
+
+    static router r; /* large: the step and detok arrays */
+    char err[256];
+    int rc;
+    if ((rc = store_open(&r.st, shm))) {
+        LOG_ERR("open shared memory %s: %s", shm, strerror(-rc));
+        return 1;
+    }
+    if (model_config_load(&r.cfg, model_dir, err, sizeof err)) {
+        LOG_ERR("%s", err);
+        return 1;
+    }
+    if (sched_init(&r.sched, &r.st, &r.cfg, &so))
+        DIE("out of memory");
+    store_register(&r.st, PROC_ROUTER);
+    signal(SIGPIPE, SIG_IGN);
+    r.zctx = zmq_ctx_new();
+    r.pull = ipc_open(r.zctx, ZMQ_PULL, run_dir, IPC_ROUTER, 1);
+    r.to_worker = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_WORKER, 1);
+    r.to_detok = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_DETOK, 1);
+    if (!r.pull || !r.to_worker || !r.to_detok)
+        return 1;
+
+    r.loop = uv_default_loop();
+    uv_poll_init(r.loop, &r.poll, ipc_fd(r.pull));
+    r.poll.data = &r;
+    uv_poll_start(&r.poll, UV_READABLE, on_readable);
+    uv_timer_init(r.loop, &r.timer);
+    r.timer.data = &r;
+    uv_timer_start(&r.timer, on_timer, 0, HEARTBEAT_MS);
+    uv_signal_init(r.loop, &r.sigterm);
+    uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+    uv_signal_init(r.loop, &r.sigint);
+    uv_signal_start(&r.sigint, on_signal, SIGINT);
+    LOG_INFO("ready: %u slots, block size %u, max_seq_len %u", r.st.hdr->n_slots,
+             r.st.hdr->block_size, r.st.hdr->max_seq_len);
+    uv_run(r.loop, UV_RUN_DEFAULT);
+
+    ipc_close(r.pull);
+    ipc_close(r.to_worker);
+    ipc_close(r.to_detok);
+    zmq_ctx_term(r.zctx);
+    sched_free(&r.sched);
+    store_close(&r.st);
+    return 0;
+}

@@ -1,0 +1,191 @@
+/* main.c - the worker process: owns the model and the KV cache, runs the router's steps.
+ *
+ * Loop: block on the PULL socket (with a heartbeat deadline); for each STEP, read every
+ * sequence's tokens and block table from the shared-memory store, run one forward pass of the
+ * mixed prefill/decode batch on the backend, write each sampled token (and its logprob) into
+ * the slot, publish the new token count, and answer STEP_DONE.
+ *
+ *   worker --run-dir DIR --shm NAME --model-dir DIR [--backend auto|cpu|cuda]
+ *          [--kv-tokens N] [--max-batch-tokens N] [--threads N]
+ *          [--gpu-memory-utilization F] [--load-format auto|dummy]
+ */
+#include "../common/ipc.h"
+#include "../common/log.h"
+#include "../common/store.h"
+#include "backend.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define HEARTBEAT_MS 100
+
+static volatile sig_atomic_t stopping;
+static void on_signal(int sig) { stopping = sig; }
+
+/* Checks a step against the store and fills the backend's batch; 0 or negative. */
+static int step_prepare(const store *st, const msg_step *m, fwd_seq *seqs, fwd_batch *b)
+{
+    const store_hdr *h = st->hdr;
+    for (int i = 0; i < m->n_seqs; i++) {
+        const step_seq *q = &m->seqs[i];
+        if (q->slot < 0 || (uint32_t)q->slot >= h->n_slots || q->n_cached < 0 || q->n_new < 1)
+            return -1;
+        const slot_hdr *sh = store_slot(st, q->slot);
+        int64_t end = (int64_t)q->n_cached + q->n_new;
+        int n_blocks = atomic_load_explicit(&sh->n_blocks, memory_order_acquire);
+        if (end > h->max_seq_len || end > sh->n_prompt + sh->params.max_new_tokens ||
+            (int64_t)n_blocks * h->block_size < end || (q->sample && end >= h->max_seq_len))
+            return -1;
+        seqs[i] = (fwd_seq){
+            .slot = q->slot, .n_cached = q->n_cached, .n_new = q->n_new, .sample = q->sample,
+            .tokens = slot_tokens(st, q->slot), .block_table = slot_blocks(st, q->slot),
+            .params = &sh->params,
+        };
+    }
+    b->n_seqs = m->n_seqs;
+    b->seqs = seqs;
+    return 0;
+}
+
+/* Writes each sampled token after the sequence's last one and publishes the count. */
+static void step_publish(store *st, const fwd_batch *b)
+{
+    for (int i = 0; i < b->n_seqs; i++) {
+        const fwd_seq *s = &b->seqs[i];
+        if (!s->sample)
+            continue;
+        int pos = s->n_cached + s->n_new;
+        slot_tokens(st, s->slot)[pos] = s->out_token;
+        slot_logprobs(st, s->slot)[pos] = s->out_logprob;
+        atomic_store_explicit(&store_slot(st, s->slot)->n_tokens, pos + 1, memory_order_release);
+    }
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: worker --run-dir DIR --shm NAME --model-dir DIR [--backend auto|cpu|cuda]"
+                    " [--kv-tokens N] [--max-batch-tokens N] [--threads N]"
+                    " [--gpu-memory-utilization F] [--load-format auto|dummy] [--verbose]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    log_proc = "worker";
+    const char *run_dir = NULL, *shm = NULL, *backend_name = "auto";
+    backend_opts bo = {.max_batch_tokens = 2048, .mem_util = 0.9f};
+    static const struct option opts[] = {
+        {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
+        {"backend", 1, 0, 'B'}, {"kv-tokens", 1, 0, 'k'}, {"max-batch-tokens", 1, 0, 'b'},
+        {"threads", 1, 0, 't'}, {"gpu-memory-utilization", 1, 0, 'u'},
+        {"load-format", 1, 0, 'l'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': run_dir = optarg; break;
+        case 's': shm = optarg; break;
+        case 'm': bo.model_dir = optarg; break;
+        case 'B': backend_name = optarg; break;
+        case 'k': bo.kv_tokens = atoll(optarg); break;
+        case 'b': bo.max_batch_tokens = atoi(optarg); break;
+        case 't': bo.n_threads = atoi(optarg); break;
+        case 'u': bo.mem_util = (float)atof(optarg); break;
+        case 'l': bo.dummy_weights = !strcmp(optarg, "dummy"); break;
+        case 'v': log_verbose = 1; break;
+        default: return usage();
+        }
+    }
+    if (!run_dir || !shm || !bo.model_dir || bo.max_batch_tokens < 1)
+        return usage();
+
+    static store st;
+    int rc = store_open(&st, shm);
+    if (rc) {
+        LOG_ERR("open shared memory %s: %s", shm, strerror(-rc));
+        return 1;
+    }
+    bo.block_size = (int)st.hdr->block_size;
+    bo.max_seq_len = (int)st.hdr->max_seq_len;
+    bo.max_seqs = MSG_MAX_SEQS < (int)st.hdr->n_slots ? MSG_MAX_SEQS : (int)st.hdr->n_slots;
+    store_register(&st, PROC_WORKER);
+
+    char err[512] = "";
+    backend *be = NULL;
+#ifdef CINDER_CUDA
+    if (!strcmp(backend_name, "cuda") || !strcmp(backend_name, "auto")) {
+        be = cuda_backend_init(&bo, err, sizeof err);
+        if (!be && !strcmp(backend_name, "cuda")) {
+            LOG_ERR("cuda backend: %s", err);
+            return 1;
+        }
+        if (!be)
+            LOG_INFO("no CUDA backend (%s): using the CPU backend", err);
+    }
+#else
+    if (!strcmp(backend_name, "cuda")) {
+        LOG_ERR("this build has no CUDA backend");
+        return 1;
+    }
+#endif
+    if (!be && strcmp(backend_name, "cuda")) {
+        be = cpu_backend_init(&bo, err, sizeof err);
+        if (!be) {
+            LOG_ERR("cpu backend: %s", err);
+            return 1;
+        }
+    }
+    if ((uint32_t)be->cfg.vocab_size != st.hdr->vocab_size) {
+        LOG_ERR("model vocab %d does not match the store's %u", be->cfg.vocab_size, st.hdr->vocab_size);
+        return 1;
+    }
+    atomic_store(&st.hdr->n_kv_blocks, be->n_kv_blocks);
+
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    void *zctx = zmq_ctx_new();
+    void *pull = ipc_open(zctx, ZMQ_PULL, run_dir, IPC_WORKER, 0);
+    void *push = ipc_open(zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0);
+    if (!pull || !push)
+        return 1;
+    msg_worker_ready ready = {
+        .epoch = atomic_load(&st.hdr->epoch[PROC_WORKER]),
+        .n_kv_blocks = be->n_kv_blocks,
+        .max_batch_tokens = bo.max_batch_tokens,
+    };
+    ipc_send(push, MSG_WORKER_READY, &ready);
+    LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo.block_size);
+
+    static msg_any in;
+    static fwd_seq seqs[MSG_MAX_SEQS];
+    while (!stopping) {
+        store_heartbeat(&st, PROC_WORKER);
+        if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
+            continue;
+        while (!stopping && (rc = ipc_recv(pull, &in)) != 0) {
+            if (rc < 0 || in.type != MSG_STEP)
+                continue;
+            msg_step_done done = {.step_id = in.u.step.step_id, .epoch = ready.epoch};
+            uint64_t t0 = now_ms();
+            fwd_batch batch;
+            done.status = step_prepare(&st, &in.u.step, seqs, &batch);
+            if (done.status)
+                LOG_ERR("step %llu rejected: inconsistent with the store", (unsigned long long)done.step_id);
+            else if ((done.status = be->forward(be, &batch)) == 0)
+                step_publish(&st, &batch);
+            done.step_ms = (float)(now_ms() - t0);
+            ipc_send(push, MSG_STEP_DONE, &done);
+            store_heartbeat(&st, PROC_WORKER);
+        }
+    }
+    LOG_INFO("stopping");
+    ipc_close(pull);
+    ipc_close(push);
+    zmq_ctx_term(zctx);
+    be->free(be);
+    store_close(&st);
+    return 0;
+}
