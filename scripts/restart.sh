@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# restart.sh - (re)starts one cinder process of a running launch.
+#
+#   scripts/restart.sh --run-dir DIR PROCESS      PROCESS: tokenizer|router|worker|detokenizer
+#   --start-only: start without stopping first (used by launch.sh)
+#   --signal SIG: how to stop the old process (default TERM; KILL for crash tests)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUN_DIR= PROC= START_ONLY=0 SIG=TERM
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --run-dir) RUN_DIR=$2; shift ;;
+    --start-only) START_ONLY=1 ;;
+    --signal) SIG=$2; shift ;;
+    tokenizer|router|worker|detokenizer) PROC=$1 ;;
+    *) echo "restart.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$RUN_DIR" ] && [ -n "$PROC" ] && [ -f "$RUN_DIR/run.env" ] || { echo "usage: restart.sh --run-dir DIR PROCESS" >&2; exit 2; }
+# shellcheck disable=SC1091
+. "$RUN_DIR/run.env"
+pidf=$RUN_DIR/$PROC.pid
+if [ "$START_ONLY" = 0 ] && [ -f "$pidf" ]; then
+  pid=$(cat "$pidf")
+  kill -"$SIG" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$pid" 2>/dev/null || true
+fi
+common=(--run-dir "$RUN_DIR" --shm "$SHM" --model-dir "$MODEL_DIR")
+case $PROC in
+  router) args=(--max-batch-tokens "$MAX_BATCH" --max-total-tokens "$MAX_TOTAL") ;;
+  worker) args=(--backend "$BACKEND" --kv-tokens "$KV_TOKENS" --max-batch-tokens "$MAX_BATCH"
+                --threads "$THREADS" --load-format "$LOAD" --gpu-memory-utilization "$MEM_UTIL") ;;
+  detokenizer) args=() ;;
+  tokenizer) args=(--host "$HOST" --port "$PORT") ;;
+esac
+setsid "$BIN/$PROC" "${common[@]}" "${args[@]}" >> "$RUN_DIR/$PROC.log" 2>&1 < /dev/null &
+echo $! > "$pidf"

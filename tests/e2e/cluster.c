@@ -1,0 +1,70 @@
+/* cluster.c - real launches for the end-to-end tests (see cluster.h). */
+#include "cluster.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof a;
+    int port = -1;
+    if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof a) && !getsockname(fd, (struct sockaddr *)&a, &n))
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int cluster_start(cluster *c, const char *extra)
+{
+    snprintf(c->run_dir, sizeof c->run_dir, "/tmp/cinder-e2e.%d", (int)getpid());
+    c->port = free_port();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && scripts/launch.sh --detach --backend cpu --threads 2 --host 127.0.0.1"
+             " --port %d --run-dir %s %s",
+             c->run_dir, c->port, c->run_dir, extra ? extra : "");
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cluster: launch failed: %s\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+void cluster_stop(cluster *c)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "scripts/stop.sh --run-dir %s", c->run_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cluster: stop failed\n");
+}
+
+int cluster_active_slots(const cluster *c)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, ". %s/run.env && \"$BIN/shm-tool\" stat --name \"$SHM\"", c->run_dir);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[1024] = "";
+    if (!fgets(line, sizeof line, p))
+        line[0] = 0;
+    pclose(p);
+    const char *k = strstr(line, "\"active_slots\": ");
+    return k ? atoi(k + 16) : -1;
+}
+
+int cluster_restart(const cluster *c, const char *process, const char *sig)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "scripts/restart.sh --run-dir %s --signal %s %s", c->run_dir, sig, process);
+    return system(cmd) == 0 ? 0 : -1;
+}

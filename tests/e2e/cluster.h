@@ -1,0 +1,22 @@
+/* cluster.h - starts and stops a real cinder launch (scripts/launch.sh) for end-to-end tests.
+ *
+ * Each test binary gets its own run directory, shared-memory name and free loopback port.
+ * Tests run from the repository root; the default model must be set up (make test does it).
+ */
+#ifndef CINDER_CLUSTER_H
+#define CINDER_CLUSTER_H
+
+typedef struct {
+    char run_dir[256];
+    int port;
+} cluster;
+
+/* Launches with the CPU backend plus EXTRA launch.sh arguments (may be ""); 0 or -1. */
+int cluster_start(cluster *c, const char *extra);
+void cluster_stop(cluster *c);
+/* Slots the tokenizer still holds (shm-tool stat), or -1. */
+int cluster_active_slots(const cluster *c);
+/* Restarts PROCESS, stopping the old one with SIG ("TERM" or "KILL"). */
+int cluster_restart(const cluster *c, const char *process, const char *sig);
+
+#endif

@@ -1,0 +1,244 @@
+/* front.c - slots, mailboxes and the receiver thread of the tokenizer process (see front.h). */
+#include "front.h"
+#include "../common/ipc.h"
+#include "../common/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define RECV_WAIT_MS 100
+
+static void mailbox_push(mailbox *b, delta_node *d)
+{
+    d->next = NULL;
+    if (b->tail)
+        b->tail->next = d;
+    else
+        b->head = d;
+    b->tail = d;
+}
+
+static void mailbox_clear(mailbox *b)
+{
+    for (delta_node *d = b->head, *next; d; d = next) {
+        next = d->next;
+        free(d);
+    }
+    b->head = b->tail = NULL;
+    b->failed = 0;
+}
+
+static void deliver_delta(front *f, const msg_text_delta *m)
+{
+    if (m->slot < 0 || (uint32_t)m->slot >= f->st.hdr->n_slots)
+        return;
+    mailbox *b = &f->boxes[m->slot];
+    delta_node *d = malloc(sizeof *d + m->text_len);
+    if (!d)
+        return;
+    *d = (delta_node){NULL, m->token_id, m->n_out, m->special, m->finish, m->logprob, m->text_len};
+    memcpy(d->text, m->text, m->text_len);
+    pthread_mutex_lock(&b->mu);
+    if (b->req_id == m->req_id) {
+        mailbox_push(b, d);
+        pthread_cond_signal(&b->cv);
+        d = NULL;
+    }
+    pthread_mutex_unlock(&b->mu);
+    free(d); /* stale: the request is gone */
+    if (m->finish && f->orphan[m->slot] && store_slot(&f->st, m->slot)->req_id == m->req_id) {
+        f->orphan[m->slot] = 0; /* the router has let go of an earlier tokenizer's request */
+        front_slot_release(f, m->slot);
+    }
+}
+
+static void deliver_failure(front *f, const msg_req_failed *m)
+{
+    if (m->slot < 0 || (uint32_t)m->slot >= f->st.hdr->n_slots)
+        return;
+    mailbox *b = &f->boxes[m->slot];
+    pthread_mutex_lock(&b->mu);
+    if (b->req_id == m->req_id) {
+        b->failed = 1;
+        b->status = m->status;
+        snprintf(b->error, sizeof b->error, "%s", m->error);
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void *receiver_main(void *arg)
+{
+    front *f = arg;
+    static msg_any in;
+    while (!f->stopping) {
+        store_heartbeat(&f->st, PROC_TOKENIZER);
+        if (ipc_wait(f->pull, RECV_WAIT_MS) <= 0)
+            continue;
+        int rc;
+        while ((rc = ipc_recv(f->pull, &in)) != 0) {
+            if (rc < 0)
+                continue;
+            if (in.type == MSG_TEXT_DELTA)
+                deliver_delta(f, &in.u.text_delta);
+            else if (in.type == MSG_REQ_FAILED)
+                deliver_failure(f, &in.u.req_failed);
+        }
+    }
+    return NULL;
+}
+
+int front_init(front *f, const char *run_dir, const char *shm, const char *model_dir)
+{
+    memset(f, 0, sizeof *f);
+    int rc = store_open(&f->st, shm);
+    if (rc) {
+        LOG_ERR("open shared memory %s: %s", shm, strerror(-rc));
+        return -1;
+    }
+    char path[PATH_MAX], err[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
+    if (!(f->tok = tok_load(path, err, sizeof err))) {
+        LOG_ERR("%s: %s", path, err);
+        return -1;
+    }
+    int n = (int)f->st.hdr->n_slots;
+    f->max_seq_len = (int)f->st.hdr->max_seq_len;
+    f->boxes = calloc((size_t)n, sizeof *f->boxes);
+    f->free_slots = calloc((size_t)n, sizeof *f->free_slots);
+    f->orphan = calloc((size_t)n, 1);
+    if (!f->boxes || !f->free_slots || !f->orphan)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_init(&f->boxes[i].mu, NULL);
+        pthread_cond_init(&f->boxes[i].cv, NULL);
+    }
+    /* slots still active belong to an earlier tokenizer: aborted below, freed when the
+     * router lets go of them */
+    for (int i = n - 1; i >= 0; i--) {
+        if (atomic_load(&store_slot(&f->st, i)->state) != SLOT_FREE)
+            f->orphan[i] = 1;
+        else
+            f->free_slots[f->n_free++] = i;
+    }
+    pthread_mutex_init(&f->send_mu, NULL);
+    pthread_mutex_init(&f->slot_mu, NULL);
+    store_register(&f->st, PROC_TOKENIZER);
+    f->zctx = zmq_ctx_new();
+    f->pull = ipc_open(f->zctx, ZMQ_PULL, run_dir, IPC_FRONTEND, 1);
+    f->to_router = ipc_open(f->zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0);
+    if (!f->pull || !f->to_router)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (f->orphan[i]) {
+            LOG_WARN("slot %d was left active by an earlier tokenizer: aborting it", i);
+            front_abort(f, i);
+        }
+    if (pthread_create(&f->receiver, NULL, receiver_main, f))
+        return -1;
+    return 0;
+}
+
+void front_free(front *f)
+{
+    f->stopping = 1;
+    if (f->receiver)
+        pthread_join(f->receiver, NULL);
+    ipc_close(f->pull);
+    ipc_close(f->to_router);
+    if (f->zctx)
+        zmq_ctx_term(f->zctx);
+    if (f->boxes)
+        for (uint32_t i = 0; i < f->st.hdr->n_slots; i++)
+            mailbox_clear(&f->boxes[i]);
+    free(f->boxes);
+    free(f->free_slots);
+    free(f->orphan);
+    tok_free(f->tok);
+    store_close(&f->st);
+}
+
+int front_slot_take(front *f)
+{
+    pthread_mutex_lock(&f->slot_mu);
+    int slot = f->n_free > 0 ? f->free_slots[--f->n_free] : -1;
+    pthread_mutex_unlock(&f->slot_mu);
+    return slot;
+}
+
+void front_slot_release(front *f, int slot)
+{
+    mailbox *b = &f->boxes[slot];
+    pthread_mutex_lock(&b->mu);
+    b->req_id = 0;
+    mailbox_clear(b);
+    pthread_mutex_unlock(&b->mu);
+    atomic_store_explicit(&store_slot(&f->st, slot)->state, SLOT_FREE, memory_order_release);
+    pthread_mutex_lock(&f->slot_mu);
+    f->free_slots[f->n_free++] = slot;
+    pthread_mutex_unlock(&f->slot_mu);
+}
+
+uint64_t front_submit(front *f, int slot)
+{
+    slot_hdr *h = store_slot(&f->st, slot);
+    uint64_t id = atomic_fetch_add(&f->st.hdr->next_req_id, 1);
+    h->req_id = id;
+    mailbox *b = &f->boxes[slot];
+    pthread_mutex_lock(&b->mu);
+    mailbox_clear(b);
+    b->req_id = id;
+    pthread_mutex_unlock(&b->mu);
+    atomic_store_explicit(&h->state, SLOT_ACTIVE, memory_order_release);
+    msg_new_req m = {slot, id};
+    pthread_mutex_lock(&f->send_mu);
+    int rc = ipc_send(f->to_router, MSG_NEW_REQ, &m);
+    pthread_mutex_unlock(&f->send_mu);
+    return rc ? 0 : id;
+}
+
+void front_abort(front *f, int slot)
+{
+    msg_abort m = {slot, store_slot(&f->st, slot)->req_id};
+    pthread_mutex_lock(&f->send_mu);
+    ipc_send(f->to_router, MSG_ABORT, &m);
+    pthread_mutex_unlock(&f->send_mu);
+}
+
+delta_node *front_next(front *f, int slot, long timeout_ms)
+{
+    mailbox *b = &f->boxes[slot];
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&b->mu);
+    while (!b->head && !b->failed)
+        if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT)
+            break;
+    delta_node *d = b->head;
+    if (d) {
+        b->head = d->next;
+        if (!b->head)
+            b->tail = NULL;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return d;
+}
+
+int front_healthy(const front *f)
+{
+    for (int p = 0; p < N_PROC; p++)
+        if (!store_alive(&f->st, p, 1000))
+            return 0;
+    return atomic_load(&f->st.hdr->n_kv_blocks) > 0;
+}

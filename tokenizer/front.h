@@ -1,0 +1,70 @@
+/* front.h - the tokenizer process's shared state: slots, mailboxes and its two sockets.
+ *
+ * HTTP handler threads (civetweb) take a slot, write the prompt into it and send NEW_REQ;
+ * then each waits on its slot's mailbox. One receiver thread reads TEXT_DELTA / REQ_FAILED
+ * messages and drops each into the mailbox of its slot. The handler answers the client and
+ * frees the slot after the final delta, which the router sends only once it has let go of
+ * the request (its KV blocks are free), so a slot is never reused while still in use.
+ */
+#ifndef CINDER_FRONT_H
+#define CINDER_FRONT_H
+
+#include <pthread.h>
+#include "../common/msg.h"
+#include "../common/store.h"
+#include "tok.h"
+
+typedef struct delta_node {
+    struct delta_node *next;
+    int32_t token_id, n_out, special, finish;
+    float logprob;
+    uint32_t text_len;
+    char text[];
+} delta_node;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t req_id;      /* request waiting here; 0 = none */
+    delta_node *head, *tail;
+    int failed;           /* REQ_FAILED arrived: status and error below */
+    int status;
+    char error[256];
+} mailbox;
+
+typedef struct {
+    store st;
+    tok *tok;
+    int max_seq_len;
+    void *zctx;
+    void *to_router;          /* PUSH; guarded by send_mu */
+    pthread_mutex_t send_mu;
+    void *pull;               /* PULL frontend.ipc; receiver thread only */
+    mailbox *boxes;           /* [n_slots] */
+    pthread_mutex_t slot_mu;  /* guards free_slots */
+    int *free_slots;          /* [n_slots] stack */
+    int n_free;
+    uint8_t *orphan;          /* [n_slots] 1: left active by an earlier tokenizer, aborted */
+    pthread_t receiver;
+    volatile int stopping;
+} front;
+
+int front_init(front *f, const char *run_dir, const char *shm, const char *model_dir);
+void front_free(front *f);
+
+/* Takes a free slot, or -1 when all are in use. */
+int front_slot_take(front *f);
+/* Publishes slot SLOT (already filled by the caller except state/req_id) to the router;
+ * returns the request id, or 0 if the router cannot be reached. */
+uint64_t front_submit(front *f, int slot);
+/* Waits up to TIMEOUT_MS for the next delta of the request in SLOT. Returns the delta (the
+ * caller frees it), or NULL on timeout or failure (check the mailbox's failed flag). */
+delta_node *front_next(front *f, int slot, long timeout_ms);
+/* Asks the router to drop the request (client gone). */
+void front_abort(front *f, int slot);
+/* Returns the slot to the free pool once the final delta came. */
+void front_slot_release(front *f, int slot);
+/* 1 when all four processes beat within the last second and the worker has KV. */
+int front_healthy(const front *f);
+
+#endif

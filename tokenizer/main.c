@@ -1,0 +1,66 @@
+/* main.c - the tokenizer process (front end): HTTP API, prompt encoding, slot ownership.
+ *
+ *   tokenizer --run-dir DIR --shm NAME --model-dir DIR [--host H] [--port N] [--http-threads N]
+ *
+ * See front.h for how requests flow through it and http.c for the API.
+ */
+#include "../common/log.h"
+#include "front.h"
+#include "http.h"
+
+#include <civetweb.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stopping;
+static void on_signal(int sig) { stopping = sig; }
+
+int main(int argc, char **argv)
+{
+    log_proc = "tokenizer";
+    const char *run_dir = NULL, *shm = NULL, *model_dir = NULL, *host = "0.0.0.0";
+    int port = 8000, n_threads = 256;
+    static const struct option opts[] = {
+        {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
+        {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"http-threads", 1, 0, 't'},
+        {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': run_dir = optarg; break;
+        case 's': shm = optarg; break;
+        case 'm': model_dir = optarg; break;
+        case 'H': host = optarg; break;
+        case 'p': port = atoi(optarg); break;
+        case 't': n_threads = atoi(optarg); break;
+        case 'v': log_verbose = 1; break;
+        default: goto usage;
+        }
+    }
+    if (!run_dir || !shm || !model_dir || port <= 0 || n_threads < 1)
+        goto usage;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    static front f;
+    if (front_init(&f, run_dir, shm, model_dir))
+        return 1;
+    struct mg_context *ctx = http_start(&f, host, port, n_threads);
+    if (!ctx)
+        return 1;
+    LOG_INFO("listening on %s:%d", host, port);
+    while (!stopping)
+        pause();
+    LOG_INFO("stopping");
+    mg_stop(ctx);
+    front_free(&f);
+    return 0;
+usage:
+    fprintf(stderr, "usage: tokenizer --run-dir DIR --shm NAME --model-dir DIR [--host H] [--port N]"
+                    " [--http-threads N] [--verbose]\n");
+    return 2;
+}

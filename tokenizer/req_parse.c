@@ -1,0 +1,143 @@
+/* req_parse.c - /generate body validation (see req_parse.h). */
+#include "req_parse.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Reads number field NAME into *OUT if present; checks [lo, hi]. */
+static int get_num(const cJSON *p, const char *name, double lo, double hi, double *out, char *err, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return fail(err, n, "parameters.%s must be a finite number", name);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return fail(err, n, "parameters.%s must be between %g and %g", name, lo, hi);
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int get_int(const cJSON *p, const char *name, double lo, double hi, double *out, char *err, size_t n)
+{
+    double x = *out;
+    if (get_num(p, name, lo, hi, &x, err, n))
+        return -1;
+    if (x != floor(x))
+        return fail(err, n, "parameters.%s must be an integer", name);
+    *out = x;
+    return 0;
+}
+
+static int get_bool(const cJSON *p, const char *name, int *out, char *err, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsBool(v))
+        return fail(err, n, "parameters.%s must be true or false", name);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int add_stop(gen_req *r, const cJSON *s, size_t *used, char *err, size_t n)
+{
+    if (!cJSON_IsString(s))
+        return fail(err, n, "parameters.stop_sequences must be a string or a list of strings");
+    size_t len = strlen(s->valuestring);
+    if (len == 0)
+        return fail(err, n, "parameters.stop_sequences must not contain empty strings");
+    if (*used + len + 1 > sizeof r->stop)
+        return fail(err, n, "parameters.stop_sequences: at most %zu bytes in all", sizeof r->stop - 1);
+    memcpy(r->stop + *used, s->valuestring, len + 1);
+    *used += len + 1;
+    r->n_stop++;
+    return 0;
+}
+
+static int parse_params(gen_req *r, const cJSON *p, int max_new_cap, char *err, size_t n)
+{
+    sampling_params *sp = &r->params;
+    double max_new = REQ_DEFAULT_MAX_NEW, temperature = 1.0, top_p = 1.0, top_k = 0, seed = -1;
+    double rep = 1.0, freq = 0.0, pres = 0.0;
+    int do_sample = 0, ignore_eos = 0;
+    if (p && !cJSON_IsNull(p) && !cJSON_IsObject(p))
+        return fail(err, n, "parameters must be an object");
+    if (get_int(p, "max_new_tokens", 1, max_new_cap, &max_new, err, n) ||
+        get_bool(p, "do_sample", &do_sample, err, n) ||
+        get_num(p, "temperature", 0, 100, &temperature, err, n) ||
+        get_num(p, "top_p", 1e-6, 1, &top_p, err, n) ||
+        get_int(p, "top_k", -1, 1 << 30, &top_k, err, n) ||
+        get_int(p, "seed", 0, 9007199254740991.0, &seed, err, n) ||
+        get_bool(p, "ignore_eos", &ignore_eos, err, n) ||
+        get_num(p, "repetition_penalty", 1e-3, 100, &rep, err, n) ||
+        get_num(p, "frequency_penalty", -2, 2, &freq, err, n) ||
+        get_num(p, "presence_penalty", -2, 2, &pres, err, n))
+        return -1;
+    const cJSON *stops = p ? cJSON_GetObjectItemCaseSensitive(p, "stop_sequences") : NULL;
+    size_t used = 0;
+    if (cJSON_IsArray(stops)) {
+        const cJSON *s;
+        cJSON_ArrayForEach(s, stops) if (add_stop(r, s, &used, err, n)) return -1;
+    } else if (stops && !cJSON_IsNull(stops) && add_stop(r, stops, &used, err, n)) {
+        return -1;
+    }
+    sp->max_new_tokens = (int32_t)max_new;
+    sp->temperature = do_sample ? (float)temperature : 0.0f; /* greedy unless sampling is asked */
+    sp->top_p = (float)top_p;
+    sp->top_k = top_k > 0 ? (int32_t)top_k : 0;
+    sp->repetition_penalty = (float)rep;
+    sp->frequency_penalty = (float)freq;
+    sp->presence_penalty = (float)pres;
+    sp->ignore_eos = (uint8_t)ignore_eos;
+    r->seed_given = seed >= 0;
+    sp->seed = seed >= 0 ? (uint64_t)seed : 0;
+    return 0;
+}
+
+int gen_req_parse(gen_req *r, const char *body, size_t len, int max_new_cap, char *err, size_t n_err)
+{
+    memset(r, 0, sizeof *r);
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    int rc = -1;
+    if (!root) {
+        fail(err, n_err, "request body is not valid JSON");
+        goto done;
+    }
+    if (!cJSON_IsObject(root)) {
+        fail(err, n_err, "request body must be a JSON object");
+        goto done;
+    }
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+    if (!cJSON_IsString(in)) {
+        fail(err, n_err, "\"inputs\" must be a string");
+        goto done;
+    }
+    if (parse_params(r, cJSON_GetObjectItemCaseSensitive(root, "parameters"), max_new_cap, err, n_err))
+        goto done;
+    r->n_inputs = strlen(in->valuestring);
+    r->inputs = strdup(in->valuestring);
+    rc = r->inputs ? 0 : fail(err, n_err, "out of memory");
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+void gen_req_free(gen_req *r)
+{
+    free(r->inputs);
+    r->inputs = NULL;
+}

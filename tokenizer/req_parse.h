@@ -1,0 +1,30 @@
+/* req_parse.h - validation of a /generate request body into what the slot needs.
+ *
+ * LightLLM's request shape: {"inputs": str, "parameters": {"max_new_tokens", "do_sample",
+ * "temperature", "top_p", "top_k", "seed", "ignore_eos", "stop_sequences",
+ * "repetition_penalty", "frequency_penalty", "presence_penalty"}}. Every wrong type or value
+ * is an error message for a 400 answer; nothing here trusts the client.
+ */
+#ifndef CINDER_REQ_PARSE_H
+#define CINDER_REQ_PARSE_H
+
+#include <stddef.h>
+#include "../common/store.h"
+
+typedef struct {
+    char *inputs;            /* malloc'd, NUL-terminated; may contain NULs: use n_inputs */
+    size_t n_inputs;
+    sampling_params params;
+    int seed_given;
+    int n_stop;
+    char stop[STORE_STOP_BYTES]; /* NUL-separated */
+} gen_req;
+
+#define REQ_DEFAULT_MAX_NEW 16
+
+/* Parses BODY (LEN bytes). 0, or -1 with a message in ERR. MAX_NEW_CAP bounds max_new_tokens.
+ * On success the caller frees with gen_req_free. */
+int gen_req_parse(gen_req *r, const char *body, size_t len, int max_new_cap, char *err, size_t n_err);
+void gen_req_free(gen_req *r);
+
+#endif
