@@ -30,6 +30,8 @@ typedef struct {
     int32_t n_new;                 /* tokens[n_cached .. n_cached+n_new) run now */
     int32_t sample;                /* 1: sample after the last new token */
     const int32_t *tokens;         /* [n_cached + n_new] the sequence so far (shared memory) */
+    int32_t n_prompt;              /* tokens[0..n_prompt) are the prompt: frequency/presence
+                                      penalties count only the tokens after (0: count all) */
     const int32_t *block_table;    /* [ceil((n_cached + n_new) / block_size)] */
     const sampling_params *params;
     int32_t out_token;             /* set by forward when sample = 1 */

@@ -1,0 +1,403 @@
+/* cpu_backend.c - the reference CPU backend (backend.h): fp32 LLaMA forward over a mixed
+ * batch of prefill chunks and decodes, paged KV cache (kv_layout.h), sampling (sampling.h).
+ *
+ * The math follows HF LlamaForCausalLM: RMSNorm, RoPE with half rotation (and Llama-3.1
+ * scaling), GQA attention, SiLU-gated MLP, optional tied embeddings. Work is spread over a
+ * thread pool by output rows (matmuls), tokens and (token, head) pairs (attention); every
+ * value is computed the same way whatever else is in the batch, so a sequence's logits are
+ * bit-identical alone or batched, and a chunked prefill gives the one-shot result.
+ */
+#include "backend.h"
+#include "cpu_ops.h"
+#include "cpu_pool.h"
+#include "cpu_weights.h"
+#include "kv_layout.h"
+#include "sampling.h"
+#include "../common/log.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_KV_TOKENS 16384
+#define DEFAULT_BATCH_TOKENS 2048
+#define DEFAULT_MAX_SEQS 256
+#define DUMMY_SEED 0 /* make-model's default seed: --load-format dummy gives its weights */
+
+typedef struct {
+    backend base;          /* first: the backend * handed out points here */
+    cpu_weights w;
+    cpu_pool *pool;
+    int n_threads;
+    kv_layout kv;
+    float *k_cache;        /* [n_layers, n_blocks, block_size, n_kv_heads, head_dim] */
+    float *v_cache;        /* same */
+    int max_tokens, max_seqs, max_ctx;
+    int q_dim, kv_dim, qkv_dim;
+    float *inv_freq;       /* [head_dim / 2] */
+    /* per-forward scratch */
+    float *x;              /* [max_tokens, dim] residual stream */
+    float *xn;             /* [max_tokens, dim] normalized */
+    float *qkv;            /* [max_tokens, qkv_dim] */
+    float *att;            /* [max_tokens, q_dim] attention output */
+    float *gu;             /* [max_tokens, 2 * hidden_dim] gate, then up */
+    float *act;            /* [max_tokens, hidden_dim] silu(gate) * up */
+    float *rope_cos;       /* [max_tokens, head_dim / 2] */
+    float *rope_sin;       /* [max_tokens, head_dim / 2] */
+    int32_t *tok_seq;      /* [max_tokens] batch index of each token's sequence */
+    int32_t *tok_pos;      /* [max_tokens] position of each token in its sequence */
+    float *last_x;         /* [max_seqs, dim] final-normed last token of each sampled seq */
+    float *logits;         /* [max_seqs, vocab] */
+    int32_t *sample_seq;   /* [max_seqs] batch index of each logits row */
+    int32_t *logit_row;    /* [max_seqs] logits row of each batch seq, -1 if it did not sample */
+    int n_last_seqs;       /* seqs in the last forward */
+    float *scores;         /* [n_threads, max_ctx] attention scratch */
+    sampler *samplers;     /* [n_threads] */
+    /* current step, read by the tasks */
+    fwd_batch *batch;
+    int layer, n_tok, n_sample;
+} cpu_backend;
+
+/* ---- parallel matmul: out [n_tok, n_out] (+)= x [n_tok, n_in] . w [n_out, n_in]^T */
+typedef struct {
+    float *out;
+    const float *x, *w;
+    int n_tok, n_in, n_out, rows_per_task, accumulate;
+} matmul_job;
+
+static void matmul_task(void *arg, int task, int thread)
+{
+    const matmul_job *j = arg;
+    int r0 = task * j->rows_per_task;
+    int r1 = r0 + j->rows_per_task < j->n_out ? r0 + j->rows_per_task : j->n_out;
+    cpu_matmul_rows(j->out, j->n_out, j->x, j->n_in, j->n_tok, j->w, j->n_in, r0, r1,
+                    j->accumulate);
+}
+
+static void matmul(cpu_backend *b, float *out, const float *x, int n_tok, const float *w,
+                   int n_out, int n_in, int accumulate)
+{
+    int n_tasks = b->n_threads * 4;
+    int rows = (n_out + n_tasks - 1) / n_tasks;
+    rows = rows < 4 ? 4 : rows;
+    matmul_job j = {out, x, w, n_tok, n_in, n_out, rows, accumulate};
+    cpu_pool_run(b->pool, matmul_task, &j, (n_out + rows - 1) / rows);
+}
+
+/* ---- per-token steps */
+static void rope_table_task(void *arg, int t, int thread)
+{
+    cpu_backend *b = arg;
+    int n_half = b->base.cfg.head_dim / 2;
+    cpu_rope_cos_sin(b->rope_cos + (size_t)t * n_half, b->rope_sin + (size_t)t * n_half,
+                     b->inv_freq, n_half, b->tok_pos[t]);
+}
+
+typedef struct {
+    cpu_backend *b;
+    const float *weight; /* [dim] */
+} norm_job;
+
+static void norm_task(void *arg, int t, int thread)
+{
+    const norm_job *j = arg;
+    const model_config *c = &j->b->base.cfg;
+    cpu_rmsnorm(j->b->xn + (size_t)t * c->dim, j->b->x + (size_t)t * c->dim, j->weight, c->dim,
+                c->norm_eps);
+}
+
+static void run_norm(cpu_backend *b, const float *weight)
+{
+    norm_job j = {b, weight};
+    cpu_pool_run(b->pool, norm_task, &j, b->n_tok);
+}
+
+/* RoPE on the q and k heads of token T, then K and V into the token's page. */
+static void rope_store_task(void *arg, int t, int thread)
+{
+    cpu_backend *b = arg;
+    const model_config *c = &b->base.cfg;
+    int hd = c->head_dim, n_half = hd / 2;
+    float *q = b->qkv + (size_t)t * b->qkv_dim, *k = q + b->q_dim, *v = k + b->kv_dim;
+    const float *cs = b->rope_cos + (size_t)t * n_half, *sn = b->rope_sin + (size_t)t * n_half;
+    for (int h = 0; h < c->n_heads; h++)
+        cpu_rope_apply(q + h * hd, cs, sn, n_half);
+    for (int h = 0; h < c->n_kv_heads; h++)
+        cpu_rope_apply(k + h * hd, cs, sn, n_half);
+    const fwd_seq *s = &b->batch->seqs[b->tok_seq[t]];
+    size_t off = kv_token_offset(&b->kv, b->layer, s->block_table, b->tok_pos[t]);
+    memcpy(b->k_cache + off, k, (size_t)b->kv_dim * sizeof(float));
+    memcpy(b->v_cache + off, v, (size_t)b->kv_dim * sizeof(float));
+}
+
+static void attn_task(void *arg, int task, int thread)
+{
+    cpu_backend *b = arg;
+    const model_config *c = &b->base.cfg;
+    int t = task / c->n_heads, h = task % c->n_heads, hd = c->head_dim;
+    const fwd_seq *s = &b->batch->seqs[b->tok_seq[t]];
+    cpu_attend(b->att + (size_t)t * b->q_dim + h * hd, b->qkv + (size_t)t * b->qkv_dim + h * hd,
+               b->k_cache, b->v_cache, &b->kv, b->layer, s->block_table, b->tok_pos[t] + 1,
+               h / (c->n_heads / c->n_kv_heads), 1.0f / sqrtf((float)hd),
+               b->scores + (size_t)thread * b->max_ctx);
+}
+
+static void silu_task(void *arg, int t, int thread)
+{
+    cpu_backend *b = arg;
+    int hid = b->base.cfg.hidden_dim;
+    const float *g = b->gu + (size_t)t * 2 * hid, *u = g + hid;
+    float *a = b->act + (size_t)t * hid;
+    for (int i = 0; i < hid; i++)
+        a[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void sample_task(void *arg, int k, int thread)
+{
+    cpu_backend *b = arg;
+    fwd_seq *s = &b->batch->seqs[b->sample_seq[k]];
+    int n = s->n_cached + s->n_new;
+    int n_prompt = s->n_prompt < n ? s->n_prompt : n;
+    s->out_token = sampler_sample(&b->samplers[thread], b->logits + (size_t)k * b->base.cfg.vocab_size,
+                                  s->params, s->tokens, n, n_prompt, &s->out_logprob);
+}
+
+/* Checks every index the batch will use; negative (logged) if any is out of range. */
+static int check_batch(const cpu_backend *b, const fwd_batch *batch)
+{
+    const model_config *c = &b->base.cfg;
+    if (batch->n_seqs < 0 || batch->n_seqs > b->max_seqs) {
+        LOG_ERR("cpu forward: %d sequences (at most %d)", batch->n_seqs, b->max_seqs);
+        return -EINVAL;
+    }
+    int n_tok = 0;
+    for (int i = 0; i < batch->n_seqs; i++) {
+        const fwd_seq *s = &batch->seqs[i];
+        int n = s->n_cached + s->n_new;
+        if (s->n_cached < 0 || s->n_new < 1 || n > b->max_ctx || !s->tokens || !s->block_table ||
+            (s->sample && !s->params)) {
+            LOG_ERR("cpu forward: seq %d (slot %d): bad n_cached %d / n_new %d (context %d)", i,
+                    s->slot, s->n_cached, s->n_new, b->max_ctx);
+            return -EINVAL;
+        }
+        n_tok += s->n_new;
+        if (n_tok > b->max_tokens) {
+            LOG_ERR("cpu forward: more than %d tokens in one batch", b->max_tokens);
+            return -EINVAL;
+        }
+        for (int j = s->n_cached; j < n; j++)
+            if (s->tokens[j] < 0 || s->tokens[j] >= c->vocab_size) {
+                LOG_ERR("cpu forward: slot %d: token %d out of the vocabulary", s->slot,
+                        s->tokens[j]);
+                return -EINVAL;
+            }
+        if (s->sample)
+            for (int j = 0; j < s->n_cached; j++) /* penalties read them all */
+                if (s->tokens[j] < 0 || s->tokens[j] >= c->vocab_size) {
+                    LOG_ERR("cpu forward: slot %d: token %d out of the vocabulary", s->slot,
+                            s->tokens[j]);
+                    return -EINVAL;
+                }
+        for (int j = 0; j < (n + b->kv.block_size - 1) / b->kv.block_size; j++)
+            if (s->block_table[j] < 0 || s->block_table[j] >= b->kv.n_blocks) {
+                LOG_ERR("cpu forward: slot %d: KV block %d out of range", s->slot,
+                        s->block_table[j]);
+                return -EINVAL;
+            }
+    }
+    return 0;
+}
+
+static int cpu_forward(backend *base, fwd_batch *batch)
+{
+    cpu_backend *b = (cpu_backend *)base;
+    const model_config *c = &base->cfg;
+    const int dim = c->dim, hid = c->hidden_dim;
+    int rc = check_batch(b, batch);
+    if (rc < 0)
+        return rc;
+    b->batch = batch;
+    b->n_tok = 0;
+    b->n_sample = 0;
+    b->n_last_seqs = batch->n_seqs;
+    for (int i = 0; i < batch->n_seqs; i++) {
+        const fwd_seq *s = &batch->seqs[i];
+        for (int j = 0; j < s->n_new; j++, b->n_tok++) {
+            int pos = s->n_cached + j;
+            b->tok_seq[b->n_tok] = i;
+            b->tok_pos[b->n_tok] = pos;
+            memcpy(b->x + (size_t)b->n_tok * dim, b->w.embed + (size_t)s->tokens[pos] * dim,
+                   (size_t)dim * sizeof(float));
+        }
+    }
+    const int n_tok = b->n_tok;
+    cpu_pool_run(b->pool, rope_table_task, b, n_tok);
+    for (int l = 0; l < c->n_layers; l++) {
+        const cpu_layer *ly = &b->w.layers[l];
+        b->layer = l;
+        run_norm(b, ly->attn_norm);
+        matmul(b, b->qkv, b->xn, n_tok, ly->wqkv, b->qkv_dim, dim, 0);
+        cpu_pool_run(b->pool, rope_store_task, b, n_tok);
+        cpu_pool_run(b->pool, attn_task, b, n_tok * c->n_heads);
+        matmul(b, b->x, b->att, n_tok, ly->wo, dim, b->q_dim, 1);
+        run_norm(b, ly->ffn_norm);
+        matmul(b, b->gu, b->xn, n_tok, ly->w_gate_up, 2 * hid, dim, 0);
+        cpu_pool_run(b->pool, silu_task, b, n_tok);
+        matmul(b, b->x, b->act, n_tok, ly->w_down, dim, hid, 1);
+    }
+    int t_end = 0;
+    for (int i = 0; i < batch->n_seqs; i++) {
+        const fwd_seq *s = &batch->seqs[i];
+        t_end += s->n_new;
+        b->logit_row[i] = -1;
+        if (!s->sample)
+            continue;
+        cpu_rmsnorm(b->last_x + (size_t)b->n_sample * dim, b->x + (size_t)(t_end - 1) * dim,
+                    b->w.norm, dim, c->norm_eps);
+        b->sample_seq[b->n_sample] = i;
+        b->logit_row[i] = b->n_sample++;
+    }
+    if (b->n_sample > 0) {
+        matmul(b, b->logits, b->last_x, b->n_sample, b->w.lm_head, c->vocab_size, dim, 0);
+        cpu_pool_run(b->pool, sample_task, b, b->n_sample);
+    }
+    b->batch = NULL;
+    return 0;
+}
+
+static const float *cpu_last_logits(backend *base, int i)
+{
+    cpu_backend *b = (cpu_backend *)base;
+    if (i < 0 || i >= b->n_last_seqs || b->logit_row[i] < 0)
+        return NULL;
+    return b->logits + (size_t)b->logit_row[i] * base->cfg.vocab_size;
+}
+
+static void cpu_free(backend *base)
+{
+    cpu_backend *b = (cpu_backend *)base;
+    if (!b)
+        return;
+    cpu_weights_free(&b->w);
+    if (b->samplers)
+        for (int i = 0; i < b->n_threads; i++)
+            sampler_free(&b->samplers[i]);
+    free(b->samplers);
+    cpu_pool_free(b->pool);
+    free(b->k_cache);
+    free(b->v_cache);
+    free(b->inv_freq);
+    free(b->x);
+    free(b->xn);
+    free(b->qkv);
+    free(b->att);
+    free(b->gu);
+    free(b->act);
+    free(b->rope_cos);
+    free(b->rope_sin);
+    free(b->tok_seq);
+    free(b->tok_pos);
+    free(b->last_x);
+    free(b->logits);
+    free(b->sample_seq);
+    free(b->logit_row);
+    free(b->scores);
+    free(b);
+}
+
+static int alloc_state(cpu_backend *b, char *err, size_t n_err)
+{
+    const model_config *c = &b->base.cfg;
+    size_t M = (size_t)b->max_tokens, S = (size_t)b->max_seqs, half = (size_t)c->head_dim / 2;
+    b->k_cache = calloc(kv_elems(&b->kv), sizeof(float)); /* pages mapped on first touch */
+    b->v_cache = calloc(kv_elems(&b->kv), sizeof(float));
+    b->inv_freq = malloc(half * sizeof(float));
+    b->x = malloc(M * c->dim * sizeof(float));
+    b->xn = malloc(M * c->dim * sizeof(float));
+    b->qkv = malloc(M * b->qkv_dim * sizeof(float));
+    b->att = malloc(M * b->q_dim * sizeof(float));
+    b->gu = malloc(M * 2 * c->hidden_dim * sizeof(float));
+    b->act = malloc(M * c->hidden_dim * sizeof(float));
+    b->rope_cos = malloc(M * half * sizeof(float));
+    b->rope_sin = malloc(M * half * sizeof(float));
+    b->tok_seq = malloc(M * sizeof(int32_t));
+    b->tok_pos = malloc(M * sizeof(int32_t));
+    b->last_x = malloc(S * c->dim * sizeof(float));
+    b->logits = malloc(S * c->vocab_size * sizeof(float));
+    b->sample_seq = malloc(S * sizeof(int32_t));
+    b->logit_row = malloc(S * sizeof(int32_t));
+    b->scores = malloc((size_t)b->n_threads * b->max_ctx * sizeof(float));
+    b->samplers = calloc((size_t)b->n_threads, sizeof(sampler));
+    if (!b->k_cache || !b->v_cache || !b->inv_freq || !b->x || !b->xn || !b->qkv || !b->att ||
+        !b->gu || !b->act || !b->rope_cos || !b->rope_sin || !b->tok_seq || !b->tok_pos ||
+        !b->last_x || !b->logits || !b->sample_seq || !b->logit_row || !b->scores ||
+        !b->samplers)
+        goto oom;
+    for (int i = 0; i < b->n_threads; i++)
+        if (sampler_init(&b->samplers[i], c->vocab_size) < 0)
+            goto oom;
+    cpu_rope_inv_freq(b->inv_freq, c);
+    return 0;
+oom:
+    snprintf(err, n_err, "cpu backend: out of memory (KV cache %zu MB, %d batch tokens)",
+             2 * kv_elems(&b->kv) * sizeof(float) >> 20, b->max_tokens);
+    return -1;
+}
+
+backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err)
+{
+    cpu_backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, n_err, "out of memory");
+        return NULL;
+    }
+    b->base.name = "cpu";
+    b->base.forward = cpu_forward;
+    b->base.last_logits = cpu_last_logits;
+    b->base.free = cpu_free;
+    model_config *c = &b->base.cfg;
+    if (model_config_load(c, o->model_dir, err, n_err) < 0)
+        goto fail;
+    if (o->block_size <= 0) {
+        snprintf(err, n_err, "cpu backend: block size %d", o->block_size);
+        goto fail;
+    }
+    b->pool = cpu_pool_init(o->n_threads);
+    if (!b->pool) {
+        snprintf(err, n_err, "cpu backend: cannot start threads");
+        goto fail;
+    }
+    b->n_threads = cpu_pool_threads(b->pool);
+    b->q_dim = c->n_heads * c->head_dim;
+    b->kv_dim = c->n_kv_heads * c->head_dim;
+    b->qkv_dim = b->q_dim + 2 * b->kv_dim;
+    b->max_tokens = o->max_batch_tokens > 0 ? o->max_batch_tokens : DEFAULT_BATCH_TOKENS;
+    b->max_seqs = o->max_seqs > 0 ? o->max_seqs : DEFAULT_MAX_SEQS;
+    b->max_ctx = o->max_seq_len > 0 ? o->max_seq_len : c->max_seq_len;
+    int64_t kv_tokens = o->kv_tokens > 0 ? o->kv_tokens : DEFAULT_KV_TOKENS;
+    int64_t n_blocks = kv_tokens / o->block_size;
+    if (n_blocks < 1 || n_blocks > INT32_MAX) {
+        snprintf(err, n_err, "cpu backend: %lld KV tokens make no blocks of %d",
+                 (long long)kv_tokens, o->block_size);
+        goto fail;
+    }
+    b->kv = (kv_layout){c->n_layers, (int)n_blocks, o->block_size, c->n_kv_heads, c->head_dim};
+    b->base.n_kv_blocks = (int)n_blocks;
+    if (alloc_state(b, err, n_err) < 0)
+        goto fail;
+    int rc = o->dummy_weights ? cpu_weights_random(&b->w, c, DUMMY_SEED, b->pool, err, n_err)
+                              : cpu_weights_load(&b->w, c, o->model_dir, err, n_err);
+    if (rc < 0)
+        goto fail;
+    LOG_INFO("cpu backend: %s weights, dim %d, %d layers, %d/%d heads, vocab %d; "
+             "KV %d blocks of %d tokens (%zu MB); %d threads",
+             o->dummy_weights ? "random" : "loaded", c->dim, c->n_layers, c->n_heads,
+             c->n_kv_heads, c->vocab_size, b->kv.n_blocks, b->kv.block_size,
+             2 * kv_elems(&b->kv) * sizeof(float) >> 20, b->n_threads);
+    return &b->base;
+fail:
+    cpu_free(&b->base);
+    return NULL;
+}

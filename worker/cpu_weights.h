@@ -1,0 +1,51 @@
+/* cpu_weights.h - LLaMA weights in fp32 for the CPU backend, with q/k/v and gate/up fused
+ * so that one matmul computes each group. Loaded from safetensors (F32/F16/BF16, HF names),
+ * or random (same values for the same config and seed: `make-model` writes exactly these).
+ */
+#ifndef CINDER_CPU_WEIGHTS_H
+#define CINDER_CPU_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../common/model_config.h"
+#include "cpu_pool.h"
+
+typedef struct {
+    float *attn_norm;   /* [dim] input_layernorm */
+    float *wqkv;        /* [q_dim + 2 * kv_dim, dim] rows of q_proj, then k_proj, then v_proj */
+    float *wo;          /* [dim, q_dim] o_proj */
+    float *ffn_norm;    /* [dim] post_attention_layernorm */
+    float *w_gate_up;   /* [2 * hidden_dim, dim] rows of gate_proj, then up_proj */
+    float *w_down;      /* [dim, hidden_dim] down_proj */
+} cpu_layer;
+
+typedef struct {
+    float *embed;       /* [vocab, dim] embed_tokens */
+    float *lm_head;     /* [vocab, dim] == embed when tied */
+    float *norm;        /* [dim] final norm */
+    cpu_layer *layers;  /* [n_layers] */
+    float *mem;         /* [n_floats] one allocation holding all of the above */
+    size_t n_floats;
+} cpu_weights;
+
+/* Loads the safetensors of model directory DIR; 0 or negative with a message in ERR. */
+int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, char *err,
+                     size_t n_err);
+/* Random weights: norms near 1, matrices uniform with std 1/sqrt(fan_in), embeddings in
+ * [-1, 1). POOL may be NULL. */
+int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool,
+                       char *err, size_t n_err);
+void cpu_weights_free(cpu_weights *w);
+
+/* The HF tensors of layer L (or of the model, L = -1) as views of W, for writers and tests:
+ * fills up to 9 names, pointers and shapes; returns how many. */
+typedef struct {
+    char name[96];
+    float *data;
+    int n_dims;
+    int64_t shape[2];
+} cpu_hf_tensor;
+int cpu_weights_hf_tensors(const cpu_weights *w, const model_config *c, int layer,
+                           cpu_hf_tensor *out);
+
+#endif
