@@ -27,16 +27,6 @@ int tok_buf_reserve(tok_buf *b, size_t extra);
 int tok_buf_add(tok_buf *b, const void *s, size_t n);
 int tok_ids_add(tok_ids *v, int32_t id);
 
-/* A list of byte spans of one buffer: the pieces a pipeline stage produces. */
-typedef struct {
-    tok_buf text;
-    size_t *off, *len; /* [n] */
-    size_t n, cap;
-} tok_spans;
-
-int tok_spans_add(tok_spans *s, size_t off, size_t len);
-void tok_spans_free(tok_spans *s);
-
 /* ---- UTF-8 */
 /* Length of the UTF-8 sequence starting with byte C (1 for invalid lead bytes). */
 static inline int tok_utf8_len(unsigned char c)
@@ -105,32 +95,30 @@ typedef struct {
     size_t na, nb;
 } tok_norm;
 
-enum { TOK_PRE_SPLIT, TOK_PRE_BYTELEVEL, TOK_PRE_METASPACE };
+/* Pre-tokenizer stages. ByteLevel loads as [PREFIX_SPACE] [SPLIT(GPT-2 regex)] BYTEMAP and
+ * Metaspace as METASPACE [SPLIT(replacement, MergedWithNext)], so each stage does one thing. */
+enum { TOK_PRE_SPLIT, TOK_PRE_PREFIX_SPACE, TOK_PRE_BYTEMAP, TOK_PRE_METASPACE };
 enum { TOK_SPLIT_ISOLATED, TOK_SPLIT_REMOVED, TOK_SPLIT_MERGED_PREV, TOK_SPLIT_MERGED_NEXT,
        TOK_SPLIT_CONTIGUOUS };
 typedef struct {
     int type;
-    void *re;         /* SPLIT: pcre2_code * (JIT compiled) */
-    char *lit;        /* SPLIT with a String pattern */
-    size_t n_lit;
+    void *re;         /* SPLIT: pcre2_code * (JIT compiled when possible) */
     int behavior;     /* SPLIT: TOK_SPLIT_* */
     int invert;       /* SPLIT */
-    int prefix_space; /* BYTELEVEL: add_prefix_space; METASPACE: prepend_scheme (0 never,
-                         1 always, 2 first) */
-    int use_regex;    /* BYTELEVEL */
-    int split;        /* METASPACE */
-    char repl[8];     /* METASPACE replacement (UTF-8) */
+    int prepend;      /* METASPACE: prepend_scheme, 0 never, 1 always, 2 first */
+    char repl[8];     /* METASPACE: replacement character (UTF-8, NUL-terminated) */
 } tok_pre;
 
 enum { TOK_DEC_REPLACE, TOK_DEC_BYTEFALLBACK, TOK_DEC_FUSE, TOK_DEC_STRIP, TOK_DEC_BYTELEVEL,
        TOK_DEC_METASPACE };
 typedef struct {
     int type;
-    char *a, *b; /* REPLACE: pattern, content; STRIP: a = content char (UTF-8) */
+    char *a, *b;     /* REPLACE: literal pattern, content */
     size_t na, nb;
-    int start, stop; /* STRIP */
-    int prefix_space; /* METASPACE: prepend_scheme as in tok_pre */
-    char repl[8];     /* METASPACE */
+    uint32_t ch;     /* STRIP: content character */
+    int start, stop; /* STRIP: how many to strip at each end */
+    int prepend;     /* METASPACE: prepend_scheme as in tok_pre */
+    uint32_t repl;   /* METASPACE: replacement character */
 } tok_dec;
 
 typedef struct {
@@ -139,6 +127,23 @@ typedef struct {
     int32_t id;
     int special, lstrip, rstrip, normalized, single_word;
 } tok_added;
+
+/* byte trie of added-token contents */
+typedef struct {
+    int32_t child, sibling; /* first child / next sibling node, -1 for none */
+    int32_t added;          /* index into tok.added of the token ending here, or -1 */
+    unsigned char byte;
+} tok_trie_node_t;
+
+typedef struct {
+    tok_trie_node_t *node;  /* [n]; node 0 is the root */
+    size_t n, cap;
+    uint8_t first[256];     /* 1 where a token starts with this byte */
+} tok_trie;
+
+int32_t tok_trie_node(tok_trie *tr);
+int tok_added_trie_add(tok_trie *tr, const char *s, size_t n, int32_t added);
+int tok_is_white(uint32_t c); /* Unicode White_Space (Rust's char::is_whitespace) */
 
 /* The post-processor, reduced to what it does to the ids of one sequence. */
 typedef struct {
@@ -153,16 +158,17 @@ struct tok {
     uint32_t *piece_len;    /* [n_vocab] */
     tok_strmap vocab;
     tok_pairmap merges;
-    int32_t unk_id;         /* -1: none */
+    int has_unk;            /* the model names an unk_token */
+    int32_t unk_id;         /* its id; -1 when absent from the vocabulary */
     int fuse_unk, byte_fallback, ignore_merges;
     int32_t byte_id[256];   /* <0xXX> token ids, -1 where absent */
     int32_t ascii_id[128];  /* id of each one-byte piece, -1 where absent */
 
-    /* added tokens, sorted by content for lookup; id_added[id - added_lo] -> index or -1 */
+    /* added tokens, in file order; the tries find them in text */
     tok_added *added;
     int n_added;
-    int has_norm_added, has_raw_added;
-    uint8_t added_first[256]; /* bit 0: a raw token starts with this byte; bit 1: normalized */
+    tok_trie trie_raw;      /* tokens with normalized = false, matched in the raw text */
+    tok_trie trie_norm;     /* normalized = true, matched (normalized) in normalized text */
     int n_total;            /* ids 0..n_total-1 are valid (model and added) */
     int32_t *added_of_id;   /* [n_total] index into added, or -1 */
 
@@ -173,19 +179,23 @@ struct tok {
     tok_dec *dec;
     int n_dec;
     int has_decoder;
+    void *gpt2_re;          /* pcre2_code * shared by ByteLevel stages, or NULL */
+    void *meta_re;          /* pcre2_code * of the Metaspace replacement, or NULL */
     tok_post post;
     int32_t bos_id;         /* from tokenizer_config.json or the post-processor; -1 none */
 };
 
 /* pipeline stages, each in its own file */
 int tok_normalize(const tok *t, const char *s, size_t n, tok_buf *out);
-/* Splits S[0..N) into words, appending them to OUT. Negative on error. */
-int tok_pretokenize(const tok *t, const char *s, size_t n, tok_spans *out);
+/* Splits S[0..N) into words and calls FN(CTX, word, len, -1) for each in order. AT_START:
+ * the text begins at offset 0 of the input (Metaspace's prepend_scheme "first"). */
+typedef int (*tok_piece_fn)(void *ctx, const char *s, size_t n, int added);
+int tok_pretokenize(const tok *t, const char *s, size_t n, int at_start, tok_piece_fn fn,
+                    void *ctx);
 /* Appends the ids of one word. Negative on error. */
 int tok_bpe_word(const tok *t, const char *s, size_t n, tok_ids *out);
 /* Finds added tokens in S[0..N): calls FN for every piece in order, with the added token's
  * index or -1 for text between tokens. NORMALIZED selects which tokens are looked for. */
-typedef int (*tok_piece_fn)(void *ctx, const char *s, size_t n, int added);
 int tok_added_split(const tok *t, const char *s, size_t n, int normalized, tok_piece_fn fn,
                     void *ctx);
 /* Applies the decoder chain to token strings, writes the text into OUT. */
@@ -201,7 +211,7 @@ int tok_load_post(tok *t, const struct cJSON *j, char *err, size_t n_err);
 void tok_free_parts(tok *t);
 
 /* GPT-2 byte <-> printable-char mapping used by ByteLevel */
-extern const uint16_t tok_byte_char[256];
+uint32_t tok_byte_to_char(unsigned char b);
 int tok_char_byte(uint32_t cp); /* the byte CP stands for, or -1 */
 
 #endif

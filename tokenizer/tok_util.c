@@ -1,5 +1,5 @@
 /* tok_util.c - small containers and UTF-8 helpers of the tokenizer library: growable
- * buffers, span lists, the string->id hash map (vocabulary) and the pair map (merges).
+ * buffers, the string->id hash map (vocabulary) and the pair map (merges).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,34 +43,6 @@ int tok_ids_add(tok_ids *v, int32_t id)
     }
     v->p[v->n++] = id;
     return 0;
-}
-
-int tok_spans_add(tok_spans *s, size_t off, size_t len)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 32;
-        size_t *o = realloc(s->off, cap * sizeof *o);
-        if (!o)
-            return -1;
-        s->off = o;
-        size_t *l = realloc(s->len, cap * sizeof *l);
-        if (!l)
-            return -1;
-        s->len = l;
-        s->cap = cap;
-    }
-    s->off[s->n] = off;
-    s->len[s->n] = len;
-    s->n++;
-    return 0;
-}
-
-void tok_spans_free(tok_spans *s)
-{
-    free(s->text.p);
-    free(s->off);
-    free(s->len);
-    memset(s, 0, sizeof *s);
 }
 
 /* ---- UTF-8 */
