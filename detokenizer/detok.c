@@ -111,8 +111,17 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emi
     if (atomic_load(&h->state) != SLOT_ACTIVE || h->req_id != e->req_id || e->n_tokens < h->n_prompt ||
         (uint32_t)e->n_tokens > st->hdr->max_seq_len)
         return -1;
+    const int32_t *tokens = slot_tokens(st, e->slot);
+    const float *logprobs = slot_logprobs(st, e->slot);
+    buf before = {0}, after = {0};
     if (atomic_load(&h->detok_req_id) != e->req_id) { /* first sight of this request */
-        atomic_store(&h->detok_prefix, h->n_prompt > WINDOW_BACK ? h->n_prompt - WINDOW_BACK : 0);
+        /* the window must not start inside a character spread over several tokens */
+        int start = h->n_prompt > WINDOW_BACK ? h->n_prompt - WINDOW_BACK : 0;
+        while (start > 0 && h->n_prompt - start < 4 * WINDOW_BACK &&
+               !decode_into(t, tokens, start, h->n_prompt, &before) && before.n >= 3 &&
+               !memcmp(before.p, "\xef\xbf\xbd", 3))
+            start--;
+        atomic_store(&h->detok_prefix, start);
         atomic_store(&h->detok_read, h->n_prompt);
         atomic_store(&h->detok_seen, h->n_prompt);
         atomic_store(&h->n_pending, 0);
@@ -120,11 +129,10 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emi
         atomic_store(&h->stop_hit, 0);
         atomic_store(&h->detok_req_id, e->req_id);
     }
-    if (atomic_load(&h->detok_done))
+    if (atomic_load(&h->detok_done)) {
+        free(before.p);
         return 0;
-    const int32_t *tokens = slot_tokens(st, e->slot);
-    const float *logprobs = slot_logprobs(st, e->slot);
-    buf before = {0}, after = {0};
+    }
     static __thread msg_text_delta d;
     int have = 0, stopped = 0, rc = 0;
     int prefix = atomic_load(&h->detok_prefix), read = atomic_load(&h->detok_read);
@@ -143,14 +151,15 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emi
             rc = -1;
             break;
         }
-        if (after.n > before.n && (!ends_incomplete(&after) || i + 1 - read >= MAX_HOLD_TOKENS) &&
-            !memcmp(after.p, before.p, before.n)) {
+        int grew = after.n > before.n && !memcmp(after.p, before.p, before.n);
+        int held = ends_incomplete(&after) && i + 1 - read < MAX_HOLD_TOKENS;
+        if (grew && !held) {
             if (have && add_text(h, &d, after.p + before.n, after.n - before.n))
                 stopped = 1;
             prefix = read;
             read = i + 1;
-        } else if (after.n <= before.n || memcmp(after.p, before.p, before.n)) {
-            read = i + 1; /* nothing printable (e.g. a skipped special token) */
+        } else if (!held) {
+            read = i + 1; /* nothing printable (a skipped special token, invalid bytes) */
         }
         atomic_store(&h->detok_prefix, prefix);
         atomic_store(&h->detok_read, read);
@@ -164,6 +173,14 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emi
             d.token_id = -1;
             d.n_out = e->n_tokens - h->n_prompt;
             have = 1;
+        }
+        /* tokens held back for an incomplete character: their text, as it decodes now */
+        if (!atomic_load(&h->stop_hit) && read < e->n_tokens &&
+            !decode_into(t, tokens, prefix, read, &before) &&
+            !decode_into(t, tokens, prefix, e->n_tokens, &after) && after.n > before.n &&
+            !memcmp(after.p, before.p, before.n)) {
+            add_text(h, &d, after.p + before.n, after.n - before.n);
+            atomic_store(&h->detok_read, e->n_tokens);
         }
         if (atomic_load(&h->stop_hit))
             d.finish = FINISH_STOP;
