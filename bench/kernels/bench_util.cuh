@@ -1,0 +1,131 @@
+/* bench_util.cuh - shared pieces of the kernel benchmarks: the device ceilings measured in the
+ * same run (device-to-device copy bandwidth counting read + write bytes; cuBLAS bf16 GEMM
+ * rate at 8192^3 on random data), event timing with warm-up and median, random device fill,
+ * and one result-line format:
+ *   RESULT <bench> | <case> | <ms> ms | <figure> <unit> | <pct>% of <ceiling>
+ */
+#ifndef CINDER_BENCH_UTIL_CUH
+#define CINDER_BENCH_UTIL_CUH
+
+#include <algorithm>
+#include <stdint.h>
+#include <stdio.h>
+#include <vector>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cublas_v2.h>
+#include "../../kernels/cuda_check.cuh"
+
+typedef struct {
+    double copy_gbs;      /* GB/s, bytes read + written */
+    double gemm_tflops;   /* bf16 in/out, fp32 accumulate, 8192^3 */
+} bench_ceilings;
+
+/* Median milliseconds per call of F over ITERS timed runs of REPS calls each, after warm-up. */
+template <typename F> static double bench_ms(F f, int iters = 20, int reps = 1)
+{
+    cudaEvent_t a, b;
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+    for (int i = 0; i < 3; i++) f();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> ms(iters);
+    for (int i = 0; i < iters; i++) {
+        CUDA_CHECK(cudaEventRecord(a));
+        for (int r = 0; r < reps; r++) f();
+        CUDA_CHECK(cudaEventRecord(b));
+        CUDA_CHECK(cudaEventSynchronize(b));
+        CUDA_CHECK(cudaEventElapsedTime(&ms[i], a, b));
+    }
+    CUDA_CHECK(cudaEventDestroy(a));
+    CUDA_CHECK(cudaEventDestroy(b));
+    std::sort(ms.begin(), ms.end());
+    return ms[iters / 2] / reps;
+}
+
+__global__ static void bench_fill_kernel(uint16_t *p, size_t n, uint64_t seed, float scale,
+                                         int is_bf16)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t z = (i + seed) * 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
+        z ^= z >> 29;
+        float v = ((float)(z >> 40) * (1.f / 16777216.f) * 2.f - 1.f) * scale;
+        p[i] = is_bf16 ? __bfloat16_as_ushort(__float2bfloat16(v))
+                       : __half_as_ushort(__float2half(v));
+    }
+}
+
+/* N random 16-bit floats uniform in [-scale, scale]. */
+static void bench_fill16(void *p, size_t n, uint64_t seed, float scale, bool bf16 = true)
+{
+    bench_fill_kernel<<<1024, 256>>>((uint16_t *)p, n, seed, scale, bf16);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+static bench_ceilings bench_measure_ceilings(void)
+{
+    bench_ceilings c;
+    int dev;
+    cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+    printf("device: %s, %d SMs, %.0f MB L2\n", p.name, p.multiProcessorCount, p.l2CacheSize / 1e6);
+
+    size_t bytes = (size_t)1 << 30;
+    void *src, *dst;
+    CUDA_CHECK(cudaMalloc(&src, bytes));
+    CUDA_CHECK(cudaMalloc(&dst, bytes));
+    bench_fill16(src, bytes / 2, 1, 1.f);
+    double ms = bench_ms([&] { CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice)); }, 10);
+    c.copy_gbs = 2.0 * bytes / (ms * 1e6);
+    CUDA_CHECK(cudaFree(src));
+    CUDA_CHECK(cudaFree(dst));
+
+    const int n = 8192;
+    void *a, *b, *d;
+    CUDA_CHECK(cudaMalloc(&a, (size_t)n * n * 2));
+    CUDA_CHECK(cudaMalloc(&b, (size_t)n * n * 2));
+    CUDA_CHECK(cudaMalloc(&d, (size_t)n * n * 2));
+    bench_fill16(a, (size_t)n * n, 2, 1.f);
+    bench_fill16(b, (size_t)n * n, 3, 1.f);
+    cublasHandle_t h;
+    CUBLAS_CHECK(cublasCreate(&h));
+    float alpha = 1.f, beta = 0.f;
+    ms = bench_ms([&] {
+        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n,
+                                  b, CUDA_R_16BF, n, &beta, d, CUDA_R_16BF, n,
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }, 10);
+    c.gemm_tflops = 2.0 * n * n * (double)n / (ms * 1e9);
+    CUBLAS_CHECK(cublasDestroy(h));
+    CUDA_CHECK(cudaFree(a));
+    CUDA_CHECK(cudaFree(b));
+    CUDA_CHECK(cudaFree(d));
+    printf("CEILING copy %.0f GB/s (1 GiB D2D memcpy, read+write) | cuBLAS bf16 GEMM 8192^3 "
+           "%.0f TFLOP/s\n", c.copy_gbs, c.gemm_tflops);
+    return c;
+}
+
+/* A memory-bound result: BYTES moved (each input read once, each output written once). */
+static void bench_report_bw(const char *bench, const char *cas, double ms, double bytes,
+                            const bench_ceilings *c)
+{
+    double gbs = bytes / (ms * 1e6);
+    printf("RESULT %s | %s | %.4f ms | %.0f GB/s | %.1f%% of copy %.0f GB/s\n", bench, cas, ms,
+           gbs, 100.0 * gbs / c->copy_gbs, c->copy_gbs);
+    fflush(stdout);
+}
+
+/* A compute-bound result: FLOPS of useful arithmetic. */
+static void bench_report_flops(const char *bench, const char *cas, double ms, double flops,
+                               const bench_ceilings *c)
+{
+    double tf = flops / (ms * 1e9);
+    printf("RESULT %s | %s | %.4f ms | %.1f TFLOP/s | %.1f%% of cuBLAS %.0f TFLOP/s\n", bench,
+           cas, ms, tf, 100.0 * tf / c->gemm_tflops, c->gemm_tflops);
+    fflush(stdout);
+}
+
+#endif

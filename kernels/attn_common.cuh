@@ -1,0 +1,107 @@
+/* attn_common.cuh - pieces shared by the prefill and decode attention kernels: the gather of a
+ * tile of K/V rows out of the paged cache into swizzled shared memory, and the online-softmax
+ * step applied to a warp's fp32 score fragments.
+ *
+ * Cache layout (both K and V): [n_blocks, block_size, n_kv_heads, head_dim]; token t of a
+ * sequence lives in block block_table[t / block_size], row t % block_size.
+ */
+#ifndef CINDER_ATTN_COMMON_CUH
+#define CINDER_ATTN_COMMON_CUH
+
+#include "mma.cuh"
+
+/* Smem row stride for a head dim: 48 -> 64, 64 -> 64, 128 -> 128. */
+template <int HD> struct attn_sd { static constexpr int v = HD <= 64 ? 64 : 128; };
+
+/* Issues cp.async copies of K and V rows [T0, T0 + NR) of one kv head into swizzled tiles
+ * SK, SV ([NR][SD] each); rows at or past T_END are zero-filled (so masked keys hold no NaN).
+ * All NT threads of the block call it; the caller commits the group. */
+template <typename T, int HD, int NR, int NT>
+__device__ __forceinline__ void attn_load_kv(T *sk, T *sv, const T *kc, const T *vc,
+                                             const int32_t *bt, int bs, int n_kv, int kvh,
+                                             int t0, int t_end)
+{
+    constexpr int SD = attn_sd<HD>::v, HDC = HD / 8;
+#pragma unroll
+    for (int i = 0; i < (NR * HDC + NT - 1) / NT; i++) {
+        int idx = threadIdx.x + i * NT;
+        if ((NR * HDC) % NT != 0 && idx >= NR * HDC) break;
+        int r = idx / HDC, c = idx % HDC, t = t0 + r;
+        bool ok = t < t_end;
+        size_t off = 0;
+        if (ok) {
+            int slot = bt[t / bs] * bs + t % bs;
+            off = ((size_t)slot * n_kv + kvh) * HD + c * 8;
+        }
+        cp_async16(sk + swz<SD>(r, c), kc + off, ok);
+        cp_async16(sv + swz<SD>(r, c), vc + off, ok);
+    }
+}
+
+/* Online softmax over one key tile for the two rows (g, g+8) a thread holds in S[NT8][4]
+ * (NT8 n8-tiles of scores already scaled to the log2 domain, masked entries -inf).
+ * Updates the running max M[2] and the thread's partial row sums L[2], rescales O[NO][4],
+ * and leaves exp2(s - m) in S. */
+template <int NT8, int NO>
+__device__ __forceinline__ void attn_softmax_step(float (&s)[NT8][4], float (&o)[NO][4],
+                                                  float m[2], float l[2])
+{
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float mx = m[h];
+#pragma unroll
+        for (int j = 0; j < NT8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * h], s[j][2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        float base = mx == -INFINITY ? 0.f : mx;   /* all keys so far masked: keep zeros */
+        float corr = fast_exp2(m[h] - base);
+        m[h] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < NT8; j++) {
+            s[j][2 * h] = fast_exp2(s[j][2 * h] - base);
+            s[j][2 * h + 1] = fast_exp2(s[j][2 * h + 1] - base);
+            sum += s[j][2 * h] + s[j][2 * h + 1];
+        }
+        l[h] = l[h] * corr + sum;
+#pragma unroll
+        for (int j = 0; j < NO; j++) {
+            o[j][2 * h] *= corr;
+            o[j][2 * h + 1] *= corr;
+        }
+    }
+}
+
+/* O[MT][16 x HD] += P[MT][16 x 16 keys] V[16 keys x HD] for the MT row tiles of a warp: P is
+ * score tiles S[mt][2*KK], S[mt][2*KK+1] packed as A fragments, V rows [ROW0, ROW0+16) of the
+ * swizzled tile SV (each V fragment is loaded once and used for all MT row tiles). */
+template <typename T, int HD, int MT, int NT8>
+__device__ __forceinline__ void attn_pv16(float (&o)[MT][HD / 8][4],
+                                          const float (&s)[MT][NT8][4], int kk, const T *sv,
+                                          int row0)
+{
+    constexpr int SD = attn_sd<HD>::v;
+    int lane = threadIdx.x & 31;
+    uint32_t a[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const float *s0 = s[mt][2 * kk], *s1 = s[mt][2 * kk + 1];
+        a[mt][0] = pack2<T>(s0[0], s0[1]);
+        a[mt][1] = pack2<T>(s0[2], s0[3]);
+        a[mt][2] = pack2<T>(s1[0], s1[1]);
+        a[mt][3] = pack2<T>(s1[2], s1[3]);
+    }
+    int r = row0 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int np = 0; np < HD / 16; np++) {
+        uint32_t b[4];
+        ldsm_x4_t(b, sv + swz<SD>(r, np * 2 + (lane >> 4)));
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            mma16816<T>(o[mt][2 * np], a[mt], b[0], b[1]);
+            mma16816<T>(o[mt][2 * np + 1], a[mt], b[2], b[3]);
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,49 @@
+/* decode_attn.cuh - paged decode attention with split-K over the context (flash-decoding).
+ *
+ * One query token per sequence attends to its whole context in the paged KV cache. The
+ * context of each sequence is cut into N_SPLITS equal chunks (rounded to 64 tokens) that run
+ * in parallel; a second kernel merges their partial softmax results. Query heads sharing a KV
+ * head (GQA) are processed together, so each K/V row is read from memory once.
+ */
+#ifndef CINDER_DECODE_ATTN_CUH
+#define CINDER_DECODE_ATTN_CUH
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cuda_runtime.h>
+#include "kdtype.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Split count that fills the device for this batch: at least 4 blocks per multiprocessor when
+ * the context allows, no chunk shorter than 256 tokens, at most 32 splits. */
+int decode_attn_splits(int n_seqs, int n_heads, int n_kv_heads, int max_ctx, int n_sms);
+
+/* Bytes of fp32 workspace decode_attn_run needs for N_SPLITS > 1 (0 when N_SPLITS == 1). */
+size_t decode_attn_workspace_size(int n_seqs, int n_heads, int head_dim, int n_splits);
+
+/* out[s, h, :] = softmax(scale * q[s, h] . K_s^T) V_s over the ctx_lens[s] cached tokens of
+ * sequence s (ctx_lens[s] == 0 writes zeros). head_dim 48, 64 or 128; any block_size >= 1;
+ * n_heads a multiple of n_kv_heads. The split count is fixed by the caller (so a CUDA graph
+ * can be captured once for a maximum context); each sequence's chunk length follows its own
+ * ctx_lens on the device. WORKSPACE: decode_attn_workspace_size bytes, or NULL when
+ * n_splits == 1. */
+cudaError_t decode_attn_run(void *out,                  /* [n_seqs, n_heads, head_dim] */
+                            const void *q,              /* [n_seqs, q_stride], heads at 0 */
+                            int q_stride,               /* elements between sequences */
+                            const void *k_cache,        /* [n_blocks, block_size, n_kv_heads, head_dim] */
+                            const void *v_cache,        /* same */
+                            const int32_t *block_tables, /* [n_seqs, max_blocks_per_seq] */
+                            int max_blocks_per_seq,
+                            const int32_t *ctx_lens,    /* [n_seqs] */
+                            int n_seqs, int n_heads, int n_kv_heads, int head_dim,
+                            int block_size, float scale, int n_splits,
+                            void *workspace, kdtype dt, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,201 @@
+/* prefill_attn.cu - causal flash attention (FlashAttention-2 style) reading K/V from pages
+ * (see prefill_attn.cuh).
+ *
+ * Grid (head, query tile, sequence), heaviest query tiles first; 4 warps a block, each owning
+ * MT x 16 query rows. Q of the block stays in shared memory; K/V tiles of 64 keys are gathered
+ * from the pages with cp.async into two swizzled stages, the next tile loading while the
+ * current one is used. S = Q K^T and O += P V run on mma.sync m16n8k16 with fp32
+ * accumulators; softmax is online in the log2 domain; only the key tiles that cross the
+ * diagonal are masked.
+ */
+#include "prefill_attn.cuh"
+#include "attn_common.cuh"
+
+#define PA_NW 4
+#define PA_NT (PA_NW * 32)
+#define PA_BN 64   /* keys per tile */
+
+template <typename T, int HD, int MT>
+__global__ void __launch_bounds__(PA_NT)
+prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
+                    const T *__restrict__ kc, const T *__restrict__ vc,
+                    const int32_t *__restrict__ bts, int max_bps,
+                    const int32_t *__restrict__ cu_q, const int32_t *__restrict__ seq_lens,
+                    int n_heads, int n_kv, int bs, float scale_log2)
+{
+    constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, BM = PA_NW * MT * 16, BN = PA_BN;
+    extern __shared__ __align__(128) unsigned char smem[];
+    T *sq = (T *)smem;          /* [BM][SD] */
+    T *sk = sq + BM * SD;       /* [2][BN][SD] */
+    T *sv = sk + 2 * BN * SD;   /* [2][BN][SD] */
+
+    int h = blockIdx.x, seq = blockIdx.z;
+    int q0 = cu_q[seq], q_len = cu_q[seq + 1] - q0;
+    int i0 = (gridDim.y - 1 - blockIdx.y) * BM;   /* heaviest tiles are scheduled first */
+    if (i0 >= q_len) return;
+    int off = seq_lens[seq] - q_len;              /* position of query 0 */
+    int kvh = h / (n_heads / n_kv);
+    int rows = min(BM, q_len - i0);
+    int n_keys = off + i0 + rows;                 /* keys [0, n_keys) are visible to the tile */
+    int n_kt = (n_keys + BN - 1) / BN;
+    int n_full = (off + i0 + 1) / BN;             /* tiles below every row's diagonal */
+    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int32_t *bt = bts + (size_t)seq * max_bps;
+
+    const T *qs = q + (size_t)(q0 + i0) * q_stride + (size_t)h * HD;
+    for (int i = tid; i < BM * HDC; i += PA_NT) {
+        int r = i / HDC, c = i % HDC;
+        cp_async16(sq + swz<SD>(r, c), r < rows ? qs + (size_t)r * q_stride + c * 8 : q,
+                   r < rows);
+    }
+    attn_load_kv<T, HD, BN, PA_NT>(sk, sv, kc, vc, bt, bs, n_kv, kvh, 0, n_keys);
+    cp_async_commit();
+
+    float o[MT][HD / 8][4] = {};
+    float m[MT][2], l[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.f;
+    int wrow = warp * MT * 16;   /* first query row of this warp within the tile */
+
+    for (int kt = 0; kt < n_kt; kt++) {
+        cp_async_wait<0>();
+        __syncthreads();
+        if (kt + 1 < n_kt) {
+            int st = (kt + 1) & 1;
+            attn_load_kv<T, HD, BN, PA_NT>(sk + st * BN * SD, sv + st * BN * SD, kc, vc, bt, bs,
+                                           n_kv, kvh, (kt + 1) * BN, n_keys);
+        }
+        cp_async_commit();
+        const T *kt_s = sk + (kt & 1) * BN * SD, *vt_s = sv + (kt & 1) * BN * SD;
+
+        float s[MT][BN / 8][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            uint32_t qa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                ldsm_x4(qa[mt], sq + swz<SD>(wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
+                                             kk * 2 + (lane >> 4)));
+#pragma unroll
+            for (int np = 0; np < BN / 16; np++) {
+                uint32_t b[4];
+                ldsm_x4(b, kt_s + swz<SD>(np * 16 + (lane & 7) + (lane >> 4) * 8,
+                                          kk * 2 + ((lane >> 3) & 1)));
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16816<T>(s[mt][2 * np], qa[mt], b[0], b[1]);
+                    mma16816<T>(s[mt][2 * np + 1], qa[mt], b[2], b[3]);
+                }
+            }
+        }
+        bool masked = kt >= n_full;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            int pos = off + i0 + wrow + mt * 16 + (lane >> 2);   /* row g; row g+8 is pos + 8 */
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int key = kt * BN + j * 8 + (lane & 3) * 2 + (e & 1);
+                    float x = s[mt][j][e] * scale_log2;
+                    s[mt][j][e] = masked && key > pos + (e >> 1) * 8 ? -INFINITY : x;
+                }
+            attn_softmax_step<BN / 8, HD / 8>(s[mt], o[mt], m[mt], l[mt]);
+        }
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) attn_pv16<T, HD, MT, BN / 8>(o, s, kk, vt_s, kk * 16);
+    }
+
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) {
+            float sum = l[mt][hh];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            float inv = 1.f / sum;
+            int r = wrow + mt * 16 + (lane >> 2) + hh * 8;
+            if (i0 + r >= q_len) continue;
+            T *orow = out + ((size_t)(q0 + i0 + r) * n_heads + h) * HD + (lane & 3) * 2;
+#pragma unroll
+            for (int nt = 0; nt < HD / 8; nt++)
+                *(uint32_t *)(orow + nt * 8) =
+                    pack2<T>(o[mt][nt][2 * hh] * inv, o[mt][nt][2 * hh + 1] * inv);
+        }
+}
+
+template <typename T, int HD, int MT>
+static cudaError_t prefill_attn_launch(void *out, const void *q, int q_stride, const void *kc,
+                                       const void *vc, const int32_t *bts, int max_bps,
+                                       const int32_t *cu_q, const int32_t *seq_lens, int n_seqs,
+                                       int max_q_len, int n_heads, int n_kv, int bs, float scale,
+                                       cudaStream_t stream)
+{
+    constexpr int SD = attn_sd<HD>::v, BM = PA_NW * MT * 16;
+    const size_t smem = (size_t)(BM + 4 * PA_BN) * SD * sizeof(T);
+    static bool attr_set;   /* per instantiation; setting it twice is harmless */
+    if (!attr_set) {
+        cudaError_t e = cudaFuncSetAttribute(prefill_attn_kernel<T, HD, MT>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)smem);
+        if (e != cudaSuccess) return e;
+        attr_set = true;
+    }
+    dim3 grid(n_heads, (max_q_len + BM - 1) / BM, n_seqs);
+    prefill_attn_kernel<T, HD, MT><<<grid, PA_NT, smem, stream>>>(
+        (T *)out, (const T *)q, q_stride, (const T *)kc, (const T *)vc, bts, max_bps, cu_q,
+        seq_lens, n_heads, n_kv, bs, scale * 1.4426950408889634f);
+    return cudaGetLastError();
+}
+
+template <typename T, int MT>
+static cudaError_t prefill_attn_hd(int head_dim, void *out, const void *q, int q_stride,
+                                   const void *kc, const void *vc, const int32_t *bts,
+                                   int max_bps, const int32_t *cu_q, const int32_t *seq_lens,
+                                   int n_seqs, int max_q_len, int n_heads, int n_kv, int bs,
+                                   float scale, cudaStream_t stream)
+{
+    auto f = head_dim == 48 ? prefill_attn_launch<T, 48, MT>
+           : head_dim == 64 ? prefill_attn_launch<T, 64, MT>
+           : head_dim == 128 ? prefill_attn_launch<T, 128, MT> : nullptr;
+    if (!f) return cudaErrorInvalidValue;
+    return f(out, q, q_stride, kc, vc, bts, max_bps, cu_q, seq_lens, n_seqs, max_q_len, n_heads,
+             n_kv, bs, scale, stream);
+}
+
+extern "C" cudaError_t prefill_attn_run_tiled(int m_tiles, void *out, const void *q,
+                                              int q_stride, const void *k_cache,
+                                              const void *v_cache, const int32_t *block_tables,
+                                              int max_blocks_per_seq,
+                                              const int32_t *cu_seqlens_q,
+                                              const int32_t *seq_lens, int n_seqs,
+                                              int max_q_len, int n_heads, int n_kv_heads,
+                                              int head_dim, int block_size, float scale,
+                                              kdtype dt, cudaStream_t stream)
+{
+    if (n_seqs == 0 || max_q_len == 0) return cudaSuccess;
+    if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || n_kv_heads < 1 ||
+        n_heads % n_kv_heads || block_size < 1 || q_stride < n_heads * head_dim ||
+        q_stride % 8 || (m_tiles != 1 && m_tiles != 2))
+        return cudaErrorInvalidValue;
+    KDT_DISPATCH(dt, T, {
+        auto f = m_tiles == 1 ? prefill_attn_hd<T, 1> : prefill_attn_hd<T, 2>;
+        return f(head_dim, out, q, q_stride, k_cache, v_cache, block_tables,
+                 max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs, max_q_len, n_heads,
+                 n_kv_heads, block_size, scale, stream);
+    });
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t prefill_attn_run(void *out, const void *q, int q_stride,
+                                        const void *k_cache, const void *v_cache,
+                                        const int32_t *block_tables, int max_blocks_per_seq,
+                                        const int32_t *cu_seqlens_q, const int32_t *seq_lens,
+                                        int n_seqs, int max_q_len, int n_heads, int n_kv_heads,
+                                        int head_dim, int block_size, float scale, kdtype dt,
+                                        cudaStream_t stream)
+{
+    return prefill_attn_run_tiled(2, out, q, q_stride, k_cache, v_cache, block_tables,
+                                  max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs, max_q_len,
+                                  n_heads, n_kv_heads, head_dim, block_size, scale, dt, stream);
+}

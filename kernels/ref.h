@@ -1,0 +1,52 @@
+/* ref.h - CPU references of the CUDA kernels (plain C, fp32 arithmetic on fp32 arrays).
+ *
+ * The GPU tests round their random inputs to bf16/fp16, run a kernel, and compare it with
+ * these on the same (rounded) values. Each mirrors one kernel's launcher in kernels/NAME.cuh
+ * with the same shapes; see there for the semantics.
+ */
+#ifndef CINDER_REF_H
+#define CINDER_REF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rope_params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Causal attention over the paged cache for a variable-length batch: sequence s has query
+ * tokens [cu_seqlens_q[s], cu_seqlens_q[s+1]), the last ones of its seq_lens[s] tokens.
+ * Decode is the case q_len = 1. out [n_tokens, n_heads, head_dim]. */
+void attn_ref(float *out, const float *q, int q_stride, const float *k_cache,
+              const float *v_cache, const int32_t *block_tables, int max_blocks_per_seq,
+              const int32_t *cu_seqlens_q, const int32_t *seq_lens, int n_seqs, int n_heads,
+              int n_kv_heads, int head_dim, int block_size, float scale);
+
+/* cache rows slot_mapping[t] (negative: skipped) <- k, v rows of token t. */
+void kv_store_ref(float *k_cache, float *v_cache, const float *k, int k_stride, const float *v,
+                  int v_stride, const int32_t *slot_mapping, int n_tokens, int n_kv_heads,
+                  int head_dim);
+
+/* if x: resid += x; out = resid / rms(resid) * w.  resid, x, out [n, dim]; w [dim]. */
+void rmsnorm_ref(float *out, float *resid, const float *x, const float *w, int n, int dim,
+                 float eps);
+
+/* In place, HF half rotation, on n_heads rows of q and n_kv_heads rows of k per token. */
+void rope_ref(float *q, int q_stride, float *k, int k_stride, const int32_t *pos, int n_tokens,
+              int n_heads, int n_kv_heads, int head_dim, const rope_params *p);
+
+/* out[r, i] = silu(in[r, i]) * in[r, hidden + i].  in [n, 2 * hidden]. */
+void silu_mul_ref(float *out, const float *in, int n, int hidden);
+
+/* out[t] = table[ids[t]] (zeros for an id outside [0, vocab)). */
+void embed_ref(float *out, const float *table, const int32_t *ids, int n, int vocab, int dim);
+
+/* Greedy: token = first index of the largest logit; logprob = its log-softmax. */
+void sample_greedy_ref(int32_t *token, float *logprob, const float *logits, int n, int vocab);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,23 @@
+/* sample.cuh - token sampling from fp32 logits on the GPU. */
+#ifndef CINDER_SAMPLE_CUH
+#define CINDER_SAMPLE_CUH
+
+#include <stdint.h>
+#include <cuda_runtime.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Greedy: token[r] = the first index of the largest logit of row r, logprob[r] = its
+ * log-softmax (logit - logsumexp), in one pass over the row. -inf logits are allowed. */
+cudaError_t sample_greedy_run(int32_t *token,       /* [n_rows] */
+                              float *logprob,       /* [n_rows] */
+                              const float *logits,  /* [n_rows, vocab] */
+                              int n_rows, int vocab, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# gpu.sh - run on the GPU machine: every kernel test (build/test-gpu/*), then every kernel
+# benchmark (build/bench/*), all built beforehand on the development machine (the GPU machine
+# lacks our Debian libraries: bundle them with shared/device/bundle-libs.sh into build/lib).
+# Output goes to the terminal and to $OUT/log (./gpu.log without $OUT).
+#
+# Usage: scripts/gpu.sh [all|tests|bench] [SUBSTRING]   (SUBSTRING filters program names)
+# Exit status: the number of failed programs.
+set -uo pipefail
+what=${1:-all}
+filter=${2:-}
+build=${BUILD:-build}
+export LD_LIBRARY_PATH=$PWD/$build/lib:${LD_LIBRARY_PATH:-}
+log=${OUT:-.}/log
+[ -n "${OUT:-}" ] || log=./gpu.log
+exec > >(tee -a "$log") 2>&1
+
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,driver_version \
+    --format=csv 2>/dev/null || echo "nvidia-smi unavailable"
+failed=()
+run_dir() {
+    local dir=$1 p
+    for p in "$dir"/*; do
+        [ -x "$p" ] && [ -f "$p" ] || continue
+        [[ -z $filter || $(basename "$p") == *"$filter"* ]] || continue
+        echo "== $p"
+        if ! "$p"; then failed+=("$(basename "$p")"); echo "!! $p failed"; fi
+    done
+}
+[[ $what == all || $what == tests ]] && run_dir "$build/test-gpu"
+[[ $what == all || $what == bench ]] && run_dir "$build/bench"
+
+echo "== summary"
+grep -hE '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 50 || true
+grep -h '^RESULT' "$log" | tail -n 60 || true
+if [ ${#failed[@]} -eq 0 ]; then echo "gpu.sh: all programs succeeded"
+else echo "gpu.sh: FAILED: ${failed[*]}"; fi
+exit ${#failed[@]}
