@@ -1,11 +1,19 @@
 /* cpu_ops.c - fp32 kernels of the reference CPU backend (see cpu_ops.h). Written with GCC
  * vector extensions so that -O2 without -march gives SIMD code; the summation order of each
- * dot product is fixed (8 lanes, then a fixed pairwise reduction, then the tail).
+ * dot product is fixed (8 lanes, then a fixed pairwise reduction, then the tail) and the
+ * same in dot_1x4 and cpu_dot, so which kernel computes a value does not change it.
+ * Contraction into FMA is turned off so that this holds on every target.
  */
 #include "cpu_ops.h"
 
 #include <math.h>
 #include <string.h>
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 /* 8 lanes as two SSE-sized vectors (no ABI dependence on AVX) */
 typedef float v4f __attribute__((vector_size(16)));
@@ -61,17 +69,20 @@ void cpu_matmul_rows(float *out, int ld_out, const float *x, int ld_x, int n_tok
         int t1 = t0 + TOK_TILE < n_tok ? t0 + TOK_TILE : n_tok;
         for (int r = r0; r < r1; r++) {
             const float *wr = w + (size_t)r * n_in;
-            for (int t = t0; t < t1; t += 4) {
-                /* past the end, repeat the last row: every result takes the same path */
-                const float *xs[4];
-                for (int i = 0; i < 4; i++)
-                    xs[i] = x + (size_t)(t + i < t1 ? t + i : t1 - 1) * ld_x;
-                float d[4];
-                dot_1x4(wr, xs[0], xs[1], xs[2], xs[3], n_in, d);
-                for (int i = 0; i < 4 && t + i < t1; i++) {
+            float d[4];
+            int t = t0;
+            for (; t + 4 <= t1; t += 4) {
+                const float *xt = x + (size_t)t * ld_x;
+                dot_1x4(wr, xt, xt + ld_x, xt + 2 * (size_t)ld_x, xt + 3 * (size_t)ld_x, n_in, d);
+                for (int i = 0; i < 4; i++) {
                     float *o = out + (size_t)(t + i) * ld_out + r;
                     *o = accumulate ? *o + d[i] : d[i];
                 }
+            }
+            for (; t < t1; t++) { /* same arithmetic as dot_1x4, one row at a time */
+                float *o = out + (size_t)t * ld_out + r;
+                float v = cpu_dot(wr, x + (size_t)t * ld_x, n_in);
+                *o = accumulate ? *o + v : v;
             }
         }
     }
