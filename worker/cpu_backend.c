@@ -358,6 +358,10 @@ backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err)
     b->base.last_logits = cpu_last_logits;
     b->base.free = cpu_free;
     model_config *c = &b->base.cfg;
+    if (!o->model_dir) {
+        snprintf(err, n_err, "cpu backend: no model directory");
+        goto fail;
+    }
     if (model_config_load(c, o->model_dir, err, n_err) < 0)
         goto fail;
     if (o->block_size <= 0) {
