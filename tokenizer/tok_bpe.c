@@ -164,10 +164,9 @@ static int64_t initial_symbols(const tok *t, const char *s, size_t n, bpe_sym *s
     return (int64_t)n_sym;
 }
 
-int tok_bpe_word(const tok *t, const char *s, size_t n, tok_ids *out)
+/* BPE of S[0..N), ids appended to OUT */
+static int bpe_merge(const tok *t, const char *s, size_t n, tok_ids *out)
 {
-    if (n == 0)
-        return 0;
     if (t->ignore_merges) {
         int32_t id = tok_strmap_get(&t->vocab, s, n);
         if (id >= 0)
@@ -211,4 +210,42 @@ int tok_bpe_word(const tok *t, const char *s, size_t n, tok_ids *out)
         if (tok_ids_add(out, sym[i].id) < 0)
             return -1;
     return 0;
+}
+
+/* bpe_merge through this thread's cache for short words */
+static int bpe_cached(const tok *t, tok_cache *c, const char *s, size_t n, tok_ids *out)
+{
+    if (!c || n > TOK_CACHE_KEY)
+        return bpe_merge(t, s, n, out);
+    uint64_t h = tok_hash(s, n) | 1;
+    int hit = tok_cache_find(c, h, s, n, out);
+    if (hit)
+        return hit < 0 ? -1 : 0;
+    size_t first = out->n;
+    if (bpe_merge(t, s, n, out) < 0)
+        return -1;
+    tok_cache_put(c, h, s, n, out->p + first, out->n - first);
+    return 0;
+}
+
+#define MARK "\xE2\x96\x81" /* U+2581 */
+
+int tok_bpe_word(const tok *t, const char *s, size_t n, tok_ids *out)
+{
+    if (n == 0)
+        return 0;
+    tok_cache *c = tok_cache_get(t);
+    if (!t->mark_split)
+        return bpe_cached(t, c, s, n, out);
+    /* cut before every mark that follows a non-mark character; chunks merge independently */
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= n; i++) {
+        if (memcmp(s + i, MARK, 3) != 0 || (i >= 3 && memcmp(s + i - 3, MARK, 3) == 0))
+            continue;
+        if (bpe_cached(t, c, s + start, i - start, out) < 0)
+            return -1;
+        start = i;
+        i += 2;
+    }
+    return bpe_cached(t, c, s + start, n - start, out);
 }

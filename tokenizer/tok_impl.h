@@ -45,7 +45,12 @@ int tok_utf8_lossy(tok_buf *b, const char *s, size_t n);
 
 /* ---- string -> id map over an array of strings owned elsewhere */
 typedef struct {
-    int32_t *slot;          /* [mask + 1] id, or -1 when empty */
+    int32_t id;             /* -1 when empty */
+    uint32_t tag;           /* high hash bits: most mismatches never touch the key */
+} tok_strslot;
+
+typedef struct {
+    tok_strslot *slot;      /* [mask + 1] */
     uint32_t mask;
     const char *const *key; /* [n_keys] key of each id (NULL: none) */
     const uint32_t *key_len;
@@ -59,11 +64,15 @@ int32_t tok_strmap_get(const tok_strmap *m, const char *s, size_t n);
  * HF vocabulary object would be. */
 void tok_strmap_put(tok_strmap *m, int32_t id);
 
-/* ---- BPE merges: (left id, right id) -> (rank, merged id) */
+/* ---- BPE merges: (left id, right id) -> (rank, merged id), one 16-byte slot per pair */
 typedef struct {
-    uint64_t *key;  /* [mask + 1] left << 32 | right; UINT64_MAX when empty */
-    uint32_t *rank; /* [mask + 1] */
-    int32_t *id;    /* [mask + 1] */
+    uint64_t key;           /* left << 32 | right; UINT64_MAX when empty */
+    uint32_t rank;
+    int32_t id;
+} tok_pairslot;
+
+typedef struct {
+    tok_pairslot *slot;     /* [mask + 1] */
     uint32_t mask;
 } tok_pairmap;
 
@@ -77,12 +86,13 @@ static inline int tok_pairmap_get(const tok_pairmap *m, int32_t l, int32_t r, ui
     uint64_t k = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
     uint64_t h = k * 0x9E3779B97F4A7C15ull;
     for (uint32_t i = (uint32_t)(h >> 32) & m->mask;; i = (i + 1) & m->mask) {
-        if (m->key[i] == k) {
-            *rank = m->rank[i];
-            *id = m->id[i];
+        const tok_pairslot *s = &m->slot[i];
+        if (s->key == k) {
+            *rank = s->rank;
+            *id = s->id;
             return 1;
         }
-        if (m->key[i] == UINT64_MAX)
+        if (s->key == UINT64_MAX)
             return 0;
     }
 }
@@ -163,6 +173,10 @@ struct tok {
     int fuse_unk, byte_fallback, ignore_merges;
     int32_t byte_id[256];   /* <0xXX> token ids, -1 where absent */
     int32_t ascii_id[128];  /* id of each one-byte piece, -1 where absent */
+    int mark_split;         /* words may be cut before each U+2581 that follows another
+                               character: no vocabulary piece holds such a pair, so no merge
+                               can cross the cut (SentencePiece vocabularies) */
+    uint64_t gen;           /* unique load generation: keys the per-thread word caches */
 
     /* added tokens, in file order; the tries find them in text */
     tok_added *added;
@@ -184,6 +198,17 @@ struct tok {
     tok_post post;
     int32_t bos_id;         /* from tokenizer_config.json or the post-processor; -1 none */
 };
+
+/* ---- per-thread word -> ids cache (tok_cache.c) */
+#define TOK_CACHE_KEY 46 /* longest cached word, bytes */
+#define TOK_CACHE_IDS 12 /* most ids of a cached word */
+typedef struct tok_cache tok_cache;
+uint64_t tok_cache_new_gen(void);
+tok_cache *tok_cache_get(const tok *t); /* this thread's table for T; NULL on out of memory */
+/* 1 and the ids appended to OUT on a hit, 0 on a miss, -1 on out of memory */
+int tok_cache_find(const tok_cache *c, uint64_t h, const char *s, size_t n, tok_ids *out);
+void tok_cache_put(tok_cache *c, uint64_t h, const char *s, size_t n, const int32_t *ids,
+                   size_t n_ids);
 
 /* pipeline stages, each in its own file */
 int tok_normalize(const tok *t, const char *s, size_t n, tok_buf *out);

@@ -169,6 +169,23 @@ static int load_model(tok *t, const cJSON *model, char *err, size_t n_err)
     return 0;
 }
 
+/* 1 when no vocabulary piece holds U+2581 right after another character (see mark_split) */
+static int mark_split_safe(const tok *t)
+{
+    static const char mark[] = "\xE2\x96\x81";
+    if (t->ignore_merges || tok_strmap_get(&t->vocab, mark, 3) < 0)
+        return 0;
+    for (int id = 0; id < t->n_vocab; id++) {
+        const char *p = t->piece[id];
+        if (!p)
+            continue;
+        for (const char *m = strstr(p + 1, mark); m; m = strstr(m + 3, mark))
+            if (m - p < 3 || memcmp(m - 3, mark, 3) != 0)
+                return 0;
+    }
+    return 1;
+}
+
 static int load_added(tok *t, const cJSON *arr, char *err, size_t n_err)
 {
     int n = cJSON_GetArraySize(arr), max_id = t->n_vocab - 1;
@@ -276,6 +293,8 @@ tok *tok_load(const char *path, char *err, size_t n_err)
             goto fail;
         }
     }
+    t->mark_split = mark_split_safe(t);
+    t->gen = tok_cache_new_gen();
     t->bos_id = config_bos(t, path);
     if (t->bos_id < 0 && t->post.n_pre == 1)
         t->bos_id = t->post.pre[0];

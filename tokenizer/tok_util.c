@@ -194,7 +194,8 @@ int tok_strmap_init(tok_strmap *m, const char *const *key, const uint32_t *key_l
     m->slot = malloc(cap * sizeof *m->slot);
     if (!m->slot)
         return -1;
-    memset(m->slot, 0xFF, cap * sizeof *m->slot);
+    for (uint32_t i = 0; i < cap; i++)
+        m->slot[i] = (tok_strslot){-1, 0};
     m->mask = cap - 1;
     m->key = key;
     m->key_len = key_len;
@@ -209,12 +210,14 @@ void tok_strmap_free(tok_strmap *m)
 
 int32_t tok_strmap_get(const tok_strmap *m, const char *s, size_t n)
 {
-    for (uint32_t i = (uint32_t)(tok_hash(s, n) >> 32) & m->mask;; i = (i + 1) & m->mask) {
-        int32_t id = m->slot[i];
-        if (id < 0)
+    uint64_t h = tok_hash(s, n);
+    uint32_t tag = (uint32_t)h;
+    for (uint32_t i = (uint32_t)(h >> 32) & m->mask;; i = (i + 1) & m->mask) {
+        tok_strslot sl = m->slot[i];
+        if (sl.id < 0)
             return -1;
-        if (m->key_len[id] == n && memcmp(m->key[id], s, n) == 0)
-            return id;
+        if (sl.tag == tag && m->key_len[sl.id] == n && memcmp(m->key[sl.id], s, n) == 0)
+            return sl.id;
     }
 }
 
@@ -222,10 +225,12 @@ void tok_strmap_put(tok_strmap *m, int32_t id)
 {
     const char *s = m->key[id];
     size_t n = m->key_len[id];
-    for (uint32_t i = (uint32_t)(tok_hash(s, n) >> 32) & m->mask;; i = (i + 1) & m->mask) {
-        int32_t old = m->slot[i];
-        if (old < 0 || (m->key_len[old] == n && memcmp(m->key[old], s, n) == 0)) {
-            m->slot[i] = id;
+    uint64_t h = tok_hash(s, n);
+    for (uint32_t i = (uint32_t)(h >> 32) & m->mask;; i = (i + 1) & m->mask) {
+        tok_strslot *sl = &m->slot[i];
+        if (sl->id < 0 || (sl->tag == (uint32_t)h && m->key_len[sl->id] == n &&
+                           memcmp(m->key[sl->id], s, n) == 0)) {
+            *sl = (tok_strslot){id, (uint32_t)h};
             return;
         }
     }
@@ -236,26 +241,19 @@ int tok_pairmap_init(tok_pairmap *m, size_t n)
     uint32_t cap = 16;
     while (cap < n * 2)
         cap *= 2;
-    m->key = malloc(cap * sizeof *m->key);
-    m->rank = malloc(cap * sizeof *m->rank);
-    m->id = malloc(cap * sizeof *m->id);
-    if (!m->key || !m->rank || !m->id) {
-        tok_pairmap_free(m);
+    m->slot = malloc(cap * sizeof *m->slot);
+    if (!m->slot)
         return -1;
-    }
-    memset(m->key, 0xFF, cap * sizeof *m->key);
+    for (uint32_t i = 0; i < cap; i++)
+        m->slot[i].key = UINT64_MAX;
     m->mask = cap - 1;
     return 0;
 }
 
 void tok_pairmap_free(tok_pairmap *m)
 {
-    free(m->key);
-    free(m->rank);
-    free(m->id);
-    m->key = NULL;
-    m->rank = NULL;
-    m->id = NULL;
+    free(m->slot);
+    m->slot = NULL;
 }
 
 void tok_pairmap_put(tok_pairmap *m, int32_t l, int32_t r, uint32_t rank, int32_t id)
@@ -263,9 +261,7 @@ void tok_pairmap_put(tok_pairmap *m, int32_t l, int32_t r, uint32_t rank, int32_
     uint64_t k = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
     uint64_t h = k * 0x9E3779B97F4A7C15ull;
     uint32_t i = (uint32_t)(h >> 32) & m->mask;
-    while (m->key[i] != UINT64_MAX && m->key[i] != k)
+    while (m->slot[i].key != UINT64_MAX && m->slot[i].key != k)
         i = (i + 1) & m->mask;
-    m->key[i] = k;
-    m->rank[i] = rank;
-    m->id[i] = id;
+    m->slot[i] = (tok_pairslot){k, rank, id};
 }
