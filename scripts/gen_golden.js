@@ -5,6 +5,8 @@
  *    and every 50th), "dec": decode(ids) when it differs from T}
  * The texts are deterministic (seeded): hand-written edge cases, slices of real prompts from
  * ../shared/data, fragment mixes with special-token strings, and random Unicode.
+ * variant_<name>.jsonl: a fifth of the texts on a base tokenizer with some components replaced
+ * (first line {"variant": {"base", "patch"}}), for components the real files do not use.
  *
  * Usage (the oracle is not a project dependency; install it in a scratch directory):
  *   mkdir -p /tmp/oracle && (cd /tmp/oracle && npm install @anush008/tokenizers@0.6.0)
@@ -136,27 +138,88 @@ function buildTexts(a) {
   return texts.map((s) => s.replace(/\u0000/g, ''));
 }
 
+/* Variants: a base tokenizer with top-level fields replaced ("added_tokens+" appends), to
+ * cover components the two real files do not use. The test rebuilds each from the base file. */
+const SP = '\u2581';
+const VARIANTS = [
+  { name: 'llama2_metaspace_first', base: 'llama2', patch: {
+    normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: SP, prepend_scheme: 'first', split: false },
+    decoder: { type: 'Sequence', decoders: [{ type: 'ByteFallback' },
+      { type: 'Metaspace', replacement: SP, prepend_scheme: 'first', split: false }, { type: 'Fuse' }] } } },
+  { name: 'llama2_metaspace_split', base: 'llama2', patch: {
+    normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: SP, prepend_scheme: 'always', split: true },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: SP }, content: ' ' },
+      { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 2, stop: 0 }] } } },
+  { name: 'llama2_added', base: 'llama2', extra: [
+    'Hi <|user|> there', '  <|user|>  ', '<|user|><|user|>', 'say hello world twice: hello worldhello world',
+    'a <tag> b', 'a<tag>b', '<tag>', 'x <tag>y', '_<tag> ', '\u00e9<tag>', 'hello world', ' hello world ',
+    '<|user|>   <tag>   hello world<|user|>'],
+    patch: { 'added_tokens+': [
+      { id: 32000, content: '<|user|>', single_word: false, lstrip: true, rstrip: true, normalized: false, special: true },
+      { id: 32001, content: 'hello world', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+      { id: 32002, content: '<tag>', single_word: true, lstrip: false, rstrip: false, normalized: false, special: false }] } },
+  { name: 'llama3_gpt2', base: 'llama3', patch: {
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true } } },
+  { name: 'llama3_splits', base: 'llama3', patch: {
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Removed', invert: false },
+      { type: 'Split', pattern: { Regex: '\\p{N}' }, behavior: 'MergedWithPrevious', invert: false },
+      { type: 'Split', pattern: { String: 'e' }, behavior: 'MergedWithNext', invert: false },
+      { type: 'Split', pattern: { Regex: '[aeiou]+' }, behavior: 'Contiguous', invert: true },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] } } },
+];
+
+function applyPatch(base, patch) {
+  const t = JSON.parse(JSON.stringify(base));
+  for (const [k, v] of Object.entries(patch)) {
+    if (k.endsWith('+')) t[k.slice(0, -1)] = t[k.slice(0, -1)].concat(v);
+    else t[k] = v;
+  }
+  return t;
+}
+
+async function vectors(tok, texts) {
+  const lines = [];
+  let nRt = 0;
+  for (let i = 0; i < texts.length; i++) {
+    const text = texts[i];
+    const ids = (await tok.encode(text, null, { addSpecialTokens: false })).getIds();
+    const rec = { text, ids };
+    if (i < 8 || i % 50 === 0) rec.bos = (await tok.encode(text, null, { addSpecialTokens: true })).getIds();
+    const dec = await tok.decode(ids, false);
+    if (dec !== text) rec.dec = dec;
+    else nRt++;
+    lines.push(JSON.stringify(rec));
+  }
+  return { lines, nRt };
+}
+
 async function main() {
   const a = args();
   const { Tokenizer } = require(path.join(path.resolve(a.oracle), 'node_modules/@anush008/tokenizers'));
   const texts = buildTexts(a);
   fs.mkdirSync(a.out, { recursive: true });
+  const files = {};
   for (const { name, file } of a.toks) {
-    const tok = Tokenizer.fromFile(file);
-    const lines = [];
-    let nRt = 0;
-    for (let i = 0; i < texts.length; i++) {
-      const text = texts[i];
-      const ids = (await tok.encode(text, null, { addSpecialTokens: false })).getIds();
-      const rec = { text, ids };
-      if (i < 8 || i % 50 === 0) rec.bos = (await tok.encode(text, null, { addSpecialTokens: true })).getIds();
-      const dec = await tok.decode(ids, false);
-      if (dec !== text) rec.dec = dec;
-      else nRt++;
-      lines.push(JSON.stringify(rec));
-    }
+    files[name] = file;
+    const { lines, nRt } = await vectors(Tokenizer.fromFile(file), texts);
     const out = path.join(a.out, name + '.jsonl');
     fs.writeFileSync(out, lines.join('\n') + '\n');
+    console.log(`${out}: ${lines.length} texts, ${nRt} round-trip`);
+  }
+  const os = require('os');
+  for (const v of VARIANTS) {
+    if (!files[v.base]) continue;
+    const tmp = path.join(os.tmpdir(), `cinder_variant_${v.name}.json`);
+    fs.writeFileSync(tmp, JSON.stringify(applyPatch(JSON.parse(fs.readFileSync(files[v.base], 'utf8')), v.patch)));
+    const sub = texts.filter((_, i) => i % 5 === 0).concat(v.extra || []);
+    const { lines, nRt } = await vectors(Tokenizer.fromFile(tmp), sub);
+    fs.unlinkSync(tmp);
+    const out = path.join(a.out, `variant_${v.name}.jsonl`);
+    const head = JSON.stringify({ variant: { base: v.base, patch: v.patch } });
+    fs.writeFileSync(out, head + '\n' + lines.join('\n') + '\n');
     console.log(`${out}: ${lines.length} texts, ${nRt} round-trip`);
   }
 }

@@ -51,7 +51,7 @@ static void *compile_re(const char *pattern, size_t n, int literal, char *err, s
 {
     int code;
     PCRE2_SIZE at;
-    uint32_t opt = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opt = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, n, opt, &code, &at, NULL);
     if (!re) {
         PCRE2_UCHAR msg[256];
