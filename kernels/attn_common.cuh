@@ -13,38 +13,61 @@
 /* Smem row stride for a head dim: 48 -> 64, 64 -> 64, 128 -> 128. */
 template <int HD> struct attn_sd { static constexpr int v = HD <= 64 ? 64 : 128; };
 
-/* Issues cp.async copies of K and V rows [T0, T0 + NR) of one kv head into swizzled tiles
- * SK, SV ([NR][SD] each); rows at or past T_END are zero-filled (so masked keys hold no NaN).
- * All NT threads of the block call it; the caller commits the group. */
+/* Block size as the loaders use it: a power of two is a shift and a mask, not a division. */
+struct attn_bs {
+    int bs, shift;   /* shift >= 0 when bs == 1 << shift, else -1 */
+};
+static inline attn_bs attn_bs_make(int bs)
+{
+    attn_bs b = {bs, -1};
+    if ((bs & (bs - 1)) == 0)
+        for (b.shift = 0; (1 << b.shift) != bs; b.shift++) {}
+    return b;
+}
+__device__ __forceinline__ int attn_slot(const int32_t *bt, attn_bs b, int t)
+{
+    if (b.shift >= 0) return (bt[t >> b.shift] << b.shift) + (t & (b.bs - 1));
+    return bt[t / b.bs] * b.bs + t % b.bs;
+}
+
+/* Threads [0, NR) write the cache slots of rows [T0, T0 + NR) into SS (-1 past T_END). The
+ * kernels fill this table a pipeline stage ahead, so the copies below need neither the block
+ * table nor a division. */
+template <int NR>
+__device__ __forceinline__ void attn_slots(int *ss, const int32_t *bt, attn_bs bs, int t0,
+                                           int t_end)
+{
+    int r = threadIdx.x, t = t0 + r;
+    if (r < NR) ss[r] = t < t_end ? attn_slot(bt, bs, t) : -1;
+}
+
+/* Issues cp.async copies of the K and V rows whose slots SS lists ([NR]) for one kv head into
+ * swizzled tiles SK, SV ([NR][SD] each); rows with slot -1 are zero-filled (so masked keys
+ * hold no NaN). All NT threads of the block call it; the caller commits the group. */
 template <typename T, int HD, int NR, int NT>
 __device__ __forceinline__ void attn_load_kv(T *sk, T *sv, const T *kc, const T *vc,
-                                             const int32_t *bt, int bs, int n_kv, int kvh,
-                                             int t0, int t_end)
+                                             const int *ss, int n_kv, int kvh)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8;
 #pragma unroll
     for (int i = 0; i < (NR * HDC + NT - 1) / NT; i++) {
         int idx = threadIdx.x + i * NT;
         if ((NR * HDC) % NT != 0 && idx >= NR * HDC) break;
-        int r = idx / HDC, c = idx % HDC, t = t0 + r;
-        bool ok = t < t_end;
-        size_t off = 0;
-        if (ok) {
-            int slot = bt[t / bs] * bs + t % bs;
-            off = ((size_t)slot * n_kv + kvh) * HD + c * 8;
-        }
-        cp_async16(sk + swz<SD>(r, c), kc + off, ok);
-        cp_async16(sv + swz<SD>(r, c), vc + off, ok);
+        int r = idx / HDC, c = idx % HDC, slot = ss[r];
+        size_t off = slot >= 0 ? ((size_t)slot * n_kv + kvh) * HD + c * 8 : 0;
+        cp_async16(sk + swz<SD>(r, c), kc + off, slot >= 0);
+        cp_async16(sv + swz<SD>(r, c), vc + off, slot >= 0);
     }
 }
 
 /* Online softmax over one key tile for the two rows (g, g+8) a thread holds in S[NT8][4]
- * (NT8 n8-tiles of scores already scaled to the log2 domain, masked entries -inf).
- * Updates the running max M[2] and the thread's partial row sums L[2], rescales O[NO][4],
- * and leaves exp2(s - m) in S. */
+ * (NT8 n8-tiles of raw scores, masked entries -inf). SCALE_LOG2 > 0 is the softmax scale
+ * times log2(e), applied inside the exponent (one FFMA per score). Updates the running max
+ * M[2] (raw units) and the thread's partial row sums L[2], rescales O[NO][4], and leaves
+ * exp2((s - m) * scale_log2) in S. */
 template <int NT8, int NO>
 __device__ __forceinline__ void attn_softmax_step(float (&s)[NT8][4], float (&o)[NO][4],
-                                                  float m[2], float l[2])
+                                                  float m[2], float l[2], float scale_log2)
 {
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -53,14 +76,15 @@ __device__ __forceinline__ void attn_softmax_step(float (&s)[NT8][4], float (&o)
         for (int j = 0; j < NT8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * h], s[j][2 * h + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        float base = mx == -INFINITY ? 0.f : mx;   /* all keys so far masked: keep zeros */
-        float corr = fast_exp2(m[h] - base);
+        /* all keys so far masked: base 0 keeps every term exactly 0 */
+        float base = mx == -INFINITY ? 0.f : mx * scale_log2;
+        float corr = fast_exp2(m[h] * scale_log2 - base);
         m[h] = mx;
         float sum = 0.f;
 #pragma unroll
         for (int j = 0; j < NT8; j++) {
-            s[j][2 * h] = fast_exp2(s[j][2 * h] - base);
-            s[j][2 * h + 1] = fast_exp2(s[j][2 * h + 1] - base);
+            s[j][2 * h] = fast_exp2(fmaf(s[j][2 * h], scale_log2, -base));
+            s[j][2 * h + 1] = fast_exp2(fmaf(s[j][2 * h + 1], scale_log2, -base));
             sum += s[j][2 * h] + s[j][2 * h + 1];
         }
         l[h] = l[h] * corr + sum;

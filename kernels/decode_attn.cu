@@ -22,7 +22,7 @@ __global__ void __launch_bounds__(DA_NT)
 decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restrict__ ws_lse,
                    const T *__restrict__ q, int q_stride, const T *__restrict__ kc,
                    const T *__restrict__ vc, const int32_t *__restrict__ bts, int max_bps,
-                   const int32_t *__restrict__ ctx_lens, int n_heads, int n_kv, int bs,
+                   const int32_t *__restrict__ ctx_lens, int n_heads, int n_kv, attn_bs bs,
                    float scale_log2, int n_splits)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, TN = DA_TN, OSD = HD + 4;
@@ -32,6 +32,7 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
     T *sq = sv + DA_STAGES * TN * SD;       /* [16][SD] */
     float *so = (float *)smem;              /* [NW][16][OSD], reuses the K stages at the end */
     __shared__ float sm_m[DA_NW][16], sm_l[DA_NW][16];
+    __shared__ int ss[DA_STAGES][TN];       /* cache slots of the tiles in flight */
 
     int split = blockIdx.x, seq = blockIdx.z;
     int G = n_heads / n_kv, n_hg = (G + 15) / 16;
@@ -60,10 +61,13 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
     const int32_t *bt = bts + (size_t)seq * max_bps;
     int n_tiles = (t_end - t_begin + TN - 1) / TN;
 #pragma unroll
+    for (int s = 0; s < DA_STAGES; s++) attn_slots<TN>(ss[s], bt, bs, t_begin + s * TN, t_end);
+    __syncthreads();
+#pragma unroll
     for (int s = 0; s < DA_STAGES - 1; s++) {
         if (s < n_tiles)
-            attn_load_kv<T, HD, TN, DA_NT>(sk + s * TN * SD, sv + s * TN * SD, kc, vc, bt, bs,
-                                           n_kv, kvh, t_begin + s * TN, t_end);
+            attn_load_kv<T, HD, TN, DA_NT>(sk + s * TN * SD, sv + s * TN * SD, kc, vc, ss[s],
+                                           n_kv, kvh);
         cp_async_commit();
     }
 
@@ -82,10 +86,13 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
         int nx = i + DA_STAGES - 1;
         if (nx < n_tiles) {
             int st = nx % DA_STAGES;
-            attn_load_kv<T, HD, TN, DA_NT>(sk + st * TN * SD, sv + st * TN * SD, kc, vc, bt, bs,
-                                           n_kv, kvh, t_begin + nx * TN, t_end);
+            attn_load_kv<T, HD, TN, DA_NT>(sk + st * TN * SD, sv + st * TN * SD, kc, vc, ss[st],
+                                           n_kv, kvh);
         }
         cp_async_commit();
+        /* slots of tile i + STAGES go where tile i's were (read by a load issued before) */
+        if (i + DA_STAGES < n_tiles)
+            attn_slots<TN>(ss[i % DA_STAGES], bt, bs, t_begin + (i + DA_STAGES) * TN, t_end);
         const T *kt = sk + (i % DA_STAGES) * TN * SD, *vt = sv + (i % DA_STAGES) * TN * SD;
 
         float s[1][2][4] = {};
@@ -102,14 +109,14 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
         for (int j = 0; j < 2; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++)
-                s[0][j][e] = tb + j * 8 + (e & 1) < t_end ? s[0][j][e] * scale_log2 : -INFINITY;
-        attn_softmax_step<2, HD / 8>(s[0], o[0], m, l);
+                if (tb + j * 8 + (e & 1) >= t_end) s[0][j][e] = -INFINITY;
+        attn_softmax_step<2, HD / 8>(s[0], o[0], m, l, scale_log2);
         attn_pv16<T, HD, 1, 2>(o, s, 0, vt, warp * 16);
     }
     cp_async_wait<0>();
     __syncthreads();
 
-    /* merge the 4 warps: each wrote its rows' max, sum and unnormalized O */
+    /* merge the 4 warps: each wrote its rows' max (raw score units), sum and unnormalized O */
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
@@ -138,7 +145,7 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
         float sum = 0.f, acc = 0.f;
 #pragma unroll
         for (int w = 0; w < DA_NW; w++) {
-            float c = fast_exp2(sm_m[w][r] - mx);
+            float c = fast_exp2((sm_m[w][r] - mx) * scale_log2);
             sum += sm_l[w][r] * c;
             acc += so[(w * 16 + r) * OSD + d] * c;
         }
@@ -147,7 +154,7 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
         } else {
             size_t wr = (row0 + r) * n_splits + split;
             ws_o[wr * HD + d] = acc / sum;
-            if (d == 0) ws_lse[wr] = mx + __log2f(sum);
+            if (d == 0) ws_lse[wr] = mx * scale_log2 + __log2f(sum);
         }
     }
 }
@@ -196,7 +203,7 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
     dim3 grid(n_splits, n_kv * n_hg, n_seqs);
     decode_attn_kernel<T, HD><<<grid, DA_NT, smem, stream>>>(
         (T *)out, ws_o, ws_lse, (const T *)q, q_stride, (const T *)kc, (const T *)vc, bts,
-        max_bps, ctx_lens, n_heads, n_kv, bs, scale * 1.4426950408889634f, n_splits);
+        max_bps, ctx_lens, n_heads, n_kv, attn_bs_make(bs), scale * 1.4426950408889634f, n_splits);
     if (n_splits > 1)
         decode_attn_reduce<T, HD><<<dim3(n_heads, n_seqs), HD, 0, stream>>>((T *)out, ws_o,
                                                                            ws_lse, n_splits);
@@ -208,7 +215,8 @@ extern "C" int decode_attn_splits(int n_seqs, int n_heads, int n_kv_heads, int m
 {
     int G = n_heads / n_kv_heads;
     long blocks = (long)n_seqs * n_kv_heads * ((G + 15) / 16);
-    long want = (8L * n_sms + blocks - 1) / blocks;        /* ~8 blocks per multiprocessor */
+    if (blocks >= 2L * n_sms) return 1;                     /* a full wave (2 blocks / SM) */
+    long want = (4L * n_sms + blocks - 1) / blocks;         /* ~4 blocks per multiprocessor */
     long by_ctx = (max_ctx + 255) / 256;                    /* chunks of at least 256 tokens */
     long n = want < by_ctx ? want : by_ctx;
     if (n > DA_MAX_SPLITS) n = DA_MAX_SPLITS;

@@ -1,33 +1,31 @@
 /* prefill_attn.cu - causal flash attention (FlashAttention-2 style) reading K/V from pages
  * (see prefill_attn.cuh).
  *
- * Grid (head, query tile, sequence), heaviest query tiles first; 4 warps a block, each owning
- * MT x 16 query rows. Q of the block stays in shared memory; K/V tiles of 64 keys are gathered
+ * Grid (head, query tile, sequence), heaviest query tiles first; NW warps a block, each owning
+ * MT x 16 query rows. Q of the block stays in shared memory; K/V tiles of BN keys are gathered
  * from the pages with cp.async into two swizzled stages, the next tile loading while the
- * current one is used. S = Q K^T and O += P V run on mma.sync m16n8k16 with fp32
+ * current one is used (the cache slots of each tile are looked up one tile further ahead). S = Q K^T and O += P V run on mma.sync m16n8k16 with fp32
  * accumulators; softmax is online in the log2 domain; only the key tiles that cross the
  * diagonal are masked.
  */
 #include "prefill_attn.cuh"
 #include "attn_common.cuh"
 
-#define PA_NW 4
-#define PA_NT (PA_NW * 32)
-#define PA_BN 64   /* keys per tile */
-
-template <typename T, int HD, int MT>
-__global__ void __launch_bounds__(PA_NT)
+/* NW warps of MT x 16 query rows each, BN keys per tile. */
+template <typename T, int HD, int NW, int MT, int BN>
+__global__ void __launch_bounds__(NW * 32)
 prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
                     const T *__restrict__ kc, const T *__restrict__ vc,
                     const int32_t *__restrict__ bts, int max_bps,
                     const int32_t *__restrict__ cu_q, const int32_t *__restrict__ seq_lens,
-                    int n_heads, int n_kv, int bs, float scale_log2)
+                    int n_heads, int n_kv, attn_bs bs, float scale_log2)
 {
-    constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, BM = PA_NW * MT * 16, BN = PA_BN;
+    constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, BM = NW * MT * 16, NT = NW * 32;
     extern __shared__ __align__(128) unsigned char smem[];
     T *sq = (T *)smem;          /* [BM][SD] */
     T *sk = sq + BM * SD;       /* [2][BN][SD] */
     T *sv = sk + 2 * BN * SD;   /* [2][BN][SD] */
+    __shared__ int ss[2][BN];   /* cache slots of the next two key tiles */
 
     int h = blockIdx.x, seq = blockIdx.z;
     int q0 = cu_q[seq], q_len = cu_q[seq + 1] - q0;
@@ -43,12 +41,15 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
     const int32_t *bt = bts + (size_t)seq * max_bps;
 
     const T *qs = q + (size_t)(q0 + i0) * q_stride + (size_t)h * HD;
-    for (int i = tid; i < BM * HDC; i += PA_NT) {
+    for (int i = tid; i < BM * HDC; i += NT) {
         int r = i / HDC, c = i % HDC;
         cp_async16(sq + swz<SD>(r, c), r < rows ? qs + (size_t)r * q_stride + c * 8 : q,
                    r < rows);
     }
-    attn_load_kv<T, HD, BN, PA_NT>(sk, sv, kc, vc, bt, bs, n_kv, kvh, 0, n_keys);
+    attn_slots<BN>(ss[0], bt, bs, 0, n_keys);
+    attn_slots<BN>(ss[1], bt, bs, BN, n_keys);
+    __syncthreads();
+    attn_load_kv<T, HD, BN, NT>(sk, sv, kc, vc, ss[0], n_kv, kvh);
     cp_async_commit();
 
     float o[MT][HD / 8][4] = {};
@@ -62,10 +63,12 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
         __syncthreads();
         if (kt + 1 < n_kt) {
             int st = (kt + 1) & 1;
-            attn_load_kv<T, HD, BN, PA_NT>(sk + st * BN * SD, sv + st * BN * SD, kc, vc, bt, bs,
-                                           n_kv, kvh, (kt + 1) * BN, n_keys);
+            attn_load_kv<T, HD, BN, NT>(sk + st * BN * SD, sv + st * BN * SD, kc, vc, ss[st],
+                                        n_kv, kvh);
         }
         cp_async_commit();
+        /* slots of tile kt + 2 replace tile kt's (its load was issued last iteration) */
+        if (kt + 2 < n_kt) attn_slots<BN>(ss[kt & 1], bt, bs, (kt + 2) * BN, n_keys);
         const T *kt_s = sk + (kt & 1) * BN * SD, *vt_s = sv + (kt & 1) * BN * SD;
 
         float s[MT][BN / 8][4] = {};
@@ -88,20 +91,21 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
                 }
             }
         }
-        bool masked = kt >= n_full;
+        if (kt >= n_full) {   /* the tile crosses the diagonal: mask keys after each row */
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-            int pos = off + i0 + wrow + mt * 16 + (lane >> 2);   /* row g; row g+8 is pos + 8 */
+            for (int mt = 0; mt < MT; mt++) {
+                int pos = off + i0 + wrow + mt * 16 + (lane >> 2);   /* row g; g+8 is pos+8 */
 #pragma unroll
-            for (int j = 0; j < BN / 8; j++)
+                for (int j = 0; j < BN / 8; j++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int key = kt * BN + j * 8 + (lane & 3) * 2 + (e & 1);
-                    float x = s[mt][j][e] * scale_log2;
-                    s[mt][j][e] = masked && key > pos + (e >> 1) * 8 ? -INFINITY : x;
-                }
-            attn_softmax_step<BN / 8, HD / 8>(s[mt], o[mt], m[mt], l[mt]);
+                    for (int e = 0; e < 4; e++)
+                        if (kt * BN + j * 8 + (lane & 3) * 2 + (e & 1) > pos + (e >> 1) * 8)
+                            s[mt][j][e] = -INFINITY;
+            }
         }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+            attn_softmax_step<BN / 8, HD / 8>(s[mt], o[mt], m[mt], l[mt], scale_log2);
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) attn_pv16<T, HD, MT, BN / 8>(o, s, kk, vt_s, kk * 16);
     }
@@ -124,46 +128,43 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
         }
 }
 
-template <typename T, int HD, int MT>
+template <typename T, int HD, int NW, int MT, int BN>
 static cudaError_t prefill_attn_launch(void *out, const void *q, int q_stride, const void *kc,
                                        const void *vc, const int32_t *bts, int max_bps,
                                        const int32_t *cu_q, const int32_t *seq_lens, int n_seqs,
                                        int max_q_len, int n_heads, int n_kv, int bs, float scale,
                                        cudaStream_t stream)
 {
-    constexpr int SD = attn_sd<HD>::v, BM = PA_NW * MT * 16;
-    const size_t smem = (size_t)(BM + 4 * PA_BN) * SD * sizeof(T);
+    constexpr int SD = attn_sd<HD>::v, BM = NW * MT * 16;
+    const size_t smem = (size_t)(BM + 4 * BN) * SD * sizeof(T);
     static bool attr_set;   /* per instantiation; setting it twice is harmless */
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(prefill_attn_kernel<T, HD, MT>,
+        cudaError_t e = cudaFuncSetAttribute(prefill_attn_kernel<T, HD, NW, MT, BN>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return e;
         attr_set = true;
     }
     dim3 grid(n_heads, (max_q_len + BM - 1) / BM, n_seqs);
-    prefill_attn_kernel<T, HD, MT><<<grid, PA_NT, smem, stream>>>(
+    prefill_attn_kernel<T, HD, NW, MT, BN><<<grid, NW * 32, smem, stream>>>(
         (T *)out, (const T *)q, q_stride, (const T *)kc, (const T *)vc, bts, max_bps, cu_q,
-        seq_lens, n_heads, n_kv, bs, scale * 1.4426950408889634f);
+        seq_lens, n_heads, n_kv, attn_bs_make(bs), scale * 1.4426950408889634f);
     return cudaGetLastError();
 }
 
-template <typename T, int MT>
-static cudaError_t prefill_attn_hd(int head_dim, void *out, const void *q, int q_stride,
-                                   const void *kc, const void *vc, const int32_t *bts,
-                                   int max_bps, const int32_t *cu_q, const int32_t *seq_lens,
-                                   int n_seqs, int max_q_len, int n_heads, int n_kv, int bs,
-                                   float scale, cudaStream_t stream)
+typedef cudaError_t (*prefill_attn_fn)(void *, const void *, int, const void *, const void *,
+                                       const int32_t *, int, const int32_t *, const int32_t *,
+                                       int, int, int, int, int, float, cudaStream_t);
+
+template <typename T, int NW, int MT, int BN>
+static prefill_attn_fn prefill_attn_pick(int head_dim)
 {
-    auto f = head_dim == 48 ? prefill_attn_launch<T, 48, MT>
-           : head_dim == 64 ? prefill_attn_launch<T, 64, MT>
-           : head_dim == 128 ? prefill_attn_launch<T, 128, MT> : nullptr;
-    if (!f) return cudaErrorInvalidValue;
-    return f(out, q, q_stride, kc, vc, bts, max_bps, cu_q, seq_lens, n_seqs, max_q_len, n_heads,
-             n_kv, bs, scale, stream);
+    return head_dim == 48 ? prefill_attn_launch<T, 48, NW, MT, BN>
+         : head_dim == 64 ? prefill_attn_launch<T, 64, NW, MT, BN>
+         : head_dim == 128 ? prefill_attn_launch<T, 128, NW, MT, BN> : nullptr;
 }
 
-extern "C" cudaError_t prefill_attn_run_tiled(int m_tiles, void *out, const void *q,
+extern "C" cudaError_t prefill_attn_run_tiled(int variant, void *out, const void *q,
                                               int q_stride, const void *k_cache,
                                               const void *v_cache, const int32_t *block_tables,
                                               int max_blocks_per_seq,
@@ -176,13 +177,18 @@ extern "C" cudaError_t prefill_attn_run_tiled(int m_tiles, void *out, const void
     if (n_seqs == 0 || max_q_len == 0) return cudaSuccess;
     if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || n_kv_heads < 1 ||
         n_heads % n_kv_heads || block_size < 1 || q_stride < n_heads * head_dim ||
-        q_stride % 8 || (m_tiles != 1 && m_tiles != 2))
+        q_stride % 8 || variant < 0 || variant > 4)
         return cudaErrorInvalidValue;
+    if (variant == 0) variant = 2;
     KDT_DISPATCH(dt, T, {
-        auto f = m_tiles == 1 ? prefill_attn_hd<T, 1> : prefill_attn_hd<T, 2>;
-        return f(head_dim, out, q, q_stride, k_cache, v_cache, block_tables,
-                 max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs, max_q_len, n_heads,
-                 n_kv_heads, block_size, scale, stream);
+        prefill_attn_fn f = variant == 1 ? prefill_attn_pick<T, 4, 1, 64>(head_dim)
+                          : variant == 2 ? prefill_attn_pick<T, 4, 2, 64>(head_dim)
+                          : variant == 3 ? prefill_attn_pick<T, 8, 2, 64>(head_dim)
+                                         : prefill_attn_pick<T, 4, 2, 32>(head_dim);
+        if (!f) return cudaErrorInvalidValue;
+        return f(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq,
+                 cu_seqlens_q, seq_lens, n_seqs, max_q_len, n_heads, n_kv_heads, block_size,
+                 scale, stream);
     });
     return cudaSuccess;
 }
@@ -195,7 +201,7 @@ extern "C" cudaError_t prefill_attn_run(void *out, const void *q, int q_stride,
                                         int head_dim, int block_size, float scale, kdtype dt,
                                         cudaStream_t stream)
 {
-    return prefill_attn_run_tiled(2, out, q, q_stride, k_cache, v_cache, block_tables,
+    return prefill_attn_run_tiled(0, out, q, q_stride, k_cache, v_cache, block_tables,
                                   max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs, max_q_len,
                                   n_heads, n_kv_heads, head_dim, block_size, scale, dt, stream);
 }

@@ -32,9 +32,11 @@ cudaError_t prefill_attn_run(void *out,                 /* [n_tokens, n_heads, h
                              int head_dim, int block_size, float scale, kdtype dt,
                              cudaStream_t stream);
 
-/* The same with the rows per warp chosen: M_TILES 1 (16 rows) or 2 (32 rows); for benchmarks
- * comparing tilings. prefill_attn_run uses the faster one measured. */
-cudaError_t prefill_attn_run_tiled(int m_tiles, void *out, const void *q, int q_stride,
+/* The same with the tiling chosen, for tests and benchmarks comparing them (query rows per
+ * warp x warps, keys per tile): VARIANT 1 = 16 x 4, 64 keys; 2 = 32 x 4, 64 keys; 3 = 32 x 8,
+ * 64 keys; 4 = 32 x 4, 32 keys; 0 = the default that prefill_attn_run uses (the fastest
+ * measured). */
+cudaError_t prefill_attn_run_tiled(int variant, void *out, const void *q, int q_stride,
                                    const void *k_cache, const void *v_cache,
                                    const int32_t *block_tables, int max_blocks_per_seq,
                                    const int32_t *cu_seqlens_q, const int32_t *seq_lens,

@@ -2,6 +2,7 @@
 #ifndef CINDER_SAMPLE_CUH
 #define CINDER_SAMPLE_CUH
 
+#include <stddef.h>
 #include <stdint.h>
 #include <cuda_runtime.h>
 
@@ -9,12 +10,17 @@
 extern "C" {
 #endif
 
+/* Bytes of workspace sample_greedy_run needs for N_ROWS rows (rows are split over several
+ * blocks when there are few of them). */
+size_t sample_greedy_workspace_size(int n_rows);
+
 /* Greedy: token[r] = the first index of the largest logit of row r, logprob[r] = its
- * log-softmax (logit - logsumexp), in one pass over the row. -inf logits are allowed. */
+ * log-softmax (logit - logsumexp), in one pass over the row. -inf logits are allowed.
+ * WORKSPACE: sample_greedy_workspace_size(n_rows) bytes (no initialization needed). */
 cudaError_t sample_greedy_run(int32_t *token,       /* [n_rows] */
                               float *logprob,       /* [n_rows] */
                               const float *logits,  /* [n_rows, vocab] */
-                              int n_rows, int vocab, cudaStream_t stream);
+                              int n_rows, int vocab, void *workspace, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -45,19 +45,21 @@ static void run(const bench_ceilings *c, int n_seqs, int ctx, int bs, int splits
     if (ws) CUDA_CHECK(cudaFree(ws));
 }
 
-int main(void)
+/* Optional argument: run only the first N cases (for profiling one launch). */
+int main(int argc, char **argv)
 {
+    int limit = argc > 1 ? atoi(argv[1]) : 1 << 30;
     bench_ceilings c = bench_measure_ceilings();
     int dev, n_sms;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, dev));
-    run(&c, 64, 4096, 16, 0, n_sms);
-    for (int s = 1; s <= 8; s *= 2) run(&c, 64, 4096, 16, s, n_sms);
-    run(&c, 64, 4096, 1, 0, n_sms);
-    run(&c, 64, 4096, 256, 0, n_sms);
-    run(&c, 256, 1024, 16, 0, n_sms);
-    run(&c, 8, 4096, 16, 0, n_sms);
-    run(&c, 1, 32768, 16, 0, n_sms);
-    run(&c, 1, 32768, 16, 1, n_sms);
+    static const int cases[][4] = {   /* batch, context, block size, splits (0: auto) */
+        {64, 4096, 16, 0}, {64, 4096, 16, 2}, {64, 4096, 16, 4}, {64, 4096, 1, 0},
+        {64, 4096, 256, 0}, {256, 1024, 16, 0}, {32, 8192, 16, 0},
+        {8, 4096, 16, 0}, {8, 4096, 16, 4}, {8, 4096, 16, 16},
+        {1, 32768, 16, 0}, {1, 32768, 16, 16}, {1, 32768, 16, 1}, {1, 4096, 16, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && (int)i < limit; i++)
+        run(&c, cases[i][0], cases[i][1], cases[i][2], cases[i][3], n_sms);
     return 0;
 }

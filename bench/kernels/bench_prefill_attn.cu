@@ -3,9 +3,14 @@
  * Target: >= 330 TFLOP/s at 8k tokens (torch's FlashAttention-2 on the H200). */
 #include "bench_util.cuh"
 #include "../../kernels/prefill_attn.cuh"
+#include <stdlib.h>
+
+static const char *variant_names[] = {"default", "4 warps x 16 rows, 64 keys",
+                                      "4 warps x 32 rows, 64 keys", "8 warps x 32 rows, 64 keys",
+                                      "4 warps x 32 rows, 32 keys"};
 
 static void run(const bench_ceilings *c, int n_seqs, int q_len, int cached, int nh, int nkv,
-                int m_tiles)
+                int variant)
 {
     const int hd = 128, bs = 16;
     int len = q_len + cached, bps = (len + bs - 1) / bs, n_blocks = n_seqs * bps;
@@ -29,28 +34,34 @@ static void run(const bench_ceilings *c, int n_seqs, int q_len, int cached, int 
     CUDA_CHECK(cudaMemcpy(cu, hcu.data(), sizeof(int32_t) * (n_seqs + 1), cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(lens, hl.data(), sizeof(int32_t) * n_seqs, cudaMemcpyHostToDevice));
     double ms = bench_ms([&] {
-        CUDA_CHECK(prefill_attn_run_tiled(m_tiles, out, q, nh * hd, k, v, bt, bps, cu, lens,
+        CUDA_CHECK(prefill_attn_run_tiled(variant, out, q, nh * hd, k, v, bt, bps, cu, lens,
                                           n_seqs, q_len, nh, nkv, hd, bs, 0.0883883f, KDT_BF16,
                                           0));
     }, 10);
     double pairs = (double)n_seqs * ((double)q_len * cached + (double)q_len * (q_len + 1) / 2);
     char cas[160];
     snprintf(cas, sizeof(cas), "%d x %d new tokens + %d cached, causal, %d/%d heads x 128, bf16, "
-             "block 16, %d rows/warp", n_seqs, q_len, cached, nh, nkv, 16 * m_tiles);
+             "block 16, variant %d (%s)", n_seqs, q_len, cached, nh, nkv, variant,
+             variant_names[variant]);
     bench_report_flops("prefill_attn", cas, ms, 4.0 * hd * nh * pairs, c);
     CUDA_CHECK(cudaFree(k)); CUDA_CHECK(cudaFree(v)); CUDA_CHECK(cudaFree(q));
     CUDA_CHECK(cudaFree(out)); CUDA_CHECK(cudaFree(bt)); CUDA_CHECK(cudaFree(cu));
     CUDA_CHECK(cudaFree(lens));
 }
 
-int main(void)
+/* Optional argument: run only the first N cases (for profiling one launch). */
+int main(int argc, char **argv)
 {
+    int limit = argc > 1 ? atoi(argv[1]) : 1 << 30;
     bench_ceilings c = bench_measure_ceilings();
-    for (int mt = 1; mt <= 2; mt++) {
-        run(&c, 1, 8192, 0, 32, 8, mt);
-        run(&c, 2, 8192, 0, 32, 32, mt);
-        run(&c, 8, 1024, 0, 32, 8, mt);
-        run(&c, 4, 512, 3584, 32, 8, mt);
+    static const int variants[] = {2, 3, 4, 1};
+    for (int i = 0; i < 4 && limit > 0; i++) {
+        int v = variants[i];
+        if (limit-- > 0) run(&c, 1, 8192, 0, 32, 8, v);
+        if (v == 1) break;
+        if (limit-- > 0) run(&c, 2, 8192, 0, 32, 32, v);
+        if (limit-- > 0) run(&c, 8, 1024, 0, 32, 8, v);
+        if (limit-- > 0) run(&c, 4, 512, 3584, 32, 8, v);
     }
     return 0;
 }

@@ -18,19 +18,23 @@ static void run(const bench_ceilings *c, int n)
     CUDA_CHECK(cudaMalloc(&x, sizeof(float) * n * vocab));
     CUDA_CHECK(cudaMalloc(&lp, sizeof(float) * n));
     CUDA_CHECK(cudaMalloc(&tok, sizeof(int32_t) * n));
+    void *ws;
+    CUDA_CHECK(cudaMalloc(&ws, sample_greedy_workspace_size(n)));
     logits_fill<<<1024, 256>>>(x, (size_t)n * vocab);
     CUDA_CHECK(cudaGetLastError());
-    double ms = bench_ms([&] { CUDA_CHECK(sample_greedy_run(tok, lp, x, n, vocab, 0)); });
+    double ms = bench_ms([&] { CUDA_CHECK(sample_greedy_run(tok, lp, x, n, vocab, ws, 0)); });
     char cas[96];
     snprintf(cas, sizeof(cas), "greedy + logprob, %d rows x 128256 fp32", n);
     bench_report_bw("sample", cas, ms, 4.0 * n * vocab, c);
     CUDA_CHECK(cudaFree(x)); CUDA_CHECK(cudaFree(lp)); CUDA_CHECK(cudaFree(tok));
+    CUDA_CHECK(cudaFree(ws));
 }
 
 int main(void)
 {
     bench_ceilings c = bench_measure_ceilings();
     run(&c, 256);
+    run(&c, 16);
     run(&c, 1);
     return 0;
 }

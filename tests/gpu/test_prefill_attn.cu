@@ -1,6 +1,6 @@
 /* test_prefill_attn.cu - prefill_attn_run(_tiled) against attn_ref: variable-length batches
  * with and without cached context (chunked prefill), single-token and odd lengths, GQA and
- * MHA, head dims 48/64/128, block sizes 1..256, both warp tilings, bf16 and fp16. */
+ * MHA, head dims 48/64/128, block sizes 1..256, every tiling variant, bf16 and fp16. */
 #include "gpu_test.h"
 #include "../../kernels/prefill_attn.cuh"
 #include "../../kernels/ref.h"
@@ -14,7 +14,7 @@ typedef struct {
     int q_len[MAX_SEQS], seq_len[MAX_SEQS];   /* seq_len >= q_len; -1: random */
 } pcase;
 
-static void run_case(const pcase *c, int m_tiles)
+static void run_case(const pcase *c, int variant)
 {
     int n = c->n_seqs, cu[MAX_SEQS + 1] = {0}, sl[MAX_SEQS], max_q = 0;
     for (int s = 0; s < n; s++) {
@@ -36,7 +36,7 @@ static void run_case(const pcase *c, int m_tiles)
     void *dout = dev_alloc_poisoned(n_out * 2);
     float scale = rng_uniform(0.5f, 2.f) / sqrtf((float)c->hd);
 
-    CUDA_CHECK(prefill_attn_run_tiled(m_tiles, dout, dq, q_stride, kv.dk, kv.dv, kv.dbt,
+    CUDA_CHECK(prefill_attn_run_tiled(variant, dout, dq, q_stride, kv.dk, kv.dv, kv.dbt,
                                       kv.max_bps, dcu, dsl, n, max_q, c->n_heads, c->n_kv, c->hd,
                                       c->bs, scale, c->dt, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -50,9 +50,9 @@ static void run_case(const pcase *c, int m_tiles)
     for (int s = 0; s < n && o < 200; s++)
         o += snprintf(lens + o, sizeof(lens) - o, " %d/%d", cu[s + 1] - cu[s], sl[s]);
     check(err <= dt_tol(c->dt),
-          "prefill_attn %s m_tiles=%d heads=%d/%d hd=%d bs=%d q_pad=%d q/kv lens:%s: "
+          "prefill_attn %s variant=%d heads=%d/%d hd=%d bs=%d q_pad=%d q/kv lens:%s: "
           "max row rel err %.2e (bound %.0e)",
-          dt_name(c->dt), m_tiles, c->n_heads, c->n_kv, c->hd, c->bs, c->q_pad, lens, err,
+          dt_name(c->dt), variant, c->n_heads, c->n_kv, c->hd, c->bs, c->q_pad, lens, err,
           dt_tol(c->dt));
     paged_kv_free(&kv);
     free(hq); free(out); free(ref);
@@ -74,8 +74,7 @@ int main(void)
         {6, 2, 48, 16, 0, KDT_BF16, 5, {-1, -1, -1, -1, -1}, {-1, -1, -1, -1, -1}},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        run_case(&cases[i], 1);
-        run_case(&cases[i], 2);
+        for (int v = 1; v <= 4; v++) run_case(&cases[i], v);
     }
     int32_t z = 0;
     cudaError_t e = prefill_attn_run(NULL, NULL, 96 * 4, NULL, NULL, NULL, 1, &z, &z, 1, 1, 4,

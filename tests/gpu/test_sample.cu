@@ -1,5 +1,6 @@
 /* test_sample.cu - sample_greedy_run against sample_greedy_ref: exact token (ties go to the
- * first index), log-probability within 1e-4, rows with -inf entries, vocab from 1 to 128256. */
+ * first index), log-probability within 1e-4, rows with -inf entries, vocab from 1 to 128256,
+ * rows split over several blocks or not, aligned and odd vocab sizes. */
 #include "gpu_test.h"
 #include "../../kernels/sample.cuh"
 #include "../../kernels/ref.h"
@@ -23,7 +24,8 @@ static void run_case(int n, int vocab, float spread)
     float *dx = (float *)dev_upload(x, sizeof(float) * sz);
     int32_t *dtok = (int32_t *)dev_alloc_poisoned(sizeof(int32_t) * n);
     float *dlp = (float *)dev_alloc_poisoned(sizeof(float) * n);
-    CUDA_CHECK(sample_greedy_run(dtok, dlp, dx, n, vocab, 0));
+    void *ws = dev_alloc_poisoned(sample_greedy_workspace_size(n));
+    CUDA_CHECK(sample_greedy_run(dtok, dlp, dx, n, vocab, ws, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     CUDA_CHECK(cudaMemcpy(tok, dtok, sizeof(int32_t) * n, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(lp, dlp, sizeof(float) * n, cudaMemcpyDeviceToHost));
@@ -40,6 +42,7 @@ static void run_case(int n, int vocab, float spread)
           n, vocab, spread, bad_tok, worst);
     free(x); free(lp); free(rlp); free(tok); free(rtok);
     CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(dtok)); CUDA_CHECK(cudaFree(dlp));
+    CUDA_CHECK(cudaFree(ws));
 }
 
 int main(void)
@@ -51,6 +54,9 @@ int main(void)
         run_case(5, 1, 3.f);
         run_case(17, 7, 1.f);
         run_case(3, 50257, 0.01f);
+        run_case(1, 128256, 20.f);      /* one row over many blocks */
+        run_case(2, 32001, 5.f);        /* odd vocab: unaligned rows, scalar path */
+        run_case(300, 4099, 8.f);
     }
     return test_summary("test_sample");
 }
