@@ -85,6 +85,17 @@ typedef struct {
     _Atomic uint32_t epoch[N_PROC];  /* incremented at every (re)start */
     /* written by the worker */
     _Atomic int32_t n_kv_blocks;     /* KV capacity in blocks, once loaded */
+    _Atomic uint64_t n_worker_steps; /* steps run */
+    _Atomic uint64_t step_busy_us;   /* time inside steps */
+    _Atomic uint64_t step_gap_us;    /* idle time between a step's end and the next step's
+                                        start, summed over gaps under 100 ms (queued work) */
+    _Atomic uint64_t n_step_gaps;    /* gaps counted in step_gap_us */
+    /* written by the router (for /metrics and tests) */
+    _Atomic int32_t n_waiting;       /* requests queued */
+    _Atomic int32_t n_running;       /* requests in the running batch */
+    _Atomic int32_t n_free_blocks;   /* KV blocks free */
+    _Atomic int32_t kv_limit_blocks; /* KV blocks the router may use */
+    _Atomic uint64_t n_preempted;    /* requests preempted (recomputed later) */
     /* written by the tokenizer */
     _Atomic uint64_t next_req_id;
 } store_hdr;
@@ -130,5 +141,6 @@ void store_heartbeat(store *s, int proc);
 int store_alive(const store *s, int proc, uint64_t max_age_ms);
 
 uint64_t now_ms(void); /* CLOCK_MONOTONIC */
+uint64_t now_us(void);
 
 #endif

@@ -2,11 +2,13 @@
  *
  * It receives NEW_REQ/ABORT from the tokenizer, STOP_REQ from the detokenizer and
  * WORKER_READY/STEP_DONE from the worker on one PULL socket, polled through its file
- * descriptor (no sleep-polling). Each iteration it sends one STEP to the worker and, when the
- * step is done, one DETOK to the detokenizer with the new token counts.
+ * descriptor (no sleep-polling). It keeps up to PIPELINE_DEPTH steps in flight: while the
+ * worker runs step N, step N+1 already waits in its socket, so the GPU never idles on the
+ * router. When a step is done it sends one DETOK with the new token counts.
  *
  *   router --run-dir DIR --shm NAME --model-dir DIR [--max-batch-tokens N]
- *          [--max-total-tokens N] [--max-running N]
+ *          [--max-total-tokens N] [--max-running N] [--new-token-ratio F] [--policy fcfs|spf]
+ *          [--pipeline-depth 1|2]
  */
 #include "../common/ipc.h"
 #include "../common/log.h"
@@ -22,6 +24,7 @@
 #include <zmq.h>
 
 #define HEARTBEAT_MS 100
+#define MAX_DEPTH 2
 
 typedef struct {
     uv_loop_t *loop;
@@ -32,11 +35,10 @@ typedef struct {
     store st;
     model_config cfg;
     sched sched;
-    msg_any in;          /* last received message */
-    msg_step inflight;   /* the step the worker is running */
-    int busy;            /* a step is in flight */
+    msg_any in;                   /* last received message */
+    msg_step inflight[MAX_DEPTH]; /* steps sent and not yet done, oldest at head */
+    int head, n_inflight, depth;
     uint32_t worker_epoch;
-    uint64_t step_sent_ms;
     msg_detok detok;
 } router;
 
@@ -46,18 +48,22 @@ static void flush_outbox(router *r)
         ipc_send(r->to_detok, MSG_DETOK, &r->detok);
 }
 
-/* Sends the next step if the worker is idle and there is work. */
+/* Sends steps while fewer than DEPTH are in flight and there is work. */
 static void kick(router *r)
 {
-    if (!r->busy && sched_build_step(&r->sched, &r->inflight) > 0) {
-        if (ipc_send(r->to_worker, MSG_STEP, &r->inflight) == 0) {
-            r->busy = 1;
-            r->step_sent_ms = now_ms();
-        } else { /* cannot reach the worker: give the work back, retry on the next event */
-            sched_step_done(&r->sched, &r->inflight, -1);
+    while (r->n_inflight < r->depth) {
+        msg_step *st = &r->inflight[(r->head + r->n_inflight) % MAX_DEPTH];
+        if (sched_build_step(&r->sched, st) == 0)
+            break;
+        r->n_inflight++;
+        if (ipc_send(r->to_worker, MSG_STEP, st) != 0) { /* fail its requests; retry later */
+            r->n_inflight--;
+            sched_step_done(&r->sched, st, -1);
+            break;
         }
     }
     flush_outbox(r);
+    sched_publish(&r->sched);
 }
 
 static void handle(router *r, const msg_any *m)
@@ -76,21 +82,24 @@ static void handle(router *r, const msg_any *m)
     case MSG_WORKER_READY:
         LOG_INFO("worker epoch %u ready", m->u.worker_ready.epoch);
         r->worker_epoch = m->u.worker_ready.epoch;
-        r->busy = 0; /* a step sent to an earlier worker is lost with its KV cache */
+        r->n_inflight = 0; /* steps sent to an earlier worker are lost with its KV cache */
         if (sched_set_capacity(&r->sched, m->u.worker_ready.n_kv_blocks, m->u.worker_ready.max_batch_tokens))
             DIE("out of memory for %d KV blocks", m->u.worker_ready.n_kv_blocks);
         break;
-    case MSG_STEP_DONE:
-        if (!r->busy || m->u.step_done.step_id != r->inflight.step_id || m->u.step_done.epoch != r->worker_epoch) {
+    case MSG_STEP_DONE: {
+        const msg_step *oldest = &r->inflight[r->head];
+        if (!r->n_inflight || m->u.step_done.step_id != oldest->step_id ||
+            m->u.step_done.epoch != r->worker_epoch) {
             LOG_WARN("ignored stale step_done %llu", (unsigned long long)m->u.step_done.step_id);
             break;
         }
-        r->busy = 0;
-        LOG_DEBUG("step %llu: %d seqs, worker %.2f ms, round trip %llu ms",
-                  (unsigned long long)r->inflight.step_id, r->inflight.n_seqs, m->u.step_done.step_ms,
-                  (unsigned long long)(now_ms() - r->step_sent_ms));
-        sched_step_done(&r->sched, &r->inflight, m->u.step_done.status);
+        LOG_DEBUG("step %llu: %d seqs, worker %.2f ms", (unsigned long long)oldest->step_id,
+                  oldest->n_seqs, m->u.step_done.step_ms);
+        sched_step_done(&r->sched, oldest, m->u.step_done.status);
+        r->head = (r->head + 1) % MAX_DEPTH;
+        r->n_inflight--;
         break;
+    }
     default:
         LOG_WARN("unexpected %s message", msg_type_name(m->type));
     }
@@ -122,7 +131,8 @@ static void on_signal(uv_signal_t *s, int signum)
 static int usage(void)
 {
     fprintf(stderr, "usage: router --run-dir DIR --shm NAME --model-dir DIR [--max-batch-tokens N]"
-                    " [--max-total-tokens N] [--max-running N] [--verbose]\n");
+                    " [--max-total-tokens N] [--max-running N] [--new-token-ratio F]"
+                    " [--policy fcfs|spf] [--pipeline-depth 1|2] [--verbose]\n");
     return 2;
 }
 
@@ -130,11 +140,13 @@ int main(int argc, char **argv)
 {
     log_proc = "router";
     const char *run_dir = NULL, *shm = NULL, *model_dir = NULL;
-    sched_opts so = {.max_batch_tokens = 2048, .max_running = 256, .max_total_tokens = 0};
+    sched_opts so = {.max_batch_tokens = 2048, .max_running = 256, .new_token_ratio = 1.0f};
+    int depth = MAX_DEPTH;
     static const struct option opts[] = {
         {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
         {"max-batch-tokens", 1, 0, 'b'}, {"max-total-tokens", 1, 0, 't'},
-        {"max-running", 1, 0, 'n'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+        {"max-running", 1, 0, 'n'}, {"new-token-ratio", 1, 0, 'R'}, {"policy", 1, 0, 'P'},
+        {"pipeline-depth", 1, 0, 'd'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -145,14 +157,24 @@ int main(int argc, char **argv)
         case 'b': so.max_batch_tokens = atoi(optarg); break;
         case 't': so.max_total_tokens = atoi(optarg); break;
         case 'n': so.max_running = atoi(optarg); break;
+        case 'R': so.new_token_ratio = (float)atof(optarg); break;
+        case 'P':
+            if (!(so.policy = policy_find(optarg))) {
+                fprintf(stderr, "router: unknown policy %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'd': depth = atoi(optarg); break;
         case 'v': log_verbose = 1; break;
         default: return usage();
         }
     }
-    if (!run_dir || !shm || !model_dir || so.max_batch_tokens < 1 || so.max_running < 1)
+    if (!run_dir || !shm || !model_dir || so.max_batch_tokens < 1 || so.max_running < 1 ||
+        depth < 1 || depth > MAX_DEPTH)
         return usage();
 
     static router r; /* large: the step and detok arrays */
+    r.depth = depth;
     char err[256];
     int rc;
     if ((rc = store_open(&r.st, shm))) {

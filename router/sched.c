@@ -1,22 +1,29 @@
-/* sched.c - admission, chunked-prefill step building and result handling (see sched.h). */
+/* sched.c - admission, preemption, chunked-prefill step building and result handling
+ * (see sched.h). */
 #include "sched.h"
 #include "../common/log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int blocks_for(const sched *s, int n_tokens)
+static int blocks_for(const sched *s, int64_t n_tokens)
 {
-    return (n_tokens + s->block_size - 1) / s->block_size;
+    return (int)((n_tokens + s->block_size - 1) / s->block_size);
 }
 
 /* Most tokens the request can reach: prompt + max_new_tokens, capped by the context. */
-static int peak_tokens(const sched *s, int slot)
+static int peak_tokens(const sched *s, const sched_req *r)
 {
-    const slot_hdr *h = store_slot(s->st, slot);
-    int64_t peak = (int64_t)h->n_prompt + h->params.max_new_tokens;
+    int64_t peak = (int64_t)r->n_prompt + r->max_new;
     return peak < s->max_seq_len ? (int)peak : s->max_seq_len;
+}
+
+/* Even alone (with a block of rounding slack) the request would not fit. */
+static int never_fits(const sched *s, const sched_req *r)
+{
+    return blocks_for(s, peak_tokens(s, r)) + 1 > s->kv_limit;
 }
 
 int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o)
@@ -25,14 +32,21 @@ int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o
     s->st = st;
     s->cfg = cfg;
     s->opts = *o;
+    if (!(s->opts.new_token_ratio > 0.0f) || s->opts.new_token_ratio > 1.0f)
+        s->opts.new_token_ratio = 1.0f;
+    if (!s->opts.policy)
+        s->opts.policy = policy_find("fcfs");
     s->n_slots = (int)st->hdr->n_slots;
     s->block_size = (int)st->hdr->block_size;
     s->max_seq_len = (int)st->hdr->max_seq_len;
-    s->reqs = calloc((size_t)s->n_slots, sizeof *s->reqs);
-    s->waiting = calloc((size_t)s->n_slots, sizeof *s->waiting);
-    s->running = calloc((size_t)s->n_slots, sizeof *s->running);
-    s->outbox = calloc((size_t)s->n_slots, sizeof *s->outbox);
-    if (!s->reqs || !s->waiting || !s->running || !s->outbox) {
+    size_t n = (size_t)s->n_slots;
+    s->reqs = calloc(n, sizeof *s->reqs);
+    s->waiting = calloc(n, sizeof *s->waiting);
+    s->running = calloc(n, sizeof *s->running);
+    s->outbox = calloc(n, sizeof *s->outbox);
+    s->est_cur = calloc(n + 1, sizeof *s->est_cur);
+    s->est_left = calloc(n + 1, sizeof *s->est_left);
+    if (!s->reqs || !s->waiting || !s->running || !s->outbox || !s->est_cur || !s->est_left) {
         sched_free(s);
         return -ENOMEM;
     }
@@ -45,6 +59,8 @@ void sched_free(sched *s)
     free(s->waiting);
     free(s->running);
     free(s->outbox);
+    free(s->est_cur);
+    free(s->est_left);
     kv_alloc_free(&s->kv);
     memset(s, 0, sizeof *s);
 }
@@ -63,45 +79,53 @@ static void free_blocks(sched *s, int slot)
     for (int i = 0; i < r->n_blocks; i++)
         kv_alloc_put(&s->kv, table[i]);
     r->n_blocks = 0;
-    r->n_cached = 0;
+    r->n_cached = r->proj_cached = 0;
     atomic_store_explicit(&store_slot(s->st, slot)->n_blocks, 0, memory_order_release);
 }
 
-static void waiting_remove(sched *s, int slot)
+static void list_remove(int *list, int *n, int slot)
 {
-    int n = 0;
-    for (int i = 0; i < s->n_waiting; i++) {
-        int x = s->waiting[(s->wait_head + i) % s->n_slots];
-        if (x != slot)
-            s->waiting[(s->wait_head + n++) % s->n_slots] = x;
-    }
-    s->n_waiting = n;
+    int k = 0;
+    for (int i = 0; i < *n; i++)
+        if (list[i] != slot)
+            list[k++] = list[i];
+    *n = k;
 }
 
-static void running_remove(sched *s, int slot)
+static void waiting_push_front(sched *s, int slot)
 {
-    int n = 0;
-    for (int i = 0; i < s->n_running; i++)
-        if (s->running[i] != slot)
-            s->running[n++] = s->running[i];
-    s->n_running = n;
+    memmove(s->waiting + 1, s->waiting, sizeof(int) * (size_t)s->n_waiting);
+    s->waiting[0] = slot;
+    s->n_waiting++;
+    s->reqs[slot].state = REQ_WAITING;
 }
 
-/* Ends the request: frees its blocks and reservation, tells the detokenizer. */
+/* Ends the request now: frees its blocks, tells the detokenizer. No step may carry it. */
 static void finish_req(sched *s, int slot, int reason)
 {
     sched_req *r = &s->reqs[slot];
+    CHECK(r->n_inflight == 0);
     if (r->state == REQ_RUNNING) {
         free_blocks(s, slot);
-        s->reserved -= r->peak_blocks;
-        running_remove(s, slot);
+        list_remove(s->running, &s->n_running, slot);
     } else if (r->state == REQ_WAITING) {
-        waiting_remove(s, slot);
+        list_remove(s->waiting, &s->n_waiting, slot);
     }
     atomic_store_explicit(&store_slot(s->st, slot)->finish, reason, memory_order_release);
     outbox_add(s, slot, reason);
     r->state = REQ_NONE;
-    r->peak_blocks = 0;
+}
+
+/* Ends the request now, or once the steps carrying it return. */
+static void end_req(sched *s, int slot, int reason)
+{
+    sched_req *r = &s->reqs[slot];
+    if (r->n_inflight > 0) {
+        if (!r->cancel)
+            r->cancel = reason;
+    } else {
+        finish_req(s, slot, r->cancel ? r->cancel : reason);
+    }
 }
 
 int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens)
@@ -110,35 +134,25 @@ int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens)
     for (int i = s->n_running - 1; i >= 0; i--) {
         int slot = s->running[i];
         sched_req *r = &s->reqs[slot];
-        r->n_blocks = 0; /* the old allocator's blocks are gone with the old cache */
-        r->n_cached = 0;
-        r->in_step = 0;
-        r->peak_blocks = 0;
+        r->n_blocks = r->n_cached = r->proj_cached = r->n_inflight = 0;
+        r->proj_tokens = r->n_tokens;
         atomic_store(&store_slot(s->st, slot)->n_blocks, 0);
-        if (r->cancel) {
-            r->state = REQ_NONE;
-            atomic_store(&store_slot(s->st, slot)->finish, r->cancel);
-            outbox_add(s, slot, r->cancel);
-            continue;
-        }
-        r->state = REQ_WAITING;
-        s->wait_head = (s->wait_head + s->n_slots - 1) % s->n_slots;
-        s->waiting[s->wait_head] = slot;
-        s->n_waiting++;
+        waiting_push_front(s, slot);
+        if (r->cancel)
+            finish_req(s, slot, r->cancel);
     }
     s->n_running = 0;
-    s->reserved = 0;
     kv_alloc_free(&s->kv);
     if (kv_alloc_init(&s->kv, n_kv_blocks))
         return -ENOMEM;
-    int limit_blocks = s->opts.max_total_tokens > 0 ? s->opts.max_total_tokens / s->block_size : n_kv_blocks;
-    s->kv_limit = limit_blocks < n_kv_blocks ? limit_blocks : n_kv_blocks;
+    int limit = s->opts.max_total_tokens > 0 ? s->opts.max_total_tokens / s->block_size : n_kv_blocks;
+    s->kv_limit = limit < n_kv_blocks ? limit : n_kv_blocks;
     s->max_batch_tokens = s->opts.max_batch_tokens;
     if (worker_max_batch_tokens > 0 && worker_max_batch_tokens < s->max_batch_tokens)
         s->max_batch_tokens = worker_max_batch_tokens;
     s->ready = 1;
-    LOG_INFO("capacity: %d KV blocks of %d tokens (router uses %d), %d tokens per step",
-             n_kv_blocks, s->block_size, s->kv_limit, s->max_batch_tokens);
+    LOG_INFO("capacity: %d KV blocks of %d tokens (router uses %d), %d tokens per step, policy %s",
+             n_kv_blocks, s->block_size, s->kv_limit, s->max_batch_tokens, s->opts.policy->name);
     return 0;
 }
 
@@ -155,18 +169,17 @@ int sched_add(sched *s, int slot, uint64_t req_id)
         return -EINVAL;
     memset(r, 0, sizeof *r);
     r->req_id = req_id;
-    r->n_prompt = h->n_prompt;
-    r->n_tokens = h->n_prompt;
+    r->n_prompt = r->n_tokens = r->proj_tokens = h->n_prompt;
+    r->max_new = h->params.max_new_tokens;
     atomic_store(&h->finish, FINISH_NONE);
     atomic_store(&h->n_blocks, 0);
-    if (s->ready && blocks_for(s, peak_tokens(s, slot)) > s->kv_limit) {
-        LOG_WARN("slot %d needs %d KV blocks, more than the %d the server has", slot,
-                 blocks_for(s, peak_tokens(s, slot)), s->kv_limit);
-        finish_req(s, slot, FINISH_ERROR);
-        return 0;
-    }
     r->state = REQ_WAITING;
-    s->waiting[(s->wait_head + s->n_waiting++) % s->n_slots] = slot;
+    s->waiting[s->n_waiting++] = slot;
+    if (s->ready && never_fits(s, r)) {
+        LOG_WARN("slot %d needs %d KV blocks, more than the %d the server has", slot,
+                 blocks_for(s, peak_tokens(s, r)), s->kv_limit);
+        finish_req(s, slot, FINISH_ERROR);
+    }
     return 0;
 }
 
@@ -177,57 +190,142 @@ void sched_cancel(sched *s, int slot, uint64_t req_id, int reason)
     sched_req *r = &s->reqs[slot];
     if (r->state == REQ_NONE || r->req_id != req_id || r->cancel)
         return;
-    if (r->in_step)
-        r->cancel = reason; /* applied when the step returns */
-    else
-        finish_req(s, slot, reason);
+    end_req(s, slot, reason);
 }
 
-/* Admits waiting requests first-come first-served while their peak KV fits. */
+/* Tokens R may still generate, as admission counts them. */
+static int64_t left_tokens(const sched *s, const sched_req *r)
+{
+    int64_t left = peak_tokens(s, r) - r->proj_tokens;
+    left = (int64_t)ceilf((float)left * s->opts.new_token_ratio);
+    return left > 0 ? left : 0;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* LightLLM's estimate, made an upper bound for chunked prefill: request i ends after T_i
+ * steps, its tokens left plus the steps until its prefill is done (prefills are served in
+ * admission order with at least the budget the decodes leave). Its KV never exceeds
+ * cur_i + t at step t; with the requests sorted by T (longest first), when request j ends
+ * requests 0..j are alive, so the peak is the largest cum_cur[j] + T_j * (j + 1).
+ * One block of rounding slack per request. */
+static int fits_with(sched *s, const sched_req *cand)
+{
+    int n = 0;
+    int64_t prefill_left = 0, per_step = s->max_batch_tokens - (s->n_running + 1);
+    if (per_step < 1)
+        per_step = 1;
+    for (int i = 0; i <= s->n_running; i++) {
+        const sched_req *r = i < s->n_running ? &s->reqs[s->running[i]] : cand;
+        prefill_left += r->proj_tokens - r->proj_cached;
+        int64_t t = left_tokens(s, r) + (prefill_left + per_step - 1) / per_step;
+        s->est_left[n] = t << 20 | n; /* sort keys carry the index */
+        s->est_cur[n++] = r->proj_tokens;
+    }
+    qsort(s->est_left, (size_t)n, sizeof *s->est_left, cmp_desc);
+    int64_t cum = 0, peak = 0;
+    for (int j = 0; j < n; j++) {
+        int64_t t = s->est_left[j] >> 20;
+        cum += s->est_cur[s->est_left[j] & 0xfffff];
+        if (cum + t * (j + 1) > peak)
+            peak = cum + t * (j + 1);
+    }
+    return blocks_for(s, peak) + n <= s->kv_limit;
+}
+
 static void admit(sched *s)
 {
+    /* every running decode fits in each step, so none ever stalls (the estimate needs it) */
     int max_running = s->opts.max_running < MSG_MAX_SEQS ? s->opts.max_running : MSG_MAX_SEQS;
+    if (max_running > s->max_batch_tokens)
+        max_running = s->max_batch_tokens;
     while (s->n_waiting > 0 && s->n_running < max_running) {
-        int slot = s->waiting[s->wait_head];
+        int k = s->opts.policy->pick(s);
+        int slot = s->waiting[k];
         sched_req *r = &s->reqs[slot];
-        int peak = blocks_for(s, peak_tokens(s, slot));
-        if (peak > s->kv_limit) { /* capacity shrank after a worker restart */
+        if (never_fits(s, r)) { /* capacity shrank after a worker restart */
             finish_req(s, slot, FINISH_ERROR);
             continue;
         }
-        if (s->reserved + peak > s->kv_limit)
+        if (!fits_with(s, r))
             break;
-        s->wait_head = (s->wait_head + 1) % s->n_slots;
+        memmove(s->waiting + k, s->waiting + k + 1, sizeof(int) * (size_t)(s->n_waiting - k - 1));
         s->n_waiting--;
         r->state = REQ_RUNNING;
-        r->peak_blocks = peak;
-        s->reserved += peak;
+        r->admit_seq = ++s->n_admitted;
         s->running[s->n_running++] = slot;
     }
 }
 
-/* Grows the slot's block table to hold N_TOKENS tokens. */
-static void grow_blocks(sched *s, int slot, int n_tokens)
+/* Frees the blocks of the latest-admitted request no step carries (other than KEEP) and
+ * requeues it; 0, or -1 when there is none. */
+static int preempt_one(sched *s, int keep)
+{
+    int victim = -1;
+    for (int i = 0; i < s->n_running; i++) {
+        int slot = s->running[i];
+        const sched_req *r = &s->reqs[slot];
+        if (slot != keep && r->n_inflight == 0 && !r->cancel && r->n_blocks > 0 &&
+            (victim < 0 || r->admit_seq > s->reqs[victim].admit_seq))
+            victim = slot;
+    }
+    if (victim < 0)
+        return -1;
+    free_blocks(s, victim);
+    list_remove(s->running, &s->n_running, victim);
+    waiting_push_front(s, victim);
+    s->n_preempted++;
+    LOG_INFO("preempted slot %d (%d tokens) to free KV blocks", victim, s->reqs[victim].n_tokens);
+    return 0;
+}
+
+/* Grows the slot's block table to hold N_TOKENS tokens; 0, or -1 if blocks ran out. */
+static int grow_blocks(sched *s, int slot, int n_tokens)
 {
     sched_req *r = &s->reqs[slot];
     int32_t *table = slot_blocks(s->st, slot);
     int need = blocks_for(s, n_tokens);
-    CHECK(need <= r->peak_blocks);
+    int used = s->kv.n_blocks - s->kv.n_free;
     while (r->n_blocks < need) {
+        if (used >= s->kv_limit && preempt_one(s, slot))
+            return -1;
+        used = s->kv.n_blocks - s->kv.n_free;
+        if (used >= s->kv_limit)
+            continue;
         int32_t b = kv_alloc_get(&s->kv);
-        CHECK(b >= 0); /* reservations guarantee a free block */
+        CHECK(b >= 0);
         table[r->n_blocks++] = b;
+        used++;
     }
     atomic_store_explicit(&store_slot(s->st, slot)->n_blocks, r->n_blocks, memory_order_release);
+    return 0;
 }
 
-static void step_add(sched *s, msg_step *step, int slot, int n_new)
+/* Adds up to N_NEW tokens of SLOT to STEP; returns how many went in (0 if no KV). */
+static int step_add(sched *s, msg_step *step, int slot, int n_new)
 {
     sched_req *r = &s->reqs[slot];
-    grow_blocks(s, slot, r->n_cached + n_new);
-    int sample = r->n_cached + n_new == r->n_tokens;
-    step->seqs[step->n_seqs++] = (step_seq){slot, r->n_cached, n_new, sample};
-    r->in_step = 1;
+    if (grow_blocks(s, slot, r->proj_cached + n_new))
+        return 0;
+    int sample = r->proj_cached + n_new == r->proj_tokens;
+    step->seqs[step->n_seqs++] = (step_seq){slot, r->proj_cached, n_new, sample};
+    r->proj_cached += n_new;
+    r->proj_tokens += sample;
+    r->n_inflight++;
+    return n_new;
+}
+
+/* Whether R may take part in another step: not ending, and not already at the length where
+ * the steps in flight will finish it. */
+static int schedulable(const sched *s, const sched_req *r)
+{
+    if (r->state != REQ_RUNNING || r->cancel)
+        return 0;
+    return r->proj_tokens - r->n_prompt < r->max_new && r->proj_tokens < s->max_seq_len;
 }
 
 int sched_build_step(sched *s, msg_step *step)
@@ -241,23 +339,20 @@ int sched_build_step(sched *s, msg_step *step)
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         int slot = s->running[i];
         sched_req *r = &s->reqs[slot];
-        if (!r->cancel && r->n_tokens - r->n_cached == 1) {
-            step_add(s, step, slot, 1);
-            budget--;
-        }
+        if (schedulable(s, r) && r->proj_tokens - r->proj_cached == 1)
+            budget -= step_add(s, step, slot, 1);
     }
-    /* then prefill chunks, oldest request first */
+    /* then prefill chunks, in admission order */
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         int slot = s->running[i];
         sched_req *r = &s->reqs[slot];
-        int need = r->n_tokens - r->n_cached;
-        if (r->cancel || need <= 1)
+        int need = r->proj_tokens - r->proj_cached;
+        if (!schedulable(s, r) || need <= 1)
             continue;
-        int n_new = need < budget ? need : budget;
-        step_add(s, step, slot, n_new);
-        budget -= n_new;
+        budget -= step_add(s, step, slot, need < budget ? need : budget);
     }
-    step->step_id = ++s->n_steps;
+    if (step->n_seqs > 0)
+        step->step_id = ++s->n_steps;
     return step->n_seqs;
 }
 
@@ -274,36 +369,37 @@ void sched_step_done(sched *s, const msg_step *step, int status)
     for (int i = 0; i < step->n_seqs; i++) {
         const step_seq *q = &step->seqs[i];
         sched_req *r = &s->reqs[q->slot];
-        if (r->state != REQ_RUNNING || !r->in_step)
+        if (r->state != REQ_RUNNING || r->n_inflight == 0)
             continue; /* a worker restart already requeued it */
-        r->in_step = 0;
+        r->n_inflight--;
         if (status < 0) {
-            finish_req(s, q->slot, FINISH_ERROR);
-            continue;
-        }
-        r->n_cached += q->n_new;
-        int finish = FINISH_NONE;
-        if (q->sample) {
-            const slot_hdr *h = store_slot(s->st, q->slot);
-            int n = atomic_load_explicit(&h->n_tokens, memory_order_acquire);
-            if (n != r->n_tokens + 1) {
-                LOG_ERR("slot %d: worker reported %d tokens, expected %d", q->slot, n, r->n_tokens + 1);
-                finish_req(s, q->slot, FINISH_ERROR);
-                continue;
+            end_req(s, q->slot, FINISH_ERROR);
+        } else if (!r->cancel) {
+            r->n_cached += q->n_new;
+            if (q->sample) {
+                /* the token sampled at position pos; with two steps in flight the worker
+                 * may already have written the next one too */
+                const slot_hdr *h = store_slot(s->st, q->slot);
+                int pos = q->n_cached + q->n_new;
+                int n_shm = atomic_load_explicit(&h->n_tokens, memory_order_acquire);
+                if (pos != r->n_tokens || n_shm < pos + 1) {
+                    LOG_ERR("slot %d: worker reported %d tokens, expected %d", q->slot, n_shm, pos + 1);
+                    end_req(s, q->slot, FINISH_ERROR);
+                } else {
+                    int n = r->n_tokens = pos + 1;
+                    int32_t tok = slot_tokens(s->st, q->slot)[pos];
+                    if (!h->params.ignore_eos && is_eos(s, tok))
+                        end_req(s, q->slot, FINISH_STOP);
+                    else if (n - r->n_prompt >= r->max_new || n >= s->max_seq_len)
+                        end_req(s, q->slot, FINISH_LENGTH);
+                    else
+                        outbox_add(s, q->slot, FINISH_NONE);
+                }
             }
-            r->n_tokens = n;
-            int32_t tok = slot_tokens(s->st, q->slot)[n - 1];
-            if (!h->params.ignore_eos && is_eos(s, tok))
-                finish = FINISH_STOP;
-            else if (n - r->n_prompt >= h->params.max_new_tokens || n >= s->max_seq_len)
-                finish = FINISH_LENGTH;
         }
-        if (r->cancel)
-            finish = r->cancel;
-        if (finish)
-            finish_req(s, q->slot, finish);
-        else if (q->sample)
-            outbox_add(s, q->slot, FINISH_NONE);
+        /* a request ending while another step still carries it ends when that one returns */
+        if (r->state == REQ_RUNNING && r->cancel && r->n_inflight == 0)
+            finish_req(s, q->slot, r->cancel);
     }
 }
 
@@ -317,4 +413,12 @@ int sched_take_outbox(sched *s, msg_detok *out)
     return n;
 }
 
-int sched_n_free_blocks(const sched *s) { return s->kv.n_free; }
+void sched_publish(const sched *s)
+{
+    store_hdr *h = s->st->hdr;
+    atomic_store(&h->n_waiting, s->n_waiting);
+    atomic_store(&h->n_running, s->n_running);
+    atomic_store(&h->n_free_blocks, s->kv.n_free);
+    atomic_store(&h->kv_limit_blocks, s->kv_limit);
+    atomic_store(&h->n_preempted, s->n_preempted);
+}

@@ -1,9 +1,18 @@
 /* sched.h - the router's scheduler: waiting queue, running batch, KV blocks, step building.
  *
  * Pure bookkeeping over the shared-memory store, no sockets, so tests drive it directly.
- * Iteration-level scheduling: every step carries each running decode plus prefill chunks
- * (chunked prefill) up to max_batch_tokens. Admission reserves each request's peak KV
- * (prompt + max_new_tokens, capped by the context) so the worker can never run out of blocks.
+ *  - Iteration-level scheduling with chunked prefill (SARATHI): every step carries each
+ *    running decode plus prefill chunks up to max_batch_tokens.
+ *  - Admission (LightLLM): a request is admitted, in policy order, only while the peak KV of
+ *    the running batch plus it fits, the peak computed from each request's tokens so far and
+ *    the tokens it may still generate (max_new_tokens left, times new_token_ratio).
+ *  - With new_token_ratio < 1 the estimate can fall short; when a step cannot get a block,
+ *    the most recently admitted request is preempted: its blocks are freed and it goes back
+ *    to the queue, to be recomputed from its tokens in shared memory.
+ *  - Pipelining: up to two steps may be in flight; the second is built from the projected
+ *    state after the first (every sampling sequence one token longer), so the worker never
+ *    waits for the router between iterations. A request that ends in step N while also in
+ *    step N+1 is finished (blocks freed, final delta sent) once N+1 returns.
  * Results leave through an outbox of detok_seq entries the caller sends to the detokenizer.
  */
 #ifndef CINDER_SCHED_H
@@ -13,11 +22,14 @@
 #include "../common/msg.h"
 #include "../common/store.h"
 #include "kv_alloc.h"
+#include "policy.h"
 
 typedef struct {
-    int max_batch_tokens;  /* tokens per step */
-    int max_running;       /* sequences per step */
-    int max_total_tokens;  /* KV tokens the router may use; 0 = all the worker has */
+    int max_batch_tokens;   /* tokens per step */
+    int max_running;        /* sequences per step */
+    int max_total_tokens;   /* KV tokens the router may use; 0 = all the worker has */
+    float new_token_ratio;  /* share of max_new_tokens admission reserves (0, 1]; 1 = never preempt */
+    const sched_policy *policy; /* NULL = first come, first served */
 } sched_opts;
 
 enum req_state { REQ_NONE = 0, REQ_WAITING, REQ_RUNNING };
@@ -26,39 +38,42 @@ typedef struct {
     uint64_t req_id;
     int state;       /* req_state */
     int n_prompt;
-    int n_tokens;    /* prompt + generated, as the router has accepted them */
-    int n_cached;    /* tokens whose KV is in the cache */
+    int max_new;
+    int n_tokens;    /* prompt + generated, as accepted from completed steps */
+    int n_cached;    /* tokens whose KV is computed by completed steps */
+    int n_inflight;  /* steps in flight that carry this request */
+    int proj_tokens; /* n_tokens once the in-flight steps return (each sample adds one) */
+    int proj_cached; /* n_cached once the in-flight steps return */
     int n_blocks;    /* blocks in the slot's block table */
-    int peak_blocks; /* reservation held while running */
-    int in_step;     /* part of the step in flight */
-    int cancel;      /* finish_reason to apply once out of the step */
+    int cancel;      /* finish_reason to apply once no step carries it */
+    uint64_t admit_seq; /* admission order, for picking a preemption victim */
 } sched_req;
 
-typedef struct {
+typedef struct sched {
     store *st;
     const model_config *cfg;
     sched_opts opts;
     int n_slots, block_size, max_seq_len;
     sched_req *reqs;     /* [n_slots] indexed by slot */
-    int *waiting;        /* [n_slots] ring of slots, FIFO */
-    int wait_head, n_waiting;
+    int *waiting;        /* [n_slots] slots, arrival order (preempted ones at the front) */
+    int n_waiting;
     int *running;        /* [n_slots] slots in admission order */
     int n_running;
     kv_alloc kv;
-    int kv_limit;        /* blocks the router may reserve */
-    int reserved;        /* blocks reserved by running requests */
+    int kv_limit;        /* blocks the router may use */
     int ready;           /* a worker has reported its capacity */
     int max_batch_tokens;
     detok_seq *outbox;   /* [n_slots] */
     int n_outbox;
-    uint64_t n_steps;
+    uint64_t n_steps, n_admitted, n_preempted;
+    int64_t *est_cur, *est_left; /* [n_slots] scratch for the admission estimate */
 } sched;
 
 int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o);
 void sched_free(sched *s);
 
-/* A worker (re)started with this capacity: the KV cache is empty, so every running request
- * goes back to the front of the queue to be recomputed from its tokens. */
+/* A worker (re)started with this capacity: the KV cache is empty and steps in flight are
+ * lost, so every running request goes back to the queue front to be recomputed. */
 int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens);
 
 /* A new request in SLOT; 0, or negative if the slot or its contents are invalid. A request
@@ -68,15 +83,17 @@ int sched_add(sched *s, int slot, uint64_t req_id);
 /* Ends a request early (abort, stop string) with REASON; stale req_ids are ignored. */
 void sched_cancel(sched *s, int slot, uint64_t req_id, int reason);
 
-/* Fills STEP with the next iteration's work; returns its sequence count (0: nothing to run). */
+/* Fills STEP with the next iteration's work, given the steps already in flight; returns
+ * its sequence count (0: nothing to run). */
 int sched_build_step(sched *s, msg_step *step);
 
-/* Applies the results of STEP (STATUS < 0: the worker failed it). */
+/* Applies the results of STEP, the oldest in flight (STATUS < 0: the worker failed it). */
 void sched_step_done(sched *s, const msg_step *step, int status);
 
 /* Moves the outbox into OUT (up to MSG_MAX_SEQS entries); returns how many. */
 int sched_take_outbox(sched *s, msg_detok *out);
 
-int sched_n_free_blocks(const sched *s);
+/* Publishes queue and KV figures into the store header (for /metrics). */
+void sched_publish(const sched *s);
 
 #endif

@@ -6,12 +6,14 @@
 #   scripts/launch.sh [--model-dir DIR] [--port N] [--host H] [--backend auto|cpu|cuda]
 #       [--run-dir DIR] [--max-total-tokens N] [--max-batch-tokens N] [--slots N]
 #       [--block-size N] [--max-seq-len N] [--threads N] [--load-format auto|dummy]
-#       [--gpu-memory-utilization F] [--detach]
+#       [--gpu-memory-utilization F] [--max-queue N] [--new-token-ratio F] [--policy fcfs|spf]
+#       [--pipeline-depth 1|2] [--detach]
 #   --detach: return once ready and leave the processes running (stop with scripts/stop.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=0.0.0.0 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
+MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --model-dir) MODEL_DIR=$2; shift ;;
@@ -27,8 +29,12 @@ while [ $# -gt 0 ]; do
     --threads) THREADS=$2; shift ;;
     --load-format) LOAD=$2; shift ;;
     --gpu-memory-utilization) MEM_UTIL=$2; shift ;;
+    --max-queue) MAX_QUEUE=$2; shift ;;
+    --new-token-ratio) RATIO=$2; shift ;;
+    --policy) POLICY=$2; shift ;;
+    --pipeline-depth) DEPTH=$2; shift ;;
     --detach) DETACH=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "launch.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -60,6 +66,10 @@ MAX_BATCH=$MAX_BATCH
 THREADS=$THREADS
 LOAD=$LOAD
 MEM_UTIL=$MEM_UTIL
+MAX_QUEUE=$MAX_QUEUE
+RATIO=$RATIO
+POLICY=$POLICY
+DEPTH=$DEPTH
 ENV
 
 "$BIN/shm-tool" create --name "$SHM" --model-dir "$MODEL_DIR" --slots "$SLOTS" \

@@ -29,11 +29,12 @@ if [ "$START_ONLY" = 0 ] && [ -f "$pidf" ]; then
 fi
 common=(--run-dir "$RUN_DIR" --shm "$SHM" --model-dir "$MODEL_DIR")
 case $PROC in
-  router) args=(--max-batch-tokens "$MAX_BATCH" --max-total-tokens "$MAX_TOTAL") ;;
+  router) args=(--max-batch-tokens "$MAX_BATCH" --max-total-tokens "$MAX_TOTAL"
+                --new-token-ratio "$RATIO" --policy "$POLICY" --pipeline-depth "$DEPTH") ;;
   worker) args=(--backend "$BACKEND" --kv-tokens "$KV_TOKENS" --max-batch-tokens "$MAX_BATCH"
                 --threads "$THREADS" --load-format "$LOAD" --gpu-memory-utilization "$MEM_UTIL") ;;
   detokenizer) args=() ;;
-  tokenizer) args=(--host "$HOST" --port "$PORT") ;;
+  tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE") ;;
 esac
 setsid "$BIN/$PROC" "${common[@]}" "${args[@]}" >> "$RUN_DIR/$PROC.log" 2>&1 < /dev/null &
 echo $! > "$pidf"

@@ -235,6 +235,15 @@ delta_node *front_next(front *f, int slot, long timeout_ms)
     return d;
 }
 
+int front_n_queued(front *f)
+{
+    pthread_mutex_lock(&f->slot_mu);
+    int active = (int)f->st.hdr->n_slots - f->n_free;
+    pthread_mutex_unlock(&f->slot_mu);
+    int queued = active - atomic_load(&f->st.hdr->n_running);
+    return queued > 0 ? queued : 0;
+}
+
 int front_healthy(const front *f)
 {
     for (int p = 0; p < N_PROC; p++)

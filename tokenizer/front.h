@@ -36,6 +36,7 @@ typedef struct {
     store st;
     tok *tok;
     int max_seq_len;
+    int max_queue;            /* requests waiting for the running batch before 503; 0 = no limit */
     void *zctx;
     void *to_router;          /* PUSH; guarded by send_mu */
     pthread_mutex_t send_mu;
@@ -64,6 +65,8 @@ delta_node *front_next(front *f, int slot, long timeout_ms);
 void front_abort(front *f, int slot);
 /* Returns the slot to the free pool once the final delta came. */
 void front_slot_release(front *f, int slot);
+/* Requests accepted and not yet in the router's running batch. */
+int front_n_queued(front *f);
 /* 1 when all four processes beat within the last second and the worker has KV. */
 int front_healthy(const front *f);
 

@@ -264,6 +264,10 @@ static int handle_generate(struct mg_connection *c, front *f, int stream)
         gen_req_free(&g);
         return send_error(c, 503, "the server is not ready");
     }
+    if (f->max_queue > 0 && front_n_queued(f) >= f->max_queue) {
+        gen_req_free(&g);
+        return send_error(c, 503, "the request queue is full; retry later");
+    }
     int slot = front_slot_take(f);
     if (slot < 0) {
         gen_req_free(&g);

@@ -1,6 +1,7 @@
 /* main.c - the tokenizer process (front end): HTTP API, prompt encoding, slot ownership.
  *
  *   tokenizer --run-dir DIR --shm NAME --model-dir DIR [--host H] [--port N] [--http-threads N]
+ *             [--max-queue N]   (requests waiting beyond N get 503 with Retry-After)
  *
  * See front.h for how requests flow through it and http.c for the API.
  */
@@ -22,11 +23,11 @@ int main(int argc, char **argv)
 {
     log_proc = "tokenizer";
     const char *run_dir = NULL, *shm = NULL, *model_dir = NULL, *host = "0.0.0.0";
-    int port = 8000, n_threads = 256;
+    int port = 8000, n_threads = 256, max_queue = 0;
     static const struct option opts[] = {
         {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
         {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"http-threads", 1, 0, 't'},
-        {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+        {"max-queue", 1, 0, 'q'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
         case 'H': host = optarg; break;
         case 'p': port = atoi(optarg); break;
         case 't': n_threads = atoi(optarg); break;
+        case 'q': max_queue = atoi(optarg); break;
         case 'v': log_verbose = 1; break;
         default: goto usage;
         }
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
     static front f;
     if (front_init(&f, run_dir, shm, model_dir))
         return 1;
+    f.max_queue = max_queue;
     struct mg_context *ctx = http_start(&f, host, port, n_threads);
     if (!ctx)
         return 1;
@@ -61,6 +64,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: tokenizer --run-dir DIR --shm NAME --model-dir DIR [--host H] [--port N]"
-                    " [--http-threads N] [--verbose]\n");
+                    " [--http-threads N] [--max-queue N] [--verbose]\n");
     return 2;
 }

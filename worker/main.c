@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #define HEARTBEAT_MS 100
+#define GAP_COUNTED_US 100000 /* longer idle spells mean no work, not a slow router */
 
 static volatile sig_atomic_t stopping;
 static void on_signal(int sig) { stopping = sig; }
@@ -162,6 +163,7 @@ int main(int argc, char **argv)
 
     static msg_any in;
     static fwd_seq seqs[MSG_MAX_SEQS];
+    uint64_t t_end = 0; /* when the last step ended */
     while (!stopping) {
         store_heartbeat(&st, PROC_WORKER);
         if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
@@ -170,14 +172,21 @@ int main(int argc, char **argv)
             if (rc < 0 || in.type != MSG_STEP)
                 continue;
             msg_step_done done = {.step_id = in.u.step.step_id, .epoch = ready.epoch};
-            uint64_t t0 = now_ms();
+            uint64_t t0 = now_us();
+            if (t_end && t0 - t_end < GAP_COUNTED_US) { /* work was queued: the router's gap */
+                atomic_fetch_add(&st.hdr->step_gap_us, t0 - t_end);
+                atomic_fetch_add(&st.hdr->n_step_gaps, 1);
+            }
             fwd_batch batch;
             done.status = step_prepare(&st, &in.u.step, seqs, &batch);
             if (done.status)
                 LOG_ERR("step %llu rejected: inconsistent with the store", (unsigned long long)done.step_id);
             else if ((done.status = be->forward(be, &batch)) == 0)
                 step_publish(&st, &batch);
-            done.step_ms = (float)(now_ms() - t0);
+            t_end = now_us();
+            done.step_ms = (float)(t_end - t0) / 1000.0f;
+            atomic_fetch_add(&st.hdr->step_busy_us, t_end - t0);
+            atomic_fetch_add(&st.hdr->n_worker_steps, 1);
             ipc_send(push, MSG_STEP_DONE, &done);
             store_heartbeat(&st, PROC_WORKER);
         }

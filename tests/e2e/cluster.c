@@ -47,20 +47,23 @@ void cluster_stop(cluster *c)
         fprintf(stderr, "cluster: stop failed\n");
 }
 
-int cluster_active_slots(const cluster *c)
+double cluster_stat(const cluster *c, const char *key)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, ". %s/run.env && \"$BIN/shm-tool\" stat --name \"$SHM\"", c->run_dir);
     FILE *p = popen(cmd, "r");
     if (!p)
         return -1;
-    char line[1024] = "";
+    char line[2048] = "", pat[64];
     if (!fgets(line, sizeof line, p))
         line[0] = 0;
     pclose(p);
-    const char *k = strstr(line, "\"active_slots\": ");
-    return k ? atoi(k + 16) : -1;
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *k = strstr(line, pat);
+    return k ? atof(k + strlen(pat)) : -1;
 }
+
+int cluster_active_slots(const cluster *c) { return (int)cluster_stat(c, "active_slots"); }
 
 int cluster_restart(const cluster *c, const char *process, const char *sig)
 {

@@ -14,7 +14,10 @@ typedef struct {
 /* Launches with the CPU backend plus EXTRA launch.sh arguments (may be ""); 0 or -1. */
 int cluster_start(cluster *c, const char *extra);
 void cluster_stop(cluster *c);
-/* Slots the tokenizer still holds (shm-tool stat), or -1. */
+/* One figure of `shm-tool stat` (active_slots, n_free_blocks, kv_limit_blocks, n_preempted,
+ * worker_steps, ...), or -1. */
+double cluster_stat(const cluster *c, const char *key);
+/* Slots the tokenizer still holds, or -1. */
 int cluster_active_slots(const cluster *c);
 /* Restarts PROCESS, stopping the old one with SIG ("TERM" or "KILL"). */
 int cluster_restart(const cluster *c, const char *process, const char *sig);

@@ -2,9 +2,11 @@
  * worker that writes tokens into the slots as the real one does.
  *
  * Checks: chunked prefill splits prompts under the token budget and samples only after the
- * last chunk; admission never reserves more KV than the limit; randomized load completes
- * every request with the right count and returns every block; EOS and max_new_tokens stop;
- * cancel in the queue, in flight and after a worker restart.
+ * last chunk; randomized load (one or two steps in flight, both policies) never uses more KV
+ * than the limit, completes every request with the right count and returns every block;
+ * with a low new_token_ratio the same holds through preemption; LightLLM's estimate admits
+ * what fits; EOS while a second step is in flight; cancel in the queue, in flight and after
+ * a worker restart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,53 +115,158 @@ static void test_chunked_prefill(void **state)
     }
     drain(&s, finish_of);
     assert_int_equal(finish_of[0], FINISH_LENGTH);
-    assert_int_equal(sched_n_free_blocks(&s), 100);
+    assert_int_equal(s.kv.n_free, 100);
     assert_int_equal(sched_build_step(&s, &step), 0);
+    sched_free(&s);
+}
+
+/* Random requests to completion with DEPTH steps in flight; checks every invariant. */
+static void run_load(int depth, float ratio, const char *policy)
+{
+    sched s;
+    sched_opts o = {.max_batch_tokens = 16 + rand() % 64, .max_running = 4 + rand() % 30,
+                    .max_total_tokens = 4 * (60 + rand() % 100), .new_token_ratio = ratio,
+                    .policy = policy_find(policy)};
+    static msg_step ring[2];
+    assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
+    assert_int_equal(sched_set_capacity(&s, 200, 0), 0);
+    int finish_of[64] = {0}, max_new[64], n_prompt[64];
+    for (int slot = 0; slot < 64; slot++) {
+        n_prompt[slot] = 1 + rand() % 100;
+        max_new[slot] = 1 + rand() % 60;
+        assert_int_equal(sched_add(&s, slot, put_req(slot, n_prompt[slot], max_new[slot])), 0);
+    }
+    int eos_slot = rand() % 64, n_steps = 0, head = 0, n_inflight = 0;
+    for (;;) {
+        while (n_inflight < depth && sched_build_step(&s, &ring[(head + n_inflight) % 2]) > 0) {
+            const msg_step *m = &ring[(head + n_inflight) % 2];
+            int tokens = 0;
+            for (int i = 0; i < m->n_seqs; i++)
+                tokens += m->seqs[i].n_new;
+            assert_true(tokens <= o.max_batch_tokens);
+            assert_true(m->n_seqs <= o.max_running);
+            assert_true(200 - s.kv.n_free <= s.kv_limit);
+            n_inflight++;
+        }
+        if (n_inflight == 0)
+            break;
+        fake_worker(&s, &ring[head], eos_slot); /* the worker runs steps in order */
+        sched_step_done(&s, &ring[head], 0);
+        head = (head + 1) % 2;
+        n_inflight--;
+        drain(&s, finish_of);
+        assert_true(++n_steps < 100000);
+    }
+    for (int slot = 0; slot < 64; slot++) {
+        int n = s.reqs[slot].n_tokens - n_prompt[slot];
+        if (slot == eos_slot) {
+            assert_int_equal(finish_of[slot], FINISH_STOP);
+            assert_int_equal(n, 1);
+        } else {
+            assert_int_equal(finish_of[slot], FINISH_LENGTH);
+            assert_int_equal(n, max_new[slot]);
+        }
+    }
+    assert_int_equal(s.kv.n_free, 200);
+    assert_int_equal(s.n_running + s.n_waiting, 0);
+    if (ratio >= 1.0f)
+        assert_int_equal(s.n_preempted, 0); /* the exact estimate never runs out */
     sched_free(&s);
 }
 
 static void test_random_load_never_overcommits(void **state)
 {
     for (int round = 0; round < 5; round++) {
-        sched s;
-        sched_opts o = {.max_batch_tokens = 16 + rand() % 64, .max_running = 4 + rand() % 30,
-                        .max_total_tokens = 4 * (60 + rand() % 100)};
-        assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-        assert_int_equal(sched_set_capacity(&s, 200, 0), 0);
-        int finish_of[64] = {0}, max_new[64], n_prompt[64];
-        for (int slot = 0; slot < 64; slot++) {
-            n_prompt[slot] = 1 + rand() % 100;
-            max_new[slot] = 1 + rand() % 60;
-            assert_int_equal(sched_add(&s, slot, put_req(slot, n_prompt[slot], max_new[slot])), 0);
-        }
-        int eos_slot = rand() % 64, n_steps = 0;
-        while (sched_build_step(&s, &step) > 0) {
-            int tokens = 0;
-            for (int i = 0; i < step.n_seqs; i++)
-                tokens += step.seqs[i].n_new;
-            assert_true(tokens <= o.max_batch_tokens);
-            assert_true(step.n_seqs <= o.max_running);
-            assert_true(s.reserved <= s.kv_limit);
-            assert_true(200 - sched_n_free_blocks(&s) <= s.kv_limit);
-            fake_worker(&s, &step, eos_slot);
-            sched_step_done(&s, &step, 0);
-            drain(&s, finish_of);
-            assert_true(++n_steps < 100000);
-        }
-        for (int slot = 0; slot < 64; slot++) {
-            int n = atomic_load(&store_slot(&st, slot)->n_tokens) - n_prompt[slot];
-            if (slot == eos_slot) {
-                assert_int_equal(finish_of[slot], FINISH_STOP);
-                assert_int_equal(n, 1);
-            } else {
-                assert_int_equal(finish_of[slot], FINISH_LENGTH);
-                assert_int_equal(n, max_new[slot]);
-            }
-        }
-        assert_int_equal(sched_n_free_blocks(&s), 200);
-        assert_int_equal(s.reserved, 0);
-        sched_free(&s);
+        run_load(1, 1.0f, "fcfs");
+        run_load(2, 1.0f, "fcfs");
+        run_load(2, 1.0f, "spf");
     }
+}
+
+static void test_random_load_with_preemption(void **state)
+{
+    for (int round = 0; round < 5; round++) {
+        run_load(1, 0.1f, "fcfs");
+        run_load(2, 0.2f, "spf");
+    }
+}
+
+/* LightLLM's estimate admits more than summing every request's peak would: requests that
+ * end early free room for the ones that end late. */
+static void test_admission_estimate(void **state)
+{
+    sched s;
+    sched_opts o = {.max_batch_tokens = 1000, .max_running = 64};
+    assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
+    assert_int_equal(sched_set_capacity(&s, 40, 0), 0); /* 160 tokens */
+    /* peaks 4+100, 4+4, 4+4, 4+4: sum 128 tokens = 32 blocks + 4 slack = 36 <= 40 fits;
+     * a fifth with peak 4+100 cannot (two long ones need 208 tokens) */
+    uint64_t ids[5];
+    int max_new[5] = {100, 4, 4, 4, 100};
+    for (int i = 0; i < 5; i++) {
+        ids[i] = put_req(10 + i, 4, max_new[i]);
+        sched_add(&s, 10 + i, ids[i]);
+    }
+    sched_build_step(&s, &step);
+    assert_int_equal(s.n_running, 4);
+    assert_int_equal(s.n_waiting, 1);
+    sched_free(&s);
+}
+
+static void test_spf_policy(void **state)
+{
+    sched s;
+    sched_opts o = {.max_batch_tokens = 1000, .max_running = 1, .policy = policy_find("spf")};
+    assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
+    assert_int_equal(sched_set_capacity(&s, 100, 0), 0);
+    int lens[4] = {50, 7, 30, 7};
+    for (int i = 0; i < 4; i++)
+        sched_add(&s, 20 + i, put_req(20 + i, lens[i], 1));
+    int order[4], finish_of[64] = {0};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(sched_build_step(&s, &step), 1);
+        order[k] = step.seqs[0].slot;
+        fake_worker(&s, &step, -1);
+        sched_step_done(&s, &step, 0);
+        drain(&s, finish_of);
+    }
+    assert_int_equal(order[0], 21); /* shortest, oldest first among equals */
+    assert_int_equal(order[1], 23);
+    assert_int_equal(order[2], 22);
+    assert_int_equal(order[3], 20);
+    sched_free(&s);
+}
+
+/* With two steps in flight, a request that hits EOS in the first is finished (blocks freed,
+ * final entry sent) only after the second returns, and its extra token is dropped. */
+static void test_pipelined_eos(void **state)
+{
+    sched s;
+    sched_opts o = {.max_batch_tokens = 64, .max_running = 8};
+    static msg_step a, b;
+    assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
+    assert_int_equal(sched_set_capacity(&s, 50, 0), 0);
+    uint64_t id = put_req(5, 6, 20);
+    sched_add(&s, 5, id);
+    int finish_of[64] = {0};
+    sched_build_step(&s, &a); /* prefill, samples token 7 */
+    fake_worker(&s, &a, -1);
+    sched_step_done(&s, &a, 0);
+    drain(&s, finish_of);
+    assert_int_equal(sched_build_step(&s, &a), 1); /* decode -> EOS */
+    assert_int_equal(sched_build_step(&s, &b), 1); /* next decode, built before a returns */
+    assert_int_equal(b.seqs[0].n_cached, a.seqs[0].n_cached + 1);
+    fake_worker(&s, &a, 5);
+    sched_step_done(&s, &a, 0);
+    assert_int_equal(drain(&s, finish_of), 0); /* not yet: b still carries it */
+    assert_int_equal(sched_build_step(&s, &a), 0); /* nothing more for it */
+    fake_worker(&s, &b, -1);
+    sched_step_done(&s, &b, 0);
+    drain(&s, finish_of);
+    assert_int_equal(finish_of[5], FINISH_STOP);
+    assert_int_equal(s.reqs[5].n_tokens, 8); /* the EOS is the last accepted token */
+    assert_int_equal(s.kv.n_free, 50);
+    sched_free(&s);
 }
 
 static void test_cancel_paths(void **state)
@@ -183,7 +290,7 @@ static void test_cancel_paths(void **state)
     sched_step_done(&s, &step, 0);
     drain(&s, finish_of);
     assert_int_equal(finish_of[1], FINISH_ABORT);
-    assert_int_equal(sched_n_free_blocks(&s), 50);
+    assert_int_equal(s.kv.n_free, 50);
     assert_int_equal(sched_build_step(&s, &step), 0);
     sched_free(&s);
 }
@@ -219,6 +326,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunked_prefill),
         cmocka_unit_test(test_random_load_never_overcommits),
+        cmocka_unit_test(test_random_load_with_preemption),
+        cmocka_unit_test(test_admission_estimate),
+        cmocka_unit_test(test_spf_policy),
+        cmocka_unit_test(test_pipelined_eos),
         cmocka_unit_test(test_cancel_paths),
         cmocka_unit_test(test_worker_restart_recomputes),
     };

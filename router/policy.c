@@ -1,0 +1,15 @@
+/* policy.c - the table of scheduling policies (see policy.h). */
+#include "policy.h"
+
+#include <string.h>
+
+extern const sched_policy policy_fcfs, policy_spf;
+static const sched_policy *const policies[] = {&policy_fcfs, &policy_spf};
+
+const sched_policy *policy_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof policies / sizeof *policies; i++)
+        if (!strcmp(policies[i]->name, name))
+            return policies[i];
+    return NULL;
+}
