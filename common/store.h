@@ -23,6 +23,7 @@
 #define STORE_VERSION 1
 #define STORE_STOP_BYTES 512  /* stop strings, NUL-separated */
 #define STORE_PENDING_BYTES 512 /* detokenizer text held back (stop-string prefix, partial UTF-8) */
+#define STORE_MAX_STOP_IDS 16   /* stop token ids per request, besides the model's EOS ids */
 
 enum proc_id { PROC_TOKENIZER, PROC_ROUTER, PROC_WORKER, PROC_DETOKENIZER, N_PROC };
 extern const char *const proc_names[N_PROC];
@@ -52,6 +53,8 @@ typedef struct {
     int32_t n_prompt;             /* prompt tokens in tokens[0..n_prompt) */
     int32_t n_stop;               /* stop strings in stop[] */
     char stop[STORE_STOP_BYTES];  /* n_stop NUL-terminated strings back to back */
+    int32_t n_stop_ids;           /* token ids in stop_ids[] that end the request */
+    int32_t stop_ids[STORE_MAX_STOP_IDS];
     /* written by the worker */
     _Atomic int32_t n_tokens;     /* valid tokens in tokens[]: n_prompt + generated */
     /* written by the router */

@@ -356,10 +356,15 @@ int sched_build_step(sched *s, msg_step *step)
     return step->n_seqs;
 }
 
-static int is_eos(const sched *s, int32_t tok)
+/* The model's EOS ids and the request's stop token ids end it. */
+static int is_stop_token(const sched *s, const slot_hdr *h, int32_t tok)
 {
-    for (int i = 0; i < s->cfg->n_eos; i++)
-        if (tok == s->cfg->eos_ids[i])
+    if (!h->params.ignore_eos)
+        for (int i = 0; i < s->cfg->n_eos; i++)
+            if (tok == s->cfg->eos_ids[i])
+                return 1;
+    for (int i = 0; i < h->n_stop_ids && i < STORE_MAX_STOP_IDS; i++)
+        if (tok == h->stop_ids[i])
             return 1;
     return 0;
 }
@@ -388,7 +393,7 @@ void sched_step_done(sched *s, const msg_step *step, int status)
                 } else {
                     int n = r->n_tokens = pos + 1;
                     int32_t tok = slot_tokens(s->st, q->slot)[pos];
-                    if (!h->params.ignore_eos && is_eos(s, tok))
+                    if (is_stop_token(s, h, tok))
                         end_req(s, q->slot, FINISH_STOP);
                     else if (n - r->n_prompt >= r->max_new || n >= s->max_seq_len)
                         end_req(s, q->slot, FINISH_LENGTH);

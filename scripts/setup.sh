@@ -10,8 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="build-essential pkg-config curl nodejs npm libzmq3-dev libmsgpack-dev libuv1-dev
-      libcivetweb-dev libcjson-dev libpcre2-dev libcmocka-dev"
+# libraries by package; tools by command (a machine may have them from elsewhere, e.g. a
+# Node.js that brings its own npm and conflicts with Debian's npm package)
+PKGS="pkg-config libzmq3-dev libmsgpack-dev libuv1-dev libcivetweb-dev libcjson-dev
+      libpcre2-dev libcmocka-dev"
+TOOLS="cc:build-essential make:build-essential curl:curl node:nodejs npm:npm"
 MODEL_DIR=models/stories15M
 NPM_DIR=build/npm
 
@@ -19,6 +22,9 @@ missing_pkgs() {
   for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
   done
+  for t in $TOOLS; do
+    command -v "${t%%:*}" >/dev/null 2>&1 || echo "${t#*:}"
+  done | sort -u
 }
 
 model_ready() { [ -f $MODEL_DIR/model.safetensors ] && [ -f $MODEL_DIR/tokenizer.json ] && [ -f $MODEL_DIR/config.json ]; }

@@ -115,6 +115,8 @@ static int fill_slot(front *f, int slot, const gen_req *g, char *err, size_t n_e
     h->n_prompt = (int32_t)n;
     h->n_stop = g->n_stop;
     memcpy(h->stop, g->stop, sizeof h->stop);
+    h->n_stop_ids = g->n_stop_ids;
+    memcpy(h->stop_ids, g->stop_ids, sizeof h->stop_ids);
     atomic_store(&h->n_tokens, (int32_t)n);
     return 0;
 }

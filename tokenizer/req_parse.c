@@ -95,6 +95,20 @@ static int parse_params(gen_req *r, const cJSON *p, int max_new_cap, char *err, 
     } else if (stops && !cJSON_IsNull(stops) && add_stop(r, stops, &used, err, n)) {
         return -1;
     }
+    const cJSON *ids = p ? cJSON_GetObjectItemCaseSensitive(p, "stop_token_ids") : NULL;
+    if (ids && !cJSON_IsNull(ids)) {
+        const cJSON *id;
+        if (!cJSON_IsArray(ids))
+            return fail(err, n, "parameters.stop_token_ids must be a list of token ids");
+        cJSON_ArrayForEach(id, ids) {
+            if (!cJSON_IsNumber(id) || id->valuedouble != floor(id->valuedouble) || id->valuedouble < 0 ||
+                id->valuedouble >= (1 << 30))
+                return fail(err, n, "parameters.stop_token_ids must be a list of token ids");
+            if (r->n_stop_ids == STORE_MAX_STOP_IDS)
+                return fail(err, n, "parameters.stop_token_ids: at most %d ids", STORE_MAX_STOP_IDS);
+            r->stop_ids[r->n_stop_ids++] = (int32_t)id->valuedouble;
+        }
+    }
     sp->max_new_tokens = (int32_t)max_new;
     sp->temperature = do_sample ? (float)temperature : 0.0f; /* greedy unless sampling is asked */
     sp->top_p = (float)top_p;

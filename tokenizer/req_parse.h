@@ -2,7 +2,7 @@
  *
  * LightLLM's request shape: {"inputs": str, "parameters": {"max_new_tokens", "do_sample",
  * "temperature", "top_p", "top_k", "seed", "ignore_eos", "stop_sequences",
- * "repetition_penalty", "frequency_penalty", "presence_penalty"}}. Every wrong type or value
+ * "repetition_penalty", "frequency_penalty", "presence_penalty", "stop_token_ids"}}. Every wrong type or value
  * is an error message for a 400 answer; nothing here trusts the client.
  */
 #ifndef CINDER_REQ_PARSE_H
@@ -18,6 +18,8 @@ typedef struct {
     int seed_given;
     int n_stop;
     char stop[STORE_STOP_BYTES]; /* NUL-separated */
+    int n_stop_ids;
+    int32_t stop_ids[STORE_MAX_STOP_IDS];
 } gen_req;
 
 #define REQ_DEFAULT_MAX_NEW 16

@@ -181,6 +181,19 @@ static void test_stop_sequence(void **state)
     cJSON_Delete(j);
 }
 
+static void test_stop_token_ids(void **state)
+{
+    int status; /* greedy: ", there was a little girl" = 29892 727 471 263 2217 7826 */
+    cJSON *j = generate("{\"inputs\":\"Once upon a time\",\"parameters\":{\"max_new_tokens\":40,"
+                        "\"stop_token_ids\":[7826, 31999]}}", &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(cJSON_GetObjectItem(j, "count_output_tokens")->valueint, 6);
+    assert_string_equal(cJSON_GetObjectItem(j, "finish_reason")->valuestring, "stop");
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "generated_text"), 0)->valuestring,
+                        ", there was a little girl");
+    cJSON_Delete(j);
+}
+
 static void expect_error(const char *method, const char *path, const char *body, int want)
 {
     http_resp r;
@@ -204,6 +217,8 @@ static void test_bad_requests(void **state)
     expect_error("POST", "/generate", "{\"inputs\":\"x\",\"parameters\":{\"temperature\":-1}}", 400);
     expect_error("POST", "/generate", "{\"inputs\":\"x\",\"parameters\":{\"top_p\":0}}", 400);
     expect_error("POST", "/generate", "{\"inputs\":\"x\",\"parameters\":{\"stop_sequences\":[1]}}", 400);
+    expect_error("POST", "/generate", "{\"inputs\":\"x\",\"parameters\":{\"stop_token_ids\":[1.5]}}", 400);
+    expect_error("POST", "/generate", "{\"inputs\":\"x\",\"parameters\":{\"stop_token_ids\":7}}", 400);
     expect_error("POST", "/generate", "{\"inputs\":\"\\ud800 lone surrogate\"}", 400);
     expect_error("GET", "/generate", NULL, 405);
     expect_error("GET", "/nowhere", NULL, 404);
@@ -252,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_equal_alone),
         cmocka_unit_test(test_sampling_seeded),
         cmocka_unit_test(test_stop_sequence),
+        cmocka_unit_test(test_stop_token_ids),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_hangup_frees_slot),
         cmocka_unit_test(test_no_leaked_slots),
