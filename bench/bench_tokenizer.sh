@@ -5,6 +5,7 @@
 #
 #   bench/bench_tokenizer.sh [--data PROMPTS.json] [--oracle DIR] [--secs S]
 # DIR holds node_modules/@anush008/tokenizers; installed there with npm when missing.
+# BUILD (environment) picks the build directory, as for make.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=../shared/data/sharegpt_prompts_2978.json ORACLE=build/oracle SECS=3
@@ -18,12 +19,13 @@ if [ ! -d "$ORACLE/node_modules/@anush008/tokenizers" ]; then
   mkdir -p "$ORACLE"
   (cd "$ORACLE" && npm install --silent --no-save @anush008/tokenizers@0.6.0 >/dev/null)
 fi
-make -s build/bin/bench-tokenizer
+BUILD=${BUILD:-build}
+make -s BUILD="$BUILD" "$BUILD/bin/bench-tokenizer"
 export RAYON_RS_NUM_CPUS=1 RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false UV_THREADPOOL_SIZE=1
 for tk in models/stories15M/tokenizer.json build/assets/llama3/tokenizer.json; do
   [ -f "$tk" ] || { echo "missing $tk (run scripts/setup.sh)" >&2; exit 1; }
   for mode in concat prompts; do
-    c=$(build/bin/bench-tokenizer --tokenizer "$tk" --data "$DATA" --mode $mode --secs "$SECS")
+    c=$("$BUILD/bin/bench-tokenizer" --tokenizer "$tk" --data "$DATA" --mode $mode --secs "$SECS")
     h=$(node bench/tokenizer_hf.js --oracle "$ORACLE" --tokenizer "$tk" --data "$DATA" --mode $mode --secs "$SECS")
     echo "== $tk"
     echo "$c"
