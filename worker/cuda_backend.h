@@ -1,0 +1,69 @@
+/* cuda_backend.h - plain-C interface of the CUDA forward engine (cuda_backend.cu). The glue in
+ * cuda_glue.c adapts it to backend.h (whose store.h, with C11 atomics, C++ cannot include);
+ * the forward benchmark (bench/cmd_forward.c) also uses the ceilings measured here.
+ *
+ * A forward takes the batch as ce_seq records, already validated by the caller (every token
+ * in the vocabulary, every block id in range, context within max_ctx).
+ */
+#ifndef CINDER_CUDA_BACKEND_H
+#define CINDER_CUDA_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "../common/model_config.h"
+
+typedef struct cuda_engine cuda_engine;
+
+typedef struct {
+    const char *model_dir;
+    int dummy_weights;   /* random weights from config.json alone */
+    int block_size;      /* KV block size in tokens, >= 1 */
+    int max_ctx;         /* longest sequence (0: the model's max_position_embeddings) */
+    int max_tokens;      /* most tokens in one forward */
+    int max_seqs;        /* most sequences in one forward */
+    int64_t kv_tokens;   /* KV capacity asked for; 0: size it from free memory */
+    float mem_util;      /* fraction of device memory to use (0: 0.9) */
+    int fp16;            /* 1: fp16 weights and activations instead of bf16 */
+    int no_graphs;       /* 1: run decode batches eagerly (tests) */
+} ce_opts;
+
+typedef struct {
+    int32_t n_cached, n_new, sample;
+    int32_t n_prompt;              /* penalties count output tokens from here */
+    const int32_t *tokens;         /* [n_cached + n_new] */
+    const int32_t *block_table;    /* [ceil((n_cached + n_new) / block_size)] */
+    float temperature, top_p;
+    float repetition_penalty, frequency_penalty, presence_penalty;
+    int32_t top_k;
+    uint64_t seed;
+    int32_t out_token;             /* set when sample */
+    float out_logprob;
+} ce_seq;
+
+/* Loads the model and sizes the KV cache; NULL with a message in ERR on failure. */
+cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char *err,
+                     size_t n_err);
+/* Runs one forward and samples; 0 (GPU errors abort with file:line). */
+int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs);
+/* fp32 logits [vocab] of sequence I of the last forward, NULL if it did not sample. */
+const float *ce_logits(cuda_engine *e, int i);
+/* Bytes of all weights on the device. */
+size_t ce_weight_bytes(const cuda_engine *e);
+/* Decode batch sizes replayed from CUDA graphs (0 if none): the largest. */
+int ce_max_graph_batch(const cuda_engine *e);
+void ce_free(cuda_engine *e);
+
+/* Device ceilings measured now: copy bandwidth (GB/s, read + write, 1 GiB device-to-device)
+ * and the cuBLAS bf16 GEMM rate (TFLOP/s) at M x N x K on random data. */
+void ce_measure_ceilings(double *copy_gbs, double *gemm_tflops, int m, int n, int k);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

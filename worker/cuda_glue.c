@@ -1,0 +1,164 @@
+/* cuda_glue.c - the CUDA backend as backend.h sees it: checks each batch (negative on bad
+ * input, as the CPU backend), turns fwd_seq records into the engine's ce_seq (the engine is
+ * C++ and cannot include store.h), and hands back the sampled tokens. Built only when the
+ * CUDA backend is (CINDER_CUDA_BACKEND, set by the Makefile when nvcc and
+ * worker/cuda_backend.cu exist).
+ */
+#ifdef CINDER_CUDA_BACKEND
+#include "backend.h"
+#include "cuda_backend.h"
+#include "../common/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    backend base;           /* first: the backend * handed out points here */
+    cuda_engine *eng;
+    int max_tokens, max_seqs, max_ctx, block_size;
+    ce_seq *seqs;           /* [max_seqs] */
+} cuda_backend;
+
+static int check_tokens(const cuda_backend *b, const fwd_seq *s, int from, int to)
+{
+    for (int j = from; j < to; j++)
+        if (s->tokens[j] < 0 || s->tokens[j] >= b->base.cfg.vocab_size) {
+            LOG_ERR("cuda forward: slot %d: token %d out of the vocabulary", s->slot, s->tokens[j]);
+            return -EINVAL;
+        }
+    return 0;
+}
+
+/* Checks every index the batch will use; negative (logged) if any is out of range. */
+static int check_batch(const cuda_backend *b, const fwd_batch *batch)
+{
+    if (batch->n_seqs < 0 || batch->n_seqs > b->max_seqs) {
+        LOG_ERR("cuda forward: %d sequences (at most %d)", batch->n_seqs, b->max_seqs);
+        return -EINVAL;
+    }
+    int n_tok = 0;
+    for (int i = 0; i < batch->n_seqs; i++) {
+        const fwd_seq *s = &batch->seqs[i];
+        int n = s->n_cached + s->n_new;
+        if (s->n_cached < 0 || s->n_new < 1 || n > b->max_ctx || !s->tokens || !s->block_table ||
+            (s->sample && !s->params)) {
+            LOG_ERR("cuda forward: seq %d (slot %d): bad n_cached %d / n_new %d (context %d)", i,
+                    s->slot, s->n_cached, s->n_new, b->max_ctx);
+            return -EINVAL;
+        }
+        n_tok += s->n_new;
+        if (n_tok > b->max_tokens) {
+            LOG_ERR("cuda forward: more than %d tokens in one batch", b->max_tokens);
+            return -EINVAL;
+        }
+        if (check_tokens(b, s, s->sample ? 0 : s->n_cached, n) < 0) /* penalties read all */
+            return -EINVAL;
+        for (int j = 0; j < (n + b->block_size - 1) / b->block_size; j++)
+            if (s->block_table[j] < 0 || s->block_table[j] >= b->base.n_kv_blocks) {
+                LOG_ERR("cuda forward: slot %d: KV block %d out of range", s->slot,
+                        s->block_table[j]);
+                return -EINVAL;
+            }
+    }
+    return 0;
+}
+
+static int cuda_forward(backend *base, fwd_batch *batch)
+{
+    cuda_backend *b = (cuda_backend *)base;
+    int rc = check_batch(b, batch);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < batch->n_seqs; i++) {
+        const fwd_seq *s = &batch->seqs[i];
+        const sampling_params *p = s->params;
+        b->seqs[i] = (ce_seq){
+            .n_cached = s->n_cached, .n_new = s->n_new, .sample = s->sample,
+            .n_prompt = s->n_prompt, .tokens = s->tokens, .block_table = s->block_table,
+        };
+        if (s->sample) {
+            ce_seq *c = &b->seqs[i];
+            c->temperature = p->temperature;
+            c->top_p = p->top_p;
+            c->top_k = p->top_k;
+            c->repetition_penalty = p->repetition_penalty;
+            c->frequency_penalty = p->frequency_penalty;
+            c->presence_penalty = p->presence_penalty;
+            c->seed = p->seed;
+        }
+    }
+    rc = ce_forward(b->eng, b->seqs, batch->n_seqs);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < batch->n_seqs; i++)
+        if (batch->seqs[i].sample) {
+            batch->seqs[i].out_token = b->seqs[i].out_token;
+            batch->seqs[i].out_logprob = b->seqs[i].out_logprob;
+        }
+    return 0;
+}
+
+static const float *cuda_last_logits(backend *base, int i)
+{
+    return ce_logits(((cuda_backend *)base)->eng, i);
+}
+
+static void cuda_free(backend *base)
+{
+    cuda_backend *b = (cuda_backend *)base;
+    if (!b)
+        return;
+    ce_free(b->eng);
+    free(b->seqs);
+    free(b);
+}
+
+backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err)
+{
+    cuda_backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, n_err, "out of memory");
+        return NULL;
+    }
+    b->base.name = "cuda";
+    b->base.forward = cuda_forward;
+    b->base.last_logits = cuda_last_logits;
+    b->base.free = cuda_free;
+    if (!o->model_dir) {
+        snprintf(err, n_err, "cuda backend: no model directory");
+        goto fail;
+    }
+    ce_opts eo = {
+        .model_dir = o->model_dir, .dummy_weights = o->dummy_weights,
+        .block_size = o->block_size, .max_ctx = o->max_seq_len,
+        .max_tokens = o->max_batch_tokens, .max_seqs = o->max_seqs, .kv_tokens = o->kv_tokens,
+        .mem_util = o->mem_util, .fp16 = getenv("CINDER_FP16") != NULL,
+        .no_graphs = getenv("CINDER_NO_GRAPHS") != NULL,
+    };
+    b->eng = ce_init(&eo, &b->base.cfg, &b->base.n_kv_blocks, err, n_err);
+    if (!b->eng)
+        goto fail;
+    b->block_size = o->block_size;
+    b->max_ctx = o->max_seq_len > 0 ? o->max_seq_len : b->base.cfg.max_seq_len;
+    b->max_tokens = o->max_batch_tokens > 0 ? o->max_batch_tokens : 2048;
+    b->max_seqs = o->max_seqs > 0 ? o->max_seqs : 256;
+    if (b->max_seqs > b->max_tokens)
+        b->max_seqs = b->max_tokens;
+    b->seqs = calloc((size_t)b->max_seqs, sizeof *b->seqs);
+    if (!b->seqs) {
+        snprintf(err, n_err, "out of memory");
+        goto fail;
+    }
+    LOG_INFO("cuda backend: %s weights (%zu MB %s), dim %d, %d layers, %d/%d heads, vocab %d; "
+             "KV %d blocks of %d tokens; graphs up to batch %d",
+             o->dummy_weights ? "random" : "loaded", ce_weight_bytes(b->eng) >> 20,
+             eo.fp16 ? "fp16" : "bf16", b->base.cfg.dim, b->base.cfg.n_layers,
+             b->base.cfg.n_heads, b->base.cfg.n_kv_heads, b->base.cfg.vocab_size,
+             b->base.n_kv_blocks, o->block_size, ce_max_graph_batch(b->eng));
+    return &b->base;
+fail:
+    cuda_free(&b->base);
+    return NULL;
+}
+#endif
