@@ -210,15 +210,16 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
     return cudaGetLastError();
 }
 
-extern "C" int decode_attn_splits(int n_seqs, int n_heads, int n_kv_heads, int max_ctx,
-                                  int n_sms)
+extern "C" int decode_attn_splits(int n_seqs, int n_heads, int n_kv_heads, int head_dim,
+                                  int max_ctx, int n_sms)
 {
     int G = n_heads / n_kv_heads;
     long blocks = (long)n_seqs * n_kv_heads * ((G + 15) / 16);
-    if (blocks >= 2L * n_sms) return 1;                     /* a full wave (2 blocks / SM) */
-    long want = (4L * n_sms + blocks - 1) / blocks;         /* ~4 blocks per multiprocessor */
-    long by_ctx = (max_ctx + 255) / 256;                    /* chunks of at least 256 tokens */
-    long n = want < by_ctx ? want : by_ctx;
+    long slots = (head_dim <= 64 ? 4L : 2L) * n_sms;   /* resident blocks (shared memory) */
+    if (blocks >= slots) return 1;
+    long n = slots / blocks;                            /* one wave: no tail */
+    long by_ctx = (max_ctx + 255) / 256;                /* chunks of at least 256 tokens */
+    if (n > by_ctx) n = by_ctx;
     if (n > DA_MAX_SPLITS) n = DA_MAX_SPLITS;
     return n < 1 ? 1 : (int)n;
 }

@@ -17,10 +17,12 @@
 extern "C" {
 #endif
 
-/* Split count that fills the device for this batch: 1 when the (kv head, sequence) blocks
- * already fill a wave (2 per multiprocessor), else about 4 blocks per multiprocessor with no
- * chunk shorter than 256 tokens and at most 32 splits. */
-int decode_attn_splits(int n_seqs, int n_heads, int n_kv_heads, int max_ctx, int n_sms);
+/* Split count that fills the device for this batch in one wave: 1 when the (kv head,
+ * sequence) blocks already fill the resident slots (2 blocks per multiprocessor at head_dim
+ * 128, 4 below), else as many splits as fit in them, with no chunk shorter than 256 tokens and
+ * at most 32 splits. */
+int decode_attn_splits(int n_seqs, int n_heads, int n_kv_heads, int head_dim, int max_ctx,
+                       int n_sms);
 
 /* Bytes of fp32 workspace decode_attn_run needs for N_SPLITS > 1 (0 when N_SPLITS == 1). */
 size_t decode_attn_workspace_size(int n_seqs, int n_heads, int head_dim, int n_splits);

@@ -27,7 +27,7 @@ static void run(const bench_ceilings *c, int n_seqs, int ctx, int bs, int splits
     CUDA_CHECK(cudaMalloc(&lens, sizeof(int32_t) * n_seqs));
     CUDA_CHECK(cudaMemcpy(bt, ids.data(), sizeof(int32_t) * n_blocks, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(lens, hl.data(), sizeof(int32_t) * n_seqs, cudaMemcpyHostToDevice));
-    int auto_splits = decode_attn_splits(n_seqs, nh, nkv, ctx, n_sms);
+    int auto_splits = decode_attn_splits(n_seqs, nh, nkv, hd, ctx, n_sms);
     if (splits == 0) splits = auto_splits;
     size_t wsb = decode_attn_workspace_size(n_seqs, nh, hd, splits);
     if (wsb) CUDA_CHECK(cudaMalloc(&ws, wsb));

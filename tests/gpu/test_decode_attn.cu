@@ -30,7 +30,7 @@ static void run_case(const dcase *c, int n_sms)
     void *dq = dev_upload16(hq, (size_t)n * q_stride, c->dt);
     int32_t *dctx = (int32_t *)dev_upload(ctx, sizeof(int32_t) * n);
     int splits = c->n_splits ? c->n_splits
-                             : decode_attn_splits(n, c->n_heads, c->n_kv, c->max_ctx, n_sms);
+                             : decode_attn_splits(n, c->n_heads, c->n_kv, c->hd, c->max_ctx, n_sms);
     size_t ws_bytes = decode_attn_workspace_size(n, c->n_heads, c->hd, splits);
     void *ws = ws_bytes ? dev_alloc_poisoned(ws_bytes) : NULL;
     void *dout = dev_alloc_poisoned(n_out * 2);
