@@ -4,7 +4,9 @@
 # lacks our Debian libraries: bundle them with shared/device/bundle-libs.sh into build/lib).
 # Output goes to the terminal and to $OUT/log (./gpu.log without $OUT).
 #
-# Usage: scripts/gpu.sh [all|tests|bench] [SUBSTRING]   (SUBSTRING filters program names)
+# Usage: scripts/gpu.sh [all|tests|bench|forward|e2e] [SUBSTRING]   (SUBSTRING filters program names)
+# forward: the single-forward benchmark of the CUDA backend ($build/bin/forward, Llama-3-8B
+# shape, dummy weights); e2e: scripts/gpu_e2e.sh (launch.sh --backend cuda, /generate).
 # Exit status: the number of failed programs.
 set -uo pipefail
 what=${1:-all}
@@ -29,6 +31,16 @@ run_dir() {
 }
 [[ $what == all || $what == tests ]] && run_dir "$build/test-gpu"
 [[ $what == all || $what == bench ]] && run_dir "$build/bench"
+
+# CUDA backend: forward benchmark and end to end
+if [[ $what == all || $what == forward ]] && [ -x "$build/bin/forward" ]; then
+    echo "== $build/bin/forward"
+    "$build/bin/forward" --md || { failed+=("forward"); echo "!! forward failed"; }
+fi
+if [[ $what == all || $what == e2e ]]; then
+    echo "== scripts/gpu_e2e.sh"
+    CINDER_BIN=$PWD/$build/bin scripts/gpu_e2e.sh || { failed+=("gpu_e2e"); echo "!! gpu_e2e failed"; }
+fi
 
 echo "== summary"
 grep -hE '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 50 || true
