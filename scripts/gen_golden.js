@@ -132,6 +132,14 @@ function buildTexts(a) {
     texts.push(s);
   }
   while (texts.length < a.n) texts.push(randomUnicode(r, 1 + Math.floor(r() * 48)));
+  /* code points on which regex engines' Unicode data differ (scripts added after Unicode 14,
+   * U+180E that PCRE2 calls a space), in the contexts of \p{L}, \p{N} and \s */
+  const EDGE = [0x180e, 0x1c89, 0xa7cb, 0x105c0, 0x10d40, 0x11380, 0x13460, 0x16100, 0x16d40,
+    0x1e5d0, 0x2ebf0, 0x31350, 0x1ccf0, 0x1e4f0, 0x11bf0, 0x2028, 0x85, 0x3000, 0x1f600];
+  for (let i = 0; i < 120; i++) {
+    const c = String.fromCodePoint(EDGE[i % EDGE.length] + Math.floor(r() * 8));
+    texts.push(['a' + c + '1', c + ' ' + c + c + "'s", ' ' + c + '\n' + c, c + '2' + c + 'x', '  ' + c + '  x'][i % 5]);
+  }
   /* a few long ones: many spaces, one long word, a long real text */
   texts.push(' '.repeat(3000) + 'x', 'ab'.repeat(2500), real.slice(0, 20).join('\n\n'));
   /* NUL cannot go through the C side's JSON reader (cJSON strings end at NUL) */

@@ -12,6 +12,8 @@
 
 #include "tok.h"
 
+typedef struct tok_re tok_re; /* a compiled pre-tokenizer regex (tok_regex.c) */
+
 /* ---- growable byte / id buffers (per call) */
 typedef struct {
     char *p;
@@ -112,7 +114,7 @@ enum { TOK_SPLIT_ISOLATED, TOK_SPLIT_REMOVED, TOK_SPLIT_MERGED_PREV, TOK_SPLIT_M
        TOK_SPLIT_CONTIGUOUS };
 typedef struct {
     int type;
-    void *re;         /* SPLIT: pcre2_code * (JIT compiled when possible) */
+    tok_re *re;       /* SPLIT */
     int behavior;     /* SPLIT: TOK_SPLIT_* */
     int invert;       /* SPLIT */
     int prepend;      /* METASPACE: prepend_scheme, 0 never, 1 always, 2 first */
@@ -193,8 +195,8 @@ struct tok {
     tok_dec *dec;
     int n_dec;
     int has_decoder;
-    void *gpt2_re;          /* pcre2_code * shared by ByteLevel stages, or NULL */
-    void *meta_re;          /* pcre2_code * of the Metaspace replacement, or NULL */
+    tok_re *gpt2_re;        /* shared by ByteLevel stages, or NULL */
+    tok_re *meta_re;        /* the Metaspace replacement, or NULL */
     tok_post post;
     int32_t bos_id;         /* from tokenizer_config.json or the post-processor; -1 none */
 };
@@ -234,6 +236,14 @@ int tok_load_pretokenizer(tok *t, const struct cJSON *j, char *err, size_t n_err
 int tok_load_decoder(tok *t, const struct cJSON *j, char *err, size_t n_err);
 int tok_load_post(tok *t, const struct cJSON *j, char *err, size_t n_err);
 void tok_free_parts(tok *t);
+
+/* A pre-tokenizer regex (tok_regex.c): PCRE2 with its \p{L}, \p{N}, \s patched to match
+ * what HF's engine matches, or a literal. */
+tok_re *tok_re_compile(const char *pattern, size_t n, int literal, char *err, size_t n_err);
+void tok_re_free(tok_re *r);
+/* the pcre2_code to run on S[0..N): the unpatched one when S holds no code point on which
+ * the engines disagree (it is faster) */
+const void *tok_re_pick(const tok_re *r, const char *s, size_t n);
 
 /* GPT-2 byte <-> printable-char mapping used by ByteLevel */
 uint32_t tok_byte_to_char(unsigned char b);

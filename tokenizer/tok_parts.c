@@ -2,8 +2,6 @@
  * pre_tokenizer, decoder, post_processor) into the flat arrays of struct tok. Sequences are
  * flattened; any type the library does not implement is a load error that names it.
  */
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,22 +43,6 @@ static const char *literal_pattern(const cJSON *j, const char *what, char *err, 
 static void *grow(void *arr, int n, size_t size)
 {
     return realloc(arr, (size_t)(n + 1) * size);
-}
-
-static void *compile_re(const char *pattern, size_t n, int literal, char *err, size_t n_err)
-{
-    int code;
-    PCRE2_SIZE at;
-    uint32_t opt = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, n, opt, &code, &at, NULL);
-    if (!re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(code, msg, sizeof msg);
-        snprintf(err, n_err, "regex \"%s\" at offset %zu: %s", pattern, (size_t)at, (char *)msg);
-        return NULL;
-    }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter if it fails */
-    return re;
 }
 
 /* ---- normalizer */
@@ -182,11 +164,11 @@ int tok_load_pretokenizer(tok *t, const cJSON *j, char *err, size_t n_err)
             snprintf(err, n_err, "Split pre-tokenizer: bad pattern or behavior");
             return -1;
         }
-        pr.re = compile_re(re ? re : lit, strlen(re ? re : lit), !re, err, n_err);
+        pr.re = tok_re_compile(re ? re : lit, strlen(re ? re : lit), !re, err, n_err);
         if (!pr.re)
             return -1;
         if (add_pre(t, pr, err, n_err) < 0) {
-            pcre2_code_free(pr.re);
+            tok_re_free(pr.re);
             return -1;
         }
         return 0;
@@ -196,7 +178,7 @@ int tok_load_pretokenizer(tok *t, const cJSON *j, char *err, size_t n_err)
             add_pre(t, (tok_pre){.type = TOK_PRE_PREFIX_SPACE}, err, n_err) < 0)
             return -1;
         if (get_bool(j, "use_regex", 1)) {
-            if (!t->gpt2_re && !(t->gpt2_re = compile_re(GPT2_PATTERN, strlen(GPT2_PATTERN), 0,
+            if (!t->gpt2_re && !(t->gpt2_re = tok_re_compile(GPT2_PATTERN, strlen(GPT2_PATTERN), 0,
                                                          err, n_err)))
                 return -1;
             /* regex owned by t->gpt2_re, not by the stage */
@@ -212,7 +194,7 @@ int tok_load_pretokenizer(tok *t, const cJSON *j, char *err, size_t n_err)
             return -1;
         if (!get_bool(j, "split", 1))
             return 0;
-        if (!t->meta_re && !(t->meta_re = compile_re(pr.repl, strlen(pr.repl), 1, err, n_err)))
+        if (!t->meta_re && !(t->meta_re = tok_re_compile(pr.repl, strlen(pr.repl), 1, err, n_err)))
             return -1;
         return add_pre(t, (tok_pre){.type = TOK_PRE_SPLIT, .re = t->meta_re,
                                     .behavior = TOK_SPLIT_MERGED_NEXT}, err, n_err);
@@ -395,10 +377,10 @@ void tok_free_parts(tok *t)
     for (int i = 0; i < t->n_pre; i++)
         if (t->pre[i].type == TOK_PRE_SPLIT && t->pre[i].re != t->gpt2_re &&
             t->pre[i].re != t->meta_re)
-            pcre2_code_free(t->pre[i].re);
+            tok_re_free(t->pre[i].re);
     free(t->pre);
-    pcre2_code_free(t->gpt2_re);
-    pcre2_code_free(t->meta_re);
+    tok_re_free(t->gpt2_re);
+    tok_re_free(t->meta_re);
     for (int i = 0; i < t->n_dec; i++) {
         free(t->dec[i].a);
         free(t->dec[i].b);

@@ -88,11 +88,11 @@ static re_tls *re_get(void)
 }
 
 /* Next match of RE in S[0..N) at or after POS: 1 with [*MS, *ME), 0 for none, <0 on error. */
-static int re_next(const tok_pre *p, re_tls *r, const char *s, size_t n, size_t pos, size_t *ms,
-                   size_t *me)
+static int re_next(const pcre2_code *re, re_tls *r, const char *s, size_t n, size_t pos,
+                   size_t *ms, size_t *me)
 {
     for (;;) {
-        int rc = pcre2_match(p->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, r->md, r->mctx);
+        int rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, r->md, r->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             return 0;
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT && r->stack_size < ((size_t)256 << 20)) {
@@ -140,12 +140,13 @@ static int pre_split(const tok *t, int k, const tok_pre *p, const char *s, size_
     re_tls *r = re_get();
     if (!r)
         return -1;
+    const pcre2_code *re = tok_re_pick(p->re, s, n);
     segment *seg = NULL;
     size_t n_seg = 0, cap = 0, prev = 0, pos = 0, last_end = (size_t)-1;
     int rc = 0;
     while (pos <= n) {
         size_t ms, me;
-        int found = re_next(p, r, s, n, pos, &ms, &me);
+        int found = re_next(re, r, s, n, pos, &ms, &me);
         if (found < 0) {
             rc = -1;
             goto out;
