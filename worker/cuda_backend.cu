@@ -20,6 +20,7 @@
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
 #include "../kernels/embed.cuh"
+#include "../kernels/gemv.cuh"
 #include "../kernels/kv_store.cuh"
 #include "../kernels/prefill_attn.cuh"
 #include "../kernels/rmsnorm.cuh"
@@ -48,6 +49,7 @@ struct cuda_engine {
     kdtype dt;
     cudaDataType_t cdt;
     int bs, max_ctx, max_tokens, max_seqs, max_bps, n_sms;
+    int gemv_max;                    /* GEMV kernel instead of cuBLAS up to this many tokens */
     int q_dim, kv_dim, qkv_dim;
     rope_params rp;
     cudaStream_t stream;
@@ -126,6 +128,17 @@ static void gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, cons
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+/* out [n_tok, n_out] = x [n_tok, n_in] . w^T: the GEMV kernel for small batches, else cuBLAS.
+ * SILU (GEMV only): out [n_tok, n_out / 2] = silu(gate) * up. */
+static void proj(cuda_engine *e, void *out, bool f32, const void *x, const void *w, int n_tok,
+                 int n_out, int n_in, bool silu)
+{
+    if (n_tok <= e->gemv_max)
+        CUDA_CHECK(gemv_run(out, x, w, n_tok, n_out, n_in, f32, silu, e->dt, e->stream));
+    else
+        gemm(e, out, f32 ? CUDA_R_32F : e->cdt, x, w, n_tok, n_out, n_in);
+}
+
 static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
 {
     (void)e;
@@ -147,7 +160,7 @@ static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, in
         void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, l ? e->y : NULL, ly->attn_norm, n_tok, dim,
                                c->norm_eps, e->dt, s));
-        gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim);
+        proj(e, e->qkv, false, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim, false);
         void *q = e->qkv, *k = (uint16_t *)e->qkv + e->q_dim;
         void *v = (uint16_t *)e->qkv + e->q_dim + e->kv_dim;
         CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads,
@@ -164,11 +177,15 @@ static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, in
                                         e->d_bt + (size_t)n_dec * e->max_bps, e->max_bps,
                                         in->cu_q, in->seq_len + n_dec, n_pre, max_q_len,
                                         c->n_heads, c->n_kv_heads, hd, e->bs, scale, e->dt, s));
-        gemm(e, e->y, e->cdt, e->att, ly->wo, n_tok, dim, e->q_dim);
+        proj(e, e->y, false, e->att, ly->wo, n_tok, dim, e->q_dim, false);
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, ly->ffn_norm, n_tok, dim, c->norm_eps, e->dt, s));
-        gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
-        CUDA_CHECK(silu_mul_run(e->act, e->gu, n_tok, hid, e->dt, s));
-        gemm(e, e->y, e->cdt, e->act, ly->w_down, n_tok, dim, hid);
+        if (n_tok <= e->gemv_max) {
+            proj(e, e->act, false, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim, true);
+        } else {
+            gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
+            CUDA_CHECK(silu_mul_run(e->act, e->gu, n_tok, hid, e->dt, s));
+        }
+        proj(e, e->y, false, e->act, ly->w_down, n_tok, dim, hid, false);
     }
     CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, e->w.norm, n_tok, dim, c->norm_eps, e->dt, s));
     const void *rows = e->xn;
@@ -176,7 +193,7 @@ static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, in
         CUDA_CHECK(embed_run(e->last, e->xn, in->gather, n_rows, n_tok, dim, e->dt, s));
         rows = e->last;
     }
-    gemm(e, e->logits, CUDA_R_32F, rows, e->w.lm_head, n_rows, c->vocab_size, dim);
+    proj(e, e->logits, true, rows, e->w.lm_head, n_rows, c->vocab_size, dim, false);
 }
 
 /* Packed input layout of a batch of N_TOK tokens and N_SEQS sequences (N_PRE prefills). */
@@ -571,6 +588,7 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
         e->dt = o->fp16 ? KDT_F16 : KDT_BF16;
         e->cdt = o->fp16 ? CUDA_R_16F : CUDA_R_16BF;
         e->bs = o->block_size;
+        e->gemv_max = o->gemv_max_tokens < GEMV_MAX_TOKENS ? o->gemv_max_tokens : GEMV_MAX_TOKENS;
         e->max_ctx = o->max_ctx > 0 ? o->max_ctx : c->max_seq_len;
         e->max_tokens = o->max_tokens > 0 ? o->max_tokens : DEFAULT_MAX_TOKENS;
         e->max_seqs = o->max_seqs > 0 ? o->max_seqs : DEFAULT_MAX_SEQS;

@@ -30,6 +30,8 @@ typedef struct {
     float mem_util;      /* fraction of device memory to use (0: 0.9) */
     int fp16;            /* 1: fp16 weights and activations instead of bf16 */
     int no_graphs;       /* 1: run decode batches eagerly (tests) */
+    int gemv_max_tokens; /* forwards of at most this many tokens (<= 8) use the GEMV kernel
+                            instead of cuBLAS, with SiLU-mul fused; 0: cuBLAS always */
 } ce_opts;
 
 typedef struct {
