@@ -32,7 +32,10 @@ int64_t tok_decode(const tok *t, const int32_t *ids, size_t n, int skip_special,
 
 int tok_vocab_size(const tok *t);
 int tok_is_special(const tok *t, int32_t id);
-int tok_bos_id(const tok *t);                    /* -1 if none */
+/* BOS: bos_token of the tokenizer_config.json beside the loaded file, else the one token the
+ * post-processor puts first; -1 if none. (Llama-3's original file has no BOS in its
+ * post-processor: tok_encode(add_special = 1) adds none there, as HF; its chat template does.) */
+int tok_bos_id(const tok *t);
 int32_t tok_token_id(const tok *t, const char *piece); /* -1 if not in the vocabulary */
 
 /* Converts the tokenizer of a llama2.c checkpoint (DATA: LEN bytes starting at its int32
