@@ -232,6 +232,10 @@ static void test_default_model_facts(void **state)
     assert_int_equal(tok_bos_id(t), 1);
     expect_ids(t, "Once upon a time", 1, (const int32_t[]){1, 9038, 2501, 263, 931}, 5);
     expect_ids(t, "Hello world", 0, (const int32_t[]){15043, 3186}, 2);
+    /* NUL is text like any other (HF: <0x00> by byte fallback) */
+    int32_t ids[8];
+    assert_int_equal(tok_encode(t, "a\0b \0", 5, 1, ids, 8), 6);
+    assert_memory_equal(ids, ((const int32_t[]){1, 263, 3, 29890, 29871, 3}), 6 * sizeof *ids);
     assert_int_equal(tok_token_id(t, "<0x0A>"), 13);
     assert_int_equal(tok_token_id(t, "\xE2\x96\x81the"), 278);
     assert_true(tok_is_special(t, 1) && tok_is_special(t, 2) && !tok_is_special(t, 278));
@@ -293,6 +297,12 @@ static void test_llama3_facts(void **state)
     /* this file's post-processor is ByteLevel only: no BOS even with add_special */
     expect_ids(t, "Hello", 1, (const int32_t[]){9906}, 1);
     expect_ids(t, "<|begin_of_text|>Hello", 0, (const int32_t[]){128000, 9906}, 2);
+    int32_t ids[8];
+    assert_int_equal(tok_encode(t, "a\0b \0", 5, 0, ids, 8), 5);
+    assert_memory_equal(ids, ((const int32_t[]){64, 188, 65, 220, 188}), 5 * sizeof *ids);
+    char text[8];
+    assert_int_equal(tok_decode(t, ids, 5, 0, text, sizeof text), 5);
+    assert_memory_equal(text, "a\0b \0", 5);
     /* byte-level decode: invalid UTF-8 -> U+FFFD per maximal invalid part (from_utf8_lossy) */
     expect_decode(t, (const int32_t[]){127, 7}, 2, 0, "\xEF\xBF\xBD(");
     expect_decode(t, (const int32_t[]){128000, 9906, 128009}, 3, 1, "Hello");
