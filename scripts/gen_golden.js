@@ -11,7 +11,7 @@
  * Usage (the oracle is not a project dependency; install it in a scratch directory):
  *   mkdir -p /tmp/oracle && (cd /tmp/oracle && npm install @anush008/tokenizers@0.6.0)
  *   node scripts/gen_golden.js --oracle /tmp/oracle --data /work/shared/data \
- *       --tok llama2=/tmp/l2/tokenizer.json --tok llama3=build/assets/llama3/tokenizer.json
+ *       --tok llama2=models/stories15M/tokenizer.json --tok llama3=build/assets/llama3/tokenizer.json
  */
 'use strict';
 const fs = require('fs');
