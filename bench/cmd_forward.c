@@ -7,7 +7,8 @@
  * Prints RESULT lines and, with --md, markdown rows for bench/RESULTS.md.
  *
  * usage: forward [--model-dir DIR] [--decode-batches 1,2,..] [--contexts 512,..]
- *                [--prefill 1x512,8x1024,..] [--iters 10] [--mem-util 0.9]
+ *                [--prefill 1x512,8x1024,..] [--iters 10] [--mem-util 0.9] [--md]
+ *                [--breakdown]   (decode: graph replay and GEMM-only device times)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -114,10 +115,11 @@ int main(int argc, char **argv)
     const char *dir = "bench/forward/llama3-8b";
     const char *dec_b = "1,2,4,8,16,32,64,128,256", *ctxs = "512,1024,2048,4096,8192";
     const char *pre = "1x128,1x512,1x1024,1x2048,4x512,4x1024,8x512,8x1024,8x2048";
-    int iters = 10, md = 0;
+    int iters = 10, md = 0, breakdown = 0;
     float mem_util = 0.9f;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--md")) { md = 1; continue; }
+        if (!strcmp(argv[i], "--breakdown")) { breakdown = 1; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "forward: %s needs a value\n", argv[i]); return 2; }
         const char *a = argv[i], *v = argv[++i];
         if (!strcmp(a, "--model-dir")) dir = v;
@@ -210,6 +212,12 @@ int main(int argc, char **argv)
             printf("RESULT forward | decode b=%d ctx=%d | %.3f ms | floor %.3f ms (weights %.3f) | %.1f%% of roofline | %.0f tok/s\n",
                    batches[i], contexts[j], ms, floor_ms, wfloor, 100 * floor_ms / ms,
                    batches[i] * 1e3 / ms);
+            double graph_ms, gemm_ms;
+            if (breakdown && ce_decode_breakdown(ce_engine_of(be), batches[i], iters, &graph_ms,
+                                                 &gemm_ms) == 0)
+                printf("BREAKDOWN decode b=%d ctx=%d | step %.3f ms = graph %.3f (GEMMs %.3f at "
+                       "%.0f GB/s, rest %.3f) + host %.3f\n", batches[i], contexts[j], ms,
+                       graph_ms, gemm_ms, 2.0 * (lin + lm) / (gemm_ms * 1e6), graph_ms - gemm_ms, ms - graph_ms);
             if (md)
                 printf("MD | decode b=%d ctx=%d | %.3f ms | floor %.3f ms | %.1f%% of roofline (%.2fx floor) |\n",
                        batches[i], contexts[j], ms, floor_ms, 100 * floor_ms / ms, ms / floor_ms);

@@ -625,6 +625,53 @@ fail:
     return NULL;
 }
 
+static float median_ms(std::vector<float> &v);
+
+/* Median event time of ITERS runs of F on the engine's stream, after two warm-ups. */
+template <typename F> static double time_stream(cuda_engine *e, int iters, F f)
+{
+    cudaEvent_t a, b;
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+    std::vector<float> ms(iters > 0 ? iters : 1);
+    for (int i = -2; i < (int)ms.size(); i++) {
+        CUDA_CHECK(cudaEventRecord(a, e->stream));
+        f();
+        CUDA_CHECK(cudaEventRecord(b, e->stream));
+        CUDA_CHECK(cudaEventSynchronize(b));
+        if (i >= 0)
+            CUDA_CHECK(cudaEventElapsedTime(&ms[i], a, b));
+    }
+    CUDA_CHECK(cudaEventDestroy(a));
+    CUDA_CHECK(cudaEventDestroy(b));
+    return median_ms(ms);
+}
+
+int ce_decode_breakdown(cuda_engine *e, int n, int iters, double *graph_ms, double *gemm_ms)
+{
+    int g = graph_for(e, n);
+    if (g < 0)
+        return -1;
+    const model_config *c = &e->cfg;
+    int G = e->graph_bs[g], dim = c->dim, hid = c->hidden_dim;
+    *graph_ms = time_stream(e, iters, [&] { CUDA_CHECK(cudaGraphLaunch(e->graph[g], e->stream)); });
+    *gemm_ms = time_stream(e, iters, [&] {
+        for (int l = 0; l < c->n_layers; l++) {
+            const cuda_layer *ly = &e->w.layers[l];
+            proj(e, e->qkv, false, e->xn, ly->wqkv, G, e->qkv_dim, dim, false);
+            proj(e, e->y, false, e->att, ly->wo, G, dim, e->q_dim, false);
+            if (G <= e->gemv_max) {
+                proj(e, e->act, false, e->xn, ly->w_gate_up, G, 2 * hid, dim, true);
+            } else {
+                gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, G, 2 * hid, dim);
+            }
+            proj(e, e->y, false, e->act, ly->w_down, G, dim, hid, false);
+        }
+        proj(e, e->logits, true, e->xn, e->w.lm_head, G, c->vocab_size, dim, false);
+    });
+    return 0;
+}
+
 /* ---- device ceilings for the benchmarks */
 __global__ static void ceil_fill_kernel(uint16_t *p, size_t n, uint64_t seed)
 {

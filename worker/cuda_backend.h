@@ -60,6 +60,15 @@ size_t ce_weight_bytes(const cuda_engine *e);
 int ce_max_graph_batch(const cuda_engine *e);
 void ce_free(cuda_engine *e);
 
+/* Where a decode step of batch N (<= the largest graph) goes, device time by events, medians
+ * of ITERS: the whole graph replay, and the GEMMs alone (every layer's projections and the LM
+ * head, eager). Call after a forward of that batch (it replays its inputs). 0, or -1 without a
+ * graph for N. */
+struct backend;
+/* The engine behind a backend from cuda_backend_init (NULL for another backend). */
+cuda_engine *ce_engine_of(struct backend *b);
+int ce_decode_breakdown(cuda_engine *e, int n, int iters, double *graph_ms, double *gemm_ms);
+
 /* Device ceilings measured now: copy bandwidth (GB/s, read + write, 1 GiB device-to-device)
  * and the cuBLAS bf16 GEMM rate (TFLOP/s) at M x N x K on random data. */
 void ce_measure_ceilings(double *copy_gbs, double *gemm_tflops, int m, int n, int k);

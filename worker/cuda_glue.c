@@ -104,6 +104,11 @@ static const float *cuda_last_logits(backend *base, int i)
     return ce_logits(((cuda_backend *)base)->eng, i);
 }
 
+cuda_engine *ce_engine_of(backend *base)
+{
+    return base && base->forward == cuda_forward ? ((cuda_backend *)base)->eng : NULL;
+}
+
 static void cuda_free(backend *base)
 {
     cuda_backend *b = (cuda_backend *)base;
