@@ -18,9 +18,15 @@
 
 #include "../common/log.h"
 #include "../worker/backend.h"
-#ifdef CINDER_CUDA_BACKEND
+
+#ifndef CINDER_CUDA_BACKEND
+int main(void)
+{
+    fprintf(stderr, "forward: this build has no CUDA backend\n");
+    return 1;
+}
+#else
 #include "../worker/cuda_backend.h"
-#endif
 
 #define BS 16
 
@@ -106,12 +112,6 @@ static void batch_free(bench_batch *b)
 int main(int argc, char **argv)
 {
     log_proc = "forward";
-#ifndef CINDER_CUDA_BACKEND
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "forward: this build has no CUDA backend\n");
-    return 1;
-#else
     const char *dir = "bench/forward/llama3-8b";
     const char *dec_b = "1,2,4,8,16,32,64,128,256", *ctxs = "512,1024,2048,4096,8192";
     const char *pre = "1x128,1x512,1x1024,1x2048,4x512,4x1024,8x512,8x1024,8x2048";
@@ -226,5 +226,5 @@ int main(int argc, char **argv)
         }
     be->free(be);
     return failed ? 1 : 0;
-#endif
 }
+#endif
