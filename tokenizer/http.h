@@ -1,11 +1,19 @@
-/* http.h - starts the HTTP API of the tokenizer process (handlers in http.c). */
+/* http.h - starts the HTTP API of the tokenizer process (routes in http.c). */
 #ifndef CINDER_HTTP_H
 #define CINDER_HTTP_H
 
 #include "front.h"
 
+typedef struct {
+    const char *host;
+    int port;
+    int n_threads;          /* civetweb handler threads: concurrent connections */
+    const char *model_dir;  /* for tokenizer_config.json's chat template */
+    const char *model_name; /* OpenAI's "model" */
+} http_opts;
+
 struct mg_context;
-/* Listens on HOST:PORT with N_THREADS handler threads; NULL on failure. mg_stop() ends it. */
-struct mg_context *http_start(front *f, const char *host, int port, int n_threads);
+/* Listens as O says; NULL on failure. mg_stop() ends it. */
+struct mg_context *http_start(front *f, const http_opts *o);
 
 #endif

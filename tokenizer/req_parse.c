@@ -68,7 +68,7 @@ static int add_stop(gen_req *r, const cJSON *s, size_t *used, char *err, size_t 
     return 0;
 }
 
-static int parse_params(gen_req *r, const cJSON *p, int max_new_cap, char *err, size_t n)
+int gen_req_parse_params(gen_req *r, const cJSON *p, int max_new_cap, char *err, size_t n)
 {
     sampling_params *sp = &r->params;
     double max_new = REQ_DEFAULT_MAX_NEW, temperature = 1.0, top_p = 1.0, top_k = 0, seed = -1;
@@ -140,7 +140,7 @@ int gen_req_parse(gen_req *r, const char *body, size_t len, int max_new_cap, cha
         fail(err, n_err, "\"inputs\" must be a string");
         goto done;
     }
-    if (parse_params(r, cJSON_GetObjectItemCaseSensitive(root, "parameters"), max_new_cap, err, n_err))
+    if (gen_req_parse_params(r, cJSON_GetObjectItemCaseSensitive(root, "parameters"), max_new_cap, err, n_err))
         goto done;
     r->n_inputs = strlen(in->valuestring);
     r->inputs = strdup(in->valuestring);

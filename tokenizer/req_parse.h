@@ -29,4 +29,9 @@ typedef struct {
 int gen_req_parse(gen_req *r, const char *body, size_t len, int max_new_cap, char *err, size_t n_err);
 void gen_req_free(gen_req *r);
 
+/* Validates a LightLLM "parameters" object P (may be NULL) into R's sampling parameters and
+ * stops (R's inputs untouched); 0, or -1 with ERR. Other APIs map their fields onto it. */
+typedef struct cJSON cJSON;
+int gen_req_parse_params(gen_req *r, const cJSON *p, int max_new_cap, char *err, size_t n_err);
+
 #endif

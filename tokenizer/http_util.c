@@ -1,0 +1,128 @@
+/* http_util.c - civetweb helpers (see http_util.h). */
+#include "http_util.h"
+
+#include <civetweb.h>
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+void http_send_json(struct mg_connection *c, int status, const char *body, const char *extra)
+{
+    mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\n%s\r\n",
+              status, reason_phrase(status), strlen(body), extra ? extra : "");
+    mg_write(c, body, strlen(body));
+}
+
+void http_send_cjson(struct mg_connection *c, int status, cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    http_send_json(c, status, s ? s : "{}", status == 503 ? "Retry-After: 1\r\n" : NULL);
+    cJSON_free(s);
+    cJSON_Delete(j);
+}
+
+int http_send_error(struct mg_connection *c, int status, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    http_send_cjson(c, status, o);
+    return status;
+}
+
+long http_read_body(struct mg_connection *c, char **out)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (ri->content_length > HTTP_MAX_BODY)
+        return -413;
+    size_t cap = ri->content_length > 0 ? (size_t)ri->content_length + 1 : 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -500;
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *p = cap > HTTP_MAX_BODY ? NULL : realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                return cap > HTTP_MAX_BODY ? -413 : -500;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        int r = mg_read(c, buf + n, cap - n - 1);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    *out = buf;
+    return (long)n;
+}
+
+void http_sse_begin(struct mg_connection *c)
+{
+    mg_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+}
+
+int http_sse_raw(struct mg_connection *c, const char *s, size_t n)
+{
+    return mg_send_chunk(c, s, (unsigned)n) > 0 || n == 0 ? 0 : -1;
+}
+
+int http_sse_send(struct mg_connection *c, const char *prefix, cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s)
+        return -1;
+    size_t np = strlen(prefix), ns = strlen(s);
+    char *ev = malloc(np + ns + 3);
+    int rc = -1;
+    if (ev) {
+        memcpy(ev, prefix, np);
+        memcpy(ev + np, s, ns);
+        memcpy(ev + np + ns, "\n\n", 2);
+        rc = http_sse_raw(c, ev, np + ns + 2);
+        free(ev);
+    }
+    cJSON_free(s);
+    return rc;
+}
+
+int text_append(text_buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return 0;
+}
+
+void text_free(text_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}

@@ -1,0 +1,36 @@
+/* http_util.h - small civetweb helpers shared by the API files: JSON answers, errors,
+ * request bodies, server-sent events, a growable text buffer. */
+#ifndef CINDER_HTTP_UTIL_H
+#define CINDER_HTTP_UTIL_H
+
+#include <stddef.h>
+
+struct mg_connection;
+typedef struct cJSON cJSON;
+
+#define HTTP_MAX_BODY (1 << 20)
+
+/* Sends STATUS with a JSON body; EXTRA holds additional header lines ("Name: v\r\n"). */
+void http_send_json(struct mg_connection *c, int status, const char *body, const char *extra);
+/* Sends J (then frees it). */
+void http_send_cjson(struct mg_connection *c, int status, cJSON *j);
+/* {"error": MSG} with STATUS (Retry-After on 503); returns STATUS. */
+int http_send_error(struct mg_connection *c, int status, const char *msg);
+/* Reads the body into a malloc'd NUL-terminated buffer; its length, or -413 / -500. */
+long http_read_body(struct mg_connection *c, char **out);
+/* Starts a chunked text/event-stream answer. */
+void http_sse_begin(struct mg_connection *c);
+/* Sends "data:" PREFIX J "\n\n" as one chunk (J freed); 0, or -1 if the client is gone. */
+int http_sse_send(struct mg_connection *c, const char *prefix, cJSON *j);
+/* Sends a raw chunk; 0 or -1. Zero length ends the stream. */
+int http_sse_raw(struct mg_connection *c, const char *s, size_t n);
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} text_buf;
+
+int text_append(text_buf *b, const char *s, size_t n);
+void text_free(text_buf *b);
+
+#endif

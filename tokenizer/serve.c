@@ -1,0 +1,140 @@
+/* serve.c - a request's path through slot, router, detokenizer and back (see serve.h). */
+#include "serve.h"
+#include "../common/log.h"
+#include "http_util.h"
+#include "metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define WAIT_MS 500
+#define ROUTER_LOST_MS 3000
+
+/* Encodes the prompt into the slot and writes the request's header; 0 or an HTTP status
+ * with a message in ERR. */
+static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, size_t n_prompt,
+                     int add_special, char *err, size_t n_err)
+{
+    slot_hdr *h = store_slot(&f->st, slot);
+    int32_t *tokens = slot_tokens(&f->st, slot);
+    int64_t n = tok_encode(f->tok, prompt, n_prompt, add_special, tokens, (size_t)f->max_seq_len);
+    if (n < 0) {
+        snprintf(err, n_err, "the prompt is not valid UTF-8");
+        return 400;
+    }
+    if (n == 0) {
+        snprintf(err, n_err, "the prompt encodes to no tokens");
+        return 400;
+    }
+    if (n >= f->max_seq_len) {
+        snprintf(err, n_err, "the prompt has %lld tokens; this model's context is %d tokens",
+                 (long long)n, f->max_seq_len);
+        return 400;
+    }
+    h->params = g->params;
+    if (!g->seed_given && getrandom(&h->params.seed, sizeof h->params.seed, 0) != sizeof h->params.seed)
+        h->params.seed = now_us();
+    h->n_prompt = (int32_t)n;
+    h->n_stop = g->n_stop;
+    memcpy(h->stop, g->stop, sizeof h->stop);
+    h->n_stop_ids = g->n_stop_ids;
+    memcpy(h->stop_ids, g->stop_ids, sizeof h->stop_ids);
+    atomic_store(&h->n_tokens, (int32_t)n);
+    return 0;
+}
+
+/* Waits for the slot's deltas until the final one, handing each to O. Returns 200, or an
+ * error status when the request cannot complete (router lost, failure report). */
+static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_state *s, text_buf *text,
+                 uint64_t t0_us, double *ttft_s)
+{
+    uint32_t router_epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
+    int client_gone = 0;
+    uint64_t lost_since = 0, last_us = 0;
+    while (!s->finish) {
+        delta_node *d = front_next(f, slot, WAIT_MS);
+        if (!d) {
+            if (f->boxes[slot].failed)
+                return f->boxes[slot].status >= 400 ? f->boxes[slot].status : 500;
+            /* a router that died or restarted has forgotten the request */
+            int lost = !store_alive(&f->st, PROC_ROUTER, 1000) ||
+                       atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch;
+            lost_since = lost ? (lost_since ? lost_since : now_ms()) : 0;
+            if (lost && now_ms() - lost_since > ROUTER_LOST_MS)
+                return 503;
+            continue;
+        }
+        uint64_t t = now_us();
+        if (d->token_id >= 0) {
+            if (last_us)
+                metrics_token_gap((double)(t - last_us) / 1e6);
+            else
+                *ttft_s = (double)(t - t0_us) / 1e6;
+            last_us = t;
+        }
+        text_append(text, d->text, d->text_len);
+        s->text = text->p;
+        s->n_text = text->n;
+        s->finish = d->finish;
+        s->n_out = d->n_out;
+        if (o->stream && !client_gone && o->event(c, o, d, s)) {
+            client_gone = 1;
+            front_abort(f, slot); /* the router ends it; the final delta still comes */
+        }
+        free(d);
+    }
+    return 200;
+}
+
+static int reject(struct mg_connection *c, api_out *o, const char *msg)
+{
+    metrics_request(OUT_REJECTED, 0, 0, -1, 0);
+    return o->error(c, 503, msg);
+}
+
+int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const char *prompt, size_t n,
+                   int add_special, api_out *o)
+{
+    char err[512];
+    uint64_t t0 = now_us();
+    if (!front_healthy(f))
+        return reject(c, o, "the server is not ready");
+    if (f->max_queue > 0 && front_n_queued(f) >= f->max_queue)
+        return reject(c, o, "the request queue is full; retry later");
+    int slot = front_slot_take(f);
+    if (slot < 0)
+        return reject(c, o, "all request slots are in use; retry later");
+    int status = fill_slot(f, slot, g, prompt, n, add_special, err, sizeof err);
+    if (status) {
+        front_slot_release(f, slot);
+        return o->error(c, status, err);
+    }
+    if (!front_submit(f, slot)) {
+        front_slot_release(f, slot);
+        return o->error(c, 503, "the router cannot be reached");
+    }
+    serve_state s = {.text = "", .n_prompt = store_slot(&f->st, slot)->n_prompt};
+    text_buf text = {0};
+    double ttft = -1;
+    if (o->stream && o->begin(c, o))
+        front_abort(f, slot);
+    status = relay(f, c, slot, o, &s, &text, t0, &ttft);
+    if (status == 200) {
+        if (o->stream)
+            o->end(c, o, &s);
+        else
+            o->respond(c, o, &s);
+        front_slot_release(f, slot);
+    } else if (o->stream) {
+        http_sse_raw(c, "", 0);
+    } else {
+        o->error(c, status, status == 503 ? "the router went away; the request was not completed"
+                                          : f->boxes[slot].error);
+    }
+    /* on failure the slot stays taken: the router that had it is gone (see front.h) */
+    metrics_request(status == 200 ? metrics_outcome_of(s.finish) : OUT_ERROR, s.n_prompt, s.n_out, ttft,
+                    (double)(now_us() - t0) / 1e6);
+    text_free(&text);
+    return status;
+}
