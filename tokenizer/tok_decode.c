@@ -42,7 +42,7 @@ static void sl_reset(strlist *l)
     l->n = 0;
 }
 
-#define SL_STR(l, i) ((l)->buf.p + (l)->off[i])
+#define SL_STR(l, i) ((l)->buf.p ? (l)->buf.p + (l)->off[i] : "") /* no arithmetic on NULL */
 #define SL_LEN(l, i) ((l)->off[(i) + 1] - (l)->off[i])
 
 static int hexval(char c)

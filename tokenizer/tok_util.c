@@ -167,7 +167,7 @@ int tok_utf8_lossy(tok_buf *b, const char *s, size_t n)
         run = 0;
         i += bad;
     }
-    return tok_buf_add(b, s + n - run, run);
+    return run ? tok_buf_add(b, s + n - run, run) : 0; /* S may be NULL when N is 0 */
 }
 
 /* ---- hashing and maps */
