@@ -154,3 +154,4 @@ clean:
 	rm -rf build build-address build-undefined build-thread
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include mk/fuzz.mk
