@@ -224,7 +224,8 @@ static int bpe_cached(const tok *t, tok_cache *c, const char *s, size_t n, tok_i
     size_t first = out->n;
     if (bpe_merge(t, s, n, out) < 0)
         return -1;
-    tok_cache_put(c, h, s, n, out->p + first, out->n - first);
+    if (out->n > first) /* a word of no ids (no unk, no byte fallback) is not cached */
+        tok_cache_put(c, h, s, n, out->p + first, out->n - first);
     return 0;
 }
 
