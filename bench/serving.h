@@ -92,7 +92,8 @@ typedef struct {
 } sv_event;
 
 /* Parses the DATA (N bytes) of one event in B's format into EV, appending generated text to
- * TEXT. 0, or -1 when it is not what B sends (EV->error says why). */
+ * TEXT. 0 (EV->error set when the server reported an error), or -1 when it is not what B
+ * sends (EV->error says why). */
 int sv_backend_event(sv_backend b, const char *data, size_t n, sv_event *ev, sv_buf *text);
 
 /* ---- one request's outcome */

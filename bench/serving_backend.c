@@ -127,7 +127,9 @@ int sv_backend_event(sv_backend b, const char *data, size_t n, sv_event *ev, sv_
     int rc = -1;
     if (!cJSON_IsObject(j))
         snprintf(ev->error, sizeof ev->error, "event is not a JSON object: %.60s", data);
-    else if (!take_error(j, ev))
+    else if (take_error(j, ev))
+        rc = 0; /* a well-formed event that reports an error */
+    else
         rc = b == SV_CINDER ? cinder_event(j, ev, text) : openai_event(j, ev, text);
     cJSON_Delete(j);
     return rc;
