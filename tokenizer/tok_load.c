@@ -179,7 +179,7 @@ static int mark_split_safe(const tok *t)
         const char *p = t->piece[id];
         if (!p)
             continue;
-        for (const char *m = strstr(p + 1, mark); m; m = strstr(m + 3, mark))
+        for (const char *m = *p ? strstr(p + 1, mark) : NULL; m; m = strstr(m + 3, mark)) /* "" ends at p */
             if (m - p < 3 || memcmp(m - 3, mark, 3) != 0)
                 return 0;
     }
