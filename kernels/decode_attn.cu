@@ -6,10 +6,11 @@
  * that share the KV head (rows of the mma; unused rows are zero) and their P.V, with an
  * online softmax. The 4 warps' partial results are merged in shared memory; with several
  * splits each block writes (O / l, log2-sum-exp) to the workspace and decode_attn_reduce
- * merges them.
+ * merges them. Both kernels are launched as programmatic dependents (pdl.cuh).
  */
 #include "decode_attn.cuh"
 #include "attn_common.cuh"
+#include "pdl.cuh"
 
 #define DA_TN 64        /* tokens per tile */
 #define DA_NW 4         /* warps per block, 16 tokens of a tile each */
@@ -33,6 +34,8 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
     float *so = (float *)smem;              /* [NW][16][OSD], reuses the K stages at the end */
     __shared__ float sm_m[DA_NW][16], sm_l[DA_NW][16];
     __shared__ int ss[DA_STAGES][TN];       /* cache slots of the tiles in flight */
+    pdl_wait();      /* launched as a programmatic dependent: q and K/V come from before */
+    pdl_trigger();
 
     int split = blockIdx.x, seq = blockIdx.z;
     int G = n_heads / n_kv, n_hg = (G + 15) / 16;
@@ -164,6 +167,8 @@ template <typename T, int HD>
 __global__ void decode_attn_reduce(T *__restrict__ out, const float *__restrict__ ws_o,
                                    const float *__restrict__ ws_lse, int n_splits)
 {
+    pdl_wait();
+    pdl_trigger();
     size_t row = (size_t)blockIdx.y * gridDim.x + blockIdx.x;
     const float *lse = ws_lse + row * n_splits;
     float mx = -INFINITY;
@@ -201,13 +206,15 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
     float *ws_o = (float *)ws;
     float *ws_lse = ws_o ? ws_o + (size_t)n_seqs * n_heads * n_splits * HD : NULL;
     dim3 grid(n_splits, n_kv * n_hg, n_seqs);
-    decode_attn_kernel<T, HD><<<grid, DA_NT, smem, stream>>>(
-        (T *)out, ws_o, ws_lse, (const T *)q, q_stride, (const T *)kc, (const T *)vc, bts,
-        max_bps, ctx_lens, n_heads, n_kv, attn_bs_make(bs), scale * 1.4426950408889634f, n_splits);
-    if (n_splits > 1)
-        decode_attn_reduce<T, HD><<<dim3(n_heads, n_seqs), HD, 0, stream>>>((T *)out, ws_o,
-                                                                           ws_lse, n_splits);
-    return cudaGetLastError();
+    /* both kernels wait for the previous one at their top, so they may launch early */
+    cudaError_t e = pdl_launch(decode_attn_kernel<T, HD>, grid, dim3(DA_NT), smem, stream, 1,
+                               (T *)out, ws_o, ws_lse, (const T *)q, q_stride, (const T *)kc,
+                               (const T *)vc, bts, max_bps, ctx_lens, n_heads, n_kv,
+                               attn_bs_make(bs), scale * 1.4426950408889634f, n_splits);
+    if (e == cudaSuccess && n_splits > 1)
+        e = pdl_launch(decode_attn_reduce<T, HD>, dim3(n_heads, n_seqs), dim3(HD), 0, stream, 1,
+                       (T *)out, (const float *)ws_o, (const float *)ws_lse, n_splits);
+    return e;
 }
 
 extern "C" int decode_attn_splits(int n_seqs, int n_heads, int n_kv_heads, int head_dim,

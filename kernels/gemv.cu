@@ -1,110 +1,392 @@
-/* gemv.cu - decode-batch GEMV (see gemv.cuh). A block of 8 warps takes 8 output rows (8 gate/up
- * row pairs with SILU); each lane streams 16-byte chunks of its row, 4 in flight, and
- * multiplies them with the same chunks of every token row (small, served from L1/L2); warp
- * shuffles reduce. */
+/* gemv.cu - decode-batch matrix products on tensor cores (see gemv.cuh).
+ *
+ * Tiles of 16 weight rows: mma.sync m16n8k16 with the weight tile as A and the (up to 8)
+ * token rows as B, so 1 to 8 tokens cost the same. Each lane loads whole 16-byte chunks of
+ * its two rows (g and g+8 of the tile) straight from global memory: the k index of a chunk is
+ * permuted into the fragment layout identically for A and B, which a dot product allows, so
+ * no shared-memory staging or shuffles are needed. A block takes TB tiles and splits the k
+ * range among its warps (partial sums reduced in shared memory); each lane keeps 4 tile-steps
+ * of 64 k (256 bytes) in flight, the first ones loaded before pdl_wait().
+ *
+ * Row pairing: a tile's rows g and g+8 are chosen so the epilogue finds what it combines in
+ * one thread: gate row r with up row r (SILU), and RoPE partners i, i + head_dim/2 (QKV).
+ * With a norm, the block normalizes the token rows into shared memory first.
+ */
 #include "gemv.cuh"
 #include "kutil.cuh"
+#include "mma.cuh"
+#include "pdl.cuh"
+#include "rope_freq.cuh"
 
-#define GV_WARPS 8
-#define GV_UNROLL 4
+#include <stdlib.h>
 
-template <typename T, int NT>
-__device__ __forceinline__ void gemv_row(float (&acc)[NT], const T *__restrict__ wr,
-                                         const T *__restrict__ x, int n_in)
+#define GV_MAX_WARPS 8
+#define GV_SMEM_MAX (GEMV_NORM_MAX_BYTES + GV_MAX_WARPS * 4 * 32 * 16)
+
+struct gv_args {
+    void *out;
+    const void *x, *w, *norm_w;
+    int n_tok, n_out, n_in, n_tiles, n_steps;   /* steps of 64 k */
+    float eps;
+    int n_heads, n_kv, hd, out_stride, n_rope_tiles;   /* QKV */
+    const int32_t *pos, *slot;
+    void *kc, *vc;
+    rope_params rope;
+};
+
+/* A streamed weight chunk: read once, kept out of L1; L2 fetches the next 128 bytes too. */
+__device__ __forceinline__ uint4 gv_ld_w(const uint4 *p)
 {
-    int lane = threadIdx.x & 31, nc = n_in / 8;
-    const uint4 *w4 = (const uint4 *)wr;
-    for (int c0 = lane; c0 < nc; c0 += 32 * GV_UNROLL) {
-        uint4 wv[GV_UNROLL];
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+/* Weight rows of tile TILE held by lanes with row index G (the A fragment's rows g, g+8). */
+template <int EPI>
+__device__ __forceinline__ void gv_rows(const gv_args &a, int tile, int g, int &ra, int &rb)
+{
+    if (EPI == GEMV_SILU) {
+        ra = tile * 8 + g;
+        rb = a.n_out / 2 + ra;
+    } else if (EPI == GEMV_QKV && tile < a.n_rope_tiles) {
+        int tph = a.hd / 16, h = tile / tph;
+        ra = h * a.hd + (tile % tph) * 8 + g;
+        rb = ra + a.hd / 2;
+    } else if (EPI == GEMV_QKV) {
+        ra = (a.n_heads + a.n_kv) * a.hd + (tile - a.n_rope_tiles) * 16 + g;
+        rb = ra + 8;
+    } else {
+        ra = tile * 16 + g;
+        rb = ra + 8;
+    }
+}
+
+/* Chunks (16 bytes) S*8 + TQ and S*8 + 4 + TQ of rows WA and WB (clamped into the row: past
+ * n_in the B side is zero, so what A holds there does not count). */
+__device__ __forceinline__ void gv_load_w(uint4 (&dst)[4], const uint4 *wa, const uint4 *wb,
+                                          int s, int nc, int tq)
+{
+    int c0 = min(s * 8 + tq, nc - 1), c1 = min(s * 8 + 4 + tq, nc - 1);
+    dst[0] = gv_ld_w(wa + c0);
+    dst[1] = gv_ld_w(wa + c1);
+    dst[2] = gv_ld_w(wb + c0);
+    dst[3] = gv_ld_w(wb + c1);
+}
+
+/* The B chunks of step S for token row XROW (NULL: a token past n_tok, zeros). */
+__device__ __forceinline__ void gv_load_x(uint4 (&dst)[2], const uint4 *xrow, int s, int nc,
+                                          int tq)
+{
 #pragma unroll
-        for (int u = 0; u < GV_UNROLL; u++) {
-            int c = c0 + u * 32;
-            wv[u] = c < nc ? __ldg(w4 + c) : make_uint4(0, 0, 0, 0);
+    for (int h = 0; h < 2; h++) {
+        int c = s * 8 + h * 4 + tq;
+        dst[h] = xrow && c < nc ? xrow[c] : make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* Four m16n8k16 products: 64 k of the tile's two rows against the same 64 k of the tokens. */
+template <typename T>
+__device__ __forceinline__ void gv_mma(float (&acc)[4], const uint4 (&w)[4], const uint4 (&b)[2])
+{
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const uint4 &ra = w[h], &rb = w[2 + h];
+        uint32_t a0[4] = {ra.x, rb.x, ra.y, rb.y}, a1[4] = {ra.z, rb.z, ra.w, rb.w};
+        mma16816<T>(acc, a0, b[h].x, b[h].y);
+        mma16816<T>(acc, a1, b[h].z, b[h].w);
+    }
+}
+
+template <typename T, int EPI>
+__device__ __forceinline__ void gv_store(const gv_args &a, int t, int r, float y)
+{
+    if (r >= a.n_out) return;
+    size_t i = (size_t)t * a.n_out + r;
+    if (EPI == GEMV_OUT_F32) ((float *)a.out)[i] = y;
+    else if (EPI == GEMV_RESID) ((T *)a.out)[i] = from_f<T>(to_f(((T *)a.out)[i]) + y);
+    else ((T *)a.out)[i] = from_f<T>(y);
+}
+
+/* QKV epilogue of token T: YA, YB are rows RA, RB of tile TILE. */
+template <typename T>
+__device__ __forceinline__ void gv_store_qkv(const gv_args &a, int tile, int ra, int t, float ya,
+                                             float yb)
+{
+    int kv_dim = a.n_kv * a.hd, slot = a.slot[t];
+    if (tile >= a.n_rope_tiles) {   /* v: rows ra, ra + 8 */
+        if (slot < 0) return;
+        T *v = (T *)a.vc + (size_t)slot * kv_dim + (ra - (a.n_heads + a.n_kv) * a.hd);
+        v[0] = from_f<T>(ya);
+        v[8] = from_f<T>(yb);
+        return;
+    }
+    int h = ra / a.hd, i = ra % a.hd, half = a.hd / 2;
+    float sn, cs;
+    sincosf((float)a.pos[t] * rope_inv_freq(i, a.hd, a.rope), &sn, &cs);
+    float y1 = ya * cs - yb * sn, y2 = yb * cs + ya * sn;
+    T *dst;
+    if (h < a.n_heads) {
+        dst = (T *)a.out + (size_t)t * a.out_stride + ra;
+    } else {
+        if (slot < 0) return;
+        dst = (T *)a.kc + (size_t)slot * kv_dim + (h - a.n_heads) * a.hd + i;
+    }
+    dst[0] = from_f<T>(y1);
+    dst[half] = from_f<T>(y2);
+}
+
+/* C fragment C[4] of tile TILE (rows ra: c0 c1, rb: c2 c3; tokens 2tq, 2tq+1) to its place. */
+template <typename T, int EPI>
+__device__ __forceinline__ void gv_epilogue(const gv_args &a, int tile, int g, int tq,
+                                            const float (&c)[4])
+{
+    if (tile >= a.n_tiles) return;
+    int ra, rb;
+    gv_rows<EPI>(a, tile, g, ra, rb);
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int t = 2 * tq + j;
+        if (t >= a.n_tok) break;
+        float ya = c[j], yb = c[2 + j];
+        if (EPI == GEMV_SILU) {
+            int hid = a.n_out / 2;
+            if (ra < hid) ((T *)a.out)[(size_t)t * hid + ra] = from_f<T>(ya / (1.f + __expf(-ya)) * yb);
+        } else if (EPI == GEMV_QKV) {
+            gv_store_qkv<T>(a, tile, ra, t, ya, yb);
+        } else {
+            gv_store<T, EPI>(a, t, ra, ya);
+            gv_store<T, EPI>(a, t, rb, yb);
         }
+    }
+}
+
+/* The token rows RMS-normalized into XS [n_tok][n_in + 8] (rmsnorm_run's arithmetic). */
+template <typename T>
+__device__ __forceinline__ void gv_norm_rows(const gv_args &a, T *xs, float (*s_ss)[GEMV_MAX_TOKENS])
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    int nc = a.n_in / 8, xstride = a.n_in + 8;
+    for (int t = 0; t < a.n_tok; t++) {
+        float ss = 0.f;
+        const uint4 *xr = (const uint4 *)a.x + (size_t)t * nc;
+        uint4 *sr = (uint4 *)(xs + (size_t)t * xstride);
+#pragma unroll 4
+        for (int c = threadIdx.x; c < nc; c += blockDim.x) {
+            uint4 v = xr[c];
+            sr[c] = v;
+            float f[8];
+            vec8_to_f<T>(v, f);
 #pragma unroll
-        for (int u = 0; u < GV_UNROLL; u++) {
-            int c = c0 + u * 32;
-            if (c >= nc) break;
-            float wf[8];
-            vec8_to_f<T>(wv[u], wf);
+            for (int e = 0; e < 8; e++) ss += f[e] * f[e];
+        }
+        ss = warp_sum(ss);
+        if (lane == 0) s_ss[warp][t] = ss;
+    }
+    __syncthreads();
+    for (int t = 0; t < a.n_tok; t++) {
+        float tot = 0.f;
+        for (int w = 0; w < nw; w++) tot += s_ss[w][t];
+        float rstd = rsqrtf(tot / a.n_in + a.eps);
+        uint4 *sr = (uint4 *)(xs + (size_t)t * xstride);
+#pragma unroll 4
+        for (int c = threadIdx.x; c < nc; c += blockDim.x) {
+            float v[8], g[8];
+            vec8_to_f<T>(sr[c], v);
+            vec8_to_f<T>(__ldg((const uint4 *)a.norm_w + c), g);
 #pragma unroll
-            for (int t = 0; t < NT; t++) {
-                float xf[8];
-                vec8_to_f<T>(__ldg((const uint4 *)(x + (size_t)t * n_in) + c), xf);
+            for (int e = 0; e < 8; e++) g[e] *= v[e] * rstd;
+            sr[c] = vec8_from_f<T>(g);
+        }
+    }
+    __syncthreads();
+}
+
+template <typename T, int EPI, bool NORM, int TB>
+__global__ void __launch_bounds__(GV_MAX_WARPS * 32, 2) gemv_kernel(gv_args a)
+{
+    constexpr int U = 4 / TB;   /* steps in flight per tile: TB * U = 4 tile-steps a lane */
+    extern __shared__ __align__(16) unsigned char smem[];
+    __shared__ float s_ss[GV_MAX_WARPS][GEMV_MAX_TOKENS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int g = lane >> 2, tq = lane & 3, nc = a.n_in / 8;
+    const int s0 = warp * a.n_steps / nw, s1 = (warp + 1) * a.n_steps / nw;
+
+    const uint4 *wa[TB], *wb[TB];
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[t] = fmaf(wf[e], xf[e], acc[t]);
+    for (int tb = 0; tb < TB; tb++) {
+        int ra, rb;
+        gv_rows<EPI>(a, blockIdx.x * TB + tb, g, ra, rb);
+        bool ok_a = EPI == GEMV_SILU ? ra < a.n_out / 2 : ra < a.n_out;
+        wa[tb] = (const uint4 *)a.w + (size_t)(ok_a ? ra : 0) * nc;   /* else any valid row */
+        wb[tb] = (const uint4 *)a.w + (size_t)(rb < a.n_out ? rb : 0) * nc;
+    }
+    uint4 A[U][TB][4];
+#pragma unroll
+    for (int u = 0; u < U; u++)
+        if (s0 + u < s1)
+#pragma unroll
+            for (int tb = 0; tb < TB; tb++) gv_load_w(A[u][tb], wa[tb], wb[tb], s0 + u, nc, tq);
+    pdl_trigger();
+    pdl_wait();   /* everything below may read what earlier kernels wrote */
+
+    const int xstride = a.n_in + 8;
+    T *xs = (T *)smem;
+    const uint4 *xrow = NULL;   /* this lane's token row (B column g), NULL past n_tok */
+    if (NORM) {
+        gv_norm_rows<T>(a, xs, s_ss);
+        if (g < a.n_tok) xrow = (const uint4 *)(xs + (size_t)g * xstride);
+    } else if (g < a.n_tok) {
+        xrow = (const uint4 *)a.x + (size_t)g * nc;
+    }
+    uint4 B[U][2];
+    if (!NORM)
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (s0 + u < s1) gv_load_x(B[u], xrow, s0 + u, nc, tq);
+
+    float acc[TB][4] = {};
+    for (int s = s0; s < s1; s += U) {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (s + u >= s1) break;
+            uint4 b[2];
+            if (NORM) gv_load_x(b, xrow, s + u, nc, tq);
+            else b[0] = B[u][0], b[1] = B[u][1];
+#pragma unroll
+            for (int tb = 0; tb < TB; tb++) gv_mma<T>(acc[tb], A[u][tb], b);
+            int sn = s + u + U;
+            if (sn < s1) {
+#pragma unroll
+                for (int tb = 0; tb < TB; tb++) gv_load_w(A[u][tb], wa[tb], wb[tb], sn, nc, tq);
+                if (!NORM) gv_load_x(B[u], xrow, sn, nc, tq);
             }
         }
     }
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
-}
 
-template <typename T, int NT, bool F32, bool SILU>
-__global__ void __launch_bounds__(GV_WARPS * 32)
-gemv_kernel(void *out, const T *__restrict__ x, const T *__restrict__ w, int n_rows, int n_in)
-{
-    int r = blockIdx.x * GV_WARPS + (threadIdx.x >> 5);
-    if (r >= n_rows) return;
-    float acc[NT];
+    /* sum the warps' k ranges, then each tile's epilogue in the C fragment layout */
+    size_t red_off = NORM ? (size_t)a.n_tok * xstride * sizeof(T) : 0;
+    float4 *red = (float4 *)(smem + red_off);   /* [nw][TB][32] */
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.f;
-    gemv_row<T, NT>(acc, w + (size_t)r * n_in, x, n_in);
-    float res[NT];
-    if (SILU) {
-        float up[NT];
-#pragma unroll
-        for (int t = 0; t < NT; t++) up[t] = 0.f;
-        gemv_row<T, NT>(up, w + (size_t)(r + n_rows) * n_in, x, n_in);
-#pragma unroll
-        for (int t = 0; t < NT; t++) res[t] = acc[t] / (1.f + __expf(-acc[t])) * up[t];
-    } else {
-#pragma unroll
-        for (int t = 0; t < NT; t++) res[t] = acc[t];
-    }
-    int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int t = 0; t < NT; t++)
-        if (lane == t) {
-            if (F32) ((float *)out)[(size_t)t * n_rows + r] = res[t];
-            else ((T *)out)[(size_t)t * n_rows + r] = from_f<T>(res[t]);
+    for (int tb = 0; tb < TB; tb++)
+        red[(warp * TB + tb) * 32 + lane] = make_float4(acc[tb][0], acc[tb][1], acc[tb][2], acc[tb][3]);
+    __syncthreads();
+    for (int tb = warp; tb < TB; tb += nw) {
+        float c[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int w = 0; w < nw; w++) {
+            float4 v = red[(w * TB + tb) * 32 + lane];
+            c[0] += v.x, c[1] += v.y, c[2] += v.z, c[3] += v.w;
         }
+        gv_epilogue<T, EPI>(a, blockIdx.x * TB + tb, g, tq, c);
+    }
 }
 
-template <typename T, int NT>
-static cudaError_t gemv_launch(void *out, const void *x, const void *w, int n_out, int n_in,
-                               int out_f32, int silu, cudaStream_t s)
+template <typename T, int EPI, bool NORM, int TB>
+static cudaError_t gv_launch(const gv_args &a, int nw, size_t smem, int pdl, cudaStream_t s)
 {
-    int rows = silu ? n_out / 2 : n_out;
-    dim3 grid((rows + GV_WARPS - 1) / GV_WARPS);
-    const T *xt = (const T *)x, *wt = (const T *)w;
-    if (silu)
-        gemv_kernel<T, NT, false, true><<<grid, GV_WARPS * 32, 0, s>>>(out, xt, wt, rows, n_in);
-    else if (out_f32)
-        gemv_kernel<T, NT, true, false><<<grid, GV_WARPS * 32, 0, s>>>(out, xt, wt, rows, n_in);
-    else
-        gemv_kernel<T, NT, false, false><<<grid, GV_WARPS * 32, 0, s>>>(out, xt, wt, rows, n_in);
-    return cudaGetLastError();
+    static bool attr_set;   /* per instantiation; setting it twice is harmless */
+    if (!attr_set) {
+        cudaError_t e = cudaFuncSetAttribute(gemv_kernel<T, EPI, NORM, TB>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             GV_SMEM_MAX);
+        if (e != cudaSuccess) return e;
+        attr_set = true;
+    }
+    return pdl_launch(gemv_kernel<T, EPI, NORM, TB>, dim3((a.n_tiles + TB - 1) / TB),
+                      dim3(nw * 32), smem, s, pdl, a);
+}
+
+template <typename T, int EPI>
+static cudaError_t gv_pick(const gv_args &a, bool norm, int tb, int nw, size_t smem, int pdl,
+                           cudaStream_t s)
+{
+    if (norm)
+        return tb == 4 ? gv_launch<T, EPI, true, 4>(a, nw, smem, pdl, s)
+                       : gv_launch<T, EPI, true, 1>(a, nw, smem, pdl, s);
+    return tb == 4 ? gv_launch<T, EPI, false, 4>(a, nw, smem, pdl, s)
+                   : gv_launch<T, EPI, false, 1>(a, nw, smem, pdl, s);
+}
+
+/* Warps per SM a launch aims at (CINDER_GEMV_WARPS overrides, for tuning). */
+static int gv_target_warps(void)
+{
+    static int n_sms, per_sm;
+    if (!n_sms) {
+        int dev;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            n_sms = 132;
+        const char *env = getenv("CINDER_GEMV_WARPS");
+        per_sm = env && atoi(env) > 0 ? atoi(env) : 12;
+    }
+    return n_sms * per_sm;
+}
+
+extern "C" cudaError_t gemv_fused_run(void *out, const void *x, const void *w, int n_tok,
+                                      int n_out, int n_in, const gemv_epi *epi, kdtype dt,
+                                      cudaStream_t stream)
+{
+    if (n_tok == 0 || n_out == 0) return cudaSuccess;
+    if (!epi || n_tok < 0 || n_tok > GEMV_MAX_TOKENS || n_out < 0 || n_in <= 0 || n_in % 8 ||
+        !out || !x || !w)
+        return cudaErrorInvalidValue;
+    gv_args a = {};
+    a.out = out, a.x = x, a.w = w, a.norm_w = epi->norm_w;
+    a.n_tok = n_tok, a.n_out = n_out, a.n_in = n_in, a.eps = epi->norm_eps;
+    a.n_steps = (n_in / 8 + 7) / 8;
+    switch (epi->kind) {
+    case GEMV_SILU:
+        if (n_out % 2) return cudaErrorInvalidValue;
+        a.n_tiles = (n_out / 2 + 7) / 8;
+        break;
+    case GEMV_QKV: {
+        int hd = epi->head_dim;
+        if (hd < 16 || hd > 256 || hd % 16 || epi->n_heads < 1 || epi->n_kv_heads < 1 ||
+            n_out != (epi->n_heads + 2 * epi->n_kv_heads) * hd ||
+            epi->out_stride < epi->n_heads * hd || !epi->pos || !epi->slot || !epi->k_cache ||
+            !epi->v_cache)
+            return cudaErrorInvalidValue;
+        a.n_heads = epi->n_heads, a.n_kv = epi->n_kv_heads, a.hd = hd;
+        a.out_stride = epi->out_stride, a.pos = epi->pos, a.slot = epi->slot;
+        a.kc = epi->k_cache, a.vc = epi->v_cache, a.rope = epi->rope;
+        a.n_rope_tiles = (a.n_heads + a.n_kv) * (hd / 16);
+        a.n_tiles = a.n_rope_tiles + a.n_kv * hd / 16;
+        break;
+    }
+    case GEMV_OUT: case GEMV_OUT_F32: case GEMV_RESID:
+        a.n_tiles = (n_out + 15) / 16;
+        break;
+    default:
+        return cudaErrorInvalidValue;
+    }
+    bool norm = epi->norm_w != NULL;
+    size_t xs_bytes = norm ? (size_t)n_tok * (n_in + 8) * 2 : 0;
+    if (xs_bytes > GEMV_NORM_MAX_BYTES) return cudaErrorInvalidValue;
+    int target = gv_target_warps();
+    int tb = a.n_tiles >= 2 * target / 3 ? 4 : 1;   /* many tiles: fewer blocks, B reused */
+    int blocks = (a.n_tiles + tb - 1) / tb;
+    int nw = target / blocks;
+    nw = nw < 1 ? 1 : nw > GV_MAX_WARPS ? GV_MAX_WARPS : nw;
+    if (nw > a.n_steps) nw = a.n_steps;
+    size_t smem = xs_bytes + (size_t)nw * tb * 32 * 16;
+    KDT_DISPATCH(dt, T, {
+        switch (epi->kind) {
+        case GEMV_OUT: return gv_pick<T, GEMV_OUT>(a, norm, tb, nw, smem, epi->pdl, stream);
+        case GEMV_OUT_F32: return gv_pick<T, GEMV_OUT_F32>(a, norm, tb, nw, smem, epi->pdl, stream);
+        case GEMV_RESID: return gv_pick<T, GEMV_RESID>(a, norm, tb, nw, smem, epi->pdl, stream);
+        case GEMV_SILU: return gv_pick<T, GEMV_SILU>(a, norm, tb, nw, smem, epi->pdl, stream);
+        default: return gv_pick<T, GEMV_QKV>(a, norm, tb, nw, smem, epi->pdl, stream);
+        }
+    });
+    return cudaSuccess;
 }
 
 extern "C" cudaError_t gemv_run(void *out, const void *x, const void *w, int n_tok, int n_out,
                                 int n_in, int out_f32, int silu, kdtype dt, cudaStream_t stream)
 {
-    if (n_tok == 0 || n_out == 0) return cudaSuccess;
-    if (n_tok < 0 || n_tok > GEMV_MAX_TOKENS || n_out < 0 || n_in <= 0 || n_in % 8 ||
-        (silu && (n_out % 2 || out_f32)))
-        return cudaErrorInvalidValue;
-    KDT_DISPATCH(dt, T, {
-        switch (n_tok) {
-        case 1: return gemv_launch<T, 1>(out, x, w, n_out, n_in, out_f32, silu, stream);
-        case 2: return gemv_launch<T, 2>(out, x, w, n_out, n_in, out_f32, silu, stream);
-        case 3: return gemv_launch<T, 3>(out, x, w, n_out, n_in, out_f32, silu, stream);
-        case 4: return gemv_launch<T, 4>(out, x, w, n_out, n_in, out_f32, silu, stream);
-        case 5: return gemv_launch<T, 5>(out, x, w, n_out, n_in, out_f32, silu, stream);
-        case 6: return gemv_launch<T, 6>(out, x, w, n_out, n_in, out_f32, silu, stream);
-        case 7: return gemv_launch<T, 7>(out, x, w, n_out, n_in, out_f32, silu, stream);
-        default: return gemv_launch<T, 8>(out, x, w, n_out, n_in, out_f32, silu, stream);
-        }
-    });
-    return cudaSuccess;
+    if (silu && out_f32) return cudaErrorInvalidValue;
+    gemv_epi e = {};
+    e.kind = silu ? GEMV_SILU : out_f32 ? GEMV_OUT_F32 : GEMV_OUT;
+    return gemv_fused_run(out, x, w, n_tok, n_out, n_in, &e, dt, stream);
 }

@@ -45,6 +45,20 @@ void embed_ref(float *out, const float *table, const int32_t *ids, int n, int vo
 /* Greedy: token = first index of the largest logit; logprob = its log-softmax. */
 void sample_greedy_ref(int32_t *token, float *logprob, const float *logits, int n, int vocab);
 
+/* Fused decode GEMV (gemv.cuh): xn = x, or rmsnorm(x) with NORM_W; y = xn . w^T (w [n_out,
+ * n_in]); then by KIND: out = y [n_tok, n_out]; out += y; out [n_tok, n_out/2] = silu(gate)
+ * * up; or QKV: RoPE on y's q and k heads, q rows to out [n_tok, out_stride], k and v rows to
+ * the caches at slot[t] (negative: skipped). */
+enum { GEMV_REF_OUT, GEMV_REF_RESID, GEMV_REF_SILU, GEMV_REF_QKV };
+typedef struct {
+    int n_heads, n_kv_heads, head_dim, out_stride;
+    const int32_t *pos, *slot;   /* [n_tok] */
+    float *k_cache, *v_cache;    /* [n_slots, n_kv_heads * head_dim] */
+    rope_params rope;
+} gemv_ref_qkv;
+void gemv_ref(float *out, const float *x, const float *w, int n_tok, int n_out, int n_in,
+              int kind, const float *norm_w, float eps, const gemv_ref_qkv *qkv);
+
 #ifdef __cplusplus
 }
 #endif

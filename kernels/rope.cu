@@ -2,20 +2,7 @@
  * shared memory, then rotates every q and k head with 2-element accesses. */
 #include "rope.cuh"
 #include "kutil.cuh"
-
-/* Llama-3.1 frequency of pair I: long wavelengths divided by FACTOR, short ones kept, a
- * linear blend of the two in between. */
-__device__ float rope_inv_freq(int i, int head_dim, const rope_params &p)
-{
-    float inv = 1.f / powf(p.theta, (float)(2 * i) / head_dim);
-    if (p.factor <= 0.f) return inv;
-    float wavelen = 6.283185307179586f / inv;
-    if (wavelen < p.orig_max_pos / p.high_freq_factor) return inv;
-    if (wavelen > p.orig_max_pos / p.low_freq_factor) return inv / p.factor;
-    float smooth = (p.orig_max_pos / wavelen - p.low_freq_factor) /
-                   (p.high_freq_factor - p.low_freq_factor);
-    return (1.f - smooth) * inv / p.factor + smooth * inv;
-}
+#include "rope_freq.cuh"
 
 template <typename T>
 __global__ void rope_kernel(T *q, int q_stride, T *k, int k_stride,

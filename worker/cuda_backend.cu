@@ -10,6 +10,12 @@
  * that sample gathered, the LM head in fp32, and sampling (sample_topp, or the greedy kernel
  * when every row is plain greedy).
  *
+ * Decode-only batches of at most gemv_max tokens take the fused path (run_model_fused): per
+ * layer the QKV GEMV (attention RMSNorm in its prologue, RoPE and the KV store in its
+ * epilogue), decode attention, the O GEMV (residual add in its epilogue), the gate/up GEMV
+ * (FFN RMSNorm in, SiLU-mul out) and the down GEMV (residual add): 5-6 kernels instead of 11,
+ * each launched as a programmatic dependent of the one before (kernels/pdl.cuh).
+ *
  * Per-step inputs (token ids, positions, cache slots, lengths) go up in one packed copy from
  * pinned memory, block tables in one 2D copy of the used columns. A decode-only batch of n
  * sequences is padded to the next captured size G (padding rows: slot -1, context 0) and
@@ -49,7 +55,7 @@ struct cuda_engine {
     kdtype dt;
     cudaDataType_t cdt;
     int bs, max_ctx, max_tokens, max_seqs, max_bps, n_sms;
-    int gemv_max;                    /* GEMV kernel instead of cuBLAS up to this many tokens */
+    int gemv_max;                    /* decode-only batches up to this many tokens: fused path */
     int q_dim, kv_dim, qkv_dim;
     rope_params rp;
     cudaStream_t stream;
@@ -128,15 +134,16 @@ static void gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, cons
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-/* out [n_tok, n_out] = x [n_tok, n_in] . w^T: the GEMV kernel for small batches, else cuBLAS.
- * SILU (GEMV only): out [n_tok, n_out / 2] = silu(gate) * up. */
-static void proj(cuda_engine *e, void *out, bool f32, const void *x, const void *w, int n_tok,
-                 int n_out, int n_in, bool silu)
+/* One fused decode GEMV (kernels/gemv.cuh) on the engine's stream, as a dependent launch. */
+static void gemv(cuda_engine *e, void *out, const void *x, const void *w, int n_tok, int n_out,
+                 int n_in, gemv_epi_kind kind, const void *norm_w, const gemv_epi *qkv)
 {
-    if (n_tok <= e->gemv_max)
-        CUDA_CHECK(gemv_run(out, x, w, n_tok, n_out, n_in, f32, silu, e->dt, e->stream));
-    else
-        gemm(e, out, f32 ? CUDA_R_32F : e->cdt, x, w, n_tok, n_out, n_in);
+    gemv_epi epi = qkv ? *qkv : gemv_epi{};
+    epi.kind = kind;
+    epi.norm_w = norm_w;
+    epi.norm_eps = e->cfg.norm_eps;
+    epi.pdl = 1;
+    CUDA_CHECK(gemv_fused_run(out, x, w, n_tok, n_out, n_in, &epi, e->dt, e->stream));
 }
 
 static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
@@ -160,7 +167,7 @@ static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, in
         void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, l ? e->y : NULL, ly->attn_norm, n_tok, dim,
                                c->norm_eps, e->dt, s));
-        proj(e, e->qkv, false, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim, false);
+        gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim);
         void *q = e->qkv, *k = (uint16_t *)e->qkv + e->q_dim;
         void *v = (uint16_t *)e->qkv + e->q_dim + e->kv_dim;
         CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads,
@@ -177,15 +184,11 @@ static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, in
                                         e->d_bt + (size_t)n_dec * e->max_bps, e->max_bps,
                                         in->cu_q, in->seq_len + n_dec, n_pre, max_q_len,
                                         c->n_heads, c->n_kv_heads, hd, e->bs, scale, e->dt, s));
-        proj(e, e->y, false, e->att, ly->wo, n_tok, dim, e->q_dim, false);
+        gemm(e, e->y, e->cdt, e->att, ly->wo, n_tok, dim, e->q_dim);
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, ly->ffn_norm, n_tok, dim, c->norm_eps, e->dt, s));
-        if (n_tok <= e->gemv_max) {
-            proj(e, e->act, false, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim, true);
-        } else {
-            gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
-            CUDA_CHECK(silu_mul_run(e->act, e->gu, n_tok, hid, e->dt, s));
-        }
-        proj(e, e->y, false, e->act, ly->w_down, n_tok, dim, hid, false);
+        gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
+        CUDA_CHECK(silu_mul_run(e->act, e->gu, n_tok, hid, e->dt, s));
+        gemm(e, e->y, e->cdt, e->act, ly->w_down, n_tok, dim, hid);
     }
     CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, e->w.norm, n_tok, dim, c->norm_eps, e->dt, s));
     const void *rows = e->xn;
@@ -193,7 +196,41 @@ static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, in
         CUDA_CHECK(embed_run(e->last, e->xn, in->gather, n_rows, n_tok, dim, e->dt, s));
         rows = e->last;
     }
-    proj(e, e->logits, true, rows, e->w.lm_head, n_rows, c->vocab_size, dim, false);
+    gemm(e, e->logits, CUDA_R_32F, rows, e->w.lm_head, n_rows, c->vocab_size, dim);
+}
+
+/* Decode-only batch of N_TOK <= gemv_max sequences (one token each), logits of every row. */
+static void run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
+{
+    const model_config *c = &e->cfg;
+    cudaStream_t s = e->stream;
+    const int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
+    const float scale = 1.f / sqrtf((float)hd);
+    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
+    for (int l = 0; l < c->n_layers; l++) {
+        const cuda_layer *ly = &e->w.layers[l];
+        void *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
+        void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
+        gemv_epi qkv = {};
+        qkv.n_heads = c->n_heads, qkv.n_kv_heads = c->n_kv_heads, qkv.head_dim = hd;
+        qkv.out_stride = e->qkv_dim, qkv.pos = in->pos, qkv.slot = in->slot;
+        qkv.k_cache = kc, qkv.v_cache = vc, qkv.rope = e->rp;
+        gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_QKV, ly->attn_norm, &qkv);
+        CUDA_CHECK(decode_attn_run(e->att, e->qkv, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
+                                   in->seq_len, n_tok, c->n_heads, c->n_kv_heads, hd, e->bs,
+                                   scale, splits, splits > 1 ? e->dec_ws : NULL, e->dt, s));
+        gemv(e, e->x, e->att, ly->wo, n_tok, dim, e->q_dim, GEMV_RESID, NULL, NULL);
+        gemv(e, e->act, e->x, ly->w_gate_up, n_tok, 2 * hid, dim, GEMV_SILU, ly->ffn_norm, NULL);
+        gemv(e, e->x, e->act, ly->w_down, n_tok, dim, hid, GEMV_RESID, NULL, NULL);
+    }
+    gemv(e, e->logits, e->x, e->w.lm_head, n_tok, c->vocab_size, dim, GEMV_OUT_F32, e->w.norm,
+         NULL);
+}
+
+/* Whether a batch of N_TOK tokens, N_PRE of its sequences prefills, takes the fused path. */
+static bool use_fused(const cuda_engine *e, int n_tok, int n_pre)
+{
+    return n_pre == 0 && n_tok <= e->gemv_max;
 }
 
 /* Packed input layout of a batch of N_TOK tokens and N_SEQS sequences (N_PRE prefills). */
@@ -249,14 +286,22 @@ static void capture_graphs(cuda_engine *e)
                                         e->max_ctx, e->n_sms);
         fwd_in in = layout(e->d_in, G, G, 0, 0);
         upload_padding(e, G);
-        run_model(e, &in, G, G, 0, 0, splits, G); /* warm-up: attributes, cuBLAS plans */
-        CUDA_CHECK(cudaStreamSynchronize(e->stream));
-        cudaGraph_t graph;
-        CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
-        run_model(e, &in, G, G, 0, 0, splits, G);
-        CUDA_CHECK(cudaStreamEndCapture(e->stream, &graph));
-        CUDA_CHECK(cudaGraphInstantiate(&e->graph[e->n_graphs], graph, 0));
-        CUDA_CHECK(cudaGraphDestroy(graph));
+        for (int pass = 0; pass < 2; pass++) {   /* warm-up (attributes, cuBLAS plans), capture */
+            cudaGraph_t graph;
+            if (pass == 1)
+                CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+            if (use_fused(e, G, 0))
+                run_model_fused(e, &in, G, splits);
+            else
+                run_model(e, &in, G, G, 0, 0, splits, G);
+            if (pass == 0) {
+                CUDA_CHECK(cudaStreamSynchronize(e->stream));
+                continue;
+            }
+            CUDA_CHECK(cudaStreamEndCapture(e->stream, &graph));
+            CUDA_CHECK(cudaGraphInstantiate(&e->graph[e->n_graphs], graph, 0));
+            CUDA_CHECK(cudaGraphDestroy(graph));
+        }
         e->graph_bs[e->n_graphs] = G;
         e->graph_splits[e->n_graphs] = splits;
         e->n_graphs++;
@@ -325,9 +370,11 @@ int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
     const int n_pre = n_seqs - n_dec;
     int g = n_pre == 0 ? graph_for(e, n_dec) : -1;
     const int G = g >= 0 ? e->graph_bs[g] : 0;
-    /* graphs compute logits for every row; otherwise only the sampled rows are gathered */
+    const bool fused = g < 0 && use_fused(e, n_tok, n_pre);
+    /* graphs and the fused path compute logits for every row; otherwise only the sampled
+       rows are gathered */
     const int n_tok_run = g >= 0 ? G : n_tok, n_seq_run = g >= 0 ? G : n_seqs;
-    const int n_gather = g >= 0 ? 0 : n_sample;
+    const int n_gather = g >= 0 || fused ? 0 : n_sample;
     fwd_in h = layout(e->h_in, n_tok_run, n_seq_run, n_pre, n_gather);
     int32_t *tok = (int32_t *)h.tok, *pos = (int32_t *)h.pos, *slot = (int32_t *)h.slot;
     int32_t *seq_len = (int32_t *)h.seq_len, *cu_q = (int32_t *)h.cu_q;
@@ -348,7 +395,7 @@ int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
         memcpy(e->h_bt + (size_t)k * e->max_bps, s->block_table, (size_t)nb * sizeof(int32_t));
         used_bps = nb > used_bps ? nb : used_bps;
         if (s->sample) {
-            int row = g >= 0 ? k : j;
+            int row = g >= 0 || fused ? k : j;
             if (gather)
                 gather[j] = t - 1;
             e->h_rows[j] = row;
@@ -373,7 +420,10 @@ int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
         fwd_in in = layout(e->d_in, n_tok, n_seqs, n_pre, n_gather);
         int splits = n_dec ? decode_attn_splits(n_dec, c->n_heads, c->n_kv_heads, c->head_dim, max_dec_ctx,
                                                 e->n_sms) : 1;
-        run_model(e, &in, n_tok, n_dec, n_pre, max_q, splits, n_gather ? n_gather : n_tok);
+        if (fused)
+            run_model_fused(e, &in, n_tok, splits);
+        else
+            run_model(e, &in, n_tok, n_dec, n_pre, max_q, splits, n_gather ? n_gather : n_tok);
     }
     if (n_sample > 0) {
         /* sampling parameters in the order of the sampled rows */
@@ -588,7 +638,11 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
         e->dt = o->fp16 ? KDT_F16 : KDT_BF16;
         e->cdt = o->fp16 ? CUDA_R_16F : CUDA_R_16BF;
         e->bs = o->block_size;
-        e->gemv_max = o->gemv_max_tokens < GEMV_MAX_TOKENS ? o->gemv_max_tokens : GEMV_MAX_TOKENS;
+        e->gemv_max = o->gemv_max_tokens < 0 ? GEMV_MAX_TOKENS : o->gemv_max_tokens;
+        if (e->gemv_max > GEMV_MAX_TOKENS)
+            e->gemv_max = GEMV_MAX_TOKENS;
+        while (e->gemv_max > 0 && (size_t)e->gemv_max * (c->dim + 8) * 2 > GEMV_NORM_MAX_BYTES)
+            e->gemv_max--;   /* the normalized rows must fit the GEMV's shared memory */
         e->max_ctx = o->max_ctx > 0 ? o->max_ctx : c->max_seq_len;
         e->max_tokens = o->max_tokens > 0 ? o->max_tokens : DEFAULT_MAX_TOKENS;
         e->max_seqs = o->max_seqs > 0 ? o->max_seqs : DEFAULT_MAX_SEQS;
@@ -655,19 +709,28 @@ int ce_decode_breakdown(cuda_engine *e, int n, int iters, double *graph_ms, doub
     const model_config *c = &e->cfg;
     int G = e->graph_bs[g], dim = c->dim, hid = c->hidden_dim;
     *graph_ms = time_stream(e, iters, [&] { CUDA_CHECK(cudaGraphLaunch(e->graph[g], e->stream)); });
+    const bool fused = use_fused(e, G, 0);
     *gemm_ms = time_stream(e, iters, [&] {
         for (int l = 0; l < c->n_layers; l++) {
             const cuda_layer *ly = &e->w.layers[l];
-            proj(e, e->qkv, false, e->xn, ly->wqkv, G, e->qkv_dim, dim, false);
-            proj(e, e->y, false, e->att, ly->wo, G, dim, e->q_dim, false);
-            if (G <= e->gemv_max) {
-                proj(e, e->act, false, e->xn, ly->w_gate_up, G, 2 * hid, dim, true);
+            if (fused) {   /* the same GEMVs with plain epilogues, into scratch */
+                gemv(e, e->gu, e->x, ly->wqkv, G, e->qkv_dim, dim, GEMV_OUT, ly->attn_norm, NULL);
+                gemv(e, e->y, e->att, ly->wo, G, dim, e->q_dim, GEMV_OUT, NULL, NULL);
+                gemv(e, e->act, e->x, ly->w_gate_up, G, 2 * hid, dim, GEMV_SILU, ly->ffn_norm,
+                     NULL);
+                gemv(e, e->y, e->act, ly->w_down, G, dim, hid, GEMV_OUT, NULL, NULL);
             } else {
+                gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, G, e->qkv_dim, dim);
+                gemm(e, e->y, e->cdt, e->att, ly->wo, G, dim, e->q_dim);
                 gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, G, 2 * hid, dim);
+                gemm(e, e->y, e->cdt, e->act, ly->w_down, G, dim, hid);
             }
-            proj(e, e->y, false, e->act, ly->w_down, G, dim, hid, false);
         }
-        proj(e, e->logits, true, e->xn, e->w.lm_head, G, c->vocab_size, dim, false);
+        if (fused)
+            gemv(e, e->logits, e->x, e->w.lm_head, G, c->vocab_size, dim, GEMV_OUT_F32, e->w.norm,
+                 NULL);
+        else
+            gemm(e, e->logits, CUDA_R_32F, e->xn, e->w.lm_head, G, c->vocab_size, dim);
     });
     return 0;
 }

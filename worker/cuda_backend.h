@@ -30,8 +30,8 @@ typedef struct {
     float mem_util;      /* fraction of device memory to use (0: 0.9) */
     int fp16;            /* 1: fp16 weights and activations instead of bf16 */
     int no_graphs;       /* 1: run decode batches eagerly (tests) */
-    int gemv_max_tokens; /* forwards of at most this many tokens (<= 8) use the GEMV kernel
-                            instead of cuBLAS, with SiLU-mul fused; 0: cuBLAS always */
+    int gemv_max_tokens; /* decode-only forwards of at most this many tokens (<= 8) take the
+                            fused GEMV path (kernels/gemv.cuh); 0: never; < 0: 8 */
 } ce_opts;
 
 typedef struct {
@@ -62,7 +62,8 @@ void ce_free(cuda_engine *e);
 
 /* Where a decode step of batch N (<= the largest graph) goes, device time by events, medians
  * of ITERS: the whole graph replay, and the GEMMs alone (every layer's projections and the LM
- * head, eager). Call after a forward of that batch (it replays its inputs). 0, or -1 without a
+ * head, eager; on the fused path the same GEMV kernels with plain epilogues, as dependent
+ * launches, RMSNorms included in their prologues). Call after a forward of that batch (it replays its inputs). 0, or -1 without a
  * graph for N. */
 struct backend;
 /* The engine behind a backend from cuda_backend_init (NULL for another backend). */

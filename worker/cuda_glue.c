@@ -140,7 +140,7 @@ backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err)
         .max_tokens = o->max_batch_tokens, .max_seqs = o->max_seqs, .kv_tokens = o->kv_tokens,
         .mem_util = o->mem_util, .fp16 = getenv("CINDER_FP16") != NULL,
         .no_graphs = getenv("CINDER_NO_GRAPHS") != NULL,
-        .gemv_max_tokens = getenv("CINDER_GEMV") ? atoi(getenv("CINDER_GEMV")) : 0,
+        .gemv_max_tokens = getenv("CINDER_GEMV") ? atoi(getenv("CINDER_GEMV")) : -1,
     };
     b->eng = ce_init(&eo, &b->base.cfg, &b->base.n_kv_blocks, err, n_err);
     if (!b->eng)

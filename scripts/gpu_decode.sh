@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# gpu_decode.sh - on the GPU machine: one call that checks and measures the decode path and the
+# prefill attention variants: the kernel tests touched by them, the fused GEMV benchmark, the
+# forward benchmark's decode breakdown (fused path, cuBLAS path with CINDER_GEMV=0, and GEMV
+# warp targets), the backend tests, the prefill attention benchmark at 8k tokens.
+# Binaries from $R (default .devcarry/r: bin/, test-gpu/, bench/, prepared by hand from the
+# gpu_carry.sh build), libraries from .devcarry/libs. Output to $OUT/log (./gpu_decode.log).
+# Exit status: the number of failed steps.
+set -uo pipefail
+R=${R:-.devcarry/r}
+export LD_LIBRARY_PATH=$PWD/.devcarry/libs:${LD_LIBRARY_PATH:-} BUILD=$R
+log=${OUT:-.}/log
+[ -n "${OUT:-}" ] || log=./gpu_decode.log
+exec > >(tee -a "$log") 2>&1
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,driver_version \
+    --format=csv 2>/dev/null || echo "nvidia-smi unavailable"
+failed=()
+step() {   # step SECONDS NAME COMMAND...
+    local secs=$1 name=$2
+    shift 2
+    echo "== $name: $*"
+    local t0=$SECONDS
+    if ! timeout "$secs" "$@"; then failed+=("$name"); echo "!! $name failed"; fi
+    echo "-- $name: $((SECONDS - t0)) s"
+}
+fwd="$R/bin/forward --breakdown --prefill 1x128"
+step 60 test_gemv "$R/test-gpu/test_gemv"
+step 150 forward "$R/bin/forward" --breakdown --prefill 1x128 --decode-batches 1,2,4,8 --contexts 512,4096
+step 60 bench_gemv "$R/bench/bench_gemv"
+step 90 forward_cublas env CINDER_GEMV=0 $fwd --decode-batches 1,8 --contexts 512
+step 90 forward_w8 env CINDER_GEMV_WARPS=8 $fwd --decode-batches 1,8 --contexts 512
+step 90 forward_w20 env CINDER_GEMV_WARPS=20 $fwd --decode-batches 1,8 --contexts 512
+step 180 test_cuda_backend "$R/test-gpu/test_cuda_backend"
+step 90 test_decode_attn "$R/test-gpu/test_decode_attn"
+step 30 test_rope "$R/test-gpu/test_rope"
+step 150 test_prefill_attn "$R/test-gpu/test_prefill_attn"
+step 90 bench_prefill_attn "$R/bench/bench_prefill_attn" 12
+step 150 test_hf_compare "$R/test-gpu/test_hf_compare"
+echo "== summary"
+grep -hE '^[a-z_]+: [0-9]+ passed, [0-9]+ failed|^bt|passed' "$log" | grep -E "passed, [0-9]+ failed" | tail -n 20
+grep -hE '^(RESULT|BREAKDOWN|CEILING)' "$log" | tail -n 80
+if [ ${#failed[@]} -eq 0 ]; then echo "gpu_decode.sh: all steps succeeded"
+else echo "gpu_decode.sh: FAILED: ${failed[*]}"; fi
+exit ${#failed[@]}
