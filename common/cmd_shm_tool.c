@@ -69,7 +69,7 @@ static int cmd_stat(const char *name)
            (unsigned long long)n_steps, n_steps ? atomic_load(&h->step_busy_us) / 1000.0 / n_steps : 0.0,
            n_gaps ? (double)atomic_load(&h->step_gap_us) / n_gaps : 0.0);
     for (int p = 0; p < N_PROC; p++)
-        printf("%s\"%s\": %s", p ? ", " : "", proc_names[p], store_alive(&s, p, 1000) ? "true" : "false");
+        printf("%s\"%s\": %s", p ? ", " : "", proc_names[p], store_alive(&s, p) ? "true" : "false");
     printf("}}\n");
     store_close(&s);
     return 0;

@@ -41,7 +41,7 @@ int ipc_send(void *sock, int type, const void *m)
     if (!rc && zmq_send(sock, sb.data, sb.size, ZMQ_DONTWAIT) < 0)
         rc = -zmq_errno();
     msgpack_sbuffer_destroy(&sb);
-    if (rc)
+    if (rc && rc != -EAGAIN) /* EAGAIN: no peer right now (it restarts); the caller decides */
         LOG_WARN("send %s: %s", msg_type_name(type), zmq_strerror(-rc));
     return rc;
 }

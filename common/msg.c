@@ -131,6 +131,7 @@ static int stop_req_unpack(rd *r, msg_stop_req *m) { return unpack_slot_req(r, &
 static void step_pack(msgpack_packer *p, const msg_step *m)
 {
     msgpack_pack_uint64(p, m->step_id);
+    msgpack_pack_uint32(p, m->epoch);
     msgpack_pack_array(p, (size_t)m->n_seqs);
     for (int i = 0; i < m->n_seqs; i++) {
         const step_seq *s = &m->seqs[i];
@@ -146,6 +147,7 @@ static int step_unpack(rd *r, msg_step *m)
 {
     const msgpack_object *rows;
     TRY(rd_u64(r, &m->step_id));
+    TRY(rd_u32(r, &m->epoch));
     int n = rd_rows(r, MSG_MAX_SEQS, 4, &rows);
     if (n < 0)
         return n;
@@ -277,7 +279,7 @@ const char *msg_type_name(int type)
 
 int msg_pack(msgpack_sbuffer *sb, int type, const void *m)
 {
-    static const int n_fields[MSG_N_TYPES] = {0, 2, 2, 2, 2, 4, 3, 1, 8, 4};
+    static const int n_fields[MSG_N_TYPES] = {0, 2, 2, 2, 3, 4, 3, 1, 8, 4};
     if (type <= 0 || type >= MSG_N_TYPES)
         return -EINVAL;
     msgpack_packer p;

@@ -47,6 +47,7 @@ typedef struct {
 
 typedef struct {
     uint64_t step_id;
+    uint32_t epoch;    /* router epoch that built it: a worker drops steps of a dead router */
     int32_t n_seqs;
     step_seq seqs[MSG_MAX_SEQS];
 } msg_step;

@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -116,8 +119,51 @@ void store_heartbeat(store *s, int proc)
     atomic_store_explicit(&s->hdr->hb_ms[proc], now_ms(), memory_order_release);
 }
 
-int store_alive(const store *s, int proc, uint64_t max_age_ms)
+int store_alive(const store *s, int proc)
 {
     uint64_t t = atomic_load_explicit(&s->hdr->hb_ms[proc], memory_order_acquire);
-    return t != 0 && now_ms() - t <= max_age_ms;
+    if (t == 0 || now_ms() - t > STORE_DEAD_MS)
+        return 0;
+    /* a process that exited is dead at once (all run on this host) */
+    pid_t pid = atomic_load(&s->hdr->pid[proc]);
+    return pid <= 0 || kill(pid, 0) == 0 || errno == EPERM;
+}
+
+typedef struct {
+    store *s;
+    int proc;
+} beat_arg;
+
+static void *beat_main(void *p)
+{
+    beat_arg a = *(beat_arg *)p;
+    free(p);
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (;;) {
+        store_heartbeat(a.s, a.proc);
+        next.tv_nsec += STORE_BEAT_MS * 1000000L;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_sec++;
+            next.tv_nsec -= 1000000000L;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL); /* a timer, not a poll */
+    }
+    return NULL;
+}
+
+int store_heartbeat_thread(store *s, int proc)
+{
+    beat_arg *a = malloc(sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    *a = (beat_arg){s, proc};
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, beat_main, a);
+    if (rc) {
+        free(a);
+        return -rc;
+    }
+    pthread_detach(t);
+    return 0;
 }

@@ -55,6 +55,8 @@ typedef struct {
     char stop[STORE_STOP_BYTES];  /* n_stop NUL-terminated strings back to back */
     int32_t n_stop_ids;           /* token ids in stop_ids[] that end the request */
     int32_t stop_ids[STORE_MAX_STOP_IDS];
+    _Atomic int32_t n_delivered;  /* output tokens whose text delta reached the tokenizer: a
+                                     restarted detokenizer resends from there */
     /* written by the worker */
     _Atomic int32_t n_tokens;     /* valid tokens in tokens[]: n_prompt + generated */
     /* written by the router */
@@ -137,11 +139,17 @@ static inline int32_t *slot_blocks(const store *s, int i)   /* [max_blocks_per_s
     return (int32_t *)(slot_logprobs(s, i) + s->hdr->max_seq_len);
 }
 
+#define STORE_BEAT_MS 100 /* each process stamps its heartbeat this often */
+#define STORE_DEAD_MS 500 /* a process silent this long is taken for dead (noticed within 1 s) */
+
 /* Records this process's pid and bumps its epoch; heartbeat stamps hb_ms. */
 void store_register(store *s, int proc);
 void store_heartbeat(store *s, int proc);
-/* 1 when PROC beat within max_age_ms. */
-int store_alive(const store *s, int proc, uint64_t max_age_ms);
+/* Stamps PROC's heartbeat every STORE_BEAT_MS from a thread of its own, for a process whose
+ * loop can be busy longer than that (the worker inside a long step). 0 or negative. */
+int store_heartbeat_thread(store *s, int proc);
+/* 1 when PROC beat within STORE_DEAD_MS. */
+int store_alive(const store *s, int proc);
 
 uint64_t now_ms(void); /* CLOCK_MONOTONIC */
 uint64_t now_us(void);

@@ -103,7 +103,7 @@ static void flush_pending(slot_hdr *h, msg_text_delta *d)
     atomic_store(&h->n_pending, 0);
 }
 
-int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emit, void *arg)
+int detok_advance(const tok *t, store *st, const detok_seq *e, int fresh, detok_emit_fn emit, void *arg)
 {
     if (e->slot < 0 || (uint32_t)e->slot >= st->hdr->n_slots)
         return -1;
@@ -114,7 +114,9 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emi
     const int32_t *tokens = slot_tokens(st, e->slot);
     const float *logprobs = slot_logprobs(st, e->slot);
     buf before = {0}, after = {0};
-    if (atomic_load(&h->detok_req_id) != e->req_id) { /* first sight of this request */
+    int n_sent = 0; /* output tokens whose delta the tokenizer already has */
+    if (fresh || atomic_load(&h->detok_req_id) != e->req_id) { /* start (again) from the prompt */
+        n_sent = atomic_load(&h->detok_req_id) == e->req_id ? atomic_load(&h->n_delivered) : 0;
         /* the window must not start inside a character spread over several tokens */
         int start = h->n_prompt > WINDOW_BACK ? h->n_prompt - WINDOW_BACK : 0;
         while (start > 0 && h->n_prompt - start < 4 * WINDOW_BACK &&
@@ -137,7 +139,7 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emi
     int have = 0, stopped = 0, rc = 0;
     int prefix = atomic_load(&h->detok_prefix), read = atomic_load(&h->detok_read);
     for (int i = atomic_load(&h->detok_seen); i < e->n_tokens; i++) {
-        if (have)
+        if (have && d.n_out > n_sent)
             emit(arg, &d);
         memset(&d, 0, offsetof(msg_text_delta, text));
         d.slot = e->slot;
@@ -190,7 +192,7 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emi
         }
         atomic_store(&h->detok_done, 1);
     }
-    if (have)
+    if (have && (d.n_out > n_sent || d.finish))
         emit(arg, &d);
     free(before.p);
     free(after.p);

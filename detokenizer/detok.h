@@ -16,8 +16,11 @@
 typedef void (*detok_emit_fn)(void *arg, const msg_text_delta *d);
 
 /* Turns the tokens of E (up to E->n_tokens) into deltas passed to EMIT; on E->finish, emits
- * the final delta. Returns 1 when a stop string has just matched (the caller asks the router
- * to stop the request), 0 otherwise, negative for a stale or invalid entry. */
-int detok_advance(const tok *t, store *st, const detok_seq *e, detok_emit_fn emit, void *arg);
+ * the final delta. FRESH: this process has not handled the request before (a restarted
+ * detokenizer): its text is rebuilt from the first output token and only the deltas the
+ * tokenizer has not received (the slot's n_delivered) are sent, so nothing is lost or
+ * repeated. Returns 1 when a stop string has just matched (the caller asks the router to
+ * stop the request), 0 otherwise, negative for a stale or invalid entry. */
+int detok_advance(const tok *t, store *st, const detok_seq *e, int fresh, detok_emit_fn emit, void *arg);
 
 #endif

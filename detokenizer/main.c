@@ -72,6 +72,9 @@ int main(int argc, char **argv)
     LOG_INFO("ready");
 
     static msg_any in;
+    uint64_t *seen = calloc(st.hdr->n_slots, sizeof *seen); /* request handled in this process */
+    if (!seen)
+        return 1;
     while (!stopping) {
         store_heartbeat(&st, PROC_DETOKENIZER);
         if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
@@ -81,7 +84,12 @@ int main(int argc, char **argv)
                 continue;
             for (int i = 0; i < in.u.detok.n_seqs; i++) {
                 const detok_seq *e = &in.u.detok.seqs[i];
-                rc = detok_advance(t, &st, e, (detok_emit_fn)send_delta, to_front);
+                if (e->slot < 0 || (uint32_t)e->slot >= st.hdr->n_slots)
+                    continue;
+                int fresh = seen[e->slot] != e->req_id; /* new, or from before a restart */
+                rc = detok_advance(t, &st, e, fresh, (detok_emit_fn)send_delta, to_front);
+                if (rc >= 0)
+                    seen[e->slot] = e->req_id;
                 if (rc == 1) {
                     msg_stop_req m = {e->slot, e->req_id};
                     ipc_send(to_router, MSG_STOP_REQ, &m);
@@ -92,6 +100,7 @@ int main(int argc, char **argv)
         }
     }
     LOG_INFO("stopping");
+    free(seen);
     ipc_close(pull);
     ipc_close(to_front);
     ipc_close(to_router);

@@ -31,7 +31,7 @@ typedef struct {
     uv_poll_t poll;
     uv_timer_t timer;
     uv_signal_t sigterm, sigint;
-    void *zctx, *pull, *to_worker, *to_detok;
+    void *zctx, *pull, *to_worker, *to_detok, *to_front;
     store st;
     model_config cfg;
     sched sched;
@@ -39,26 +39,51 @@ typedef struct {
     msg_step inflight[MAX_DEPTH]; /* steps sent and not yet done, oldest at head */
     int head, n_inflight, depth;
     uint32_t worker_epoch;
+    int worker_up;                /* a worker reported and still beats */
     msg_detok detok;
+    detok_seq *pending;           /* [n_slots] latest unsent entry per slot (req_id 0: none) */
+    int n_pending;
 } router;
 
+/* The scheduler's results go to the detokenizer. Entries are kept per slot until sent, the
+ * latest superseding earlier ones (the detokenizer reads the tokens from the slot), so a
+ * detokenizer that is down or restarting loses nothing: they go when it is back. */
 static void flush_outbox(router *r)
 {
     while (sched_take_outbox(&r->sched, &r->detok) > 0)
-        ipc_send(r->to_detok, MSG_DETOK, &r->detok);
+        for (int i = 0; i < r->detok.n_seqs; i++) {
+            detok_seq *e = &r->detok.seqs[i], *p = &r->pending[e->slot];
+            if (p->req_id == 0)
+                r->n_pending++;
+            else if (p->req_id == e->req_id && p->finish)
+                continue; /* the end is already queued */
+            *p = *e;
+        }
+    while (r->n_pending > 0) {
+        r->detok.n_seqs = 0;
+        for (int s = 0; s < r->sched.n_slots && r->detok.n_seqs < MSG_MAX_SEQS; s++)
+            if (r->pending[s].req_id)
+                r->detok.seqs[r->detok.n_seqs++] = r->pending[s];
+        if (ipc_send(r->to_detok, MSG_DETOK, &r->detok))
+            return; /* retried on the next event or tick */
+        for (int i = 0; i < r->detok.n_seqs; i++)
+            r->pending[r->detok.seqs[i].slot].req_id = 0;
+        r->n_pending -= r->detok.n_seqs;
+    }
 }
 
 /* Sends steps while fewer than DEPTH are in flight and there is work. */
 static void kick(router *r)
 {
-    while (r->n_inflight < r->depth) {
+    while (r->worker_up && r->n_inflight < r->depth) {
         msg_step *st = &r->inflight[(r->head + r->n_inflight) % MAX_DEPTH];
         if (sched_build_step(&r->sched, st) == 0)
             break;
+        st->epoch = atomic_load(&r->st.hdr->epoch[PROC_ROUTER]);
         r->n_inflight++;
-        if (ipc_send(r->to_worker, MSG_STEP, st) != 0) { /* fail its requests; retry later */
+        if (ipc_send(r->to_worker, MSG_STEP, st) != 0) { /* not connected yet: retry later */
             r->n_inflight--;
-            sched_step_done(&r->sched, st, -1);
+            sched_step_done(&r->sched, st, STEP_NOT_SENT);
             break;
         }
     }
@@ -74,7 +99,11 @@ static void handle(router *r, const msg_any *m)
             LOG_WARN("rejected new_req for slot %d", m->u.new_req.slot);
         break;
     case MSG_ABORT:
-        sched_cancel(&r->sched, m->u.abort.slot, m->u.abort.req_id, FINISH_ABORT);
+        if (!sched_cancel(&r->sched, m->u.abort.slot, m->u.abort.req_id, FINISH_ABORT)) {
+            /* not ours (ended, or sent to an earlier router): the front end can let it go */
+            msg_req_failed f = {m->u.abort.slot, m->u.abort.req_id, 410, "the router holds no such request"};
+            ipc_send(r->to_front, MSG_REQ_FAILED, &f);
+        }
         break;
     case MSG_STOP_REQ:
         sched_cancel(&r->sched, m->u.stop_req.slot, m->u.stop_req.req_id, FINISH_STOP);
@@ -82,6 +111,7 @@ static void handle(router *r, const msg_any *m)
     case MSG_WORKER_READY:
         LOG_INFO("worker epoch %u ready", m->u.worker_ready.epoch);
         r->worker_epoch = m->u.worker_ready.epoch;
+        r->worker_up = 1;
         r->n_inflight = 0; /* steps sent to an earlier worker are lost with its KV cache */
         if (sched_set_capacity(&r->sched, m->u.worker_ready.n_kv_blocks, m->u.worker_ready.max_batch_tokens))
             DIE("out of memory for %d KV blocks", m->u.worker_ready.n_kv_blocks);
@@ -119,6 +149,13 @@ static void on_timer(uv_timer_t *t)
 {
     router *r = t->data;
     store_heartbeat(&r->st, PROC_ROUTER);
+    if (r->worker_up && !store_alive(&r->st, PROC_WORKER)) {
+        /* its KV cache and steps are gone; requests wait for the next worker (recompute) */
+        LOG_WARN("worker epoch %u stopped beating: waiting for a new one", r->worker_epoch);
+        r->worker_up = 0;
+        r->n_inflight = 0;
+        sched_set_capacity(&r->sched, 0, 0);
+    }
     on_readable(&r->poll, 0, 0); /* zmq's fd is edge-triggered: never leave input behind */
 }
 
@@ -193,7 +230,9 @@ int main(int argc, char **argv)
     r.pull = ipc_open(r.zctx, ZMQ_PULL, run_dir, IPC_ROUTER, 1);
     r.to_worker = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_WORKER, 1);
     r.to_detok = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_DETOK, 1);
-    if (!r.pull || !r.to_worker || !r.to_detok)
+    r.to_front = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_FRONTEND, 0);
+    r.pending = calloc(r.st.hdr->n_slots, sizeof *r.pending);
+    if (!r.pull || !r.to_worker || !r.to_detok || !r.to_front || !r.pending)
         return 1;
 
     r.loop = uv_default_loop();
@@ -214,7 +253,9 @@ int main(int argc, char **argv)
     ipc_close(r.pull);
     ipc_close(r.to_worker);
     ipc_close(r.to_detok);
+    ipc_close(r.to_front);
     zmq_ctx_term(r.zctx);
+    free(r.pending);
     sched_free(&r.sched);
     store_close(&r.st);
     return 0;

@@ -150,7 +150,7 @@ int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens)
     s->max_batch_tokens = s->opts.max_batch_tokens;
     if (worker_max_batch_tokens > 0 && worker_max_batch_tokens < s->max_batch_tokens)
         s->max_batch_tokens = worker_max_batch_tokens;
-    s->ready = 1;
+    s->ready = n_kv_blocks > 0;
     LOG_INFO("capacity: %d KV blocks of %d tokens (router uses %d), %d tokens per step, policy %s",
              n_kv_blocks, s->block_size, s->kv_limit, s->max_batch_tokens, s->opts.policy->name);
     return 0;
@@ -183,14 +183,16 @@ int sched_add(sched *s, int slot, uint64_t req_id)
     return 0;
 }
 
-void sched_cancel(sched *s, int slot, uint64_t req_id, int reason)
+int sched_cancel(sched *s, int slot, uint64_t req_id, int reason)
 {
     if (slot < 0 || slot >= s->n_slots)
-        return;
+        return 0;
     sched_req *r = &s->reqs[slot];
-    if (r->state == REQ_NONE || r->req_id != req_id || r->cancel)
-        return;
-    end_req(s, slot, reason);
+    if (r->state == REQ_NONE || r->req_id != req_id)
+        return 0;
+    if (!r->cancel)
+        end_req(s, slot, reason);
+    return 1;
 }
 
 /* Tokens R may still generate, as admission counts them. */
@@ -377,7 +379,10 @@ void sched_step_done(sched *s, const msg_step *step, int status)
         if (r->state != REQ_RUNNING || r->n_inflight == 0)
             continue; /* a worker restart already requeued it */
         r->n_inflight--;
-        if (status < 0) {
+        if (status == STEP_NOT_SENT) { /* as if never built; its blocks stay for the next */
+            r->proj_cached -= q->n_new;
+            r->proj_tokens -= q->sample;
+        } else if (status < 0) {
             end_req(s, q->slot, FINISH_ERROR);
         } else if (!r->cancel) {
             r->n_cached += q->n_new;

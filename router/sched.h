@@ -73,21 +73,26 @@ int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o
 void sched_free(sched *s);
 
 /* A worker (re)started with this capacity: the KV cache is empty and steps in flight are
- * lost, so every running request goes back to the queue front to be recomputed. */
+ * lost, so every running request goes back to the queue front to be recomputed. A capacity
+ * of 0 (the worker died) parks everything until the next worker reports. */
 int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens);
 
 /* A new request in SLOT; 0, or negative if the slot or its contents are invalid. A request
  * that can never fit is finished at once with FINISH_ERROR (see the outbox). */
 int sched_add(sched *s, int slot, uint64_t req_id);
 
-/* Ends a request early (abort, stop string) with REASON; stale req_ids are ignored. */
-void sched_cancel(sched *s, int slot, uint64_t req_id, int reason);
+/* Ends a request early (abort, stop string) with REASON. Returns 1, or 0 when the router
+ * holds no such request (already ended, or never seen: e.g. sent to an earlier router). */
+int sched_cancel(sched *s, int slot, uint64_t req_id, int reason);
 
 /* Fills STEP with the next iteration's work, given the steps already in flight; returns
  * its sequence count (0: nothing to run). */
 int sched_build_step(sched *s, msg_step *step);
 
-/* Applies the results of STEP, the oldest in flight (STATUS < 0: the worker failed it). */
+#define STEP_NOT_SENT 1 /* status: the step never reached a worker; undo it, fail nothing */
+
+/* Applies the results of STEP, the oldest in flight (STATUS < 0: the worker failed it;
+ * STEP_NOT_SENT: it was never sent, so it is undone, the newest in flight). */
 void sched_step_done(sched *s, const msg_step *step, int status);
 
 /* Moves the outbox into OUT (up to MSG_MAX_SEQS entries); returns how many. */

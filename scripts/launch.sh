@@ -7,13 +7,15 @@
 #       [--run-dir DIR] [--max-total-tokens N] [--max-batch-tokens N] [--slots N]
 #       [--block-size N] [--max-seq-len N] [--threads N] [--load-format auto|dummy]
 #       [--gpu-memory-utilization F] [--max-queue N] [--new-token-ratio F] [--policy fcfs|spf]
-#       [--pipeline-depth 1|2] [--detach]
+#       [--pipeline-depth 1|2] [--http-threads N] [--supervise] [--detach]
 #   --detach: return once ready and leave the processes running (stop with scripts/stop.sh).
+#   --supervise: restart any process that dies (with --detach, a supervisor runs in the
+#     background, its pid in RUN_DIR/supervisor.pid; stop.sh ends it first).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=0.0.0.0 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
-MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2
+MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --model-dir) MODEL_DIR=$2; shift ;;
@@ -33,8 +35,10 @@ while [ $# -gt 0 ]; do
     --new-token-ratio) RATIO=$2; shift ;;
     --policy) POLICY=$2; shift ;;
     --pipeline-depth) DEPTH=$2; shift ;;
+    --http-threads) HTTP_THREADS=$2; shift ;;
+    --supervise) SUPERVISE=1 ;;
     --detach) DETACH=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "launch.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -70,6 +74,7 @@ MAX_QUEUE=$MAX_QUEUE
 RATIO=$RATIO
 POLICY=$POLICY
 DEPTH=$DEPTH
+HTTP_THREADS=$HTTP_THREADS
 ENV
 
 "$BIN/shm-tool" create --name "$SHM" --model-dir "$MODEL_DIR" --slots "$SLOTS" \
@@ -93,6 +98,32 @@ for _ in $(seq 1 600); do
   sleep 0.2
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" || { echo "launch.sh: not ready after 120 s" >&2; stop_all; exit 1; }
+
+# the supervisor: a process found dead is started again (restart.sh holds RUN_DIR/NAME.lock
+# while it restarts one, so a deliberate restart is never mistaken for a death)
+supervise() {
+  while :; do
+    for p in router worker detokenizer tokenizer; do
+      (
+        flock -n 9 || exit 0
+        pid=$(cat "$RUN_DIR/$p.pid" 2>/dev/null) || exit 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+          echo "$(date +%T) supervisor: $p (pid $pid) died; restarting" >> "$RUN_DIR/supervisor.log"
+          "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only --locked "$p"
+        fi
+      ) 9> "$RUN_DIR/$p.lock"
+    done
+    sleep 0.2
+  done
+}
+if [ "$SUPERVISE" = 1 ] && [ "$DETACH" = 1 ]; then
+  supervise > /dev/null 2>&1 < /dev/null &
+  echo $! > "$RUN_DIR/supervisor.pid"
+  disown
+fi
 [ "$DETACH" = 1 ] && exit 0
 trap 'stop_all; exit 0' INT TERM
+if [ "$SUPERVISE" = 1 ]; then
+  supervise & echo $! > "$RUN_DIR/supervisor.pid"
+fi
 while :; do sleep 1 & wait $!; done

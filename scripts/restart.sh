@@ -4,13 +4,15 @@
 #   scripts/restart.sh --run-dir DIR PROCESS      PROCESS: tokenizer|router|worker|detokenizer
 #   --start-only: start without stopping first (used by launch.sh)
 #   --signal SIG: how to stop the old process (default TERM; KILL for crash tests)
+#   --locked: the caller holds RUN_DIR/PROCESS.lock already (the supervisor)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-RUN_DIR= PROC= START_ONLY=0 SIG=TERM
+RUN_DIR= PROC= START_ONLY=0 SIG=TERM LOCKED=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --run-dir) RUN_DIR=$2; shift ;;
     --start-only) START_ONLY=1 ;;
+    --locked) LOCKED=1 ;;
     --signal) SIG=$2; shift ;;
     tokenizer|router|worker|detokenizer) PROC=$1 ;;
     *) echo "restart.sh: unknown argument $1" >&2; exit 2 ;;
@@ -21,6 +23,10 @@ done
 # shellcheck disable=SC1091
 . "$RUN_DIR/run.env"
 pidf=$RUN_DIR/$PROC.pid
+if [ "$LOCKED" = 0 ]; then # one restart of PROC at a time, and none while the supervisor acts
+  exec 9> "$RUN_DIR/$PROC.lock"
+  flock 9
+fi
 if [ "$START_ONLY" = 0 ] && [ -f "$pidf" ]; then
   pid=$(cat "$pidf")
   kill -"$SIG" "$pid" 2>/dev/null || true
@@ -34,7 +40,7 @@ case $PROC in
   worker) args=(--backend "$BACKEND" --kv-tokens "$KV_TOKENS" --max-batch-tokens "$MAX_BATCH"
                 --threads "$THREADS" --load-format "$LOAD" --gpu-memory-utilization "$MEM_UTIL") ;;
   detokenizer) args=() ;;
-  tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE") ;;
+  tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE" --http-threads "${HTTP_THREADS:-256}") ;;
 esac
-setsid "$BIN/$PROC" "${common[@]}" "${args[@]}" >> "$RUN_DIR/$PROC.log" 2>&1 < /dev/null &
+setsid "$BIN/$PROC" "${common[@]}" "${args[@]}" >> "$RUN_DIR/$PROC.log" 2>&1 < /dev/null 9>&- &
 echo $! > "$pidf"

@@ -14,6 +14,10 @@ done
 [ -n "$RUN_DIR" ] && [ -f "$RUN_DIR/run.env" ] || { echo "usage: stop.sh --run-dir DIR" >&2; exit 2; }
 # shellcheck disable=SC1091
 . "$RUN_DIR/run.env"
+if [ -f "$RUN_DIR/supervisor.pid" ]; then # first, so nothing is restarted
+  kill -TERM "$(cat "$RUN_DIR/supervisor.pid")" 2>/dev/null
+  rm -f "$RUN_DIR/supervisor.pid"
+fi
 pids=()
 for p in tokenizer detokenizer router worker; do
   [ -f "$RUN_DIR/$p.pid" ] || continue

@@ -44,6 +44,17 @@ static int gen_event(struct mg_connection *c, api_out *o, const delta_node *d, c
 
 static void gen_end(struct mg_connection *c, api_out *o, const serve_state *s) { http_sse_raw(c, "", 0); }
 
+static void gen_fail(struct mg_connection *c, api_out *o, int status, const char *msg)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "error", msg);
+    cJSON_AddNumberToObject(e, "status", status);
+    cJSON_AddBoolToObject(e, "finished", 1);
+    cJSON_AddStringToObject(e, "finish_reason", "error");
+    http_sse_send(c, "data:", e);
+    http_sse_raw(c, "", 0);
+}
+
 static void gen_respond(struct mg_connection *c, api_out *o, const serve_state *s)
 {
     cJSON *j = cJSON_CreateObject();
@@ -66,7 +77,7 @@ int api_generate(front *f, struct mg_connection *c, int stream)
     free(body);
     if (rc)
         return http_send_error(c, 400, err);
-    api_out o = {stream, gen_begin, gen_event, gen_end, gen_respond, http_send_error, NULL};
+    api_out o = {stream, gen_begin, gen_event, gen_end, gen_respond, http_send_error, gen_fail, NULL};
     int status = serve_generate(f, c, &g, g.inputs, g.n_inputs, 1, &o);
     gen_req_free(&g);
     return status;

@@ -121,6 +121,16 @@ static void oa_end(struct mg_connection *c, api_out *o, const serve_state *s)
     http_sse_raw(c, "", 0);
 }
 
+static void oa_fail(struct mg_connection *c, api_out *o, int status, const char *msg)
+{
+    cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", "server_error");
+    cJSON_AddNumberToObject(e, "code", status);
+    http_sse_send(c, "data: ", j);
+    http_sse_raw(c, "", 0);
+}
+
 static void oa_respond(struct mg_connection *c, api_out *o, const serve_state *s)
 {
     oa_ctx *x = o->ctx;
@@ -305,7 +315,7 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
                 .include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"))};
     snprintf(x.id, sizeof x.id, "%s-%llx", chat ? "chatcmpl" : "cmpl",
              (unsigned long long)atomic_load(&a->f->st.hdr->next_req_id) ^ (unsigned long long)now_us() << 20);
-    api_out o = {cJSON_IsTrue(stream), oa_begin, oa_event, oa_end, oa_respond, api_openai_error, &x};
+    api_out o = {cJSON_IsTrue(stream), oa_begin, oa_event, oa_end, oa_respond, api_openai_error, oa_fail, &x};
     /* a template carries its own BOS; plain text gets the tokenizer's */
     int add_special = !chat || a->chat.kind == CHAT_PLAIN;
     status = serve_generate(a->f, c, &g, prompt, n_prompt, add_special, &o);

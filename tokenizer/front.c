@@ -45,6 +45,8 @@ static void deliver_delta(front *f, const msg_text_delta *m)
     memcpy(d->text, m->text, m->text_len);
     pthread_mutex_lock(&b->mu);
     if (b->req_id == m->req_id) {
+        if (m->token_id >= 0) /* a restarted detokenizer resends from here */
+            atomic_store(&store_slot(&f->st, m->slot)->n_delivered, m->n_out);
         mailbox_push(b, d);
         pthread_cond_signal(&b->cv);
         d = NULL;
@@ -61,6 +63,11 @@ static void deliver_failure(front *f, const msg_req_failed *m)
 {
     if (m->slot < 0 || (uint32_t)m->slot >= f->st.hdr->n_slots)
         return;
+    if (f->orphan[m->slot] && store_slot(&f->st, m->slot)->req_id == m->req_id) {
+        f->orphan[m->slot] = 0; /* the router never had it (any more) */
+        front_slot_release(f, m->slot);
+        return;
+    }
     mailbox *b = &f->boxes[m->slot];
     pthread_mutex_lock(&b->mu);
     if (b->req_id == m->req_id) {
@@ -78,6 +85,13 @@ static void *receiver_main(void *arg)
     static msg_any in;
     while (!f->stopping) {
         store_heartbeat(&f->st, PROC_TOKENIZER);
+        uint32_t epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
+        if (epoch != f->router_epoch) { /* a new router knows none of the lost requests */
+            f->router_epoch = epoch;
+            for (uint32_t i = 0; i < f->st.hdr->n_slots; i++)
+                if (atomic_exchange(&f->lost[i], 0))
+                    front_slot_release(f, (int)i);
+        }
         if (ipc_wait(f->pull, RECV_WAIT_MS) <= 0)
             continue;
         int rc;
@@ -112,8 +126,10 @@ int front_init(front *f, const char *run_dir, const char *shm, const char *model
     f->boxes = calloc((size_t)n, sizeof *f->boxes);
     f->free_slots = calloc((size_t)n, sizeof *f->free_slots);
     f->orphan = calloc((size_t)n, 1);
-    if (!f->boxes || !f->free_slots || !f->orphan)
+    f->lost = calloc((size_t)n, 1);
+    if (!f->boxes || !f->free_slots || !f->orphan || !f->lost)
         return -1;
+    f->router_epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
     for (int i = 0; i < n; i++) {
         pthread_mutex_init(&f->boxes[i].mu, NULL);
         pthread_cond_init(&f->boxes[i].cv, NULL);
@@ -159,6 +175,7 @@ void front_free(front *f)
     free(f->boxes);
     free(f->free_slots);
     free(f->orphan);
+    free((void *)f->lost);
     tok_free(f->tok);
     store_close(&f->st);
 }
@@ -182,6 +199,14 @@ void front_slot_release(front *f, int slot)
     pthread_mutex_lock(&f->slot_mu);
     f->free_slots[f->n_free++] = slot;
     pthread_mutex_unlock(&f->slot_mu);
+}
+
+void front_slot_lost(front *f, int slot, uint32_t router_epoch_at_submit)
+{
+    atomic_store(&f->lost[slot], 1);
+    /* already a new router: the receiver may have passed its check; free it here */
+    if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch_at_submit && atomic_exchange(&f->lost[slot], 0))
+        front_slot_release(f, slot);
 }
 
 uint64_t front_submit(front *f, int slot)
@@ -247,7 +272,7 @@ int front_n_queued(front *f)
 int front_healthy(const front *f)
 {
     for (int p = 0; p < N_PROC; p++)
-        if (!store_alive(&f->st, p, 1000))
+        if (!store_alive(&f->st, p))
             return 0;
     return atomic_load(&f->st.hdr->n_kv_blocks) > 0;
 }

@@ -46,6 +46,9 @@ typedef struct {
     int *free_slots;          /* [n_slots] stack */
     int n_free;
     uint8_t *orphan;          /* [n_slots] 1: left active by an earlier tokenizer, aborted */
+    _Atomic uint8_t *lost;    /* [n_slots] 1: failed because the router went away; freed once
+                                 a new router runs (it never heard of the request) */
+    uint32_t router_epoch;    /* receiver thread: the router epoch it last saw */
     pthread_t receiver;
     volatile int stopping;
 } front;
@@ -65,6 +68,9 @@ delta_node *front_next(front *f, int slot, long timeout_ms);
 void front_abort(front *f, int slot);
 /* Returns the slot to the free pool once the final delta came. */
 void front_slot_release(front *f, int slot);
+/* The request in SLOT failed because its router went away: the slot is freed as soon as a
+ * new router runs (at once if one already does). */
+void front_slot_lost(front *f, int slot, uint32_t router_epoch_at_submit);
 /* Requests accepted and not yet in the router's running batch. */
 int front_n_queued(front *f);
 /* 1 when all four processes beat within the last second and the worker has KV. */

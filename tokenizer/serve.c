@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define WAIT_MS 500
-#define ROUTER_LOST_MS 3000
+#define WAIT_MS 100
+#define ROUTER_LOST_MS 1000 /* a router silent this long has failed its requests */
 
 /* Encodes the prompt into the slot and writes the request's header; 0 or an HTTP status
  * with a message in ERR. */
@@ -41,27 +41,28 @@ static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, s
     h->n_stop_ids = g->n_stop_ids;
     memcpy(h->stop_ids, g->stop_ids, sizeof h->stop_ids);
     atomic_store(&h->n_tokens, (int32_t)n);
+    atomic_store(&h->n_delivered, 0);
     return 0;
 }
 
 /* Waits for the slot's deltas until the final one, handing each to O. Returns 200, or an
- * error status when the request cannot complete (router lost, failure report). */
+ * error status when the request cannot complete: 503 when the router went away (restarted,
+ * or silent for ROUTER_LOST_MS), or what a failure report says. */
 static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_state *s, text_buf *text,
-                 uint64_t t0_us, double *ttft_s)
+                 uint64_t t0_us, double *ttft_s, uint32_t router_epoch)
 {
-    uint32_t router_epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
     int client_gone = 0;
-    uint64_t lost_since = 0, last_us = 0;
+    uint64_t silent_since = 0, last_us = 0;
     while (!s->finish) {
         delta_node *d = front_next(f, slot, WAIT_MS);
         if (!d) {
             if (f->boxes[slot].failed)
                 return f->boxes[slot].status >= 400 ? f->boxes[slot].status : 500;
-            /* a router that died or restarted has forgotten the request */
-            int lost = !store_alive(&f->st, PROC_ROUTER, 1000) ||
-                       atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch;
-            lost_since = lost ? (lost_since ? lost_since : now_ms()) : 0;
-            if (lost && now_ms() - lost_since > ROUTER_LOST_MS)
+            if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch)
+                return 503; /* a new router never heard of it */
+            int silent = !store_alive(&f->st, PROC_ROUTER);
+            silent_since = silent ? (silent_since ? silent_since : now_ms()) : 0;
+            if (silent && now_ms() - silent_since > ROUTER_LOST_MS)
                 return 503;
             continue;
         }
@@ -110,6 +111,7 @@ int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const ch
         front_slot_release(f, slot);
         return o->error(c, status, err);
     }
+    uint32_t router_epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
     if (!front_submit(f, slot)) {
         front_slot_release(f, slot);
         return o->error(c, 503, "the router cannot be reached");
@@ -119,20 +121,25 @@ int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const ch
     double ttft = -1;
     if (o->stream && o->begin(c, o))
         front_abort(f, slot);
-    status = relay(f, c, slot, o, &s, &text, t0, &ttft);
+    status = relay(f, c, slot, o, &s, &text, t0, &ttft, router_epoch);
+    const char *why = status == 503 ? "the router went away; the request was not completed"
+                                    : f->boxes[slot].error;
     if (status == 200) {
         if (o->stream)
             o->end(c, o, &s);
         else
             o->respond(c, o, &s);
         front_slot_release(f, slot);
-    } else if (o->stream) {
-        http_sse_raw(c, "", 0);
     } else {
-        o->error(c, status, status == 503 ? "the router went away; the request was not completed"
-                                          : f->boxes[slot].error);
+        if (o->stream)
+            o->fail(c, o, status, why);
+        else
+            o->error(c, status, why);
+        if (status == 503)
+            front_slot_lost(f, slot, router_epoch);
+        else
+            front_slot_release(f, slot); /* the router reported it and let it go */
     }
-    /* on failure the slot stays taken: the router that had it is gone (see front.h) */
     metrics_request(status == 200 ? metrics_outcome_of(s.finish) : OUT_ERROR, s.n_prompt, s.n_out, ttft,
                     (double)(now_us() - t0) / 1e6);
     text_free(&text);

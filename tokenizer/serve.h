@@ -33,6 +33,8 @@ struct api_out {
     void (*respond)(struct mg_connection *c, api_out *o, const serve_state *s);
     /* an error before anything was sent; returns STATUS */
     int (*error)(struct mg_connection *c, int status, const char *msg);
+    /* stream: an error after the stream began (an error event, then the end) */
+    void (*fail)(struct mg_connection *c, api_out *o, int status, const char *msg);
     void *ctx;          /* the API's own state */
 };
 

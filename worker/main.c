@@ -20,7 +20,7 @@
 #include <string.h>
 #include <zmq.h>
 
-#define HEARTBEAT_MS 100
+#define HEARTBEAT_MS 100 /* how often the loop looks at the router's epoch */
 #define GAP_COUNTED_US 100000 /* longer idle spells mean no work, not a slow router */
 
 static volatile sig_atomic_t stopping;
@@ -158,19 +158,28 @@ int main(int argc, char **argv)
         .n_kv_blocks = be->n_kv_blocks,
         .max_batch_tokens = bo.max_batch_tokens,
     };
+    if (store_heartbeat_thread(&st, PROC_WORKER)) /* steps can outlast the heartbeat period */
+        DIE("cannot start the heartbeat thread");
     ipc_send(push, MSG_WORKER_READY, &ready);
+    uint32_t router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
     LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo.block_size);
 
     static msg_any in;
     static fwd_seq seqs[MSG_MAX_SEQS];
     uint64_t t_end = 0; /* when the last step ended */
     while (!stopping) {
-        store_heartbeat(&st, PROC_WORKER);
+        if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch) { /* a new router: announce */
+            router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
+            LOG_INFO("router restarted: announcing this worker again");
+            ipc_send(push, MSG_WORKER_READY, &ready);
+        }
         if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
             continue;
         while (!stopping && (rc = ipc_recv(pull, &in)) != 0) {
             if (rc < 0 || in.type != MSG_STEP)
                 continue;
+            if (in.u.step.epoch != atomic_load(&st.hdr->epoch[PROC_ROUTER]))
+                continue; /* from a router that is gone: its requests are being failed */
             msg_step_done done = {.step_id = in.u.step.step_id, .epoch = ready.epoch};
             uint64_t t0 = now_us();
             if (t_end && t0 - t_end < GAP_COUNTED_US) { /* work was queued: the router's gap */
@@ -181,14 +190,14 @@ int main(int argc, char **argv)
             done.status = step_prepare(&st, &in.u.step, seqs, &batch);
             if (done.status)
                 LOG_ERR("step %llu rejected: inconsistent with the store", (unsigned long long)done.step_id);
-            else if ((done.status = be->forward(be, &batch)) == 0)
-                step_publish(&st, &batch);
+            else if ((done.status = be->forward(be, &batch)) == 0 &&
+                     in.u.step.epoch == atomic_load(&st.hdr->epoch[PROC_ROUTER]))
+                step_publish(&st, &batch); /* slots of a gone router may already be reused */
             t_end = now_us();
             done.step_ms = (float)(t_end - t0) / 1000.0f;
             atomic_fetch_add(&st.hdr->step_busy_us, t_end - t0);
             atomic_fetch_add(&st.hdr->n_worker_steps, 1);
             ipc_send(push, MSG_STEP_DONE, &done);
-            store_heartbeat(&st, PROC_WORKER);
         }
     }
     LOG_INFO("stopping");

@@ -2,6 +2,7 @@
 #include "http_client.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@ static int send_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             return -1;
         p += w;
@@ -46,6 +49,8 @@ static char *read_all(int fd, size_t *n)
         if (len + 1 >= cap)
             buf = realloc(buf, cap *= 2);
         ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+        if (r < 0 && errno == EINTR) /* a signal (the tests' child processes) */
+            continue;
         if (r <= 0)
             break;
         len += (size_t)r;
@@ -140,6 +145,8 @@ int http_hangup_after(int port, const char *path, const char *body, size_t n_byt
     size_t got = 0;
     while (!rc && got < n_bytes) {
         ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0)
             rc = -1;
         else

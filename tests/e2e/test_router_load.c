@@ -93,12 +93,21 @@ static void run_concurrent(const cluster *c)
     assert_int_equal(cluster_stat(c, "n_free_blocks"), cluster_stat(c, "kv_limit_blocks"));
 }
 
+static cluster LC; /* each test's launch, stopped by the teardown even when a check fails */
+static int stop_lc(void **state)
+{
+    cluster_stop(&LC);
+    return 0;
+}
+static int start_2048(void **state) { return cluster_start(&LC, "--max-total-tokens 2048"); }
+static int start_ratio(void **state) { return cluster_start(&LC, "--max-total-tokens 2048 --new-token-ratio 0.2"); }
+static int start_queue(void **state) { return cluster_start(&LC, "--max-total-tokens 512 --max-queue 2"); }
+
 static void test_64_concurrent_in_2048_tokens(void **state)
 {
     static const char *starts[] = {"Once upon a time", "The cat sat", "Tom had a red", "One day",
                                    "The sun was hot", "A little bird", "Lily and Ben", "The big tree"};
-    cluster c;
-    assert_int_equal(cluster_start(&c, "--max-total-tokens 2048"), 0);
+    cluster c = LC;
     srand(1234);
     for (int i = 0; i < N_REQ; i++) {
         snprintf(bodies[i], sizeof bodies[i], "{\"inputs\":\"%s\",\"parameters\":{\"max_new_tokens\":%d}}",
@@ -108,26 +117,22 @@ static void test_64_concurrent_in_2048_tokens(void **state)
     }
     run_concurrent(&c);
     printf("# preempted with the exact estimate: %.0f\n", cluster_stat(&c, "n_preempted"));
-    cluster_stop(&c);
 }
 
 static void test_preemption_keeps_texts(void **state)
 {
-    cluster c;
-    assert_int_equal(cluster_start(&c, "--max-total-tokens 2048 --new-token-ratio 0.2"), 0);
+    cluster c = LC;
     run_concurrent(&c);
     double n = cluster_stat(&c, "n_preempted");
     printf("# preempted with new_token_ratio 0.2: %.0f\n", n);
     assert_true(n > 0);
-    cluster_stop(&c);
     for (int i = 0; i < N_REQ; i++)
         free(alone[i]);
 }
 
 static void test_hangup_returns_blocks(void **state)
 {
-    cluster c;
-    assert_int_equal(cluster_start(&c, "--max-total-tokens 2048"), 0);
+    cluster c = LC;
     /* read the first events, then go away mid-stream */
     assert_int_equal(http_hangup_after(c.port, "/generate_stream",
                                        "{\"inputs\":\"Once upon a time\",\"parameters\":{\"max_new_tokens\":200,"
@@ -144,13 +149,11 @@ static void test_hangup_returns_blocks(void **state)
     assert_true(steps_after - steps_at_hangup <= 4); /* the step that failed to write, one in flight */
     assert_true(steps_after < 100);                  /* far from the 200 it asked for */
     assert_int_equal(cluster_active_slots(&c), 0);
-    cluster_stop(&c);
 }
 
 static void test_queue_limit(void **state)
 {
-    cluster c;
-    assert_int_equal(cluster_start(&c, "--max-total-tokens 512 --max-queue 2"), 0);
+    cluster c = LC;
     static job jobs[12];
     pthread_t th[12];
     snprintf(bodies[0], sizeof bodies[0],
@@ -176,16 +179,15 @@ static void test_queue_limit(void **state)
         free(jobs[i].text);
     }
     assert_int_equal(n_ok, 4); /* two ran, two waited, the rest were turned away */
-    cluster_stop(&c);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_64_concurrent_in_2048_tokens),
-        cmocka_unit_test(test_preemption_keeps_texts),
-        cmocka_unit_test(test_hangup_returns_blocks),
-        cmocka_unit_test(test_queue_limit),
+        cmocka_unit_test_setup_teardown(test_64_concurrent_in_2048_tokens, start_2048, stop_lc),
+        cmocka_unit_test_setup_teardown(test_preemption_keeps_texts, start_ratio, stop_lc),
+        cmocka_unit_test_setup_teardown(test_hangup_returns_blocks, start_2048, stop_lc),
+        cmocka_unit_test_setup_teardown(test_queue_limit, start_queue, stop_lc),
     };
     return cmocka_run_group_tests_name("e2e_router_load", tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@ static tok *T;
 typedef struct {
     char text[1 << 16];
     size_t n;
+    size_t ends[4096]; /* text length after each delta */
     int n_deltas, finish, bad_utf8;
 } collected;
 
@@ -73,7 +74,7 @@ static void collect(void *arg, const msg_text_delta *d)
     collected *c = arg;
     memcpy(c->text + c->n, d->text, d->text_len);
     c->n += d->text_len;
-    c->n_deltas++;
+    c->ends[c->n_deltas++] = c->n;
     c->bad_utf8 |= !utf8_complete(d->text, d->text_len);
     if (d->finish)
         c->finish = d->finish;
@@ -155,7 +156,7 @@ static int feed(int n_prompt, int n_out, collected *c, int finish)
         if (n > n_prompt + n_out)
             n = n_prompt + n_out;
         detok_seq e = {SLOT, req_id, n, n == n_prompt + n_out ? finish : FINISH_NONE};
-        int rc = detok_advance(T, &st, &e, collect, c);
+        int rc = detok_advance(T, &st, &e, 0, collect, c);
         assert_true(rc == 0 || rc == 1);
         stops += rc;
     }
@@ -211,16 +212,46 @@ static void test_stop_strings(void **state)
     assert_true(n_checked > 50);
 }
 
+/* A detokenizer restarted mid-request (fresh = 1) resends exactly what the tokenizer lacks:
+ * deltas up to the slot's n_delivered are not repeated, the rest are not lost. */
+static void test_restart_resumes_exactly(void **state)
+{
+    static collected first, second;
+    static char want[1 << 16];
+    for (int it = 0; it < 200; it++) {
+        int n_out = 4 + rand() % 60;
+        int n_prompt = make_request(n_out);
+        size_t n = expected_text(n_prompt, n_prompt + n_out, want, sizeof want);
+        memset(&first, 0, sizeof first);
+        memset(&second, 0, sizeof second);
+        int cut = n_prompt + 1 + rand() % (n_out - 1); /* tokens handled before the crash */
+        detok_seq e = {SLOT, req_id, cut, FINISH_NONE};
+        assert_int_equal(detok_advance(T, &st, &e, 0, collect, &first), 0);
+        /* the last deltas sent may never have reached the tokenizer */
+        int delivered = first.n_deltas - rand() % 3;
+        if (delivered < 0)
+            delivered = 0;
+        atomic_store(&store_slot(&st, SLOT)->n_delivered, delivered);
+        detok_seq rest = {SLOT, req_id, n_prompt + n_out, FINISH_LENGTH};
+        assert_int_equal(detok_advance(T, &st, &rest, 1, collect, &second), 0);
+        size_t got = delivered ? first.ends[delivered - 1] : 0;
+        assert_int_equal(delivered + second.n_deltas, n_out);
+        assert_int_equal(got + second.n, n);
+        assert_memory_equal(first.text, want, got);
+        assert_memory_equal(second.text, want + got, second.n);
+    }
+}
+
 static void test_stale_entries(void **state)
 {
     static collected c;
     int n_prompt = make_request(5);
     detok_seq wrong_id = {SLOT, req_id + 7, n_prompt + 5, 0};
-    assert_true(detok_advance(T, &st, &wrong_id, collect, &c) < 0);
+    assert_true(detok_advance(T, &st, &wrong_id, 0, collect, &c) < 0);
     detok_seq bad_slot = {999, req_id, n_prompt + 5, 0};
-    assert_true(detok_advance(T, &st, &bad_slot, collect, &c) < 0);
+    assert_true(detok_advance(T, &st, &bad_slot, 0, collect, &c) < 0);
     detok_seq too_many = {SLOT, req_id, 100000, 0};
-    assert_true(detok_advance(T, &st, &too_many, collect, &c) < 0);
+    assert_true(detok_advance(T, &st, &too_many, 0, collect, &c) < 0);
     assert_int_equal(c.n_deltas, 0);
 }
 
@@ -230,6 +261,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_whole_decode),
         cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_restart_resumes_exactly),
         cmocka_unit_test(test_stale_entries),
     };
     return cmocka_run_group_tests_name("detok", tests, setup, teardown);

@@ -63,6 +63,7 @@ static void test_step_and_detok(void **state)
     for (int it = 0; it < 20; it++) {
         memset(&s, 0, sizeof s);
         s.step_id = rnd64();
+        s.epoch = (uint32_t)rnd32();
         s.n_seqs = it == 0 ? MSG_MAX_SEQS : rand() % 50;
         for (int i = 0; i < s.n_seqs; i++)
             s.seqs[i] = (step_seq){rnd32(), rnd32(), rnd32(), rand() & 1};
