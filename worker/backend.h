@@ -54,6 +54,15 @@ struct backend {
     void (*free)(backend *b);
 };
 
+/* What a backend can take in one forward. */
+typedef struct {
+    int max_seqs, max_tokens, max_ctx, vocab_size, block_size, n_kv_blocks;
+} fwd_limits;
+
+/* Checks every count, token and block index BATCH will use against L; 0, or -EINVAL
+ * (logged, prefixed with WHO) so a bad step fails cleanly instead of touching bad memory. */
+int fwd_batch_check(const fwd_batch *batch, const fwd_limits *l, const char *who);
+
 /* Each returns NULL with a message in ERR on failure. */
 backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err);
 backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err);

@@ -164,50 +164,11 @@ static void sample_task(void *arg, int k, int thread)
                                   s->params, s->tokens, n, n_prompt, &s->out_logprob);
 }
 
-/* Checks every index the batch will use; negative (logged) if any is out of range. */
 static int check_batch(const cpu_backend *b, const fwd_batch *batch)
 {
-    const model_config *c = &b->base.cfg;
-    if (batch->n_seqs < 0 || batch->n_seqs > b->max_seqs) {
-        LOG_ERR("cpu forward: %d sequences (at most %d)", batch->n_seqs, b->max_seqs);
-        return -EINVAL;
-    }
-    int n_tok = 0;
-    for (int i = 0; i < batch->n_seqs; i++) {
-        const fwd_seq *s = &batch->seqs[i];
-        int n = s->n_cached + s->n_new;
-        if (s->n_cached < 0 || s->n_new < 1 || n > b->max_ctx || !s->tokens || !s->block_table ||
-            (s->sample && !s->params)) {
-            LOG_ERR("cpu forward: seq %d (slot %d): bad n_cached %d / n_new %d (context %d)", i,
-                    s->slot, s->n_cached, s->n_new, b->max_ctx);
-            return -EINVAL;
-        }
-        n_tok += s->n_new;
-        if (n_tok > b->max_tokens) {
-            LOG_ERR("cpu forward: more than %d tokens in one batch", b->max_tokens);
-            return -EINVAL;
-        }
-        for (int j = s->n_cached; j < n; j++)
-            if (s->tokens[j] < 0 || s->tokens[j] >= c->vocab_size) {
-                LOG_ERR("cpu forward: slot %d: token %d out of the vocabulary", s->slot,
-                        s->tokens[j]);
-                return -EINVAL;
-            }
-        if (s->sample)
-            for (int j = 0; j < s->n_cached; j++) /* penalties read them all */
-                if (s->tokens[j] < 0 || s->tokens[j] >= c->vocab_size) {
-                    LOG_ERR("cpu forward: slot %d: token %d out of the vocabulary", s->slot,
-                            s->tokens[j]);
-                    return -EINVAL;
-                }
-        for (int j = 0; j < (n + b->kv.block_size - 1) / b->kv.block_size; j++)
-            if (s->block_table[j] < 0 || s->block_table[j] >= b->kv.n_blocks) {
-                LOG_ERR("cpu forward: slot %d: KV block %d out of range", s->slot,
-                        s->block_table[j]);
-                return -EINVAL;
-            }
-    }
-    return 0;
+    fwd_limits l = {b->max_seqs, b->max_tokens, b->max_ctx, b->base.cfg.vocab_size, b->kv.block_size,
+                    b->kv.n_blocks};
+    return fwd_batch_check(batch, &l, "cpu");
 }
 
 static int cpu_forward(backend *base, fwd_batch *batch)

@@ -20,48 +20,11 @@ typedef struct {
     ce_seq *seqs;           /* [max_seqs] */
 } cuda_backend;
 
-static int check_tokens(const cuda_backend *b, const fwd_seq *s, int from, int to)
-{
-    for (int j = from; j < to; j++)
-        if (s->tokens[j] < 0 || s->tokens[j] >= b->base.cfg.vocab_size) {
-            LOG_ERR("cuda forward: slot %d: token %d out of the vocabulary", s->slot, s->tokens[j]);
-            return -EINVAL;
-        }
-    return 0;
-}
-
-/* Checks every index the batch will use; negative (logged) if any is out of range. */
 static int check_batch(const cuda_backend *b, const fwd_batch *batch)
 {
-    if (batch->n_seqs < 0 || batch->n_seqs > b->max_seqs) {
-        LOG_ERR("cuda forward: %d sequences (at most %d)", batch->n_seqs, b->max_seqs);
-        return -EINVAL;
-    }
-    int n_tok = 0;
-    for (int i = 0; i < batch->n_seqs; i++) {
-        const fwd_seq *s = &batch->seqs[i];
-        int n = s->n_cached + s->n_new;
-        if (s->n_cached < 0 || s->n_new < 1 || n > b->max_ctx || !s->tokens || !s->block_table ||
-            (s->sample && !s->params)) {
-            LOG_ERR("cuda forward: seq %d (slot %d): bad n_cached %d / n_new %d (context %d)", i,
-                    s->slot, s->n_cached, s->n_new, b->max_ctx);
-            return -EINVAL;
-        }
-        n_tok += s->n_new;
-        if (n_tok > b->max_tokens) {
-            LOG_ERR("cuda forward: more than %d tokens in one batch", b->max_tokens);
-            return -EINVAL;
-        }
-        if (check_tokens(b, s, s->sample ? 0 : s->n_cached, n) < 0) /* penalties read all */
-            return -EINVAL;
-        for (int j = 0; j < (n + b->block_size - 1) / b->block_size; j++)
-            if (s->block_table[j] < 0 || s->block_table[j] >= b->base.n_kv_blocks) {
-                LOG_ERR("cuda forward: slot %d: KV block %d out of range", s->slot,
-                        s->block_table[j]);
-                return -EINVAL;
-            }
-    }
-    return 0;
+    fwd_limits l = {b->max_seqs, b->max_tokens, b->max_ctx, b->base.cfg.vocab_size, b->block_size,
+                    b->base.n_kv_blocks};
+    return fwd_batch_check(batch, &l, "cuda");
 }
 
 static int cuda_forward(backend *base, fwd_batch *batch)
