@@ -109,6 +109,8 @@ static void handle(router *r, const msg_any *m)
         sched_cancel(&r->sched, m->u.stop_req.slot, m->u.stop_req.req_id, FINISH_STOP);
         break;
     case MSG_WORKER_READY:
+        if (r->worker_up && m->u.worker_ready.epoch == r->worker_epoch)
+            break; /* the worker we have, announcing itself again */
         LOG_INFO("worker epoch %u ready", m->u.worker_ready.epoch);
         r->worker_epoch = m->u.worker_ready.epoch;
         r->worker_up = 1;

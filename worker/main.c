@@ -167,11 +167,16 @@ int main(int argc, char **argv)
     static msg_any in;
     static fwd_seq seqs[MSG_MAX_SEQS];
     uint64_t t_end = 0; /* when the last step ended */
+    uint64_t announced_ms = now_ms();
     while (!stopping) {
-        if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch) { /* a new router: announce */
+        /* announce again to a new router at once, and every second in case a message was lost
+         * while a router restarted (the router ignores repeats from the worker it knows) */
+        if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch || now_ms() - announced_ms >= 1000) {
+            if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch)
+                LOG_INFO("router restarted: announcing this worker again");
             router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
-            LOG_INFO("router restarted: announcing this worker again");
             ipc_send(push, MSG_WORKER_READY, &ready);
+            announced_ms = now_ms();
         }
         if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
             continue;

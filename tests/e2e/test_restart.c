@@ -134,6 +134,13 @@ static void wait_reclaimed(void)
         free_blocks = cluster_stat(&C, "n_free_blocks");
         limit = cluster_stat(&C, "kv_limit_blocks");
     }
+    if (active != 0 || free_blocks != limit || limit <= 0) { /* what the server says, for the log */
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, ". %s/run.env; \"$BIN/shm-tool\" stat --name \"$SHM\"; tail -n 5 %s/router.log "
+                 "%s/worker.log %s/tokenizer.log", C.run_dir, C.run_dir, C.run_dir, C.run_dir);
+        if (system(cmd) != 0)
+            printf("# cannot read the server's state\n");
+    }
     assert_int_equal(active, 0);
     assert_true(free_blocks == limit && limit > 0);
 }
