@@ -1,12 +1,16 @@
 /* fuzz_req_parse.c - libFuzzer target: /generate request bodies through gen_req_parse.
  *
- * Any bytes must give 0 or -1 with a message, never a crash or a leak. An accepted body must
- * be one JSON value (nothing but whitespace after it), must not lose characters (a \u0000
- * escape would silently cut a C string), and every parsed value must lie in its documented
- * range. Parsing is deterministic and a larger max_new_tokens cap accepts a superset.
+ * Any bytes must give 0 or -1 with a message, never a crash or a leak. Parsing runs on a
+ * thread with the 100 KB stack of civetweb's handler threads, so recursion as deep as a
+ * hostile body can nest (cJSON allows 1000 levels) is a crash here as it is there. An
+ * accepted body must be one JSON value (nothing but whitespace after it), must not lose
+ * characters (a NUL byte or \u0000 escape would silently cut a C string), and every parsed
+ * value must lie in its documented range. Parsing is deterministic and a larger
+ * max_new_tokens cap accepts a superset.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "../../tokenizer/req_parse.h"
@@ -14,10 +18,14 @@
 
 #define CAP_SMALL 256
 #define CAP_LARGE (1 << 20)
+#define STACK_BYTES (100 << 10) /* as civetweb's handler threads (Debian's libcivetweb) */
 
-/* 1 if BODY holds the escape \u0000 (inside a string: JSON has no backslash elsewhere). */
-static int has_nul_escape(const char *body, size_t n)
+/* 1 if BODY holds a NUL byte or the escape \u0000 (inside a string: JSON has no backslash
+ * elsewhere). */
+static int has_nul(const char *body, size_t n)
 {
+    if (memchr(body, 0, n))
+        return 1;
     for (size_t i = 0; i + 1 < n; i++) {
         if (body[i] != '\\')
             continue;
@@ -66,9 +74,16 @@ static void check_ranges(const gen_req *r, int cap)
         FUZZ_CHECK(r->stop_ids[i] >= 0);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+} input;
+
+static void *parse_main(void *arg)
 {
-    const char *body = (const char *)data;
+    const input *in = arg;
+    const char *body = (const char *)in->data;
+    size_t size = in->size;
     char err[512], err2[512];
     gen_req a, b;
     memset(err, 0x55, sizeof err);
@@ -77,11 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc) {
         FUZZ_CHECK(memchr(err, 0, sizeof err) && err[0]);
         gen_req_free(&a);
-        return 0;
+        return NULL;
     }
     check_ranges(&a, CAP_SMALL);
     FUZZ_CHECK(one_value(body, size));
-    FUZZ_CHECK(!has_nul_escape(body, size));
+    FUZZ_CHECK(!has_nul(body, size));
     /* the same body with a larger cap: accepted, same request */
     FUZZ_CHECK(gen_req_parse(&b, body, size, CAP_LARGE, err2, sizeof err2) == 0);
     FUZZ_CHECK(b.n_inputs == a.n_inputs && !memcmp(a.inputs, b.inputs, a.n_inputs));
@@ -90,5 +105,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(a.n_stop_ids == b.n_stop_ids && !memcmp(a.stop_ids, b.stop_ids, sizeof a.stop_ids));
     gen_req_free(&a);
     gen_req_free(&b);
+    return NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    input in = {data, size};
+    pthread_attr_t attr;
+    pthread_t th;
+    FUZZ_CHECK(pthread_attr_init(&attr) == 0 && pthread_attr_setstacksize(&attr, STACK_BYTES) == 0);
+    FUZZ_CHECK(pthread_create(&th, &attr, parse_main, &in) == 0);
+    pthread_join(th, NULL);
+    pthread_attr_destroy(&attr);
     return 0;
 }
