@@ -237,9 +237,11 @@ int main(int argc, char **argv)
         double duration;
         sv_client_cfg c = o.client;
         c.request_rate = ri.request_rate = o.rates[i];
-        fprintf(stderr, "bench-serving: %s at http://%s:%d%s, %d prompts (%s), rate %g req/s, max concurrency %d\n",
-                ri.backend, c.host, c.port, sv_backend_path(c.req.backend), d.n, ri.dataset, c.request_rate,
-                c.max_concurrency);
+        char conc[16] = "none";
+        if (c.max_concurrency > 0)
+            snprintf(conc, sizeof conc, "%d", c.max_concurrency);
+        fprintf(stderr, "bench-serving: %s at http://%s:%d%s, %d prompts (%s), rate %g req/s, max concurrency %s\n",
+                ri.backend, c.host, c.port, sv_backend_path(c.req.backend), d.n, ri.dataset, c.request_rate, conc);
         if (sv_client_run(&c, &d, out, &duration, err, sizeof err)) {
             fprintf(stderr, "bench-serving: %s\n", err);
             goto out;
