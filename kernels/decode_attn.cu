@@ -6,7 +6,8 @@
  * that share the KV head (rows of the mma; unused rows are zero) and their P.V, with an
  * online softmax. The 4 warps' partial results are merged in shared memory; with several
  * splits each block writes (O / l, log2-sum-exp) to the workspace and decode_attn_reduce
- * merges them. Both kernels are launched as programmatic dependents (pdl.cuh).
+ * merges them. Both kernels wait for the previous kernel at their top, so they may be launched as
+ * programmatic dependents (pdl.cuh; off unless CINDER_PDL has bit 1).
  */
 #include "decode_attn.cuh"
 #include "attn_common.cuh"
@@ -206,13 +207,12 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
     float *ws_o = (float *)ws;
     float *ws_lse = ws_o ? ws_o + (size_t)n_seqs * n_heads * n_splits * HD : NULL;
     dim3 grid(n_splits, n_kv * n_hg, n_seqs);
-    /* both kernels wait for the previous one at their top, so they may launch early */
-    cudaError_t e = pdl_launch(decode_attn_kernel<T, HD>, grid, dim3(DA_NT), smem, stream, 1,
+    cudaError_t e = pdl_launch(decode_attn_kernel<T, HD>, grid, dim3(DA_NT), smem, stream, pdl_enabled(1),
                                (T *)out, ws_o, ws_lse, (const T *)q, q_stride, (const T *)kc,
                                (const T *)vc, bts, max_bps, ctx_lens, n_heads, n_kv,
                                attn_bs_make(bs), scale * 1.4426950408889634f, n_splits);
     if (e == cudaSuccess && n_splits > 1)
-        e = pdl_launch(decode_attn_reduce<T, HD>, dim3(n_heads, n_seqs), dim3(HD), 0, stream, 1,
+        e = pdl_launch(decode_attn_reduce<T, HD>, dim3(n_heads, n_seqs), dim3(HD), 0, stream, pdl_enabled(1),
                        (T *)out, (const float *)ws_o, (const float *)ws_lse, n_splits);
     return e;
 }

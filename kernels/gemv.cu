@@ -4,13 +4,17 @@
  * token rows as B, so 1 to 8 tokens cost the same. Each lane loads whole 16-byte chunks of
  * its two rows (g and g+8 of the tile) straight from global memory: the k index of a chunk is
  * permuted into the fragment layout identically for A and B, which a dot product allows, so
- * no shared-memory staging or shuffles are needed. A block takes TB tiles and splits the k
- * range among its warps (partial sums reduced in shared memory); each lane keeps 4 tile-steps
- * of 64 k (256 bytes) in flight, the first ones loaded before pdl_wait().
+ * no shared-memory staging or shuffles are needed. Each lane keeps 4 steps of 64 k (256
+ * bytes) in flight, the first ones loaded before pdl_wait().
+ *
+ * Grid: one wave of resident blocks, each taking k consecutive tiles with its warps splitting
+ * the k range (partial sums reduced in shared memory), the block shape picked with the
+ * occupancy API to reach CINDER_GEMV_WARPS (default 16) warps a multiprocessor. (Blocks of
+ * one tile measured up to 1.6x slower on the H200: the last of them ran as a second wave.)
  *
  * Row pairing: a tile's rows g and g+8 are chosen so the epilogue finds what it combines in
  * one thread: gate row r with up row r (SILU), and RoPE partners i, i + head_dim/2 (QKV).
- * With a norm, the block normalizes the token rows into shared memory first.
+ * With a norm, each block normalizes the token rows into shared memory once.
  */
 #include "gemv.cuh"
 #include "kutil.cuh"
@@ -21,12 +25,13 @@
 #include <stdlib.h>
 
 #define GV_MAX_WARPS 8
-#define GV_SMEM_MAX (GEMV_NORM_MAX_BYTES + GV_MAX_WARPS * 4 * 32 * 16)
+#define GV_SMEM_MAX (GEMV_NORM_MAX_BYTES + GV_MAX_WARPS * 2 * 32 * 16)
 
 struct gv_args {
     void *out;
     const void *x, *w, *norm_w;
     int n_tok, n_out, n_in, n_tiles, n_steps;   /* steps of 64 k */
+    int k;                                      /* tiles a block */
     float eps;
     int n_heads, n_kv, hd, out_stride, n_rope_tiles;   /* QKV */
     const int32_t *pos, *slot;
@@ -162,22 +167,29 @@ __device__ __forceinline__ void gv_epilogue(const gv_args &a, int tile, int g, i
     }
 }
 
-/* The token rows RMS-normalized into XS [n_tok][n_in + 8] (rmsnorm_run's arithmetic). */
+/* The token rows RMS-normalized into XS [n_tok][n_in + 8] (rmsnorm_run's arithmetic). All
+ * rows and the norm weights arrive by cp.async in one round trip, the rest is shared memory. */
 template <typename T>
 __device__ __forceinline__ void gv_norm_rows(const gv_args &a, T *xs, float (*s_ss)[GEMV_MAX_TOKENS])
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     int nc = a.n_in / 8, xstride = a.n_in + 8;
+    T *gs = xs + (size_t)a.n_tok * xstride;   /* [n_in] norm weights */
+    for (int i = threadIdx.x; i < (a.n_tok + 1) * nc; i += blockDim.x) {
+        int t = i / nc, c = i - t * nc;
+        const T *src = t < a.n_tok ? (const T *)a.x + (size_t)t * a.n_in + c * 8
+                                   : (const T *)a.norm_w + c * 8;
+        cp_async16(xs + (size_t)t * xstride + c * 8, src, true);
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
     for (int t = 0; t < a.n_tok; t++) {
         float ss = 0.f;
-        const uint4 *xr = (const uint4 *)a.x + (size_t)t * nc;
-        uint4 *sr = (uint4 *)(xs + (size_t)t * xstride);
-#pragma unroll 4
+        const uint4 *sr = (const uint4 *)(xs + (size_t)t * xstride);
         for (int c = threadIdx.x; c < nc; c += blockDim.x) {
-            uint4 v = xr[c];
-            sr[c] = v;
             float f[8];
-            vec8_to_f<T>(v, f);
+            vec8_to_f<T>(sr[c], f);
 #pragma unroll
             for (int e = 0; e < 8; e++) ss += f[e] * f[e];
         }
@@ -190,11 +202,10 @@ __device__ __forceinline__ void gv_norm_rows(const gv_args &a, T *xs, float (*s_
         for (int w = 0; w < nw; w++) tot += s_ss[w][t];
         float rstd = rsqrtf(tot / a.n_in + a.eps);
         uint4 *sr = (uint4 *)(xs + (size_t)t * xstride);
-#pragma unroll 4
         for (int c = threadIdx.x; c < nc; c += blockDim.x) {
             float v[8], g[8];
             vec8_to_f<T>(sr[c], v);
-            vec8_to_f<T>(__ldg((const uint4 *)a.norm_w + c), g);
+            vec8_to_f<T>(((const uint4 *)gs)[c], g);
 #pragma unroll
             for (int e = 0; e < 8; e++) g[e] *= v[e] * rstd;
             sr[c] = vec8_from_f<T>(g);
@@ -203,31 +214,47 @@ __device__ __forceinline__ void gv_norm_rows(const gv_args &a, T *xs, float (*s_
     __syncthreads();
 }
 
-template <typename T, int EPI, bool NORM, int TB>
+/* Where a warp's next weight load goes: tile TILE, step S of the warp's k range [s0, s1). */
+struct gv_cursor {
+    int tile, s;
+    const uint4 *wa, *wb;   /* the lane's rows g, g+8 of TILE */
+};
+
+template <int EPI>
+__device__ __forceinline__ void gv_cursor_rows(const gv_args &a, gv_cursor &c, int g, int nc)
+{
+    int ra, rb;
+    gv_rows<EPI>(a, c.tile, g, ra, rb);   /* rows past the matrix read row 0, unused */
+    bool ok_a = EPI == GEMV_SILU ? ra < a.n_out / 2 : ra < a.n_out;
+    c.wa = (const uint4 *)a.w + (size_t)(ok_a ? ra : 0) * nc;
+    c.wb = (const uint4 *)a.w + (size_t)(rb < a.n_out ? rb : 0) * nc;
+}
+
+/* The block takes tiles [blockIdx.x * k, + k) one after the other; its warps split each tile's
+ * k range. Loads run U steps ahead across tile boundaries; at the end of a tile the warps'
+ * partial sums meet in shared memory (two buffers, one barrier a tile) and one warp, in turn,
+ * does the epilogue while the others stream on. */
+template <typename T, int EPI, bool NORM>
 __global__ void __launch_bounds__(GV_MAX_WARPS * 32, 2) gemv_kernel(gv_args a)
 {
-    constexpr int U = 4 / TB;   /* steps in flight per tile: TB * U = 4 tile-steps a lane */
+    constexpr int U = 4;   /* steps in flight: 256 bytes a lane */
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float s_ss[GV_MAX_WARPS][GEMV_MAX_TOKENS];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const int g = lane >> 2, tq = lane & 3, nc = a.n_in / 8;
-    const int s0 = warp * a.n_steps / nw, s1 = (warp + 1) * a.n_steps / nw;
+    const int s0 = warp * a.n_steps / nw, s1 = (warp + 1) * a.n_steps / nw;   /* s1 > s0 */
+    const int tile0 = blockIdx.x * a.k, n_my = min(a.k, a.n_tiles - tile0);
+    const int n_f = n_my * (s1 - s0);   /* this warp's steps over all its tiles */
 
-    const uint4 *wa[TB], *wb[TB];
-#pragma unroll
-    for (int tb = 0; tb < TB; tb++) {
-        int ra, rb;
-        gv_rows<EPI>(a, blockIdx.x * TB + tb, g, ra, rb);
-        bool ok_a = EPI == GEMV_SILU ? ra < a.n_out / 2 : ra < a.n_out;
-        wa[tb] = (const uint4 *)a.w + (size_t)(ok_a ? ra : 0) * nc;   /* else any valid row */
-        wb[tb] = (const uint4 *)a.w + (size_t)(rb < a.n_out ? rb : 0) * nc;
-    }
-    uint4 A[U][TB][4];
+    gv_cursor lc = {tile0, s0, NULL, NULL};
+    gv_cursor_rows<EPI>(a, lc, g, nc);
+    uint4 A[U][4];
 #pragma unroll
     for (int u = 0; u < U; u++)
-        if (s0 + u < s1)
-#pragma unroll
-            for (int tb = 0; tb < TB; tb++) gv_load_w(A[u][tb], wa[tb], wb[tb], s0 + u, nc, tq);
+        if (u < n_f) {
+            gv_load_w(A[u], lc.wa, lc.wb, lc.s, nc, tq);
+            if (++lc.s == s1) lc.s = s0, lc.tile++, gv_cursor_rows<EPI>(a, lc, g, nc);
+        }
     pdl_trigger();
     pdl_wait();   /* everything below may read what earlier kernels wrote */
 
@@ -241,86 +268,108 @@ __global__ void __launch_bounds__(GV_MAX_WARPS * 32, 2) gemv_kernel(gv_args a)
         xrow = (const uint4 *)a.x + (size_t)g * nc;
     }
     uint4 B[U][2];
-    if (!NORM)
-#pragma unroll
-        for (int u = 0; u < U; u++)
-            if (s0 + u < s1) gv_load_x(B[u], xrow, s0 + u, nc, tq);
-
-    float acc[TB][4] = {};
-    for (int s = s0; s < s1; s += U) {
+    if (!NORM) {
+        int bs = s0;
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            if (s + u >= s1) break;
+            if (u < n_f) gv_load_x(B[u], xrow, bs, nc, tq);
+            bs = bs + 1 == s1 ? s0 : bs + 1;
+        }
+    }
+    size_t red_off = NORM ? (size_t)(a.n_tok + 1) * xstride * sizeof(T) : 0;
+    float4 *red = (float4 *)(smem + red_off);   /* [2][nw][32] partial sums of a tile */
+
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    int cs = s0, ct = 0;   /* the step and tile (of this block's) being consumed */
+    for (int f0 = 0; f0 < n_f; f0 += U) {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (f0 + u >= n_f) break;
             uint4 b[2];
-            if (NORM) gv_load_x(b, xrow, s + u, nc, tq);
+            if (NORM) gv_load_x(b, xrow, cs, nc, tq);
             else b[0] = B[u][0], b[1] = B[u][1];
-#pragma unroll
-            for (int tb = 0; tb < TB; tb++) gv_mma<T>(acc[tb], A[u][tb], b);
-            int sn = s + u + U;
-            if (sn < s1) {
-#pragma unroll
-                for (int tb = 0; tb < TB; tb++) gv_load_w(A[u][tb], wa[tb], wb[tb], sn, nc, tq);
-                if (!NORM) gv_load_x(B[u], xrow, sn, nc, tq);
+            gv_mma<T>(acc, A[u], b);
+            if (f0 + u + U < n_f) {
+                gv_load_w(A[u], lc.wa, lc.wb, lc.s, nc, tq);
+                if (!NORM) gv_load_x(B[u], xrow, lc.s, nc, tq);
+                if (++lc.s == s1) lc.s = s0, lc.tile++, gv_cursor_rows<EPI>(a, lc, g, nc);
+            }
+            if (++cs == s1) {   /* tile ct done: sum the warps, one warp stores */
+                cs = s0;
+                float4 *rb = red + (size_t)(ct & 1) * nw * 32;
+                rb[warp * 32 + lane] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+                acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
+                __syncthreads();
+                if (warp == ct % nw) {
+                    float c[4] = {0.f, 0.f, 0.f, 0.f};
+                    for (int w = 0; w < nw; w++) {
+                        float4 v = rb[w * 32 + lane];
+                        c[0] += v.x, c[1] += v.y, c[2] += v.z, c[3] += v.w;
+                    }
+                    gv_epilogue<T, EPI>(a, tile0 + ct, g, tq, c);
+                }
+                ct++;
             }
         }
     }
-
-    /* sum the warps' k ranges, then each tile's epilogue in the C fragment layout */
-    size_t red_off = NORM ? (size_t)a.n_tok * xstride * sizeof(T) : 0;
-    float4 *red = (float4 *)(smem + red_off);   /* [nw][TB][32] */
-#pragma unroll
-    for (int tb = 0; tb < TB; tb++)
-        red[(warp * TB + tb) * 32 + lane] = make_float4(acc[tb][0], acc[tb][1], acc[tb][2], acc[tb][3]);
-    __syncthreads();
-    for (int tb = warp; tb < TB; tb += nw) {
-        float c[4] = {0.f, 0.f, 0.f, 0.f};
-        for (int w = 0; w < nw; w++) {
-            float4 v = red[(w * TB + tb) * 32 + lane];
-            c[0] += v.x, c[1] += v.y, c[2] += v.z, c[3] += v.w;
-        }
-        gv_epilogue<T, EPI>(a, blockIdx.x * TB + tb, g, tq, c);
-    }
 }
 
-template <typename T, int EPI, bool NORM, int TB>
-static cudaError_t gv_launch(const gv_args &a, int nw, size_t smem, int pdl, cudaStream_t s)
+/* Warps a block and tiles a block: every block resident at once (no second wave), and the
+ * fewest warps a block that reach the target count (fewer barriers, longer k runs). */
+template <typename T, int EPI, bool NORM>
+static cudaError_t gv_launch(gv_args a, size_t xs_bytes, int target, int n_sms, int pdl,
+                             cudaStream_t s)
 {
+    auto kern = gemv_kernel<T, EPI, NORM>;
     static bool attr_set;   /* per instantiation; setting it twice is harmless */
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(gemv_kernel<T, EPI, NORM, TB>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              GV_SMEM_MAX);
         if (e != cudaSuccess) return e;
         attr_set = true;
     }
-    return pdl_launch(gemv_kernel<T, EPI, NORM, TB>, dim3((a.n_tiles + TB - 1) / TB),
-                      dim3(nw * 32), smem, s, pdl, a);
+    int best_nw = 0, best_k = 0, best_warps = -1;
+    for (int nw = 1; nw <= GV_MAX_WARPS && nw <= a.n_steps; nw++) {
+        size_t smem = xs_bytes + (size_t)2 * nw * 32 * 16;
+        int occ = 0;
+        cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, nw * 32, smem);
+        if (e != cudaSuccess) return e;
+        if (occ < 1) break;
+        int grid = a.n_tiles < occ * n_sms ? a.n_tiles : occ * n_sms;
+        int k = (a.n_tiles + grid - 1) / grid;
+        int warps = (a.n_tiles + k - 1) / k * nw;
+        if (warps > best_warps) best_nw = nw, best_k = k, best_warps = warps;
+        if (warps >= target) break;
+    }
+    if (best_nw == 0) return cudaErrorInvalidValue;   /* does not fit a multiprocessor */
+    a.k = best_k;
+    return pdl_launch(kern, dim3((a.n_tiles + best_k - 1) / best_k), dim3(best_nw * 32),
+                      xs_bytes + (size_t)2 * best_nw * 32 * 16, s, pdl, a);
 }
 
 template <typename T, int EPI>
-static cudaError_t gv_pick(const gv_args &a, bool norm, int tb, int nw, size_t smem, int pdl,
-                           cudaStream_t s)
+static cudaError_t gv_pick(const gv_args &a, bool norm, size_t xs_bytes, int target, int n_sms,
+                           int pdl, cudaStream_t s)
 {
-    if (norm)
-        return tb == 4 ? gv_launch<T, EPI, true, 4>(a, nw, smem, pdl, s)
-                       : gv_launch<T, EPI, true, 1>(a, nw, smem, pdl, s);
-    return tb == 4 ? gv_launch<T, EPI, false, 4>(a, nw, smem, pdl, s)
-                   : gv_launch<T, EPI, false, 1>(a, nw, smem, pdl, s);
+    return norm ? gv_launch<T, EPI, true>(a, xs_bytes, target, n_sms, pdl, s)
+                : gv_launch<T, EPI, false>(a, xs_bytes, target, n_sms, pdl, s);
 }
 
-/* Warps per SM a launch aims at (CINDER_GEMV_WARPS overrides, for tuning). */
-static int gv_target_warps(void)
+/* Multiprocessors, and the warps a multiprocessor a launch aims at (CINDER_GEMV_WARPS
+ * overrides, for tuning). */
+static void gv_device(int *n_sms, int *per_sm)
 {
-    static int n_sms, per_sm;
-    if (!n_sms) {
+    static int sms, warps;
+    if (!sms) {
         int dev;
         if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-            n_sms = 132;
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            sms = 132;
         const char *env = getenv("CINDER_GEMV_WARPS");
-        per_sm = env && atoi(env) > 0 ? atoi(env) : 12;
+        warps = env && atoi(env) > 0 ? atoi(env) : 16;
     }
-    return n_sms * per_sm;
+    *n_sms = sms;
+    *per_sm = warps;
 }
 
 extern "C" cudaError_t gemv_fused_run(void *out, const void *x, const void *w, int n_tok,
@@ -361,22 +410,18 @@ extern "C" cudaError_t gemv_fused_run(void *out, const void *x, const void *w, i
         return cudaErrorInvalidValue;
     }
     bool norm = epi->norm_w != NULL;
-    size_t xs_bytes = norm ? (size_t)n_tok * (n_in + 8) * 2 : 0;
+    size_t xs_bytes = norm ? (size_t)(n_tok + 1) * (n_in + 8) * 2 : 0;
     if (xs_bytes > GEMV_NORM_MAX_BYTES) return cudaErrorInvalidValue;
-    int target = gv_target_warps();
-    int tb = a.n_tiles >= 2 * target / 3 ? 4 : 1;   /* many tiles: fewer blocks, B reused */
-    int blocks = (a.n_tiles + tb - 1) / tb;
-    int nw = target / blocks;
-    nw = nw < 1 ? 1 : nw > GV_MAX_WARPS ? GV_MAX_WARPS : nw;
-    if (nw > a.n_steps) nw = a.n_steps;
-    size_t smem = xs_bytes + (size_t)nw * tb * 32 * 16;
+    int n_sms, per_sm;
+    gv_device(&n_sms, &per_sm);
+    int target = n_sms * per_sm, pdl = epi->pdl && pdl_enabled(0);
     KDT_DISPATCH(dt, T, {
         switch (epi->kind) {
-        case GEMV_OUT: return gv_pick<T, GEMV_OUT>(a, norm, tb, nw, smem, epi->pdl, stream);
-        case GEMV_OUT_F32: return gv_pick<T, GEMV_OUT_F32>(a, norm, tb, nw, smem, epi->pdl, stream);
-        case GEMV_RESID: return gv_pick<T, GEMV_RESID>(a, norm, tb, nw, smem, epi->pdl, stream);
-        case GEMV_SILU: return gv_pick<T, GEMV_SILU>(a, norm, tb, nw, smem, epi->pdl, stream);
-        default: return gv_pick<T, GEMV_QKV>(a, norm, tb, nw, smem, epi->pdl, stream);
+        case GEMV_OUT: return gv_pick<T, GEMV_OUT>(a, norm, xs_bytes, target, n_sms, pdl, stream);
+        case GEMV_OUT_F32: return gv_pick<T, GEMV_OUT_F32>(a, norm, xs_bytes, target, n_sms, pdl, stream);
+        case GEMV_RESID: return gv_pick<T, GEMV_RESID>(a, norm, xs_bytes, target, n_sms, pdl, stream);
+        case GEMV_SILU: return gv_pick<T, GEMV_SILU>(a, norm, xs_bytes, target, n_sms, pdl, stream);
+        default: return gv_pick<T, GEMV_QKV>(a, norm, xs_bytes, target, n_sms, pdl, stream);
         }
     });
     return cudaSuccess;

@@ -48,8 +48,8 @@ typedef struct {
 } gemv_epi;
 
 /* y[t, r] = sum_k w[r, k] * x'[t, k] in fp32 (x' = x, or its RMSNorm), for t < n_tok (1..8),
- * then EPI's epilogue. n_in a multiple of 8; with a norm, n_tok * (n_in + 8) * 2 bytes of
- * shared memory (at most GEMV_NORM_MAX_BYTES). cudaErrorInvalidValue on bad arguments. */
+ * then EPI's epilogue. n_in a multiple of 8; with a norm, (n_tok + 1) * (n_in + 8) * 2 bytes
+ * of shared memory (at most GEMV_NORM_MAX_BYTES). cudaErrorInvalidValue on bad arguments. */
 cudaError_t gemv_fused_run(void *out,          /* see gemv_epi_kind */
                            const void *x,      /* [n_tok, n_in] */
                            const void *w,      /* [n_out, n_in] */

@@ -11,9 +11,8 @@
 #include "prefill_attn.cuh"
 #include "attn_common.cuh"
 
-/* NW warps of MT x 16 query rows each, BN keys per tile loaded, SUB keys per compute step
- * (SUB < BN: the scores of half a tile at a time, fewer live registers, same barriers). */
-template <typename T, int HD, int NW, int MT, int BN, int SUB>
+/* NW warps of MT x 16 query rows each, BN keys per tile. */
+template <typename T, int HD, int NW, int MT, int BN>
 __global__ void __launch_bounds__(NW * 32)
 prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
                     const T *__restrict__ kc, const T *__restrict__ vc,
@@ -72,47 +71,43 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
         if (kt + 2 < n_kt) attn_slots<BN>(ss[kt & 1], bt, bs, (kt + 2) * BN, n_keys);
         const T *kt_s = sk + (kt & 1) * BN * SD, *vt_s = sv + (kt & 1) * BN * SD;
 
-#pragma unroll 1
-        for (int sb = 0; sb < BN; sb += SUB) {
-            float s[MT][SUB / 8][4] = {};
+        float s[MT][BN / 8][4] = {};
 #pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++) {
-                uint32_t qa[MT][4];
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++)
-                    ldsm_x4(qa[mt], sq + swz<SD>(wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
-                                                 kk * 2 + (lane >> 4)));
-#pragma unroll
-                for (int np = 0; np < SUB / 16; np++) {
-                    uint32_t b[4];
-                    ldsm_x4(b, kt_s + swz<SD>(sb + np * 16 + (lane & 7) + (lane >> 4) * 8,
-                                              kk * 2 + ((lane >> 3) & 1)));
-#pragma unroll
-                    for (int mt = 0; mt < MT; mt++) {
-                        mma16816<T>(s[mt][2 * np], qa[mt], b[0], b[1]);
-                        mma16816<T>(s[mt][2 * np + 1], qa[mt], b[2], b[3]);
-                    }
-                }
-            }
-            if (kt >= n_full) {   /* the tile crosses the diagonal: mask keys after each row */
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    int pos = off + i0 + wrow + mt * 16 + (lane >> 2);   /* row g; g+8 is pos+8 */
-#pragma unroll
-                    for (int j = 0; j < SUB / 8; j++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++)
-                            if (kt * BN + sb + j * 8 + (lane & 3) * 2 + (e & 1) > pos + (e >> 1) * 8)
-                                s[mt][j][e] = -INFINITY;
-                }
-            }
+        for (int kk = 0; kk < HD / 16; kk++) {
+            uint32_t qa[MT][4];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
-                attn_softmax_step<SUB / 8, HD / 8>(s[mt], o[mt], m[mt], l[mt], scale_log2);
+                ldsm_x4(qa[mt], sq + swz<SD>(wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
+                                             kk * 2 + (lane >> 4)));
 #pragma unroll
-            for (int kk = 0; kk < SUB / 16; kk++)
-                attn_pv16<T, HD, MT, SUB / 8>(o, s, kk, vt_s, sb + kk * 16);
+            for (int np = 0; np < BN / 16; np++) {
+                uint32_t b[4];
+                ldsm_x4(b, kt_s + swz<SD>(np * 16 + (lane & 7) + (lane >> 4) * 8,
+                                          kk * 2 + ((lane >> 3) & 1)));
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16816<T>(s[mt][2 * np], qa[mt], b[0], b[1]);
+                    mma16816<T>(s[mt][2 * np + 1], qa[mt], b[2], b[3]);
+                }
+            }
         }
+        if (kt >= n_full) {   /* the tile crosses the diagonal: mask keys after each row */
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                int pos = off + i0 + wrow + mt * 16 + (lane >> 2);   /* row g; g+8 is pos+8 */
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        if (kt * BN + j * 8 + (lane & 3) * 2 + (e & 1) > pos + (e >> 1) * 8)
+                            s[mt][j][e] = -INFINITY;
+            }
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+            attn_softmax_step<BN / 8, HD / 8>(s[mt], o[mt], m[mt], l[mt], scale_log2);
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) attn_pv16<T, HD, MT, BN / 8>(o, s, kk, vt_s, kk * 16);
     }
 
 #pragma unroll
@@ -133,7 +128,7 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
         }
 }
 
-template <typename T, int HD, int NW, int MT, int BN, int SUB>
+template <typename T, int HD, int NW, int MT, int BN>
 static cudaError_t prefill_attn_launch(void *out, const void *q, int q_stride, const void *kc,
                                        const void *vc, const int32_t *bts, int max_bps,
                                        const int32_t *cu_q, const int32_t *seq_lens, int n_seqs,
@@ -144,14 +139,14 @@ static cudaError_t prefill_attn_launch(void *out, const void *q, int q_stride, c
     const size_t smem = (size_t)(BM + 4 * BN) * SD * sizeof(T);
     static bool attr_set;   /* per instantiation; setting it twice is harmless */
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(prefill_attn_kernel<T, HD, NW, MT, BN, SUB>,
+        cudaError_t e = cudaFuncSetAttribute(prefill_attn_kernel<T, HD, NW, MT, BN>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return e;
         attr_set = true;
     }
     dim3 grid(n_heads, (max_q_len + BM - 1) / BM, n_seqs);
-    prefill_attn_kernel<T, HD, NW, MT, BN, SUB><<<grid, NW * 32, smem, stream>>>(
+    prefill_attn_kernel<T, HD, NW, MT, BN><<<grid, NW * 32, smem, stream>>>(
         (T *)out, (const T *)q, q_stride, (const T *)kc, (const T *)vc, bts, max_bps, cu_q,
         seq_lens, n_heads, n_kv, attn_bs_make(bs), scale * 1.4426950408889634f);
     return cudaGetLastError();
@@ -161,12 +156,12 @@ typedef cudaError_t (*prefill_attn_fn)(void *, const void *, int, const void *, 
                                        const int32_t *, int, const int32_t *, const int32_t *,
                                        int, int, int, int, int, float, cudaStream_t);
 
-template <typename T, int NW, int MT, int BN, int SUB = BN>
+template <typename T, int NW, int MT, int BN>
 static prefill_attn_fn prefill_attn_pick(int head_dim)
 {
-    return head_dim == 48 ? prefill_attn_launch<T, 48, NW, MT, BN, SUB>
-         : head_dim == 64 ? prefill_attn_launch<T, 64, NW, MT, BN, SUB>
-         : head_dim == 128 ? prefill_attn_launch<T, 128, NW, MT, BN, SUB> : nullptr;
+    return head_dim == 48 ? prefill_attn_launch<T, 48, NW, MT, BN>
+         : head_dim == 64 ? prefill_attn_launch<T, 64, NW, MT, BN>
+         : head_dim == 128 ? prefill_attn_launch<T, 128, NW, MT, BN> : nullptr;
 }
 
 extern "C" cudaError_t prefill_attn_run_tiled(int variant, void *out, const void *q,
@@ -182,15 +177,14 @@ extern "C" cudaError_t prefill_attn_run_tiled(int variant, void *out, const void
     if (n_seqs == 0 || max_q_len == 0) return cudaSuccess;
     if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || n_kv_heads < 1 ||
         n_heads % n_kv_heads || block_size < 1 || q_stride < n_heads * head_dim ||
-        q_stride % 8 || variant < 0 || variant > 5)
+        q_stride % 8 || variant < 0 || variant > 4)
         return cudaErrorInvalidValue;
     if (variant == 0) variant = max_q_len >= 2048 ? 3 : 2;   /* the faster measured (RESULTS.md) */
     KDT_DISPATCH(dt, T, {
         prefill_attn_fn f = variant == 1 ? prefill_attn_pick<T, 4, 1, 64>(head_dim)
                           : variant == 2 ? prefill_attn_pick<T, 4, 2, 64>(head_dim)
                           : variant == 3 ? prefill_attn_pick<T, 8, 2, 64>(head_dim)
-                          : variant == 4 ? prefill_attn_pick<T, 4, 2, 32>(head_dim)
-                                         : prefill_attn_pick<T, 8, 2, 64, 32>(head_dim);
+                                         : prefill_attn_pick<T, 4, 2, 32>(head_dim);
         if (!f) return cudaErrorInvalidValue;
         return f(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq,
                  cu_seqlens_q, seq_lens, n_seqs, max_q_len, n_heads, n_kv_heads, block_size,

@@ -34,7 +34,7 @@ cudaError_t prefill_attn_run(void *out,                 /* [n_tokens, n_heads, h
 
 /* The same with the tiling chosen, for tests and benchmarks comparing them (query rows per
  * warp x warps, keys per tile): VARIANT 1 = 16 x 4, 64 keys; 2 = 32 x 4, 64 keys; 3 = 32 x 8,
- * 64 keys; 4 = 32 x 4, 32 keys; 5 = 32 x 8, 64 keys computed 32 at a time; 0 = the default that prefill_attn_run uses (the fastest
+ * 64 keys; 4 = 32 x 4, 32 keys; 0 = the default that prefill_attn_run uses (the fastest
  * measured on the H200: 3 when max_q_len >= 2048, else 2). */
 cudaError_t prefill_attn_run_tiled(int variant, void *out, const void *q, int q_stride,
                                    const void *k_cache, const void *v_cache,

@@ -5,6 +5,7 @@
 # warp targets), the backend tests, the prefill attention benchmark at 8k tokens.
 # Binaries from $R (default .devcarry/r: bin/, test-gpu/, bench/, prepared by hand from the
 # gpu_carry.sh build), libraries from .devcarry/libs. Output to $OUT/log (./gpu_decode.log).
+# Usage: scripts/gpu_decode.sh [STEP...]   (default: every step; names as in the step lines)
 # Exit status: the number of failed steps.
 set -uo pipefail
 R=${R:-.devcarry/r}
@@ -15,9 +16,11 @@ exec > >(tee -a "$log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,driver_version \
     --format=csv 2>/dev/null || echo "nvidia-smi unavailable"
 failed=()
-step() {   # step SECONDS NAME COMMAND...
+only=" $* "
+step() {   # step SECONDS NAME COMMAND...: runs it when no step was named or NAME was
     local secs=$1 name=$2
     shift 2
+    [[ $only == "  " || $only == *" $name "* ]] || return 0
     echo "== $name: $*"
     local t0=$SECONDS
     if ! timeout "$secs" "$@"; then failed+=("$name"); echo "!! $name failed"; fi
@@ -25,11 +28,16 @@ step() {   # step SECONDS NAME COMMAND...
 }
 fwd="$R/bin/forward --breakdown --prefill 1x128"
 step 60 test_gemv "$R/test-gpu/test_gemv"
-step 150 forward "$R/bin/forward" --breakdown --prefill 1x128 --decode-batches 1,2,4,8 --contexts 512,4096
+step 240 forward_md "$R/bin/forward" --md
+step 150 forward $fwd --decode-batches 1,2,4,8 --contexts 512,4096
 step 60 bench_gemv "$R/bench/bench_gemv"
-step 90 forward_cublas env CINDER_GEMV=0 $fwd --decode-batches 1,8 --contexts 512
+step 90 forward_cublas env CINDER_GEMV=0 $fwd --decode-batches 1,2,4,8 --contexts 512,4096
 step 90 forward_w8 env CINDER_GEMV_WARPS=8 $fwd --decode-batches 1,8 --contexts 512
+step 90 forward_w16 env CINDER_GEMV_WARPS=16 $fwd --decode-batches 1,2 --contexts 512
 step 90 forward_w20 env CINDER_GEMV_WARPS=20 $fwd --decode-batches 1,8 --contexts 512
+for w in 16 20 24; do   # warp targets over the fused path's batch sizes
+    step 90 tune_w$w env CINDER_GEMV=8 CINDER_GEMV_WARPS=$w $fwd --decode-batches 1,2,4,8 --contexts 512,4096
+done
 step 180 test_cuda_backend "$R/test-gpu/test_cuda_backend"
 step 90 test_decode_attn "$R/test-gpu/test_decode_attn"
 step 30 test_rope "$R/test-gpu/test_rope"

@@ -14,7 +14,8 @@
  * layer the QKV GEMV (attention RMSNorm in its prologue, RoPE and the KV store in its
  * epilogue), decode attention, the O GEMV (residual add in its epilogue), the gate/up GEMV
  * (FFN RMSNorm in, SiLU-mul out) and the down GEMV (residual add): 5-6 kernels instead of 11,
- * each launched as a programmatic dependent of the one before (kernels/pdl.cuh).
+ * the GEMVs launched as programmatic dependents (kernels/pdl.cuh), so each one's first weight
+ * loads overlap the kernel before it.
  *
  * Per-step inputs (token ids, positions, cache slots, lengths) go up in one packed copy from
  * pinned memory, block tables in one 2D copy of the used columns. A decode-only batch of n
@@ -641,7 +642,7 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
         e->gemv_max = o->gemv_max_tokens < 0 ? GEMV_MAX_TOKENS : o->gemv_max_tokens;
         if (e->gemv_max > GEMV_MAX_TOKENS)
             e->gemv_max = GEMV_MAX_TOKENS;
-        while (e->gemv_max > 0 && (size_t)e->gemv_max * (c->dim + 8) * 2 > GEMV_NORM_MAX_BYTES)
+        while (e->gemv_max > 0 && (size_t)(e->gemv_max + 1) * (c->dim + 8) * 2 > GEMV_NORM_MAX_BYTES)
             e->gemv_max--;   /* the normalized rows must fit the GEMV's shared memory */
         e->max_ctx = o->max_ctx > 0 ? o->max_ctx : c->max_seq_len;
         e->max_tokens = o->max_tokens > 0 ? o->max_tokens : DEFAULT_MAX_TOKENS;

@@ -7,8 +7,7 @@
 
 static const char *variant_names[] = {"default", "4 warps x 16 rows, 64 keys",
                                       "4 warps x 32 rows, 64 keys", "8 warps x 32 rows, 64 keys",
-                                      "4 warps x 32 rows, 32 keys",
-                                      "8 warps x 32 rows, 64 keys, 32 at a time"};
+                                      "4 warps x 32 rows, 32 keys"};
 
 static void run(const bench_ceilings *c, int n_seqs, int q_len, int cached, int nh, int nkv,
                 int variant)
@@ -55,8 +54,8 @@ int main(int argc, char **argv)
 {
     int limit = argc > 1 ? atoi(argv[1]) : 1 << 30;
     bench_ceilings c = bench_measure_ceilings();
-    static const int variants[] = {2, 3, 5, 4, 1};
-    for (int i = 0; i < 5 && limit > 0; i++) {
+    static const int variants[] = {2, 3, 4, 1};
+    for (int i = 0; i < 4 && limit > 0; i++) {
         int v = variants[i];
         if (limit-- > 0) run(&c, 1, 8192, 0, 32, 8, v);
         if (v == 1) break;
