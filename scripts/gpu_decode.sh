@@ -2,9 +2,16 @@
 # gpu_decode.sh - on the GPU machine: one call that checks and measures the decode path and the
 # prefill attention variants: the kernel tests touched by them, the fused GEMV benchmark, the
 # forward benchmark's decode breakdown (fused path, cuBLAS path with CINDER_GEMV=0, and GEMV
-# warp targets), the backend tests, the prefill attention benchmark at 8k tokens.
-# Binaries from $R (default .devcarry/r: bin/, test-gpu/, bench/, prepared by hand from the
-# gpu_carry.sh build), libraries from .devcarry/libs. Output to $OUT/log (./gpu_decode.log).
+# warp targets CINDER_GEMV_WARPS), the backend tests, the prefill attention benchmark at 8k tokens.
+# Binaries from $R (default .devcarry/r), libraries from .devcarry/libs. On the development
+# machine, after scripts/gpu_carry.sh (which builds .devcarry/build for sm_90a):
+#   B=.devcarry/build; make BUILD=$B NVFLAGS="<gpu_carry.sh's NVF>" $B/bench/bench_gemv \
+#       $B/bench/bench_prefill_attn; mkdir -p .devcarry/r/{bin,test-gpu,bench}
+#   cp $B/bin/{forward,make-model,st-convert} .devcarry/r/bin; cp $B/test-gpu/test_{gemv,\
+#       decode_attn,prefill_attn,rope,cuda_backend,hf_compare} .devcarry/r/test-gpu
+#   cp $B/bench/bench_{gemv,prefill_attn} .devcarry/r/bench; strip .devcarry/r/*/*
+# and carry .devcarry/r .devcarry/libs .devcarry/stories15M (about 55 MB: within the 64 MiB a
+# call carries, which the whole of .devcarry/build is not). Output to $OUT/log.
 # Usage: scripts/gpu_decode.sh [STEP...]   (default: every step; names as in the step lines)
 # Exit status: the number of failed steps.
 set -uo pipefail
