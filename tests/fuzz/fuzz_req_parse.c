@@ -4,9 +4,9 @@
  * thread with the 100 KB stack of civetweb's handler threads, so recursion as deep as a
  * hostile body can nest (cJSON allows 1000 levels) is a crash here as it is there. An
  * accepted body must be one JSON value (nothing but whitespace after it), must not lose
- * characters (a NUL byte or \u0000 escape would silently cut a C string), and every parsed
- * value must lie in its documented range. Parsing is deterministic and a larger
- * max_new_tokens cap accepts a superset.
+ * characters (a NUL byte, or a \u0000 or malformed \u escape, would silently cut a C string),
+ * and every parsed value must lie in its documented range. Parsing is deterministic and a
+ * larger max_new_tokens cap accepts a superset.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -20,8 +20,8 @@
 #define CAP_LARGE (1 << 20)
 #define STACK_BYTES (100 << 10) /* as civetweb's handler threads (Debian's libcivetweb) */
 
-/* 1 if BODY holds a NUL byte or the escape \u0000 (inside a string: JSON has no backslash
- * elsewhere). */
+/* 1 if BODY holds a NUL byte, or a \u escape that is \u0000 or lacks four hex digits (cJSON
+ * 1.7 decodes those to NUL) */
 static int has_nul(const char *body, size_t n)
 {
     if (memchr(body, 0, n))
@@ -29,8 +29,13 @@ static int has_nul(const char *body, size_t n)
     for (size_t i = 0; i + 1 < n; i++) {
         if (body[i] != '\\')
             continue;
-        if (body[i + 1] == 'u' && i + 5 < n && !memcmp(body + i + 2, "0000", 4))
-            return 1;
+        if (body[i + 1] == 'u') {
+            if (i + 5 >= n || !memcmp(body + i + 2, "0000", 4))
+                return 1;
+            for (size_t k = i + 2; k < i + 6; k++)
+                if (!strchr("0123456789abcdefABCDEF", body[k]))
+                    return 1;
+        }
         i++; /* skip the escaped character */
     }
     return 0;
