@@ -134,11 +134,11 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/kernels/%.cu.o $(ALL_LIBS)
 	$(NVCC) $(filter-out -MMD -MP,$(NVFLAGS)) $< $(LINK_LIBS) -lcublasLt -lcublas $(LDLIBS) -o $@
 
 # `make test`: sets the machine up when needed (packages, default model), builds, runs
-# every CPU test and prints one summary line.
+# every CPU test and a short fuzzing run (10 s a target), and prints one summary line.
 test:
 	@scripts/setup.sh --check-only >/dev/null 2>&1 || scripts/setup.sh
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tests/run.sh $(UNIT_TESTS) $(E2E_TESTS)
+	@FUZZ_SECONDS=10 BUILD=$(BUILD) tests/run.sh $(UNIT_TESTS) $(E2E_TESTS) scripts/fuzz.sh
 
 # On the GPU machine (binaries built here, libraries bundled): scripts/gpu.sh does it all.
 test-gpu: $(GPU_TESTS) $(BINS)

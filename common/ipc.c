@@ -33,6 +33,13 @@ void ipc_close(void *sock)
         zmq_close(sock);
 }
 
+int ipc_reopen(void **sock, void *zctx, int type, const char *run_dir, const char *name, int bind)
+{
+    ipc_close(*sock);
+    *sock = ipc_open(zctx, type, run_dir, name, bind);
+    return *sock ? 0 : -1;
+}
+
 int ipc_send(void *sock, int type, const void *m)
 {
     msgpack_sbuffer sb;

@@ -20,6 +20,10 @@
  * NULL on failure (logged). */
 void *ipc_open(void *zctx, int type, const char *run_dir, const char *name, int bind);
 void ipc_close(void *sock);
+/* Closes *SOCK and opens it again (dropping what it had queued). Used when the peer it binds
+ * to was restarted: a fresh connection is faster and surer than zmq's own reconnection, which
+ * was seen to stall after a peer died by SIGKILL. 0, or -1 with *SOCK NULL. */
+int ipc_reopen(void **sock, void *zctx, int type, const char *run_dir, const char *name, int bind);
 
 /* Packs and sends one message without blocking; 0 or negative (e.g. -EAGAIN). */
 int ipc_send(void *sock, int type, const void *m);

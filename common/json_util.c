@@ -1,6 +1,7 @@
 /* json_util.c - file reading and typed field access on top of cJSON (see json_util.h). */
 #include "json_util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -53,6 +54,71 @@ cJSON *json_read_file(const char *path, char *err, size_t n_err)
                  at ? (long)(at - text) : -1L);
     }
     free(text);
+    return j;
+}
+
+/* 1 if P (N bytes) starts with four hex digits */
+static int hex4(const char *p, size_t n)
+{
+    for (size_t k = 0; k < 4; k++)
+        if (k >= n || !isxdigit((unsigned char)p[k]))
+            return 0;
+    return 1;
+}
+
+/* Deepest nesting of S outside strings (exact for valid JSON, a bound for the rest). Sets
+ * *HAS_NUL when S holds a NUL byte or the escape \u0000, *BAD_ESCAPE for a \u escape without
+ * four hex digits (cJSON 1.7 decodes one to NUL). */
+static int json_scan(const char *s, size_t len, int *has_nul, int *bad_escape)
+{
+    int depth = 0, max = 0, in_str = 0;
+    *has_nul = memchr(s, 0, len) != NULL;
+    *bad_escape = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') {
+                if (i + 1 < len && s[i + 1] == 'u') {
+                    if (!hex4(s + i + 2, len - i - 2))
+                        *bad_escape = 1;
+                    else if (!memcmp(s + i + 2, "0000", 4))
+                        *has_nul = 1;
+                }
+                i++; /* the escaped character */
+            } else if (c == '"') {
+                in_str = 0;
+            }
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            max = ++depth > max ? depth : max;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+cJSON *json_parse_body(const char *s, size_t len, char *err, size_t n_err)
+{
+    int has_nul, bad_escape;
+    if (json_scan(s, len, &has_nul, &bad_escape) > JSON_MAX_DEPTH) {
+        snprintf(err, n_err, "the body is nested deeper than %d levels", JSON_MAX_DEPTH);
+        return NULL;
+    }
+    if (has_nul) {
+        snprintf(err, n_err, "NUL characters (\\u0000) are not accepted");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *j = bad_escape ? NULL : cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    while (j && end < s + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    if (!j || end != s + len) {
+        cJSON_Delete(j);
+        snprintf(err, n_err, "request body is not valid JSON");
+        return NULL;
+    }
     return j;
 }
 

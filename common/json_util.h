@@ -1,5 +1,6 @@
-/* json_util.h - small helpers around cJSON for the config and safetensors readers:
- * read a whole file, parse a JSON file, and fetch typed fields with defaults.
+/* json_util.h - small helpers around cJSON for the config and safetensors readers and the
+ * HTTP API: read a whole file, parse a JSON file or an untrusted request body, and fetch typed
+ * fields with defaults.
  */
 #ifndef CINDER_JSON_UTIL_H
 #define CINDER_JSON_UTIL_H
@@ -13,6 +14,15 @@ char *file_read_all(const char *path, size_t *len, char *err, size_t n_err);
 
 /* Parses the JSON file PATH. NULL with a message in ERR on failure. */
 cJSON *json_read_file(const char *path, char *err, size_t n_err);
+
+/* cJSON recurses once per nesting level and civetweb's handler threads have 100 KB stacks:
+ * deeper bodies are refused before parsing. */
+#define JSON_MAX_DEPTH 64
+
+/* Parses an untrusted request body of LEN bytes: exactly one JSON value (only whitespace
+ * after it), nested at most JSON_MAX_DEPTH deep, without NUL bytes or the escape \u0000 (a C
+ * string would silently end there). NULL with a message for the client in ERR otherwise. */
+cJSON *json_parse_body(const char *s, size_t len, char *err, size_t n_err);
 
 /* Integer field NAME of OBJ: DEF when absent or null; -1 (and ERR set) when not an integer. */
 int json_get_int(const cJSON *obj, const char *name, long long def, long long *out,

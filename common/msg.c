@@ -300,13 +300,83 @@ int msg_pack(msgpack_sbuffer *sb, int type, const void *m)
     return 0;
 }
 
+/* Big-endian unsigned of N bytes at P. */
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++)
+        x = x << 8 | p[i];
+    return x;
+}
+
+/* 1 if the msgpack data P[0..LEN) declares no more elements or bytes than it holds (each
+ * element takes at least one byte). msgpack-c allocates for a container's declared count
+ * before reading it: without this check, 5 bytes declaring a map of 2^32 - 1 entries make it
+ * ask malloc for about 100 GB. */
+static int msgpack_sizes_fit(const uint8_t *p, size_t len)
+{
+    uint64_t pending = 1; /* objects still to read */
+    size_t pos = 0;
+    while (pending > 0) {
+        if (pos >= len)
+            return 0;
+        pending--;
+        uint8_t b = p[pos++];
+        uint64_t n_elems = 0, n_bytes = 0;
+        int n_len = 0; /* bytes of a length field */
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+            ; /* fixint, nil, bool */
+        else if (b <= 0x8f)
+            n_elems = 2u * (b & 0x0f);
+        else if (b <= 0x9f)
+            n_elems = b & 0x0f;
+        else if (b <= 0xbf)
+            n_bytes = b & 0x1f;
+        else if (b == 0xc4 || b == 0xd9)
+            n_len = 1;
+        else if (b == 0xc5 || b == 0xda)
+            n_len = 2;
+        else if (b == 0xc6 || b == 0xdb)
+            n_len = 4;
+        else if (b >= 0xc7 && b <= 0xc9) { /* ext 8/16/32: length, type byte, data */
+            n_len = 1 << (b - 0xc7);
+            n_bytes = 1;
+        } else if (b == 0xca || b == 0xcb || (b >= 0xcc && b <= 0xd3))
+            n_bytes = b == 0xca ? 4 : b == 0xcb ? 8 : 1u << ((b - 0xcc) & 3);
+        else if (b >= 0xd4 && b <= 0xd8) /* fixext: type byte and 1..16 bytes */
+            n_bytes = 1 + (1u << (b - 0xd4));
+        else if (b >= 0xdc) /* array 16/32, map 16/32: the count follows */
+            n_len = b & 1 ? 4 : 2;
+        else
+            return 0; /* 0xc1: never used */
+        if (n_len) {
+            if (len - pos < (size_t)n_len)
+                return 0;
+            uint64_t v = be(p + pos, n_len);
+            pos += (size_t)n_len;
+            if (b >= 0xdc)
+                n_elems = b >= 0xde ? 2 * v : v;
+            else
+                n_bytes += v;
+        }
+        if (n_bytes > len - pos)
+            return 0;
+        pos += (size_t)n_bytes;
+        pending += n_elems;
+        if (pending > len - pos)
+            return 0;
+    }
+    return 1;
+}
+
 int msg_unpack(const void *data, size_t len, msg_any *out)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
     int rc = -EPROTO;
-    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
+    if (!msgpack_sizes_fit(data, len) ||
+        msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
         goto done;
     if (u.data.type != MSGPACK_OBJECT_ARRAY)
         goto done;

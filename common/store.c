@@ -119,14 +119,37 @@ void store_heartbeat(store *s, int proc)
     atomic_store_explicit(&s->hdr->hb_ms[proc], now_ms(), memory_order_release);
 }
 
-int store_alive(const store *s, int proc)
+int store_running(const store *s, int proc)
+{
+    pid_t pid = atomic_load(&s->hdr->pid[proc]);
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM))
+        return 0;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *close = strrchr(buf, ')'); /* "pid (comm) STATE ...": a zombie is dead */
+    return !(close && close[1] == ' ' && close[2] == 'Z');
+}
+
+static uint64_t beat_age_ms(const store *s, int proc)
 {
     uint64_t t = atomic_load_explicit(&s->hdr->hb_ms[proc], memory_order_acquire);
-    if (t == 0 || now_ms() - t > STORE_DEAD_MS)
-        return 0;
-    /* a process that exited is dead at once (all run on this host) */
-    pid_t pid = atomic_load(&s->hdr->pid[proc]);
-    return pid <= 0 || kill(pid, 0) == 0 || errno == EPERM;
+    return t == 0 ? UINT64_MAX : now_ms() - t;
+}
+
+int store_alive(const store *s, int proc)
+{
+    return beat_age_ms(s, proc) <= STORE_SLOW_MS && store_running(s, proc);
+}
+
+int store_gone(const store *s, int proc)
+{
+    return beat_age_ms(s, proc) > STORE_HUNG_MS || !store_running(s, proc);
 }
 
 typedef struct {

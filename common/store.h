@@ -139,8 +139,10 @@ static inline int32_t *slot_blocks(const store *s, int i)   /* [max_blocks_per_s
     return (int32_t *)(slot_logprobs(s, i) + s->hdr->max_seq_len);
 }
 
-#define STORE_BEAT_MS 100 /* each process stamps its heartbeat this often */
-#define STORE_DEAD_MS 500 /* a process silent this long is taken for dead (noticed within 1 s) */
+#define STORE_BEAT_MS 100   /* each process stamps its heartbeat this often */
+#define STORE_SLOW_MS 1000  /* /health turns 503 when a process is silent this long */
+#define STORE_HUNG_MS 5000  /* a process silent this long is treated as dead, not just busy
+                               (under full load a loop can be starved for a while) */
 
 /* Records this process's pid and bumps its epoch; heartbeat stamps hb_ms. */
 void store_register(store *s, int proc);
@@ -148,8 +150,12 @@ void store_heartbeat(store *s, int proc);
 /* Stamps PROC's heartbeat every STORE_BEAT_MS from a thread of its own, for a process whose
  * loop can be busy longer than that (the worker inside a long step). 0 or negative. */
 int store_heartbeat_thread(store *s, int proc);
-/* 1 when PROC beat within STORE_DEAD_MS. */
+/* PROC's process exists (all run on this host): a crash is seen at once. */
+int store_running(const store *s, int proc);
+/* Running and beat within STORE_SLOW_MS: healthy. */
 int store_alive(const store *s, int proc);
+/* Not running, or silent past STORE_HUNG_MS: its peers act as if it were dead. */
+int store_gone(const store *s, int proc);
 
 uint64_t now_ms(void); /* CLOCK_MONOTONIC */
 uint64_t now_us(void);

@@ -75,8 +75,15 @@ int main(int argc, char **argv)
     uint64_t *seen = calloc(st.hdr->n_slots, sizeof *seen); /* request handled in this process */
     if (!seen)
         return 1;
+    uint32_t router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
     while (!stopping) {
         store_heartbeat(&st, PROC_DETOKENIZER);
+        if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch) { /* connect to the new one */
+            router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
+            if (ipc_reopen(&to_router, zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0) ||
+                ipc_reopen(&pull, zctx, ZMQ_PULL, run_dir, IPC_DETOK, 0))
+                DIE("cannot reconnect to the router");
+        }
         if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
             continue;
         while ((rc = ipc_recv(pull, &in)) != 0) {

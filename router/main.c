@@ -151,7 +151,7 @@ static void on_timer(uv_timer_t *t)
 {
     router *r = t->data;
     store_heartbeat(&r->st, PROC_ROUTER);
-    if (r->worker_up && !store_alive(&r->st, PROC_WORKER)) {
+    if (r->worker_up && store_gone(&r->st, PROC_WORKER)) {
         /* its KV cache and steps are gone; requests wait for the next worker (recompute) */
         LOG_WARN("worker epoch %u stopped beating: waiting for a new one", r->worker_epoch);
         r->worker_up = 0;

@@ -8,6 +8,7 @@
  * {"error": {"message", "type", "param", "code"}}.
  */
 #include "api.h"
+#include "../common/json_util.h"
 #include "http_util.h"
 #include "req_parse.h"
 #include "serve.h"
@@ -276,7 +277,7 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
     long n = http_read_body(c, &body);
     if (n < 0)
         return api_openai_error(c, (int)-n, n == -413 ? "request body too large" : "cannot read the body");
-    cJSON *req = cJSON_ParseWithLength(body, (size_t)n);
+    cJSON *req = json_parse_body(body, (size_t)n, err, sizeof err);
     free(body);
     int status = 400;
     char *prompt = NULL;
@@ -284,7 +285,8 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
     gen_req g;
     memset(&g, 0, sizeof g);
     if (!cJSON_IsObject(req)) {
-        snprintf(err, sizeof err, req ? "the body must be a JSON object" : "the body is not valid JSON");
+        if (req)
+            snprintf(err, sizeof err, "the body must be a JSON object");
         goto fail;
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(req, "model");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define RECV_WAIT_MS 100
@@ -88,6 +89,10 @@ static void *receiver_main(void *arg)
         uint32_t epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
         if (epoch != f->router_epoch) { /* a new router knows none of the lost requests */
             f->router_epoch = epoch;
+            pthread_mutex_lock(&f->send_mu);
+            if (ipc_reopen(&f->to_router, f->zctx, ZMQ_PUSH, f->run_dir, IPC_ROUTER, 0))
+                DIE("cannot reconnect to the router");
+            pthread_mutex_unlock(&f->send_mu);
             for (uint32_t i = 0; i < f->st.hdr->n_slots; i++)
                 if (atomic_exchange(&f->lost[i], 0))
                     front_slot_release(f, (int)i);
@@ -121,6 +126,9 @@ int front_init(front *f, const char *run_dir, const char *shm, const char *model
         LOG_ERR("%s: %s", path, err);
         return -1;
     }
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!(f->encoders = encode_pool_init(f->tok, n_cpu > 1 ? (int)(n_cpu < 8 ? n_cpu : 8) : 2)))
+        return -1;
     int n = (int)f->st.hdr->n_slots;
     f->max_seq_len = (int)f->st.hdr->max_seq_len;
     f->boxes = calloc((size_t)n, sizeof *f->boxes);
@@ -147,6 +155,7 @@ int front_init(front *f, const char *run_dir, const char *shm, const char *model
     store_register(&f->st, PROC_TOKENIZER);
     f->zctx = zmq_ctx_new();
     f->pull = ipc_open(f->zctx, ZMQ_PULL, run_dir, IPC_FRONTEND, 1);
+    snprintf(f->run_dir, sizeof f->run_dir, "%s", run_dir);
     f->to_router = ipc_open(f->zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0);
     if (!f->pull || !f->to_router)
         return -1;
@@ -176,6 +185,7 @@ void front_free(front *f)
     free(f->free_slots);
     free(f->orphan);
     free((void *)f->lost);
+    encode_pool_free(f->encoders);
     tok_free(f->tok);
     store_close(&f->st);
 }
@@ -267,6 +277,14 @@ int front_n_queued(front *f)
     pthread_mutex_unlock(&f->slot_mu);
     int queued = active - atomic_load(&f->st.hdr->n_running);
     return queued > 0 ? queued : 0;
+}
+
+int front_ready(const front *f)
+{
+    for (int p = 0; p < N_PROC; p++)
+        if (!store_running(&f->st, p))
+            return 0;
+    return atomic_load(&f->st.hdr->n_kv_blocks) > 0;
 }
 
 int front_healthy(const front *f)

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include "../common/msg.h"
 #include "../common/store.h"
+#include "encode_pool.h"
 #include "tok.h"
 
 typedef struct delta_node {
@@ -35,9 +36,11 @@ typedef struct {
 typedef struct {
     store st;
     tok *tok;
+    encode_pool *encoders;    /* prompts are encoded here, not on the HTTP threads */
     int max_seq_len;
     int max_queue;            /* requests waiting for the running batch before 503; 0 = no limit */
     void *zctx;
+    char run_dir[256];
     void *to_router;          /* PUSH; guarded by send_mu */
     pthread_mutex_t send_mu;
     void *pull;               /* PULL frontend.ipc; receiver thread only */
@@ -73,7 +76,10 @@ void front_slot_release(front *f, int slot);
 void front_slot_lost(front *f, int slot, uint32_t router_epoch_at_submit);
 /* Requests accepted and not yet in the router's running batch. */
 int front_n_queued(front *f);
-/* 1 when all four processes beat within the last second and the worker has KV. */
+/* 1 when all four processes beat within the last second and the worker has KV (/health). */
 int front_healthy(const front *f);
+/* 1 when all four processes run and the worker has KV: requests are taken (a heartbeat late
+ * under load is no reason to turn them away). */
+int front_ready(const front *f);
 
 #endif

@@ -80,6 +80,18 @@ static int dispatch(struct mg_connection *c, void *arg)
     }
 }
 
+/* Each socket read or write may wait this long (not the whole request: a stream can run for
+ * hours). A client that connects and stalls is dropped after it instead of holding a thread. */
+#define HTTP_IO_TIMEOUT_MS "10000"
+
+/* Errors civetweb answers itself (malformed request line or headers, bad Content-Length):
+ * the same JSON {"error": ...} as ours. */
+static int civetweb_error(struct mg_connection *c, int status, const char *msg)
+{
+    http_send_error(c, status, msg && *msg ? msg : "bad request");
+    return 0;
+}
+
 struct mg_context *http_start(front *f, const http_opts *o)
 {
     char listen[128], threads[16], path[PATH_MAX];
@@ -93,10 +105,11 @@ struct mg_context *http_start(front *f, const http_opts *o)
     snprintf(threads, sizeof threads, "%d", o->n_threads);
     const char *options[] = {
         "listening_ports", listen, "num_threads", threads, "enable_keep_alive", "no",
-        "request_timeout_ms", "3600000", NULL,
+        "request_timeout_ms", HTTP_IO_TIMEOUT_MS, NULL,
     };
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
+    cb.http_error = civetweb_error;
     mg_init_library(0);
     struct mg_context *ctx = mg_start(&cb, f, options);
     if (!ctx) {

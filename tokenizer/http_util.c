@@ -47,18 +47,25 @@ int http_send_error(struct mg_connection *c, int status, const char *msg)
 long http_read_body(struct mg_connection *c, char **out)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
-    if (ri->content_length > HTTP_MAX_BODY)
+    long long want = ri->content_length; /* -1 when chunked */
+    if (want > HTTP_MAX_BODY)
         return -413;
-    size_t cap = ri->content_length > 0 ? (size_t)ri->content_length + 1 : 4096, n = 0;
+    size_t cap = want >= 0 ? (size_t)want + 1 : 4096, n = 0;
     char *buf = malloc(cap);
     if (!buf)
         return -500;
     for (;;) {
-        if (n + 1 >= cap) {
-            char *p = cap > HTTP_MAX_BODY ? NULL : realloc(buf, cap * 2);
+        if (n > HTTP_MAX_BODY) {
+            free(buf);
+            return -413;
+        }
+        if (n + 1 == cap) {
+            if (want >= 0)
+                break; /* all of Content-Length is here */
+            char *p = realloc(buf, cap * 2);
             if (!p) {
                 free(buf);
-                return cap > HTTP_MAX_BODY ? -413 : -500;
+                return -500;
             }
             buf = p;
             cap *= 2;
@@ -67,6 +74,10 @@ long http_read_body(struct mg_connection *c, char **out)
         if (r <= 0)
             break;
         n += (size_t)r;
+    }
+    if (want >= 0 && n < (size_t)want) { /* the client stopped sending (read timeout) */
+        free(buf);
+        return -400;
     }
     buf[n] = 0;
     *out = buf;

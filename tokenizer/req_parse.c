@@ -1,5 +1,6 @@
 /* req_parse.c - /generate body validation (see req_parse.h). */
 #include "req_parse.h"
+#include "../common/json_util.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -125,12 +126,10 @@ int gen_req_parse_params(gen_req *r, const cJSON *p, int max_new_cap, char *err,
 int gen_req_parse(gen_req *r, const char *body, size_t len, int max_new_cap, char *err, size_t n_err)
 {
     memset(r, 0, sizeof *r);
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *root = json_parse_body(body, len, err, n_err);
     int rc = -1;
-    if (!root) {
-        fail(err, n_err, "request body is not valid JSON");
+    if (!root)
         goto done;
-    }
     if (!cJSON_IsObject(root)) {
         fail(err, n_err, "request body must be a JSON object");
         goto done;

@@ -12,7 +12,7 @@
 #include "../common/store.h"
 
 typedef struct {
-    char *inputs;            /* malloc'd, NUL-terminated; may contain NULs: use n_inputs */
+    char *inputs;            /* malloc'd, NUL-terminated (a NUL in the request is refused) */
     size_t n_inputs;
     sampling_params params;
     int seed_given;

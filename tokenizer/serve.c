@@ -9,7 +9,6 @@
 #include <sys/random.h>
 
 #define WAIT_MS 100
-#define ROUTER_LOST_MS 1000 /* a router silent this long has failed its requests */
 
 /* Encodes the prompt into the slot and writes the request's header; 0 or an HTTP status
  * with a message in ERR. */
@@ -18,7 +17,7 @@ static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, s
 {
     slot_hdr *h = store_slot(&f->st, slot);
     int32_t *tokens = slot_tokens(&f->st, slot);
-    int64_t n = tok_encode(f->tok, prompt, n_prompt, add_special, tokens, (size_t)f->max_seq_len);
+    int64_t n = encode_pool_run(f->encoders, prompt, n_prompt, add_special, tokens, (size_t)f->max_seq_len);
     if (n < 0) {
         snprintf(err, n_err, "the prompt is not valid UTF-8");
         return 400;
@@ -46,23 +45,20 @@ static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, s
 }
 
 /* Waits for the slot's deltas until the final one, handing each to O. Returns 200, or an
- * error status when the request cannot complete: 503 when the router went away (restarted,
- * or silent for ROUTER_LOST_MS), or what a failure report says. */
+ * error status when the request cannot complete: 503 when the router went away (died,
+ * restarted, or hung past STORE_HUNG_MS), or what a failure report says. */
 static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_state *s, text_buf *text,
                  uint64_t t0_us, double *ttft_s, uint32_t router_epoch)
 {
     int client_gone = 0;
-    uint64_t silent_since = 0, last_us = 0;
+    uint64_t last_us = 0;
     while (!s->finish) {
         delta_node *d = front_next(f, slot, WAIT_MS);
         if (!d) {
             if (f->boxes[slot].failed)
                 return f->boxes[slot].status >= 400 ? f->boxes[slot].status : 500;
-            if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch)
-                return 503; /* a new router never heard of it */
-            int silent = !store_alive(&f->st, PROC_ROUTER);
-            silent_since = silent ? (silent_since ? silent_since : now_ms()) : 0;
-            if (silent && now_ms() - silent_since > ROUTER_LOST_MS)
+            /* a router that died, hung or was replaced has forgotten the request */
+            if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch || store_gone(&f->st, PROC_ROUTER))
                 return 503;
             continue;
         }
@@ -99,7 +95,7 @@ int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const ch
 {
     char err[512];
     uint64_t t0 = now_us();
-    if (!front_healthy(f))
+    if (!front_ready(f))
         return reject(c, o, "the server is not ready");
     if (f->max_queue > 0 && front_n_queued(f) >= f->max_queue)
         return reject(c, o, "the request queue is full; retry later");

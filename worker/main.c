@@ -172,8 +172,12 @@ int main(int argc, char **argv)
         /* announce again to a new router at once, and every second in case a message was lost
          * while a router restarted (the router ignores repeats from the worker it knows) */
         if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch || now_ms() - announced_ms >= 1000) {
-            if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch)
-                LOG_INFO("router restarted: announcing this worker again");
+            if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch) {
+                LOG_INFO("router restarted: connecting to it afresh and announcing this worker");
+                if (ipc_reopen(&push, zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0) ||
+                    ipc_reopen(&pull, zctx, ZMQ_PULL, run_dir, IPC_WORKER, 0))
+                    DIE("cannot reconnect to the router");
+            }
             router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
             ipc_send(push, MSG_WORKER_READY, &ready);
             announced_ms = now_ms();
