@@ -12,6 +12,7 @@
 #   --supervise: restart any process that dies (with --detach, a supervisor runs in the
 #     background, its pid in RUN_DIR/supervisor.pid; stop.sh ends it first).
 set -euo pipefail
+. "$(dirname "$0")/proc.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=0.0.0.0 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
@@ -89,7 +90,7 @@ for _ in $(seq 1 600); do
     break
   fi
   for p in router worker detokenizer tokenizer; do
-    if ! kill -0 "$(cat "$RUN_DIR/$p.pid")" 2>/dev/null; then
+    if ! running "$(cat "$RUN_DIR/$p.pid")"; then
       echo "launch.sh: $p exited during start; last lines of $RUN_DIR/$p.log:" >&2
       tail -n 20 "$RUN_DIR/$p.log" >&2
       stop_all; exit 1
@@ -107,7 +108,7 @@ supervise() {
       (
         flock -n 9 || exit 0
         pid=$(cat "$RUN_DIR/$p.pid" 2>/dev/null) || exit 0
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! running "$pid"; then
           echo "$(date +%T) supervisor: $p (pid $pid) died; restarting" >> "$RUN_DIR/supervisor.log"
           "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only --locked "$p"
         fi

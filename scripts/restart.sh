@@ -6,6 +6,7 @@
 #   --signal SIG: how to stop the old process (default TERM; KILL for crash tests)
 #   --locked: the caller holds RUN_DIR/PROCESS.lock already (the supervisor)
 set -euo pipefail
+. "$(dirname "$0")/proc.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUN_DIR= PROC= START_ONLY=0 SIG=TERM LOCKED=0
 while [ $# -gt 0 ]; do
@@ -30,7 +31,7 @@ fi
 if [ "$START_ONLY" = 0 ] && [ -f "$pidf" ]; then
   pid=$(cat "$pidf")
   kill -"$SIG" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  for _ in $(seq 1 100); do running "$pid" || break; sleep 0.05; done
   kill -KILL "$pid" 2>/dev/null || true
 fi
 common=(--run-dir "$RUN_DIR" --shm "$SHM" --model-dir "$MODEL_DIR")

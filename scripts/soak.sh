@@ -7,6 +7,7 @@
 # Prints one line per run (requests, failures, tokens/s, RSS of each process) and a verdict;
 # exits non-zero if any check fails. The server is this repository's build/bin.
 set -uo pipefail
+. "$(dirname "$0")/proc.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MINUTES=10 CLIENTS=1000 BACKEND=cpu OUT=
 while [ $# -gt 0 ]; do
@@ -52,7 +53,7 @@ done
 sleep 2
 status=0
 [ "$(pids)" = "$start_pids" ] || { echo "FAIL: a process restarted (crashed)"; status=1; }
-for p in tokenizer router worker detokenizer; do kill -0 "$(cat "$RUN/$p.pid")" 2>/dev/null || { echo "FAIL: $p is dead"; status=1; }; done
+for p in tokenizer router worker detokenizer; do running "$(cat "$RUN/$p.pid")" || { echo "FAIL: $p is dead"; status=1; }; done
 active=$("$BIN/shm-tool" stat --name "$SHM" | python3 -c "import json,sys; print(json.load(sys.stdin)['active_slots'])")
 [ "$active" = 0 ] || { echo "FAIL: $active slots still held"; status=1; }
 free=$(metric cinder_kv_cache_blocks_free) total=$(metric cinder_kv_cache_blocks_total)

@@ -3,6 +3,7 @@
 #
 #   scripts/stop.sh --run-dir DIR
 set -uo pipefail
+. "$(dirname "$0")/proc.sh"
 RUN_DIR=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,7 +28,7 @@ for p in tokenizer detokenizer router worker; do
 done
 for _ in $(seq 1 100); do
   alive=0
-  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+  for pid in "${pids[@]}"; do running "$pid" && alive=1; done
   [ $alive = 0 ] && break
   sleep 0.05
 done
