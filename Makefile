@@ -144,6 +144,10 @@ test:
 test-gpu: $(GPU_TESTS) $(BINS)
 	@BUILD=$(BUILD) tests/run.sh $(GPU_TESTS)
 
+# CPU benchmarks: tokenizer vs HF tokenizers, bench-serving on stories15M (bench/bench_cpu.sh)
+bench: all
+	@BUILD=$(BUILD) bench/bench_cpu.sh
+
 bench-gpu: $(KBENCHES) $(BINS)
 	@for b in $(KBENCHES); do echo "== $$b"; $$b || exit 1; done
 
