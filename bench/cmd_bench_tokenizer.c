@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "../tokenizer/tok.h"
+#include "../common/json_util.h"
 
 static double now_s(void)
 {
@@ -24,32 +25,12 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (s && fread(s, 1, (size_t)len, f) != (size_t)len) {
-        free(s);
-        s = NULL;
-    }
-    fclose(f);
-    if (s) {
-        s[len] = 0;
-        *n = (size_t)len;
-    }
-    return s;
-}
 
 /* The prompts of DATA as an array of strings (pointers into the returned cJSON tree). */
 static cJSON *load_prompts(const char *path, const char ***out, int *n_out)
 {
     size_t n;
-    char *s = read_all(path, &n);
+    char *s = file_read_all(path, &n, NULL, 0);
     cJSON *j = s ? cJSON_ParseWithLength(s, n) : NULL;
     free(s);
     if (!j)

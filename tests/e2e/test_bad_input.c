@@ -34,6 +34,7 @@
 #include "../../tokenizer/tok.h"
 #include "cluster.h"
 #include "http_client.h"
+#include "../../common/json_util.h"
 
 #define CORPUS_DIR "tests/data/bad_input"
 #define BODY_LIMIT (1 << 20)  /* the server's request body limit */
@@ -217,20 +218,6 @@ static int check(const char *name, const char *want, const answer *a)
 
 /* ---- the corpus */
 
-static char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    *n = fread(buf, 1, (size_t)len, f);
-    buf[*n] = 0;
-    fclose(f);
-    return buf;
-}
 
 static int corpus_file(const struct dirent *d)
 {
@@ -248,7 +235,7 @@ static void test_corpus(void **state)
         const char *name = ents[i]->d_name;
         snprintf(path, sizeof path, "%s/%s", CORPUS_DIR, name);
         size_t len = 0;
-        char *data = read_file(path, &len);
+        char *data = file_read_all(path, &len, NULL, 0);
         assert_non_null(data);
         answer a = strstr(name, ".json") ? post_generate(data, len, ANSWER_MS) : exchange(data, len, ANSWER_MS);
         n_fail += check(name, name, &a);

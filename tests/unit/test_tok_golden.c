@@ -26,6 +26,7 @@
 #include <cjson/cJSON.h>
 
 #include "../../tokenizer/tok.h"
+#include "../../common/json_util.h"
 
 typedef struct {
     char *text;
@@ -139,20 +140,6 @@ static int base_path(const char *base, char *path, size_t n)
     return -1;
 }
 
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)len + 1);
-    *n = fread(s, 1, (size_t)len, f);
-    s[*n] = 0;
-    fclose(f);
-    return s;
-}
 
 /* Loads the variant tokenizer: base file with the patch of the vectors' first line applied
  * (fields replaced; "added_tokens+" appended), written to a temporary file. */
@@ -169,7 +156,7 @@ static tok *load_variant(suite *s, char *err, size_t n_err)
     const cJSON *v = cJSON_GetObjectItem(head, "variant"), *e;
     const cJSON *b = cJSON_GetObjectItem(v, "base");
     if (!cJSON_IsString(b) || base_path(b->valuestring, path, sizeof path) < 0 ||
-        !(text = slurp(path, &n)) || !(base = cJSON_ParseWithLength(text, n)))
+        !(text = file_read_all(path, &n, NULL, 0)) || !(base = cJSON_ParseWithLength(text, n)))
         goto out;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(v, "patch")) {
         size_t kl = strlen(e->string);
