@@ -206,7 +206,7 @@ topp_final_kernel(int32_t *token, float *logprob, const float *proc, const float
                                  sm, &found_s, &excl_s);
         if (n_keep < n) total = excl_s;
     }
-    double u = rng_uniform_d(p.seed, p.counter) * total;
+    double u = rng_uniform(p.seed, p.counter) * total;
     int pick = topp_scan_first(v, n_keep, max, [=](double, double incl) { return u < incl; },
                                sm, &found_s, &excl_s);
     if (pick >= n_keep) pick = n_keep - 1;

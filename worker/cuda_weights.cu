@@ -169,7 +169,7 @@ __global__ void fill_kernel(T *p, size_t n, uint64_t key, float scale, float off
 {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        p[i] = from_f<T>(__fadd_rn(offset, __fmul_rn(scale, rng_sym_d(key, i))));
+        p[i] = from_f<T>(__fadd_rn(offset, __fmul_rn(scale, rng_sym(key, i))));
 }
 
 static cudaError_t fill(void *p, size_t n, uint64_t key, float scale, float offset, kdtype dt)

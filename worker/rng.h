@@ -8,7 +8,14 @@
 
 #include <stdint.h>
 
-static inline uint64_t rng_mix(uint64_t z)
+/* One definition for the CPU and the GPU (the CUDA backend must draw the same values). */
+#ifdef __CUDACC__
+#define RNG_FN static __host__ __device__ __forceinline__
+#else
+#define RNG_FN static inline
+#endif
+
+RNG_FN uint64_t rng_mix(uint64_t z)
 {
     z += 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -16,19 +23,19 @@ static inline uint64_t rng_mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
-static inline uint64_t rng_u64(uint64_t key, uint64_t counter)
+RNG_FN uint64_t rng_u64(uint64_t key, uint64_t counter)
 {
     return rng_mix(rng_mix(key) ^ counter);
 }
 
 /* Uniform in [0, 1) with 53 random bits. */
-static inline double rng_uniform(uint64_t key, uint64_t counter)
+RNG_FN double rng_uniform(uint64_t key, uint64_t counter)
 {
     return (double)(rng_u64(key, counter) >> 11) * 0x1.0p-53;
 }
 
 /* Uniform in [-1, 1) as float. */
-static inline float rng_sym(uint64_t key, uint64_t counter)
+RNG_FN float rng_sym(uint64_t key, uint64_t counter)
 {
     return (float)(2.0 * rng_uniform(key, counter) - 1.0);
 }
