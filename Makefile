@@ -72,7 +72,7 @@ KBENCHES   := $(patsubst bench/kernels/%.cu,$(BUILD)/bench/%,$(wildcard bench/ke
 # prerequisites below use $$(...) expanded per target
 .SECONDEXPANSION:
 
-.PHONY: all test test-gpu bench bench-gpu setup clean FORCE
+.PHONY: all test test-gpu test-gpu-sanitize bench bench-gpu setup clean FORCE
 .SECONDARY:
 
 all: $(BINS) $(UNIT_TESTS) $(E2E_TESTS)
@@ -140,15 +140,23 @@ test:
 	@$(MAKE) --no-print-directory all
 	@FUZZ_SECONDS=10 BUILD=$(BUILD) tests/run.sh $(UNIT_TESTS) $(E2E_TESTS) scripts/fuzz.sh
 
-# On the GPU machine (binaries built here, libraries bundled): scripts/gpu.sh does it all.
-test-gpu: $(GPU_TESTS) $(BINS)
+# On the GPU machine (binaries built here, libraries bundled, none of our Debian packages
+# there): `make test-gpu PREBUILT=1 BUILD=.devcarry/build` runs what scripts/gpu_carry.sh built
+# without trying to rebuild it; scripts/gpu.sh does tests, benchmarks and end to end.
+GPU_DEPS := $(if $(PREBUILT),,$(GPU_TESTS) $(BINS))
+test-gpu: $(GPU_DEPS)
 	@BUILD=$(BUILD) tests/run.sh $(GPU_TESTS)
+
+# The same tests under compute-sanitizer: memcheck for all, racecheck for the kernels with
+# shared memory (tests/gpu/sanitize.sh).
+test-gpu-sanitize: $(GPU_DEPS)
+	@BUILD=$(BUILD) tests/gpu/sanitize.sh $(GPU_TESTS)
 
 # CPU benchmarks: tokenizer vs HF tokenizers, bench-serving on stories15M (bench/bench_cpu.sh)
 bench: all
 	@BUILD=$(BUILD) bench/bench_cpu.sh
 
-bench-gpu: $(KBENCHES) $(BINS)
+bench-gpu: $(if $(PREBUILT),,$(KBENCHES) $(BINS))
 	@for b in $(KBENCHES); do echo "== $$b"; $$b || exit 1; done
 
 setup:

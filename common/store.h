@@ -20,10 +20,11 @@
 #include <stdint.h>
 
 #define STORE_MAGIC 0x315245444e4943ULL /* "CINDER1" */
-#define STORE_VERSION 1
+#define STORE_VERSION 2
 #define STORE_STOP_BYTES 512  /* stop strings, NUL-separated */
 #define STORE_PENDING_BYTES 512 /* detokenizer text held back (stop-string prefix, partial UTF-8) */
 #define STORE_MAX_STOP_IDS 16   /* stop token ids per request, besides the model's EOS ids */
+#define STORE_ERROR_BYTES 160   /* why the router ended a request with FINISH_ERROR */
 
 enum proc_id { PROC_TOKENIZER, PROC_ROUTER, PROC_WORKER, PROC_DETOKENIZER, N_PROC };
 extern const char *const proc_names[N_PROC];
@@ -62,6 +63,9 @@ typedef struct {
     /* written by the router */
     _Atomic int32_t n_blocks;     /* valid entries in the block table */
     _Atomic int32_t finish;       /* finish_reason once the router ended the request */
+    int32_t error_status;         /* with FINISH_ERROR: the HTTP status to answer (written
+                                     before finish is published) */
+    char error[STORE_ERROR_BYTES]; /* with FINISH_ERROR: the message, NUL-terminated */
     /* written by the detokenizer */
     _Atomic uint64_t detok_req_id; /* request the fields below belong to (resume after restart) */
     _Atomic int32_t detok_prefix; /* token offset where the last decode window starts */

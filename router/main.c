@@ -8,7 +8,9 @@
  *
  *   router --run-dir DIR --shm NAME --model-dir DIR [--max-batch-tokens N]
  *          [--max-total-tokens N] [--max-running N] [--new-token-ratio F] [--policy fcfs|spf]
- *          [--pipeline-depth 1|2]
+ *          [--pipeline-depth 1|2] [--worker-wait-ms N]
+ *   --worker-wait-ms: how long requests wait for a worker (one that died, or a restarted one
+ *   still loading) before they fail with 503 (default 30000).
  */
 #include "../common/ipc.h"
 #include "../common/log.h"
@@ -40,6 +42,8 @@ typedef struct {
     int head, n_inflight, depth;
     uint32_t worker_epoch;
     int worker_up;                /* a worker reported and still beats */
+    uint64_t worker_down_ms;      /* since when no worker is up (0: one is) */
+    int worker_wait_ms;           /* requests held longer without a worker fail (503) */
     msg_detok detok;
     detok_seq *pending;           /* [n_slots] latest unsent entry per slot (req_id 0: none) */
     int n_pending;
@@ -158,6 +162,22 @@ static void on_timer(uv_timer_t *t)
         r->n_inflight = 0;
         sched_set_capacity(&r->sched, 0, 0);
     }
+    /* every accepted request ends in bounded time: without a worker for worker_wait_ms (none
+       restarted it, or it keeps failing to start), the requests held fail with 503 */
+    uint64_t now = now_ms();
+    if (r->worker_up)
+        r->worker_down_ms = 0;
+    else if (!r->worker_down_ms)
+        r->worker_down_ms = now;
+    else if (now - r->worker_down_ms >= (uint64_t)r->worker_wait_ms &&
+             (r->sched.n_waiting || r->sched.n_running)) {
+        char why[STORE_ERROR_BYTES];
+        snprintf(why, sizeof why, "the worker is down and did not come back within %d s; the "
+                 "request was not completed", r->worker_wait_ms / 1000);
+        LOG_WARN("no worker for %llu ms: failed %d requests",
+                 (unsigned long long)(now - r->worker_down_ms),
+                 sched_fail_all(&r->sched, 503, why));
+    }
     on_readable(&r->poll, 0, 0); /* zmq's fd is edge-triggered: never leave input behind */
 }
 
@@ -171,7 +191,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: router --run-dir DIR --shm NAME --model-dir DIR [--max-batch-tokens N]"
                     " [--max-total-tokens N] [--max-running N] [--new-token-ratio F]"
-                    " [--policy fcfs|spf] [--pipeline-depth 1|2] [--verbose]\n");
+                    " [--policy fcfs|spf] [--pipeline-depth 1|2] [--worker-wait-ms N]"
+                    " [--verbose]\n");
     return 2;
 }
 
@@ -180,12 +201,13 @@ int main(int argc, char **argv)
     log_proc = "router";
     const char *run_dir = NULL, *shm = NULL, *model_dir = NULL;
     sched_opts so = {.max_batch_tokens = 2048, .max_running = 256, .new_token_ratio = 1.0f};
-    int depth = MAX_DEPTH;
+    int depth = MAX_DEPTH, worker_wait_ms = 30000;
     static const struct option opts[] = {
         {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
         {"max-batch-tokens", 1, 0, 'b'}, {"max-total-tokens", 1, 0, 't'},
         {"max-running", 1, 0, 'n'}, {"new-token-ratio", 1, 0, 'R'}, {"policy", 1, 0, 'P'},
-        {"pipeline-depth", 1, 0, 'd'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+        {"pipeline-depth", 1, 0, 'd'}, {"worker-wait-ms", 1, 0, 'w'}, {"verbose", 0, 0, 'v'},
+        {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -204,16 +226,18 @@ int main(int argc, char **argv)
             }
             break;
         case 'd': depth = atoi(optarg); break;
+        case 'w': worker_wait_ms = atoi(optarg); break;
         case 'v': log_verbose = 1; break;
         default: return usage();
         }
     }
     if (!run_dir || !shm || !model_dir || so.max_batch_tokens < 1 || so.max_running < 1 ||
-        depth < 1 || depth > MAX_DEPTH)
+        depth < 1 || depth > MAX_DEPTH || worker_wait_ms < 1)
         return usage();
 
     static router r; /* large: the step and detok arrays */
     r.depth = depth;
+    r.worker_wait_ms = worker_wait_ms;
     char err[256];
     int rc;
     if ((rc = store_open(&r.st, shm))) {

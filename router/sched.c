@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +130,39 @@ static void end_req(sched *s, int slot, int reason)
     }
 }
 
+/* Records why the request fails (read by the front end with FINISH_ERROR), then ends it. */
+static void fail_req(sched *s, int slot, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail_req(sched *s, int slot, int status, const char *fmt, ...)
+{
+    slot_hdr *h = store_slot(s->st, slot);
+    if (!s->reqs[slot].cancel) {   /* the first reason wins, as in end_req */
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(h->error, sizeof h->error, fmt, ap);
+        va_end(ap);
+        h->error_status = status;
+    }
+    end_req(s, slot, FINISH_ERROR);
+}
+
+int sched_fail(sched *s, int slot, uint64_t req_id, int status, const char *msg)
+{
+    if (slot < 0 || slot >= s->n_slots || s->reqs[slot].state == REQ_NONE ||
+        s->reqs[slot].req_id != req_id)
+        return 0;
+    fail_req(s, slot, status, "%s", msg);
+    return 1;
+}
+
+int sched_fail_all(sched *s, int status, const char *msg)
+{
+    int n = 0;
+    for (int slot = 0; slot < s->n_slots; slot++)
+        n += sched_fail(s, slot, s->reqs[slot].req_id, status, msg);
+    return n;
+}
+
 int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens)
 {
     /* running requests go back to the queue front, oldest first, to be recomputed */
@@ -173,12 +208,15 @@ int sched_add(sched *s, int slot, uint64_t req_id)
     r->max_new = h->params.max_new_tokens;
     atomic_store(&h->finish, FINISH_NONE);
     atomic_store(&h->n_blocks, 0);
+    h->error_status = 0;
+    h->error[0] = 0;
     r->state = REQ_WAITING;
     s->waiting[s->n_waiting++] = slot;
     if (s->ready && never_fits(s, r)) {
         LOG_WARN("slot %d needs %d KV blocks, more than the %d the server has", slot,
                  blocks_for(s, peak_tokens(s, r)), s->kv_limit);
-        finish_req(s, slot, FINISH_ERROR);
+        fail_req(s, slot, 400, "the prompt and max_new_tokens need %d KV tokens; the server "
+                 "has %d", peak_tokens(s, r), s->kv_limit * s->block_size);
     }
     return 0;
 }
@@ -250,7 +288,8 @@ static void admit(sched *s)
         int slot = s->waiting[k];
         sched_req *r = &s->reqs[slot];
         if (never_fits(s, r)) { /* capacity shrank after a worker restart */
-            finish_req(s, slot, FINISH_ERROR);
+            fail_req(s, slot, 503, "the restarted worker has room for %d KV tokens; the request "
+                     "needs %d", s->kv_limit * s->block_size, peak_tokens(s, r));
             continue;
         }
         if (!fits_with(s, r))
@@ -383,7 +422,7 @@ void sched_step_done(sched *s, const msg_step *step, int status)
             r->proj_cached -= q->n_new;
             r->proj_tokens -= q->sample;
         } else if (status < 0) {
-            end_req(s, q->slot, FINISH_ERROR);
+            fail_req(s, q->slot, 500, "the worker failed the step (status %d)", status);
         } else if (!r->cancel) {
             r->n_cached += q->n_new;
             if (q->sample) {
@@ -394,7 +433,8 @@ void sched_step_done(sched *s, const msg_step *step, int status)
                 int n_shm = atomic_load_explicit(&h->n_tokens, memory_order_acquire);
                 if (pos != r->n_tokens || n_shm < pos + 1) {
                     LOG_ERR("slot %d: worker reported %d tokens, expected %d", q->slot, n_shm, pos + 1);
-                    end_req(s, q->slot, FINISH_ERROR);
+                    fail_req(s, q->slot, 500, "the worker reported %d tokens, expected %d", n_shm,
+                             pos + 1);
                 } else {
                     int n = r->n_tokens = pos + 1;
                     int32_t tok = slot_tokens(s->st, q->slot)[pos];

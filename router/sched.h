@@ -85,6 +85,14 @@ int sched_add(sched *s, int slot, uint64_t req_id);
  * holds no such request (already ended, or never seen: e.g. sent to an earlier router). */
 int sched_cancel(sched *s, int slot, uint64_t req_id, int reason);
 
+/* Ends a request with FINISH_ERROR, answered with HTTP STATUS and MSG (see slot_hdr.error);
+ * 1, or 0 when the router holds no such request. */
+int sched_fail(sched *s, int slot, uint64_t req_id, int status, const char *msg);
+
+/* Fails every request the router holds (e.g. the worker is gone and did not come back);
+ * returns how many. */
+int sched_fail_all(sched *s, int status, const char *msg);
+
 /* Fills STEP with the next iteration's work, given the steps already in flight; returns
  * its sequence count (0: nothing to run). */
 int sched_build_step(sched *s, msg_step *step);

@@ -3,10 +3,12 @@
 # GPU machine within the 64 MiB a call may carry: the programs and CUDA tests built for sm_90a
 # only (the PTX of the default build makes each CUDA binary ~13 MB), stripped; the shared
 # libraries they need; stories15M in bf16 (30 MB); the Llama-3 tokenizer gzipped.
-# Then carry .devcarry/build/bin .devcarry/build/test-gpu .devcarry/libs .devcarry/stories15M
-# .devcarry/llama3 and, there:
+# The programs, tests and libraries go into one archive, .devcarry/pack.tar.xz (~3 MB instead
+# of ~30: the CUDA fat binaries compress well). Then carry .devcarry/pack.tar.xz
+# .devcarry/stories15M .devcarry/llama3 and, there:
+#   tar -xJf .devcarry/pack.tar.xz -C .devcarry
 #   export LD_LIBRARY_PATH=$PWD/.devcarry/libs:$LD_LIBRARY_PATH BUILD=.devcarry/build
-#   .devcarry/build/test-gpu/test_cuda_backend; .devcarry/build/test-gpu/test_hf_compare
+#   make test-gpu PREBUILT=1 BUILD=.devcarry/build          (or test-gpu-sanitize)
 #   .devcarry/build/bin/forward --md
 #   CINDER_BIN=$PWD/.devcarry/build/bin CINDER_LLAMA3_TOK=$PWD/.devcarry/llama3 scripts/gpu_e2e.sh
 set -euo pipefail
@@ -26,4 +28,5 @@ cp models/stories15M/{config.json,tokenizer.json,tokenizer_config.json} .devcarr
 [ -f build/assets/llama3/tokenizer.json ] || scripts/fetch_assets.sh
 gzip -9 -c build/assets/llama3/tokenizer.json > .devcarry/llama3/tokenizer.json.gz
 cp build/assets/llama3/tokenizer_config.json .devcarry/llama3/
-du -sh .devcarry/build/bin .devcarry/build/test-gpu .devcarry/libs .devcarry/stories15M .devcarry/llama3
+tar -cJf .devcarry/pack.tar.xz -C .devcarry build/bin build/test-gpu libs
+du -sh .devcarry/pack.tar.xz .devcarry/stories15M .devcarry/llama3

@@ -3,7 +3,9 @@
 # stories15M (its bf16 copy, .devcarry/stories15M, or CINDER_STORIES) and a random-weight
 # Llama-3-8B shape (--load-format dummy from bench/forward/llama3-8b/config.json with the
 # Llama-3 tokenizer: build/assets/llama3, or CINDER_LLAMA3_TOK, a directory holding
-# tokenizer.json[.gz] and tokenizer_config.json), one /generate request each.
+# tokenizer.json[.gz] and tokenizer_config.json), one /generate request each; then the 8B
+# shape with prompts longer than --max-batch-tokens up to --max-seq-len, alone and 64 at once
+# (GPU_E2E_LONG=0 skips that part).
 # Binaries from $CINDER_BIN (default build/bin). Exit status: the number of failures.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +47,43 @@ if [ -f "$TOK/tokenizer.json" ]; then cp "$TOK/tokenizer.json" "$dummy/"
 else gunzip -c "$TOK/tokenizer.json.gz" > "$dummy/tokenizer.json"; fi
 serve "llama3-8b dummy" "$dummy" 8124 count_output_tokens --load-format dummy \
   --max-seq-len 4096
+
+# Prompts longer than --max-batch-tokens (default 2048), up to --max-seq-len, one at a time
+# and under 64 concurrent streams (issue 10: the second prefill chunk killed the worker).
+# long NAME PORT "PROMPT_LENS" CONCURRENT_LEN [launch.sh options...]: each length in
+# PROMPT_LENS alone (bench-serving random, 8 output tokens), then 64 requests of
+# CONCURRENT_LEN tokens at once (64 streams); every request must succeed.
+long() {
+  local name=$1 port=$2 lens=$3 conc=$4 run n res
+  shift 4
+  run=$(mktemp -d /tmp/cinder-e2e.XXXXXX)
+  echo "== long prompts, $name: launch.sh --load-format dummy $*"
+  if ! "$ROOT/scripts/launch.sh" --model-dir "$dummy" --backend cuda --port "$port" \
+      --run-dir "$run" --detach --load-format dummy "$@"; then
+    echo "!! $name: launch failed"; tail -n 20 "$run"/*.log; failed=$((failed + 1)); return
+  fi
+  for n in $lens "$conc x64"; do
+    local np=1 len=${n%% *}
+    [[ $n == *x64 ]] && np=64
+    res=$("$CINDER_BIN/bench-serving" --port "$port" --tokenizer "$dummy/tokenizer.json" \
+          --dataset-name random --random-input-len "$len" --random-output-len 8 \
+          --num-prompts $np --timeout 300 --no-progress 2>&1)
+    local ok fl
+    ok=$(sed -n 's/^Successful requests: *\([0-9]*\).*/\1/p' <<< "$res")
+    fl=$(sed -n 's/^Failed requests: *\([0-9]*\).*/\1/p' <<< "$res")
+    echo "RESULT long $name prompt $len x$np: $ok ok, $fl failed"
+    if [[ $ok != "$np" || $fl != 0 ]]; then
+      echo "$res" | tail -n 30; tail -n 20 "$run/worker.log"; failed=$((failed + 1))
+    fi
+  done
+  "$ROOT/scripts/stop.sh" --run-dir "$run" > /dev/null 2>&1
+}
+if [[ ${GPU_E2E_LONG:-1} == 1 ]]; then
+  long "max-seq-len 4096" 8125 "2000 2100 4000" 4000 --max-seq-len 4096
+  long "max-seq-len 8192" 8126 "1500 2000 3000 8000" 8000 --max-seq-len 8192
+  long "max-seq-len 8192, batch 4096" 8127 "3000" 3000 --max-seq-len 8192 \
+    --max-batch-tokens 4096
+fi
 rm -rf "$dummy"
 echo "gpu_e2e.sh: $failed failed"
 exit $failed

@@ -13,6 +13,9 @@ for t in "$@"; do
   rc=${PIPESTATUS[0]}
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
+  # the GPU tests' own tally: "NAME: N passed, M failed"
+  p=$((p + $(sed -n 's/^[a-z_]*: \([0-9]*\) passed, [0-9]* failed$/\1/p' "$out" | awk '{s+=$1} END {print s+0}')))
+  f=$((f + $(sed -n 's/^[a-z_]*: [0-9]* passed, \([0-9]*\) failed$/\1/p' "$out" | awk '{s+=$1} END {print s+0}')))
   if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; echo "!! $t exited with status $rc"; fi
   passed=$((passed + p)) failed=$((failed + f))
   rm -f "$out"

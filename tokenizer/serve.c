@@ -45,21 +45,28 @@ static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, s
 }
 
 /* Waits for the slot's deltas until the final one, handing each to O. Returns 200, or an
- * error status when the request cannot complete: 503 when the router went away (died,
- * restarted, or hung past STORE_HUNG_MS), or what a failure report says. */
+ * error status with its message in *WHY when the request cannot complete: what the router
+ * wrote into the slot when it ended the request with FINISH_ERROR, what a failure report
+ * says, or 503 with *LOST set when the router went away (died, restarted, or hung past
+ * STORE_HUNG_MS) still holding the slot. */
 static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_state *s, text_buf *text,
-                 uint64_t t0_us, double *ttft_s, uint32_t router_epoch)
+                 uint64_t t0_us, double *ttft_s, uint32_t router_epoch, const char **why, int *lost)
 {
     int client_gone = 0;
     uint64_t last_us = 0;
     while (!s->finish) {
         delta_node *d = front_next(f, slot, WAIT_MS);
         if (!d) {
-            if (f->boxes[slot].failed)
+            if (f->boxes[slot].failed) {
+                *why = f->boxes[slot].error;
                 return f->boxes[slot].status >= 400 ? f->boxes[slot].status : 500;
+            }
             /* a router that died, hung or was replaced has forgotten the request */
-            if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch || store_gone(&f->st, PROC_ROUTER))
+            if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch || store_gone(&f->st, PROC_ROUTER)) {
+                *why = "the router went away; the request was not completed";
+                *lost = 1;
                 return 503;
+            }
             continue;
         }
         uint64_t t = now_us();
@@ -80,6 +87,13 @@ static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_
             front_abort(f, slot); /* the router ends it; the final delta still comes */
         }
         free(d);
+    }
+    if (s->finish == FINISH_ERROR) {   /* the router wrote why before it published finish */
+        const slot_hdr *h = store_slot(&f->st, slot);
+        snprintf(f->boxes[slot].error, sizeof f->boxes[slot].error, "%.*s",
+                 STORE_ERROR_BYTES - 1, h->error[0] ? h->error : "the request failed");
+        *why = f->boxes[slot].error;
+        return h->error_status >= 400 && h->error_status <= 599 ? h->error_status : 500;
     }
     return 200;
 }
@@ -117,9 +131,9 @@ int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const ch
     double ttft = -1;
     if (o->stream && o->begin(c, o))
         front_abort(f, slot);
-    status = relay(f, c, slot, o, &s, &text, t0, &ttft, router_epoch);
-    const char *why = status == 503 ? "the router went away; the request was not completed"
-                                    : f->boxes[slot].error;
+    const char *why = "";
+    int lost = 0;
+    status = relay(f, c, slot, o, &s, &text, t0, &ttft, router_epoch, &why, &lost);
     if (status == 200) {
         if (o->stream)
             o->end(c, o, &s);
@@ -131,7 +145,7 @@ int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const ch
             o->fail(c, o, status, why);
         else
             o->error(c, status, why);
-        if (status == 503)
+        if (lost)
             front_slot_lost(f, slot, router_epoch);
         else
             front_slot_release(f, slot); /* the router reported it and let it go */

@@ -153,7 +153,10 @@ static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
     return (uint16_t *)base + row * width;
 }
 
-/* The model from embedding to logits rows [n_rows, vocab] (n_rows = n_tok without GATHER). */
+/* The model from embedding to logits rows [n_rows, vocab]: the final norm and the LM head run
+ * on the N_ROWS token rows that GATHER lists (every row when GATHER is NULL, then n_rows =
+ * n_tok <= max_seqs) and are skipped when no row samples (n_rows = 0: a prefill chunk that is
+ * not a prompt's last). The logits buffer has max_seqs rows, never max_tokens. */
 static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_pre,
                       int max_q_len, int splits, int n_rows)
 {
@@ -191,6 +194,8 @@ static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, in
         CUDA_CHECK(silu_mul_run(e->act, e->gu, n_tok, hid, e->dt, s));
         gemm(e, e->y, e->cdt, e->act, ly->w_down, n_tok, dim, hid);
     }
+    if (n_rows == 0)
+        return;
     CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, e->w.norm, n_tok, dim, c->norm_eps, e->dt, s));
     const void *rows = e->xn;
     if (in->gather) {
@@ -368,12 +373,16 @@ int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
         if (seqs[i].n_new == 1 && seqs[i].n_cached + 1 > max_dec_ctx)
             max_dec_ctx = seqs[i].n_cached + 1;
     }
+    if (n_seqs > e->max_seqs || n_tok > e->max_tokens)
+        return -1;   /* the buffers are sized for these (callers check first: batch_check.c) */
     const int n_pre = n_seqs - n_dec;
     int g = n_pre == 0 ? graph_for(e, n_dec) : -1;
     const int G = g >= 0 ? e->graph_bs[g] : 0;
     const bool fused = g < 0 && use_fused(e, n_tok, n_pre);
-    /* graphs and the fused path compute logits for every row; otherwise only the sampled
-       rows are gathered */
+    /* graphs and the fused path compute logits for every row (at most max_seqs of them);
+       otherwise only the sampled rows are gathered, and none at all when nothing samples:
+       a prefill chunk's rows can outnumber the max_seqs rows of the logits buffer (issue 10:
+       a chunk of 2048 tokens wrote 2048 logits rows into a buffer of 256) */
     const int n_tok_run = g >= 0 ? G : n_tok, n_seq_run = g >= 0 ? G : n_seqs;
     const int n_gather = g >= 0 || fused ? 0 : n_sample;
     fwd_in h = layout(e->h_in, n_tok_run, n_seq_run, n_pre, n_gather);
@@ -424,7 +433,7 @@ int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
         if (fused)
             run_model_fused(e, &in, n_tok, splits);
         else
-            run_model(e, &in, n_tok, n_dec, n_pre, max_q, splits, n_gather ? n_gather : n_tok);
+            run_model(e, &in, n_tok, n_dec, n_pre, max_q, splits, n_gather);
     }
     if (n_sample > 0) {
         /* sampling parameters in the order of the sampled rows */

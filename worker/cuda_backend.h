@@ -50,7 +50,8 @@ typedef struct {
 /* Loads the model and sizes the KV cache; NULL with a message in ERR on failure. */
 cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char *err,
                      size_t n_err);
-/* Runs one forward and samples; 0 (GPU errors abort with file:line). */
+/* Runs one forward and samples; 0, or -1 when the batch exceeds max_seqs or max_tokens (GPU
+ * errors abort with file:line). */
 int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs);
 /* fp32 logits [vocab] of sequence I of the last forward, NULL if it did not sample. */
 const float *ce_logits(cuda_engine *e, int i);

@@ -7,6 +7,8 @@
  *   router       in-flight requests end with a clear error, slots and KV are reclaimed,
  *                new requests are served
  *   --supervise  a process that dies is restarted without help
+ *   worker, not restarted: the requests it held fail with 503 / an error event once
+ *                --worker-wait has passed (no hang), and a later worker serves again
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster.h"
@@ -32,6 +35,7 @@ static const char *prompts[N_REQ] = {"Once upon a time", "The little dog", "Tom 
 
 static int start(void **state) { return cluster_start(&C, ""); }
 static int start_supervised(void **state) { return cluster_start(&C, "--supervise"); }
+static int start_short_wait(void **state) { return cluster_start(&C, "--worker-wait 2"); }
 static int stop(void **state)
 {
     cluster_stop(&C);
@@ -43,6 +47,7 @@ typedef struct {
     char *text;     /* generated_text (or the stream's tokens joined) */
     int n_events;   /* stream: token events */
     char *body;
+    char *error;    /* stream: the error event's message */
 } job;
 
 static void body_of(int i, char *out, size_t n)
@@ -73,8 +78,12 @@ static void *job_main(void *arg)
         for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             cJSON *e = cJSON_Parse(line + 5);
             cJSON *t = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "token"), "text");
-            if (cJSON_GetObjectItem(e, "error"))
+            cJSON *err = cJSON_GetObjectItem(e, "error");
+            if (err) {
                 j->status = -2; /* the stream ended in an error event */
+                free(j->error);
+                j->error = cJSON_IsString(err) ? strdup(err->valuestring) : NULL;
+            }
             if (cJSON_IsString(t) && cJSON_GetObjectItem(cJSON_GetObjectItem(e, "token"), "id")->valueint >= 0) {
                 size_t k = strlen(t->valuestring);
                 memcpy(j->text + n, t->valuestring, k);
@@ -238,6 +247,34 @@ static void test_router_kill(void **state)
     expect_serving();
 }
 
+static void test_worker_dies_unrestarted(void **state)
+{
+    references();
+    job jobs[N_REQ];
+    for (int i = 0; i < N_REQ; i++)
+        jobs[i] = (job){.i = i, .stream = i % 2};
+    uint64_t t0 = (uint64_t)time(NULL);
+    run_with_kill(jobs, "worker", 0);
+    uint64_t waited = (uint64_t)time(NULL) - t0;
+    for (int i = 0; i < N_REQ; i++) { /* a clear error after --worker-wait, not a hang */
+        if (jobs[i].stream) {
+            assert_int_equal(jobs[i].status, -2);
+            assert_non_null(jobs[i].error);
+            assert_non_null(strstr(jobs[i].error, "worker is down"));
+            free(jobs[i].error);
+        } else {
+            assert_int_equal(jobs[i].status, 503);
+            assert_non_null(strstr(jobs[i].body, "worker is down"));
+        }
+        free(jobs[i].text);
+        free(jobs[i].body);
+    }
+    assert_true(waited <= 2 + 5);
+    assert_int_equal(cluster_restart(&C, "worker", "KILL"), 0);
+    wait_reclaimed();
+    expect_serving();
+}
+
 static void test_supervisor_restarts(void **state)
 {
     references();
@@ -261,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_detokenizer_kill, start, stop),
         cmocka_unit_test_setup_teardown(test_tokenizer_kill, start, stop),
         cmocka_unit_test_setup_teardown(test_router_kill, start, stop),
+        cmocka_unit_test_setup_teardown(test_worker_dies_unrestarted, start_short_wait, stop),
         cmocka_unit_test_setup_teardown(test_supervisor_restarts, start_supervised, stop),
     };
     int rc = cmocka_run_group_tests_name("e2e_restart", tests, NULL, NULL);

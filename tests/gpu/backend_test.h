@@ -1,7 +1,7 @@
 /* backend_test.h - helpers of the CUDA backend tests (plain C): the pass/fail tally, random
  * numbers, building random-weight model directories with make-model, sequences with KV block
- * tables, and the logits comparison (per-row relative error and top-1 agreement up to
- * near-ties).
+ * tables, the logits comparison (per-row relative error and top-1 agreement up to
+ * near-ties), and one step run on two backends and compared (run_step).
  */
 #ifndef CINDER_BACKEND_TEST_H
 #define CINDER_BACKEND_TEST_H
@@ -152,6 +152,49 @@ static fwd_seq bt_fwd(bt_seq *s, int n_new, int sample)
     return (fwd_seq){.slot = 0, .n_cached = s->n_cached, .n_new = n_new, .sample = sample,
                      .tokens = s->tokens, .n_prompt = s->n_prompt, .block_table = s->blocks,
                      .params = &s->sp};
+}
+
+/* A step entry: sequence index, tokens run now, whether it samples. */
+typedef struct { int seq, n_new, sample; } step_item;
+
+#define BT_TIE_FRAC 2e-2   /* top-1 near-tie: within 2% of the reference's logit range */
+
+/* One step on both backends: STEP[i] = (sequence, n_new, sample). Compares the sampled rows
+ * into CMP, checks the GPU's greedy picks against its own logits, then advances the
+ * sequences with the CPU's tokens. */
+static int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_item *items, int n,
+                    bt_cmp *cmp, int *n_inconsistent)
+{
+    fwd_seq *fc = calloc((size_t)n, sizeof *fc), *fg = calloc((size_t)n, sizeof *fg);
+    int rc = -1;
+    for (int i = 0; i < n; i++)
+        fc[i] = fg[i] = bt_fwd(&seqs[items[i].seq], items[i].n_new, items[i].sample);
+    fwd_batch bc = {n, fc}, bg = {n, fg};
+    if (cpu->forward(cpu, &bc) != 0 || gpu->forward(gpu, &bg) != 0)
+        goto out;
+    int V = cpu->cfg.vocab_size;
+    for (int i = 0; i < n; i++) {
+        bt_seq *s = &seqs[items[i].seq];
+        s->n_cached += items[i].n_new;
+        if (!items[i].sample)
+            continue;
+        const float *lc = cpu->last_logits(cpu, i), *lg = gpu->last_logits(gpu, i);
+        if (!lc || !lg)
+            goto out;
+        bt_compare(cmp, lg, lc, V, BT_TIE_FRAC);
+        int a = bt_argmax(lg, V);
+        double m = lg[a], sum = 0;
+        for (int k = 0; k < V; k++) sum += exp((double)lg[k] - m);
+        if (fg[i].out_token != a || fabs(fg[i].out_logprob + log(sum)) > 1e-3)
+            (*n_inconsistent)++;
+        s->tokens[s->n_cached] = fc[i].out_token;
+        s->n_tokens = s->n_cached + 1;
+    }
+    rc = 0;
+out:
+    free(fc);
+    free(fg);
+    return rc;
 }
 
 #endif

@@ -18,7 +18,6 @@
 #include "../../worker/sampling.h"
 
 #define REL_TOL 3e-2       /* bf16 activations over a few layers */
-#define TIE_FRAC 2e-2
 
 typedef struct {
     const char *name, *args;
@@ -47,41 +46,6 @@ static int open_pair(const char *dir, int bs, int kv_tokens, int dummy, backend 
         printf("cuda backend: %s\n", err);
         (*cpu)->free(*cpu);
         return -1;
-    }
-    return 0;
-}
-
-/* One step on both backends: STEP[i] = (sequence, n_new, sample). Compares the sampled rows
- * into CMP, checks the GPU's greedy picks against its own logits, then advances the
- * sequences with the CPU's tokens. */
-typedef struct { int seq, n_new, sample; } step_item;
-
-static int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_item *items, int n,
-                    bt_cmp *cmp, int *n_inconsistent)
-{
-    fwd_seq fc[64], fg[64];
-    for (int i = 0; i < n; i++)
-        fc[i] = fg[i] = bt_fwd(&seqs[items[i].seq], items[i].n_new, items[i].sample);
-    fwd_batch bc = {n, fc}, bg = {n, fg};
-    if (cpu->forward(cpu, &bc) != 0 || gpu->forward(gpu, &bg) != 0)
-        return -1;
-    int V = cpu->cfg.vocab_size;
-    for (int i = 0; i < n; i++) {
-        bt_seq *s = &seqs[items[i].seq];
-        s->n_cached += items[i].n_new;
-        if (!items[i].sample)
-            continue;
-        const float *lc = cpu->last_logits(cpu, i), *lg = gpu->last_logits(gpu, i);
-        if (!lc || !lg)
-            return -1;
-        bt_compare(cmp, lg, lc, V, TIE_FRAC);
-        int a = bt_argmax(lg, V);
-        double m = lg[a], sum = 0;
-        for (int k = 0; k < V; k++) sum += exp((double)lg[k] - m);
-        if (fg[i].out_token != a || fabs(fg[i].out_logprob + log(sum)) > 1e-3)
-            (*n_inconsistent)++;
-        s->tokens[s->n_cached] = fc[i].out_token;
-        s->n_tokens = s->n_cached + 1;
     }
     return 0;
 }

@@ -8,7 +8,6 @@
 #include "backend_test.h"
 
 #define REL_TOL 3e-2
-#define TIE_FRAC 2e-2
 enum { N_PROMPT = 37, N_DEC = 50 };
 
 int main(void)
@@ -74,7 +73,7 @@ int main(void)
         ok &= gpu->forward(gpu, &b) == 0;
         const float *l = gpu->last_logits(gpu, 0);
         if (!ok || !l) break;
-        bt_compare(&cmp, l, ref, V, TIE_FRAC);
+        bt_compare(&cmp, l, ref, V, BT_TIE_FRAC);
         s.n_cached = s.n_tokens;
         s.tokens[s.n_tokens++] = tok;            /* teacher-forced with HF's greedy token */
     }

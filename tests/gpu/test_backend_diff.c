@@ -1,0 +1,189 @@
+/* test_backend_diff.c - differential test of the CUDA backend against the reference CPU
+ * backend over random batch compositions, the way the router builds them (issue 10: a
+ * prefill chunk that did not sample wrote max_batch_tokens rows of logits into a buffer of
+ * max_seqs rows, and the worker died on the first prompt longer than --max-batch-tokens).
+ *
+ * Per case, a random-weight bf16 model (make-model: both backends hold the same weights) and
+ * a scheduler in miniature: sequences with prompts from 1 token up to max_seq_len - 1 wait,
+ * are admitted up to max_seqs at a time, and every step carries (most of) the running decodes
+ * plus prefill chunks under the token budget, each chunk cut at a random boundary (1 token,
+ * the budget's rest, the prompt's rest), so chunks continue from cached KV at every offset and
+ * decode-only steps of random sizes hit the CUDA-graph buckets (and their padding). Only a
+ * prompt's last chunk samples. Every sampled row: relative logit error under the bf16 bound,
+ * top-1 agreement (near-ties aside), the GPU's greedy token and logprob consistent with its
+ * own logits; teacher-forced with the CPU's tokens. Block sizes 1, 16 and 256; head dim 128
+ * with GQA; graphs on and off; and a case whose unsampled chunk (2048 rows, vocab 32000) is
+ * far larger than the logits buffer of max_seqs = 4 rows.
+ */
+#include "backend_test.h"
+
+#define REL_TOL 3e-2
+
+typedef struct {
+    const char *name, *args;
+    int bs, max_seq, max_tokens, max_seqs, n_seqs;
+    int graphs;      /* 0: CINDER_NO_GRAPHS (eager decodes, the fused GEMV path up to 8) */
+    int n_long;      /* sequences whose prompt is max_seq_len - 1 .. max_seq_len/2 */
+} dcase;
+
+typedef struct {
+    int prompt;      /* prompt tokens */
+    int total;       /* prompt + generated tokens it ends with */
+    int state;       /* 0 waiting, 1 running, 2 done */
+} dseq;
+
+/* One step: decodes first (each with probability p_dec), then prefill chunks under the
+ * budget; returns the number of items written to IT. */
+static int build_step(const dcase *dc, bt_seq *s, dseq *d, int n, step_item *it, int p_dec)
+{
+    int n_it = 0, budget = dc->max_tokens, n_run = 0;
+    for (int i = 0; i < n; i++) n_run += d[i].state == 1;
+    for (int i = 0; i < n && n_run < dc->max_seqs; i++)   /* admit a random number */
+        if (d[i].state == 0 && bt_int(0, 2)) {
+            d[i].state = 1;
+            n_run++;
+        }
+    for (int i = 0; i < n && budget > 0; i++) {
+        if (d[i].state != 1 || s[i].n_cached < s[i].n_prompt) continue;
+        if (bt_int(1, 100) > p_dec) continue;
+        it[n_it++] = (step_item){i, 1, 1};
+        budget--;
+    }
+    if (n_it > 0 && bt_int(0, 2) == 0)
+        return n_it;   /* a decode-only step (of this random size) */
+    for (int i = 0; i < n && budget > 0; i++) {
+        if (d[i].state != 1 || s[i].n_cached >= s[i].n_prompt) continue;
+        int rest = s[i].n_prompt - s[i].n_cached, c = rest < budget ? rest : budget;
+        switch (bt_int(0, 3)) {   /* where the chunk ends */
+        case 0: c = bt_int(1, c); break;
+        case 1: c = c > 1 && bt_int(0, 1) ? c - 1 : 1; break;
+        default: break;           /* as far as the budget or the prompt goes */
+        }
+        it[n_it++] = (step_item){i, c, s[i].n_cached + c == s[i].n_prompt};
+        budget -= c;
+    }
+    return n_it;
+}
+
+static void run_case(const dcase *dc)
+{
+    char dir[256];
+    if (bt_make_model(dir, dc->args) < 0) {
+        bt_check(0, "%s: make-model %s", dc->name, dc->args);
+        return;
+    }
+    if (dc->graphs) unsetenv("CINDER_NO_GRAPHS");
+    else setenv("CINDER_NO_GRAPHS", "1", 1);
+    int n = dc->n_seqs;
+    bt_seq *s = calloc((size_t)n, sizeof *s);
+    dseq *d = calloc((size_t)n, sizeof *d);
+    int n_blocks = 0;
+    for (int i = 0; i < n; i++) {
+        int p;
+        if (i == 0) p = dc->max_seq - 1;                       /* the whole context */
+        else if (i == 1) p = 1;
+        else if (i < 2 + dc->n_long) p = bt_int(dc->max_seq / 2, dc->max_seq - 1);
+        else if (bt_int(0, 2)) p = bt_int(1, 64);
+        else p = bt_int(65, 2 * dc->max_tokens < dc->max_seq ? 2 * dc->max_tokens : dc->max_seq - 1);
+        int total = p + bt_int(1, 40);
+        d[i].prompt = p;
+        d[i].total = total < dc->max_seq ? total : dc->max_seq;
+        n_blocks += (d[i].total + dc->bs - 1) / dc->bs;
+    }
+    backend_opts o = {.model_dir = dir, .block_size = dc->bs, .max_seq_len = dc->max_seq,
+                      .max_batch_tokens = dc->max_tokens, .max_seqs = dc->max_seqs,
+                      .kv_tokens = (int64_t)(n_blocks + 2) * dc->bs, .mem_util = 0.5f};
+    char err[512];
+    backend *cpu = cpu_backend_init(&o, err, sizeof err), *gpu = NULL;
+    if (cpu) gpu = cuda_backend_init(&o, err, sizeof err);
+    if (!cpu || !gpu) {
+        bt_check(0, "%s: backends start: %s", dc->name, err);
+        goto done;
+    }
+    int V = cpu->cfg.vocab_size, next = 0;
+    int32_t *pool = bt_pool(n_blocks + 2);
+    for (int i = 0; i < n; i++) {
+        bt_seq_init(&s[i], d[i].total, dc->bs, pool, &next);
+        s[i].n_prompt = d[i].prompt;
+        for (int t = 0; t < s[i].n_prompt; t++) s[i].tokens[t] = bt_int(0, V - 1);
+        s[i].n_tokens = s[i].n_prompt;
+    }
+    free(pool);
+    step_item *it = calloc((size_t)dc->max_tokens, sizeof *it);
+    bt_cmp cmp = {0};
+    int bad = 0, rc = 0, n_steps = 0, n_done = 0, n_chunks = 0, n_cont = 0, n_unsampled = 0;
+    int max_unsampled = 0, dec_sizes[257] = {0};
+    while (n_done < n && !rc) {
+        int p_dec = bt_int(0, 2) ? 100 : bt_int(10, 90);
+        int k = build_step(dc, s, d, n, it, p_dec);
+        if (k == 0) continue;
+        int n_dec = 0;
+        for (int j = 0; j < k; j++) {
+            const bt_seq *q = &s[it[j].seq];
+            if (q->n_cached >= q->n_prompt) n_dec++;
+            else {
+                n_chunks++;
+                n_cont += q->n_cached > 0;
+                if (!it[j].sample) {
+                    n_unsampled++;
+                    if (it[j].n_new > max_unsampled) max_unsampled = it[j].n_new;
+                }
+            }
+        }
+        if (n_dec == k) dec_sizes[k < 256 ? k : 256]++;
+        rc = run_step(cpu, gpu, s, it, k, &cmp, &bad);
+        n_steps++;
+        for (int j = 0; j < k; j++) {
+            int i = it[j].seq;
+            if (d[i].state == 1 && s[i].n_cached >= s[i].n_prompt && s[i].n_tokens >= d[i].total) {
+                d[i].state = 2;   /* its last token is sampled: done */
+                n_done++;
+            }
+        }
+    }
+    free(it);
+    printf("%s: %d steps, %d prefill chunks (%d continuing cached KV, %d unsampled, largest "
+           "%d tokens), decode-only batches of sizes", dc->name, n_steps, n_chunks, n_cont,
+           n_unsampled, max_unsampled);
+    for (int i = 1; i <= 256; i++)
+        if (dec_sizes[i]) printf(" %d", i);
+    printf("\n");
+    bt_check(rc == 0, "%s: every step ran", dc->name);
+    bt_check(n_done == n, "%s: all %d sequences ran to their end", dc->name, n);
+    bt_check(cmp.max_rel < REL_TOL, "%s: logits relative error %.2e < %.0e over %d rows",
+             dc->name, cmp.max_rel, REL_TOL, cmp.n_rows);
+    bt_check(cmp.n_top1 + cmp.n_near_tie == cmp.n_rows && cmp.n_near_tie * 20 <= cmp.n_rows,
+             "%s: top-1 agrees on %d of %d rows (%d near-ties)", dc->name, cmp.n_top1,
+             cmp.n_rows, cmp.n_near_tie);
+    bt_check(bad == 0, "%s: GPU greedy token and logprob match its logits (%d off)", dc->name,
+             bad);
+done:
+    for (int i = 0; i < n; i++) bt_seq_free(&s[i]);
+    free(s);
+    free(d);
+    if (cpu) cpu->free(cpu);
+    if (gpu) gpu->free(gpu);
+    bt_rm_model(dir);
+}
+
+int main(void)
+{
+    bt_seed("test_backend_diff");
+    /* head dim 128, GQA 4/2 (and 8/2): the production attention shapes, a few layers */
+#define GQA128 "--dim 512 --hidden 768 --layers 3 --heads 4 --kv-heads 2 --head-dim 128 " \
+               "--vocab 1024 --dtype bf16 --seed 11"
+    static const dcase cases[] = {
+        {"bs16 graphs", GQA128, 16, 2048, 512, 64, 90, 1, 3},
+        {"bs1 graphs", GQA128, 1, 1024, 256, 48, 60, 1, 2},
+        {"bs256 graphs", GQA128, 256, 2048, 384, 32, 50, 1, 2},
+        {"bs16 eager", "--dim 512 --hidden 768 --layers 2 --heads 8 --kv-heads 2 --head-dim 64 "
+                       "--vocab 1000 --dtype bf16 --seed 12", 16, 1024, 300, 24, 40, 0, 2},
+        /* the issue-10 shape: an unsampled chunk of 2048 rows, logits buffer of 4 rows */
+        {"bs16 vocab32000 max_seqs4", "--dim 256 --hidden 512 --layers 2 --heads 2 --kv-heads 1 "
+                                      "--head-dim 128 --vocab 32000 --dtype bf16 --seed 13",
+         16, 4096, 2048, 4, 6, 1, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        run_case(&cases[i]);
+    return bt_summary("test_backend_diff");
+}
