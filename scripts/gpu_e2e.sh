@@ -71,7 +71,10 @@ long() {
     local ok fl
     ok=$(sed -n 's/^Successful requests: *\([0-9]*\).*/\1/p' <<< "$res")
     fl=$(sed -n 's/^Failed requests: *\([0-9]*\).*/\1/p' <<< "$res")
-    echo "RESULT long $name prompt $len x$np: $ok ok, $fl failed"
+    local dur tin
+    dur=$(sed -n 's/^Benchmark duration (s): *\([0-9.]*\).*/\1/p' <<< "$res")
+    tin=$(sed -n 's/^Total input tokens: *\([0-9]*\).*/\1/p' <<< "$res")
+    echo "RESULT long $name prompt $len x$np: $ok ok, $fl failed, $tin prompt tokens in $dur s"
     if [[ $ok != "$np" || $fl != 0 ]]; then
       echo "$res" | tail -n 30; tail -n 20 "$run/worker.log"; failed=$((failed + 1))
     fi
