@@ -46,12 +46,16 @@ int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o
     s->waiting = calloc(n, sizeof *s->waiting);
     s->running = calloc(n, sizeof *s->running);
     s->outbox = calloc(n, sizeof *s->outbox);
+    s->outbox_pos = malloc(n * sizeof *s->outbox_pos);
     s->est_cur = calloc(n + 1, sizeof *s->est_cur);
     s->est_left = calloc(n + 1, sizeof *s->est_left);
-    if (!s->reqs || !s->waiting || !s->running || !s->outbox || !s->est_cur || !s->est_left) {
+    if (!s->reqs || !s->waiting || !s->running || !s->outbox || !s->outbox_pos || !s->est_cur ||
+        !s->est_left) {
         sched_free(s);
         return -ENOMEM;
     }
+    for (size_t i = 0; i < n; i++)
+        s->outbox_pos[i] = -1;
     return 0;
 }
 
@@ -61,6 +65,7 @@ void sched_free(sched *s)
     free(s->waiting);
     free(s->running);
     free(s->outbox);
+    free(s->outbox_pos);
     free(s->est_cur);
     free(s->est_left);
     kv_alloc_free(&s->kv);
@@ -70,8 +75,21 @@ void sched_free(sched *s)
 static void outbox_add(sched *s, int slot, int finish)
 {
     const sched_req *r = &s->reqs[slot];
+    detok_seq e = {slot, r->req_id, r->n_tokens, finish};
+    int k = s->outbox_pos[slot];
+    if (k >= 0) {   /* the detokenizer reads tokens from the slot: the latest count suffices */
+        detok_seq *o = &s->outbox[k];
+        if (o->req_id != e.req_id)   /* cannot happen: a slot is reused only after its
+                                        final entry was taken and sent */
+            LOG_ERR("slot %d: outbox entry of request %llu replaced by %llu", slot,
+                    (unsigned long long)o->req_id, (unsigned long long)e.req_id);
+        if (o->req_id != e.req_id || o->finish == FINISH_NONE)
+            *o = e;
+        return;
+    }
     CHECK(s->n_outbox < s->n_slots);
-    s->outbox[s->n_outbox++] = (detok_seq){slot, r->req_id, r->n_tokens, finish};
+    s->outbox_pos[slot] = s->n_outbox;
+    s->outbox[s->n_outbox++] = e;
 }
 
 static void free_blocks(sched *s, int slot)
@@ -458,8 +476,12 @@ int sched_take_outbox(sched *s, msg_detok *out)
     int n = s->n_outbox < MSG_MAX_SEQS ? s->n_outbox : MSG_MAX_SEQS;
     memcpy(out->seqs, s->outbox, sizeof(detok_seq) * (size_t)n);
     out->n_seqs = n;
+    for (int i = 0; i < n; i++)
+        s->outbox_pos[s->outbox[i].slot] = -1;
     memmove(s->outbox, s->outbox + n, sizeof(detok_seq) * (size_t)(s->n_outbox - n));
     s->n_outbox -= n;
+    for (int i = 0; i < s->n_outbox; i++)
+        s->outbox_pos[s->outbox[i].slot] = i;
     return n;
 }
 

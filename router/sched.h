@@ -63,7 +63,8 @@ typedef struct sched {
     int kv_limit;        /* blocks the router may use */
     int ready;           /* a worker has reported its capacity */
     int max_batch_tokens;
-    detok_seq *outbox;   /* [n_slots] */
+    detok_seq *outbox;   /* [n_slots] at most one entry per slot, the latest */
+    int *outbox_pos;     /* [n_slots] index of the slot's entry in outbox, or -1 */
     int n_outbox;
     uint64_t n_steps, n_admitted, n_preempted;
     int64_t *est_cur, *est_left; /* [n_slots] scratch for the admission estimate */
@@ -103,7 +104,10 @@ int sched_build_step(sched *s, msg_step *step);
  * STEP_NOT_SENT: it was never sent, so it is undone, the newest in flight). */
 void sched_step_done(sched *s, const msg_step *step, int status);
 
-/* Moves the outbox into OUT (up to MSG_MAX_SEQS entries); returns how many. */
+/* Moves the outbox into OUT (up to MSG_MAX_SEQS entries); returns how many. The outbox
+ * holds one entry per slot (a later one supersedes an earlier, a final one is kept), so
+ * however many steps complete between two takes (a router that was stopped, then
+ * continued, handles them all at once) it never holds more than n_slots entries. */
 int sched_take_outbox(sched *s, msg_detok *out);
 
 /* Publishes queue and KV figures into the store header (for /metrics). */

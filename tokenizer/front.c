@@ -58,6 +58,9 @@ static void deliver_delta(front *f, const msg_text_delta *m)
         f->orphan[m->slot] = 0; /* the router has let go of an earlier tokenizer's request */
         front_slot_release(f, m->slot);
     }
+    if (m->finish && store_slot(&f->st, m->slot)->req_id == m->req_id &&
+        atomic_exchange(&f->lost[m->slot], 0))
+        front_slot_release(f, m->slot); /* given up on, but the router came back and let go */
 }
 
 static void deliver_failure(front *f, const msg_req_failed *m)
@@ -67,6 +70,10 @@ static void deliver_failure(front *f, const msg_req_failed *m)
     if (f->orphan[m->slot] && store_slot(&f->st, m->slot)->req_id == m->req_id) {
         f->orphan[m->slot] = 0; /* the router never had it (any more) */
         front_slot_release(f, m->slot);
+        return;
+    }
+    if (store_slot(&f->st, m->slot)->req_id == m->req_id && atomic_exchange(&f->lost[m->slot], 0)) {
+        front_slot_release(f, m->slot); /* the router answered our abort: it holds nothing */
         return;
     }
     mailbox *b = &f->boxes[m->slot];
@@ -214,6 +221,10 @@ void front_slot_release(front *f, int slot)
 void front_slot_lost(front *f, int slot, uint32_t router_epoch_at_submit)
 {
     atomic_store(&f->lost[slot], 1);
+    /* a router that was only stopped or slow may come back still holding the request: ask
+       it to end it; its final delta (or its answer that it has no such request) frees the
+       slot. Without this a router stall of more than STORE_HUNG_MS leaked every slot. */
+    front_abort(f, slot);
     /* already a new router: the receiver may have passed its check; free it here */
     if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch_at_submit && atomic_exchange(&f->lost[slot], 0))
         front_slot_release(f, slot);

@@ -50,7 +50,8 @@ typedef struct {
     int n_free;
     uint8_t *orphan;          /* [n_slots] 1: left active by an earlier tokenizer, aborted */
     _Atomic uint8_t *lost;    /* [n_slots] 1: failed because the router went away; freed once
-                                 a new router runs (it never heard of the request) */
+                                 a new router runs (it never heard of the request) or the
+                                 resumed router lets go of it */
     uint32_t router_epoch;    /* receiver thread: the router epoch it last saw */
     pthread_t receiver;
     volatile int stopping;
@@ -71,8 +72,9 @@ delta_node *front_next(front *f, int slot, long timeout_ms);
 void front_abort(front *f, int slot);
 /* Returns the slot to the free pool once the final delta came. */
 void front_slot_release(front *f, int slot);
-/* The request in SLOT failed because its router went away: the slot is freed as soon as a
- * new router runs (at once if one already does). */
+/* The request in SLOT failed because its router went away (died, or silent past
+ * STORE_HUNG_MS): the slot is freed as soon as a new router runs (at once if one already
+ * does), or, when the same router resumes, once it ends the request (it is sent an abort). */
 void front_slot_lost(front *f, int slot, uint32_t router_epoch_at_submit);
 /* Requests accepted and not yet in the router's running batch. */
 int front_n_queued(front *f);

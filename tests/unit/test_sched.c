@@ -120,6 +120,45 @@ static void test_chunked_prefill(void **state)
     sched_free(&s);
 }
 
+/* A router that was stopped handles every step done and abort at once, before it sends to
+ * the detokenizer again: the outbox must hold one entry per slot, never overflow (it was
+ * `check failed: s->n_outbox < s->n_slots` with 200 streams), keep finals, and report the
+ * latest token counts. */
+static void test_outbox_after_stall(void **state)
+{
+    sched s;
+    sched_opts o = {.max_batch_tokens = 256, .max_running = 64};
+    assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
+    assert_int_equal(sched_set_capacity(&s, 64 * 40, 0), 0);
+    uint64_t ids[64];
+    for (int slot = 0; slot < 64; slot++) {
+        ids[slot] = put_req(slot, 3, 50);
+        assert_int_equal(sched_add(&s, slot, ids[slot]), 0);
+    }
+    for (int k = 0; k < 6; k++) {   /* six steps of all 64, nothing taken in between */
+        assert_int_equal(sched_build_step(&s, &step), 64);
+        fake_worker(&s, &step, -1);
+        sched_step_done(&s, &step, 0);
+        assert_true(s.n_outbox <= 64);
+    }
+    for (int slot = 0; slot < 32; slot++)   /* then the front end's aborts */
+        assert_int_equal(sched_cancel(&s, slot, ids[slot], FINISH_ABORT), 1);
+    assert_int_equal(s.n_outbox, 64);
+    int n = 0, n_final = 0;
+    while (sched_take_outbox(&s, &detok) > 0)
+        for (int i = 0; i < detok.n_seqs; i++, n++) {
+            const detok_seq *e = &detok.seqs[i];
+            assert_int_equal(e->req_id, ids[e->slot]);
+            assert_int_equal(e->n_tokens, 3 + 6);
+            assert_int_equal(e->finish, e->slot < 32 ? FINISH_ABORT : FINISH_NONE);
+            n_final += e->finish != FINISH_NONE;
+        }
+    assert_int_equal(n, 64);
+    assert_int_equal(n_final, 32);
+    assert_int_equal(s.n_outbox, 0);
+    sched_free(&s);
+}
+
 /* Random requests to completion with DEPTH steps in flight; checks every invariant. */
 static void run_load(int depth, float ratio, const char *policy)
 {
@@ -325,6 +364,7 @@ int main(void)
     srand((unsigned)time(NULL));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunked_prefill),
+        cmocka_unit_test(test_outbox_after_stall),
         cmocka_unit_test(test_random_load_never_overcommits),
         cmocka_unit_test(test_random_load_with_preemption),
         cmocka_unit_test(test_admission_estimate),
