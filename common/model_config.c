@@ -186,3 +186,10 @@ int model_config_load(model_config *c, const char *dir, char *err, size_t n_err)
         }
     return 0;
 }
+
+const char *const *model_config_unused_tensors(const model_config *c)
+{
+    static const char *const tied[] = {"rotary_emb.inv_freq", "lm_head.weight", NULL};
+    static const char *const untied[] = {"rotary_emb.inv_freq", NULL};
+    return c->tie_embeddings ? tied : untied;
+}

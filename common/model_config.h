@@ -34,4 +34,9 @@ typedef struct {
  * message in ERR. */
 int model_config_load(model_config *c, const char *dir, char *err, size_t n_err);
 
+/* Tensor-name suffixes a checkpoint of C may hold that the model does not use (NULL-
+ * terminated, for st_check_used): old LLaMA checkpoints' rotary inv_freq buffers, and an
+ * lm_head.weight beside tied embeddings (transformers ties it to the embedding too). */
+const char *const *model_config_unused_tensors(const model_config *c);
+
 #endif

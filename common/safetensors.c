@@ -393,10 +393,10 @@ int st_to_f32(const st_tensor *t, float *out)
     }
 }
 
-int st_load_f32(const safetensors *st, const char *name, int n_dims, const int64_t *shape,
+int st_load_f32(safetensors *st, const char *name, int n_dims, const int64_t *shape,
                 float *out, char *err, size_t n_err)
 {
-    const st_tensor *t = st_find(st, name);
+    st_tensor *t = (st_tensor *)st_find(st, name);   /* ST is ours to mark */
     if (!t) {
         snprintf(err, n_err, "tensor %s not found", name);
         return -1;
@@ -420,7 +420,33 @@ int st_load_f32(const safetensors *st, const char *name, int n_dims, const int64
                  st_dtype_name(t->dtype));
         return -1;
     }
+    t->used = 1;
     return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+int st_check_used(const safetensors *st, const char *const *ignore, char *err, size_t n_err)
+{
+    const char *first = NULL;
+    int n = 0;
+    for (int i = 0; i < st->n_tensors; i++) {
+        const st_tensor *t = &st->tensors[i];
+        int skip = t->used;
+        for (int k = 0; ignore && ignore[k] && !skip; k++)
+            skip = ends_with(t->name, ignore[k]);
+        if (!skip && !n++)
+            first = t->name;
+    }
+    if (!n)
+        return 0;
+    snprintf(err, n_err, "%d tensor%s in the checkpoint that config.json does not explain, such "
+             "as %s (does config.json match the weights?)", n, n == 1 ? "" : "s", first);
+    return -1;
 }
 
 int st_write(const char *path, const st_write_tensor *t, int n, char *err, size_t n_err)

@@ -30,6 +30,7 @@ typedef struct {
     const void *data;     /* [n_bytes] inside the mapping; not necessarily aligned */
     size_t n_bytes;
     int file;             /* index of the shard holding it */
+    int used;             /* set by st_load_f32: st_check_used finds the ones never loaded */
 } st_tensor;
 
 typedef struct {
@@ -60,8 +61,13 @@ const st_tensor *st_find(const safetensors *st, const char *name);
 int st_to_f32(const st_tensor *t, float *out);
 /* Finds NAME, checks its shape against SHAPE [n_dims], converts into OUT. Negative with a
  * message in ERR when absent, wrongly shaped or of a dtype that is not a float. */
-int st_load_f32(const safetensors *st, const char *name, int n_dims, const int64_t *shape,
+int st_load_f32(safetensors *st, const char *name, int n_dims, const int64_t *shape,
                 float *out, char *err, size_t n_err);
+/* After loading: 0 when every tensor was loaded, or its name ends with one of IGNORE
+ * (NULL-terminated; tensors a checkpoint may carry that change nothing, such as
+ * "rotary_emb.inv_freq"); else negative, naming the first unexplained tensor and their
+ * count in ERR (a config.json that says 5 layers for a file of 6 must not load). */
+int st_check_used(const safetensors *st, const char *const *ignore, char *err, size_t n_err);
 
 /* Element conversions (round to nearest even for the narrowing ones). */
 float st_f16_to_f32(uint16_t h);

@@ -454,8 +454,14 @@ void sched_step_done(sched *s, const msg_step *step, int status)
                     fail_req(s, q->slot, 500, "the worker reported %d tokens, expected %d", n_shm,
                              pos + 1);
                 } else {
-                    int n = r->n_tokens = pos + 1;
                     int32_t tok = slot_tokens(s->st, q->slot)[pos];
+                    if (tok < 0) {   /* the worker could not sample it (step_publish) */
+                        fail_req(s, q->slot, 500, "the model produced non-finite logits (NaN or "
+                                 "inf) at position %d; the weights or activations are broken",
+                                 pos);
+                        goto next;
+                    }
+                    int n = r->n_tokens = pos + 1;
                     if (is_stop_token(s, h, tok))
                         end_req(s, q->slot, FINISH_STOP);
                     else if (n - r->n_prompt >= r->max_new || n >= s->max_seq_len)
@@ -465,6 +471,7 @@ void sched_step_done(sched *s, const msg_step *step, int status)
                 }
             }
         }
+    next:
         /* a request ending while another step still carries it ends when that one returns */
         if (r->state == REQ_RUNNING && r->cancel && r->n_inflight == 0)
             finish_req(s, q->slot, r->cancel);

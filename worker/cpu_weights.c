@@ -102,6 +102,8 @@ int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, cha
             if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, t[i].data, err, n_err) < 0)
                 goto fail;
     }
+    if (st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0)
+        goto fail;
     st_free(&st);
     return 0;
 fail:

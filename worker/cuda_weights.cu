@@ -151,6 +151,8 @@ int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, k
             CUDA_CHECK(cudaMemcpy(t[i].data, h16, ne * 2, cudaMemcpyHostToDevice));
         }
     }
+    if (st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0)
+        goto fail;
     free(f32);
     free(h16);
     st_free(&st);

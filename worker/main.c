@@ -15,6 +15,7 @@
 #include "backend.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,11 @@
 static volatile sig_atomic_t stopping;
 static void on_signal(int sig) { stopping = sig; }
 
-/* Checks a step against the store and fills the backend's batch; 0 or negative. */
-static int step_prepare(const store *st, const msg_step *m, fwd_seq *seqs, fwd_batch *b)
+/* Checks a step against the store and fills SEQS [m->n_seqs] and the backend's batch B
+ * (over RUN): every entry except those whose new tokens hold a failed sample (-1, see
+ * step_publish), which are not computed and fail again; 0 or negative. */
+static int step_prepare(const store *st, const msg_step *m, fwd_seq *seqs, fwd_seq *run,
+                        fwd_batch *b)
 {
     const store_hdr *h = st->hdr;
     for (int i = 0; i < m->n_seqs; i++) {
@@ -47,21 +51,45 @@ static int step_prepare(const store *st, const msg_step *m, fwd_seq *seqs, fwd_b
             .params = &sh->params,
         };
     }
-    b->n_seqs = m->n_seqs;
-    b->seqs = seqs;
+    b->n_seqs = 0;
+    b->seqs = run;
+    for (int i = 0; i < m->n_seqs; i++) {
+        const fwd_seq *q = &seqs[i];
+        int bad = 0;
+        for (int p = q->n_cached; p < q->n_cached + q->n_new && !bad; p++)
+            bad = q->tokens[p] < 0;
+        seqs[i].out_token = -1;
+        if (!bad)
+            run[b->n_seqs++] = *q;
+    }
     return 0;
 }
 
-/* Writes each sampled token after the sequence's last one and publishes the count. */
-static void step_publish(store *st, const fwd_batch *b)
+/* The results of the computed entries RUN back into SEQS (same order, failed ones skipped). */
+static void step_collect(fwd_seq *seqs, int n, const fwd_batch *b)
 {
-    for (int i = 0; i < b->n_seqs; i++) {
-        const fwd_seq *s = &b->seqs[i];
+    for (int i = 0, k = 0; i < n && k < b->n_seqs; i++)
+        if (seqs[i].slot == b->seqs[k].slot && seqs[i].n_cached == b->seqs[k].n_cached) {
+            seqs[i].out_token = b->seqs[k].out_token;
+            seqs[i].out_logprob = b->seqs[k].out_logprob;
+            k++;
+        }
+}
+
+/* Writes each sampled token after the sequence's last one and publishes the count. A sample
+ * from non-finite logits (NaN or +inf: its log-sum-exp is not finite; broken weights or
+ * activations), or one not computed because of an earlier such sample, is written as -1:
+ * the router fails that request alone with an error. */
+static void step_publish(store *st, const fwd_seq *seqs, int n, int vocab)
+{
+    for (int i = 0; i < n; i++) {
+        const fwd_seq *s = &seqs[i];
         if (!s->sample)
             continue;
         int pos = s->n_cached + s->n_new;
-        slot_tokens(st, s->slot)[pos] = s->out_token;
-        slot_logprobs(st, s->slot)[pos] = s->out_logprob;
+        int ok = s->out_token >= 0 && s->out_token < vocab && isfinite(s->out_logprob);
+        slot_tokens(st, s->slot)[pos] = ok ? s->out_token : -1;
+        slot_logprobs(st, s->slot)[pos] = ok ? s->out_logprob : NAN;
         atomic_store_explicit(&store_slot(st, s->slot)->n_tokens, pos + 1, memory_order_release);
     }
 }
@@ -165,7 +193,7 @@ int main(int argc, char **argv)
     LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo.block_size);
 
     static msg_any in;
-    static fwd_seq seqs[MSG_MAX_SEQS];
+    static fwd_seq seqs[MSG_MAX_SEQS], run[MSG_MAX_SEQS];
     uint64_t t_end = 0; /* when the last step ended */
     uint64_t announced_ms = now_ms();
     while (!stopping) {
@@ -196,12 +224,15 @@ int main(int argc, char **argv)
                 atomic_fetch_add(&st.hdr->n_step_gaps, 1);
             }
             fwd_batch batch;
-            done.status = step_prepare(&st, &in.u.step, seqs, &batch);
+            done.status = step_prepare(&st, &in.u.step, seqs, run, &batch);
             if (done.status)
                 LOG_ERR("step %llu rejected: inconsistent with the store", (unsigned long long)done.step_id);
-            else if ((done.status = be->forward(be, &batch)) == 0 &&
-                     in.u.step.epoch == atomic_load(&st.hdr->epoch[PROC_ROUTER]))
-                step_publish(&st, &batch); /* slots of a gone router may already be reused */
+            else if ((done.status = batch.n_seqs ? be->forward(be, &batch) : 0) == 0 &&
+                     in.u.step.epoch == atomic_load(&st.hdr->epoch[PROC_ROUTER])) {
+                step_collect(seqs, in.u.step.n_seqs, &batch);
+                /* slots of a gone router may already be reused */
+                step_publish(&st, seqs, in.u.step.n_seqs, be->cfg.vocab_size);
+            }
             t_end = now_us();
             done.step_ms = (float)(t_end - t0) / 1000.0f;
             atomic_fetch_add(&st.hdr->step_busy_us, t_end - t0);

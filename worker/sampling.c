@@ -104,6 +104,12 @@ int32_t sampler_sample(sampler *s, const float *logits, const sampling_params *p
 {
     const int vocab = s->vocab;
     float *l = s->logits;
+    for (int i = 0; i < vocab; i++)
+        if (isnan(logits[i]) || logits[i] == INFINITY) {   /* broken model: no distribution */
+            if (out_logprob)
+                *out_logprob = NAN;
+            return 0;
+        }
     memcpy(l, logits, (size_t)vocab * sizeof *l);
     apply_penalties(s, p, tokens, n_tokens, n_prompt);
 

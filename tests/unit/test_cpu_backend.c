@@ -540,6 +540,28 @@ static void test_block_sizes_and_dummy(void **state)
     b16->free(b16);
 }
 
+static int make_model(char *dir, const char *args);
+static void remove_model(const char *dir);
+
+/* (e) a checkpoint with tensors config.json does not explain is refused: a config.json that
+ * says 1 layer over a file of 2 (it loaded, and served another model, before) */
+static void test_unexplained_tensors_refused(void **state)
+{
+    char dir[256], cfg[300], cmd[1024], err[1024];
+    assert_int_equal(make_model(dir, "--dim 64 --layers 2 --heads 4 --kv-heads 2 --vocab 300"), 0);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"num_hidden_layers\": *2/\"num_hidden_layers\": 1/' %s"
+             " && grep -q '\"num_hidden_layers\": *1' %s", cfg, cfg);
+    assert_int_equal(system(cmd), 0);
+    backend_opts o = {.model_dir = dir, .block_size = 16, .max_seq_len = 512,
+                      .max_batch_tokens = 512, .max_seqs = 16, .kv_tokens = 4096, .n_threads = 1};
+    backend *b = cpu_backend_init(&o, err, sizeof err);
+    assert_null(b);
+    assert_non_null(strstr(err, "model.layers.1."));
+    assert_non_null(strstr(err, "does not explain"));
+    remove_model(dir);
+}
+
 static int make_model(char *dir, const char *args)
 {
     snprintf(dir, 256, "/tmp/cinder_cpu_XXXXXX");
@@ -579,6 +601,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_chunked),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_block_sizes_and_dummy),
+        cmocka_unit_test(test_unexplained_tensors_refused),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     remove_model(g_dir_a);
