@@ -197,4 +197,17 @@ out:
     return rc;
 }
 
+/* The checks of a comparison run: logits within REL_TOL, top-1 agreement (at most 5% of the
+ * rows near-ties), and N_BAD GPU samples inconsistent with the GPU's own logits. */
+static void bt_check_cmp(const char *name, const bt_cmp *cmp, double rel_tol, int n_bad)
+{
+    bt_check(cmp->max_rel < rel_tol, "%s: logits relative error %.2e < %.0e over %d rows", name,
+             cmp->max_rel, rel_tol, cmp->n_rows);
+    bt_check(cmp->n_top1 + cmp->n_near_tie == cmp->n_rows && cmp->n_near_tie * 20 <= cmp->n_rows,
+             "%s: top-1 agrees on %d of %d rows (%d near-ties)", name, cmp->n_top1, cmp->n_rows,
+             cmp->n_near_tie);
+    bt_check(n_bad == 0, "%s: GPU greedy token and logprob match its logits (%d off)", name,
+             n_bad);
+}
+
 #endif

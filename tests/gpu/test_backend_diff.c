@@ -150,13 +150,7 @@ static void run_case(const dcase *dc)
     printf("\n");
     bt_check(rc == 0, "%s: every step ran", dc->name);
     bt_check(n_done == n, "%s: all %d sequences ran to their end", dc->name, n);
-    bt_check(cmp.max_rel < REL_TOL, "%s: logits relative error %.2e < %.0e over %d rows",
-             dc->name, cmp.max_rel, REL_TOL, cmp.n_rows);
-    bt_check(cmp.n_top1 + cmp.n_near_tie == cmp.n_rows && cmp.n_near_tie * 20 <= cmp.n_rows,
-             "%s: top-1 agrees on %d of %d rows (%d near-ties)", dc->name, cmp.n_top1,
-             cmp.n_rows, cmp.n_near_tie);
-    bt_check(bad == 0, "%s: GPU greedy token and logprob match its logits (%d off)", dc->name,
-             bad);
+    bt_check_cmp(dc->name, &cmp, REL_TOL, bad);
 done:
     for (int i = 0; i < n; i++) bt_seq_free(&s[i]);
     free(s);

@@ -10,12 +10,14 @@
  *    GPU's own greedy token and logprob consistent with its logits.
  * 2. Sampling: many sequences with random temperature / top-k / top-p / penalties / seeds;
  *    the GPU's token must be the CPU sampler's (worker/sampling.c) on the GPU's logits.
- * 3. --load-format dummy: the GPU's random weights are the CPU's, rounded to bf16.
+ * 3. --load-format dummy: the GPU's random weights are the CPU's, rounded to bf16; NaN
+ *    weights give non-finite logprobs on every sampling path (the worker fails such requests).
  * 4. stories15M (bf16 copy, CINDER_STORIES or .devcarry/stories15M): greedy 100 tokens from
  *    BOS + "Once upon a time" identical to the CPU backend's.
  */
 #include "backend_test.h"
 #include "../../worker/sampling.h"
+#include "../../common/safetensors.h"
 
 #define REL_TOL 3e-2       /* bf16 activations over a few layers */
 
@@ -101,13 +103,7 @@ static void test_model(const mcase *mc)
         rc |= run_step(cpu, gpu, seqs, d, 3, &cmp, &bad);
     }
     bt_check(rc == 0, "%s: every step ran", mc->name);
-    bt_check(cmp.max_rel < REL_TOL, "%s: logits relative error %.2e < %.0e over %d rows",
-             mc->name, cmp.max_rel, REL_TOL, cmp.n_rows);
-    bt_check(cmp.n_top1 + cmp.n_near_tie == cmp.n_rows && cmp.n_near_tie * 20 <= cmp.n_rows,
-             "%s: top-1 agrees on %d of %d rows (%d near-ties)", mc->name, cmp.n_top1,
-             cmp.n_rows, cmp.n_near_tie);
-    bt_check(bad == 0, "%s: GPU greedy token and logprob match its logits (%d off)", mc->name,
-             bad);
+    bt_check_cmp(mc->name, &cmp, REL_TOL, bad);
     for (int i = 0; i < N; i++) bt_seq_free(&seqs[i]);
     free(pool);
     cpu->free(cpu);
@@ -226,6 +222,61 @@ static void test_dummy(void)
     bt_rm_model(dir);
 }
 
+/* NaN weights (model.norm.weight): every sampled row, greedy or not, must come back with a
+ * non-finite logprob, which the worker turns into a failed request (worker/main.c). */
+static void test_nan_weights(void)
+{
+    char dir[256], path[300], err[256];
+    if (bt_make_model(dir, "--dim 256 --hidden 512 --layers 2 --heads 4 --kv-heads 2 "
+                           "--vocab 600 --dtype bf16 --seed 9") < 0) {
+        bt_check(0, "nan: make-model");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    safetensors st;
+    st_init(&st);
+    const st_tensor *t = st_add_file(&st, path, err, sizeof err) ? NULL
+                                                                  : st_find(&st, "model.norm.weight");
+    long off = t ? (long)((const char *)t->data - (const char *)st.maps[t->file]) : -1;
+    size_t n = t ? t->n_bytes : 0;
+    st_free(&st);
+    FILE *f = off >= 0 ? fopen(path, "r+b") : NULL;
+    int ok = f && fseek(f, off, SEEK_SET) == 0;
+    for (size_t i = 0; ok && i < n / 2; i++)
+        ok = fputc(0xc0, f) != EOF && fputc(0x7f, f) != EOF;   /* bf16 quiet NaN 0x7fc0 */
+    if (f) fclose(f);
+    backend *gpu = NULL;
+    backend_opts o = opts_for(dir, 16, 1024, 0);
+    if (ok) gpu = cuda_backend_init(&o, err, sizeof err);
+    if (!gpu) {
+        bt_check(0, "nan: poison and start (%s)", ok ? err : "cannot write");
+        bt_rm_model(dir);
+        return;
+    }
+    int next = 0, n_finite = 0;
+    int32_t *pool = bt_pool(64);
+    bt_seq s[4];
+    fwd_seq fs[4];
+    for (int i = 0; i < 4; i++) {
+        bt_seq_init(&s[i], 40, 16, pool, &next);
+        for (int k = 0; k < 20; k++) s[i].tokens[k] = bt_int(0, 599);
+        s[i].n_tokens = s[i].n_prompt = 20;
+        if (i) s[i].sp.temperature = 0.8f;   /* rows 1-3: sampled, with top-k / top-p */
+        if (i == 2) s[i].sp.top_k = 20;
+        if (i == 3) s[i].sp.top_p = 0.9f;
+        fs[i] = bt_fwd(&s[i], 20, 1);
+    }
+    fwd_batch b = {4, fs};
+    int rc = gpu->forward(gpu, &b);
+    for (int i = 0; i < 4; i++) n_finite += isfinite(fs[i].out_logprob) != 0;
+    bt_check(rc == 0 && n_finite == 0, "nan weights: %d of 4 rows (greedy, T, top-k, top-p) "
+             "report a finite logprob (want 0)", n_finite);
+    for (int i = 0; i < 4; i++) bt_seq_free(&s[i]);
+    free(pool);
+    gpu->free(gpu);
+    bt_rm_model(dir);
+}
+
 /* Greedy generation of N tokens on one backend. */
 static int generate(backend *b, bt_seq *s, int n)
 {
@@ -301,6 +352,7 @@ int main(void)
         test_model(&cases[i]);
     test_sampling();
     test_dummy();
+    test_nan_weights();
     test_stories();
     return bt_summary("test_cuda_backend");
 }
