@@ -7,6 +7,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define MODEL_MAX_EOS 8
 
 typedef struct {
@@ -38,5 +42,9 @@ int model_config_load(model_config *c, const char *dir, char *err, size_t n_err)
  * terminated, for st_check_used): old LLaMA checkpoints' rotary inv_freq buffers, and an
  * lm_head.weight beside tied embeddings (transformers ties it to the embedding too). */
 const char *const *model_config_unused_tensors(const model_config *c);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "sampling_params.h"
 
 #define STORE_MAGIC 0x315245444e4943ULL /* "CINDER1" */
 #define STORE_VERSION 2
@@ -33,18 +34,6 @@ enum slot_state { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
 
 enum finish_reason { FINISH_NONE = 0, FINISH_LENGTH, FINISH_STOP, FINISH_ABORT, FINISH_ERROR };
 extern const char *const finish_names[]; /* "", "length", "stop", "abort", "error" */
-
-typedef struct {
-    int32_t max_new_tokens;
-    int32_t top_k;          /* 0 = off */
-    float temperature;      /* 0 = greedy */
-    float top_p;            /* 1 = off */
-    float repetition_penalty; /* 1 = off */
-    float frequency_penalty;  /* 0 = off */
-    float presence_penalty;   /* 0 = off */
-    uint64_t seed;
-    uint8_t ignore_eos;
-} sampling_params;
 
 typedef struct {
     /* written by the tokenizer (front end) */

@@ -8,7 +8,7 @@
  * block-wide prefix sums over chunks of 1024 values.
  */
 #include "sample_topp.cuh"
-#include "rng.cuh"
+#include "rng.h"
 #include <cub/cub.cuh>
 
 #define ST_NT 1024

@@ -87,8 +87,8 @@ static int write_config(const opts *o, char *err, size_t n_err)
 static int write_weights(const cpu_weights *w, const model_config *c, const char *dir,
                          st_dtype dtype, char *err, size_t n_err)
 {
-    int n_max = 3 + 9 * c->n_layers, n = 0, rc = -1;
-    cpu_hf_tensor *hf = calloc((size_t)n_max, sizeof *hf);
+    int n_max = WL_MAX_TENSORS * (1 + c->n_layers), n = 0, rc = -1;
+    wl_tensor *hf = calloc((size_t)n_max, sizeof *hf);
     st_write_tensor *t = calloc((size_t)n_max, sizeof *t);
     void **conv = calloc((size_t)n_max, sizeof *conv);
     if (!hf || !t || !conv) {
@@ -96,11 +96,12 @@ static int write_weights(const cpu_weights *w, const model_config *c, const char
         goto out;
     }
     for (int l = -1; l < c->n_layers; l++)
-        n += cpu_weights_hf_tensors(w, c, l, hf + n);
+        n += weights_layout_tensors(&w->layout, c, l, hf + n);
     for (int i = 0; i < n; i++) {
         size_t n_el = (size_t)hf[i].shape[0] * (hf[i].n_dims == 2 ? (size_t)hf[i].shape[1] : 1);
+        const float *data = w->mem + hf[i].offset;
         t[i] = (st_write_tensor){hf[i].name, dtype, hf[i].n_dims,
-                                 {hf[i].shape[0], hf[i].shape[1]}, hf[i].data};
+                                 {hf[i].shape[0], hf[i].shape[1]}, data};
         if (dtype == ST_F32)
             continue;
         uint16_t *h = malloc(n_el * sizeof *h);
@@ -109,7 +110,7 @@ static int write_weights(const cpu_weights *w, const model_config *c, const char
             goto out;
         }
         for (size_t k = 0; k < n_el; k++)
-            h[k] = dtype == ST_F16 ? st_f32_to_f16(hf[i].data[k]) : st_f32_to_bf16(hf[i].data[k]);
+            h[k] = dtype == ST_F16 ? st_f32_to_f16(data[k]) : st_f32_to_bf16(data[k]);
         conv[i] = h;
         t[i].data = h;
     }

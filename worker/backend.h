@@ -4,13 +4,19 @@
  * batch of prefill chunks and decodes, then samples the next token of every sequence that asks.
  * KV layout is the backend's business, addressed by block ids: token t of a sequence lives in
  * block block_table[t / block_size] at offset t % block_size.
+ * Plain C that C++ can include too (the CUDA engine takes fwd_seq records as they are).
  */
 #ifndef CINDER_BACKEND_H
 #define CINDER_BACKEND_H
 
 #include <stdint.h>
+#include <stddef.h>
 #include "../common/model_config.h"
-#include "../common/store.h"
+#include "../common/sampling_params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct {
     const char *model_dir;
@@ -66,5 +72,9 @@ int fwd_batch_check(const fwd_batch *batch, const fwd_limits *l, const char *who
 /* Each returns NULL with a message in ERR on failure. */
 backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err);
 backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,10 +1,10 @@
 /* cpu_weights.c - fp32 LLaMA weights: allocation, safetensors loading, random init
- * (see cpu_weights.h). One table (cpu_weights_hf_tensors) maps HF tensor names to views of
- * the fused buffers; loading, random init and model writing all go through it.
+ * (see cpu_weights.h), all through the one table of common/weights_layout.h.
  */
 #include "cpu_weights.h"
-#include "rng.h"
+#include "../kernels/rng.h"
 #include "../common/safetensors.h"
+#include "../common/weights_layout.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,10 +14,8 @@
 static int alloc_weights(cpu_weights *w, const model_config *c, char *err, size_t n_err)
 {
     memset(w, 0, sizeof *w);
-    size_t dim = c->dim, hid = c->hidden_dim, vocab = c->vocab_size;
-    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
-    size_t per_layer = 2 * dim + (q_dim + 2 * kv_dim) * dim + dim * q_dim + 3 * hid * dim;
-    w->n_floats = vocab * dim * (c->tie_embeddings ? 1 : 2) + dim + per_layer * c->n_layers;
+    weights_layout_init(&w->layout, c, 1);
+    w->n_floats = w->layout.n_elems;
     w->mem = malloc(w->n_floats * sizeof(float));
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->mem || !w->layers) {
@@ -26,21 +24,16 @@ static int alloc_weights(cpu_weights *w, const model_config *c, char *err, size_
         cpu_weights_free(w);
         return -1;
     }
-    float *p = w->mem;
-#define TAKE(n) (p += (n), p - (n))
-    w->embed = TAKE(vocab * dim);
-    w->lm_head = c->tie_embeddings ? w->embed : TAKE(vocab * dim);
-    w->norm = TAKE(dim);
-    for (int l = 0; l < c->n_layers; l++) {
-        cpu_layer *ly = &w->layers[l];
-        ly->attn_norm = TAKE(dim);
-        ly->wqkv = TAKE((q_dim + 2 * kv_dim) * dim);
-        ly->wo = TAKE(dim * q_dim);
-        ly->ffn_norm = TAKE(dim);
-        ly->w_gate_up = TAKE(2 * hid * dim);
-        ly->w_down = TAKE(dim * hid);
+    const weights_layout *l = &w->layout;
+    w->embed = w->mem + l->embed;
+    w->lm_head = w->mem + l->lm_head;
+    w->norm = w->mem + l->norm;
+    for (int i = 0; i < c->n_layers; i++) {
+        float *b = w->mem + l->layer0 + (size_t)i * l->layer_stride;
+        w->layers[i] = (cpu_layer){b + l->layer.attn_norm, b + l->layer.wqkv, b + l->layer.wo,
+                                   b + l->layer.ffn_norm, b + l->layer.w_gate_up,
+                                   b + l->layer.w_down};
     }
-#undef TAKE
     return 0;
 }
 
@@ -49,40 +42,6 @@ void cpu_weights_free(cpu_weights *w)
     free(w->mem);
     free(w->layers);
     memset(w, 0, sizeof *w);
-}
-
-int cpu_weights_hf_tensors(const cpu_weights *w, const model_config *c, int layer,
-                           cpu_hf_tensor *out)
-{
-    int n = 0;
-    int64_t dim = c->dim, hid = c->hidden_dim, vocab = c->vocab_size;
-    int64_t q_dim = (int64_t)c->n_heads * c->head_dim, kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
-    /* T(data, rows, cols, name format, args...); cols 0 for a vector */
-#define T(ptr, rows, cols, ...)                                                                \
-    do {                                                                                       \
-        out[n] = (cpu_hf_tensor){.data = (ptr), .n_dims = (cols) ? 2 : 1, .shape = {rows, cols}}; \
-        snprintf(out[n].name, sizeof out[n].name, __VA_ARGS__);                                \
-        n++;                                                                                   \
-    } while (0)
-    if (layer < 0) {
-        T(w->embed, vocab, dim, "model.embed_tokens.weight");
-        T(w->norm, dim, 0, "model.norm.weight");
-        if (!c->tie_embeddings)
-            T(w->lm_head, vocab, dim, "lm_head.weight");
-        return n;
-    }
-    const cpu_layer *ly = &w->layers[layer];
-    T(ly->attn_norm, dim, 0, "model.layers.%d.input_layernorm.weight", layer);
-    T(ly->wqkv, q_dim, dim, "model.layers.%d.self_attn.q_proj.weight", layer);
-    T(ly->wqkv + q_dim * dim, kv_dim, dim, "model.layers.%d.self_attn.k_proj.weight", layer);
-    T(ly->wqkv + (q_dim + kv_dim) * dim, kv_dim, dim, "model.layers.%d.self_attn.v_proj.weight", layer);
-    T(ly->wo, dim, q_dim, "model.layers.%d.self_attn.o_proj.weight", layer);
-    T(ly->ffn_norm, dim, 0, "model.layers.%d.post_attention_layernorm.weight", layer);
-    T(ly->w_gate_up, hid, dim, "model.layers.%d.mlp.gate_proj.weight", layer);
-    T(ly->w_gate_up + hid * dim, hid, dim, "model.layers.%d.mlp.up_proj.weight", layer);
-    T(ly->w_down, dim, hid, "model.layers.%d.mlp.down_proj.weight", layer);
-#undef T
-    return n;
 }
 
 int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, char *err,
@@ -95,11 +54,12 @@ int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, cha
         st_free(&st);
         return -1;
     }
-    cpu_hf_tensor t[16];
+    wl_tensor t[WL_MAX_TENSORS];
     for (int l = -1; l < c->n_layers; l++) {
-        int n = cpu_weights_hf_tensors(w, c, l, t);
+        int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++)
-            if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, t[i].data, err, n_err) < 0)
+            if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, w->mem + t[i].offset, err,
+                            n_err) < 0)
                 goto fail;
     }
     if (st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0)
@@ -135,21 +95,14 @@ int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu
 {
     if (alloc_weights(w, c, err, n_err) < 0)
         return -1;
-    cpu_hf_tensor t[16];
+    wl_tensor t[WL_MAX_TENSORS];
     uint64_t ordinal = 0;
     for (int l = -1; l < c->n_layers; l++) {
-        int n = cpu_weights_hf_tensors(w, c, l, t);
+        int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++, ordinal++) {
-            fill_job j = {t[i].data, t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1),
-                          rng_u64(seed, ordinal), 0, 0};
-            if (t[i].n_dims == 1) {                      /* norm weights: 1 +- 0.1 */
-                j.offset = 1.0f;
-                j.scale = 0.1f;
-            } else if (t[i].data == w->embed) {          /* embeddings: uniform [-1, 1) */
-                j.scale = 1.0f;
-            } else {                                     /* std 1/sqrt(fan_in) */
-                j.scale = sqrtf(3.0f / (float)t[i].shape[1]);
-            }
+            fill_job j = {.data = w->mem + t[i].offset,
+                          .n = t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1)};
+            weights_layout_random(&t[i], seed, ordinal, &j.key, &j.scale, &j.offset);
             int n_tasks = (int)((j.n + FILL_CHUNK - 1) / FILL_CHUNK);
             if (pool)
                 cpu_pool_run(pool, fill_task, &j, n_tasks);

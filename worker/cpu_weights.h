@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../common/model_config.h"
+#include "../common/weights_layout.h"
 #include "cpu_pool.h"
 
 typedef struct {
@@ -26,6 +27,7 @@ typedef struct {
     cpu_layer *layers;  /* [n_layers] */
     float *mem;         /* [n_floats] one allocation holding all of the above */
     size_t n_floats;
+    weights_layout layout;  /* where each HF tensor lives in mem (align 1) */
 } cpu_weights;
 
 /* Loads the safetensors of model directory DIR; 0 or negative with a message in ERR. */
@@ -36,16 +38,5 @@ int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, cha
 int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool,
                        char *err, size_t n_err);
 void cpu_weights_free(cpu_weights *w);
-
-/* The HF tensors of layer L (or of the model, L = -1) as views of W, for writers and tests:
- * fills up to 9 names, pointers and shapes; returns how many. */
-typedef struct {
-    char name[96];
-    float *data;
-    int n_dims;
-    int64_t shape[2];
-} cpu_hf_tensor;
-int cpu_weights_hf_tensors(const cpu_weights *w, const model_config *c, int layer,
-                           cpu_hf_tensor *out);
 
 #endif

@@ -316,12 +316,13 @@ static void capture_graphs(cuda_engine *e)
 }
 
 /* Penalty entries of sequence S appended at h_pen[*n]; grows the buffers. */
-static void add_penalties(cuda_engine *e, const ce_seq *s, size_t *n)
+static void add_penalties(cuda_engine *e, const fwd_seq *s, size_t *n)
 {
     int n_tokens = s->n_cached + s->n_new;
     int n_prompt = s->n_prompt < n_tokens ? s->n_prompt : n_tokens;
-    bool rep = s->repetition_penalty != 1.f && s->repetition_penalty > 0.f;
-    bool fp = s->frequency_penalty != 0.f || s->presence_penalty != 0.f;
+    const sampling_params *sp = s->params;
+    bool rep = sp->repetition_penalty != 1.f && sp->repetition_penalty > 0.f;
+    bool fp = sp->frequency_penalty != 0.f || sp->presence_penalty != 0.f;
     if (!rep && !fp)
         return;
     if (*n + n_tokens > e->pen_cap) {
@@ -349,7 +350,7 @@ static void add_penalties(cuda_engine *e, const ce_seq *s, size_t *n)
         e->pen_mark[e->h_pen[k].token] = 0;
 }
 
-int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
+int ce_forward(cuda_engine *e, fwd_seq *seqs, int n_seqs)
 {
     const model_config *c = &e->cfg;
     cudaStream_t st = e->stream;
@@ -392,7 +393,7 @@ int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
     int t = 0, used_bps = 1, j = 0;
     cu_q[0] = 0;
     for (int k = 0; k < n_seqs; k++) {
-        const ce_seq *s = &seqs[e->order[k]];
+        const fwd_seq *s = &seqs[e->order[k]];
         int len = s->n_cached + s->n_new, nb = (len + e->bs - 1) / e->bs;
         for (int p = s->n_cached; p < len; p++, t++) {
             tok[t] = s->tokens[p];
@@ -440,19 +441,20 @@ int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
         bool plain = true, any_sort = false;
         size_t n_pen = 0;
         for (int k = 0, r = 0; k < n_seqs; k++) {
-            const ce_seq *s = &seqs[e->order[k]];
+            const fwd_seq *s = &seqs[e->order[k]];
             if (!s->sample)
                 continue;
+            const sampling_params *sp = s->params;
             sample_row_params *p = &e->h_sp[r];
-            *p = (sample_row_params){s->temperature, s->top_k, s->top_p, s->repetition_penalty,
-                                     s->frequency_penalty, s->presence_penalty, 0, 0, s->seed,
+            *p = (sample_row_params){sp->temperature, sp->top_k, sp->top_p, sp->repetition_penalty,
+                                     sp->frequency_penalty, sp->presence_penalty, 0, 0, sp->seed,
                                      (uint64_t)(s->n_cached + s->n_new)};
             p->pen_begin = (int32_t)n_pen;
             add_penalties(e, s, &n_pen);
             p->pen_end = (int32_t)n_pen;
-            bool greedy = !(s->temperature > 0.f);
-            if (!greedy && ((s->top_k > 0 && s->top_k < c->vocab_size) ||
-                            (s->top_p > 0.f && s->top_p < 1.f)))
+            bool greedy = !(sp->temperature > 0.f);
+            if (!greedy && ((sp->top_k > 0 && sp->top_k < c->vocab_size) ||
+                            (sp->top_p > 0.f && sp->top_p < 1.f)))
                 any_sort = true;
             if (!greedy || p->pen_end > p->pen_begin || e->h_rows[r] != r)
                 plain = false;
@@ -480,7 +482,7 @@ int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs)
     }
     CUDA_CHECK(cudaStreamSynchronize(st));
     for (int k = 0, r = 0; k < n_seqs; k++) {
-        ce_seq *s = &seqs[e->order[k]];
+        fwd_seq *s = &seqs[e->order[k]];
         if (!s->sample)
             continue;
         s->out_token = e->h_tok[r];

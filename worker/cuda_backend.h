@@ -1,9 +1,9 @@
 /* cuda_backend.h - plain-C interface of the CUDA forward engine (cuda_backend.cu). The glue in
- * cuda_glue.c adapts it to backend.h (whose store.h, with C11 atomics, C++ cannot include);
- * the forward benchmark (bench/cmd_forward.c) also uses the ceilings measured here.
+ * cuda_glue.c adapts it to backend.h (limits, checks, logging); the forward benchmark
+ * (bench/cmd_forward.c) also uses the ceilings measured here.
  *
- * A forward takes the batch as ce_seq records, already validated by the caller (every token
- * in the vocabulary, every block id in range, context within max_ctx).
+ * A forward takes the batch as backend.h's fwd_seq records, already validated by the caller
+ * (every token in the vocabulary, every block id in range, context within max_ctx).
  */
 #ifndef CINDER_CUDA_BACKEND_H
 #define CINDER_CUDA_BACKEND_H
@@ -11,11 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/model_config.h"
+#include "backend.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#include "../common/model_config.h"
 
 typedef struct cuda_engine cuda_engine;
 
@@ -34,25 +35,13 @@ typedef struct {
                             fused GEMV path (kernels/gemv.cuh); 0: never; < 0: 8 */
 } ce_opts;
 
-typedef struct {
-    int32_t n_cached, n_new, sample;
-    int32_t n_prompt;              /* penalties count output tokens from here */
-    const int32_t *tokens;         /* [n_cached + n_new] */
-    const int32_t *block_table;    /* [ceil((n_cached + n_new) / block_size)] */
-    float temperature, top_p;
-    float repetition_penalty, frequency_penalty, presence_penalty;
-    int32_t top_k;
-    uint64_t seed;
-    int32_t out_token;             /* set when sample */
-    float out_logprob;
-} ce_seq;
 
 /* Loads the model and sizes the KV cache; NULL with a message in ERR on failure. */
 cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char *err,
                      size_t n_err);
 /* Runs one forward and samples; 0, or -1 when the batch exceeds max_seqs or max_tokens (GPU
  * errors abort with file:line). */
-int ce_forward(cuda_engine *e, ce_seq *seqs, int n_seqs);
+int ce_forward(cuda_engine *e, fwd_seq *seqs, int n_seqs);
 /* fp32 logits [vocab] of sequence I of the last forward, NULL if it did not sample. */
 const float *ce_logits(cuda_engine *e, int i);
 /* Bytes of all weights on the device. */

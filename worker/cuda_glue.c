@@ -1,6 +1,6 @@
 /* cuda_glue.c - the CUDA backend as backend.h sees it: checks each batch (negative on bad
- * input, as the CPU backend), turns fwd_seq records into the engine's ce_seq (the engine is
- * C++ and cannot include store.h), and hands back the sampled tokens. Built only when the
+ * input, as the CPU backend) and hands it to the engine, which writes the sampled tokens
+ * into the same fwd_seq records. Built only when the
  * CUDA backend is (CINDER_CUDA_BACKEND, set by the Makefile when nvcc and
  * worker/cuda_backend.cu exist).
  */
@@ -17,7 +17,6 @@ typedef struct {
     backend base;           /* first: the backend * handed out points here */
     cuda_engine *eng;
     int max_tokens, max_seqs, max_ctx, block_size;
-    ce_seq *seqs;           /* [max_seqs] */
 } cuda_backend;
 
 static int check_batch(const cuda_backend *b, const fwd_batch *batch)
@@ -33,33 +32,7 @@ static int cuda_forward(backend *base, fwd_batch *batch)
     int rc = check_batch(b, batch);
     if (rc < 0)
         return rc;
-    for (int i = 0; i < batch->n_seqs; i++) {
-        const fwd_seq *s = &batch->seqs[i];
-        const sampling_params *p = s->params;
-        b->seqs[i] = (ce_seq){
-            .n_cached = s->n_cached, .n_new = s->n_new, .sample = s->sample,
-            .n_prompt = s->n_prompt, .tokens = s->tokens, .block_table = s->block_table,
-        };
-        if (s->sample) {
-            ce_seq *c = &b->seqs[i];
-            c->temperature = p->temperature;
-            c->top_p = p->top_p;
-            c->top_k = p->top_k;
-            c->repetition_penalty = p->repetition_penalty;
-            c->frequency_penalty = p->frequency_penalty;
-            c->presence_penalty = p->presence_penalty;
-            c->seed = p->seed;
-        }
-    }
-    rc = ce_forward(b->eng, b->seqs, batch->n_seqs);
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < batch->n_seqs; i++)
-        if (batch->seqs[i].sample) {
-            batch->seqs[i].out_token = b->seqs[i].out_token;
-            batch->seqs[i].out_logprob = b->seqs[i].out_logprob;
-        }
-    return 0;
+    return ce_forward(b->eng, batch->seqs, batch->n_seqs);
 }
 
 static const float *cuda_last_logits(backend *base, int i)
@@ -78,7 +51,6 @@ static void cuda_free(backend *base)
     if (!b)
         return;
     ce_free(b->eng);
-    free(b->seqs);
     free(b);
 }
 
@@ -114,11 +86,6 @@ backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err)
     b->max_seqs = o->max_seqs > 0 ? o->max_seqs : 256;
     if (b->max_seqs > b->max_tokens)
         b->max_seqs = b->max_tokens;
-    b->seqs = calloc((size_t)b->max_seqs, sizeof *b->seqs);
-    if (!b->seqs) {
-        snprintf(err, n_err, "out of memory");
-        goto fail;
-    }
     LOG_INFO("cuda backend: %s weights (%zu MB %s), dim %d, %d layers, %d/%d heads, vocab %d; "
              "KV %d blocks of %d tokens; graphs up to batch %d",
              o->dummy_weights ? "random" : "loaded", ce_weight_bytes(b->eng) >> 20,

@@ -1,85 +1,29 @@
 /* cuda_weights.cu - GPU weights: one allocation carved into fused tensors, filled from
  * safetensors or by the CPU backend's random generator run on the GPU (see cuda_weights.h).
- * One table (hf_tensors) names every HF tensor with its place and shape; loading and random
- * init both walk it, in cpu_weights_hf_tensors' order (the random keys depend on it).
+ * Places, names, shapes and the random recipe all come from common/weights_layout.h, the
+ * table the CPU backend walks too.
  */
 #include "cuda_weights.h"
 extern "C" {   /* plain C headers without guards */
 #include "../common/safetensors.h"
 }
+#include "../common/weights_layout.h"
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/kutil.cuh"
-#include "../kernels/rng.cuh"
+#include "../kernels/rng.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* cpu_weights_random's key for tensor number ORDINAL (worker/rng.h rng_u64, on the host). */
-static uint64_t host_mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-typedef struct {
-    char name[96];
-    void *data;         /* device */
-    int n_dims;
-    int64_t shape[2];
-    int is_embed;
-} hf_tensor;
-
-/* The HF tensors of layer L (or of the model, L = -1): fills up to 9; returns how many. */
-static int hf_tensors(const cuda_weights *w, const model_config *c, int layer, hf_tensor *out)
-{
-    int n = 0;
-    int64_t dim = c->dim, hid = c->hidden_dim, vocab = c->vocab_size;
-    int64_t q_dim = (int64_t)c->n_heads * c->head_dim, kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
-#define T(ptr, rows, cols, ...)                                                                \
-    do {                                                                                       \
-        out[n] = (hf_tensor){"", (ptr), (cols) ? 2 : 1, {rows, cols}, 0};                     \
-        snprintf(out[n].name, sizeof out[n].name, __VA_ARGS__);                                \
-        n++;                                                                                   \
-    } while (0)
-#define AT(p, off) ((void *)((uint16_t *)(p) + (off)))
-    if (layer < 0) {
-        T(w->embed, vocab, dim, "model.embed_tokens.weight");
-        out[0].is_embed = 1;
-        T(w->norm, dim, 0, "model.norm.weight");
-        if (!c->tie_embeddings)
-            T(w->lm_head, vocab, dim, "lm_head.weight");
-        return n;
-    }
-    const cuda_layer *ly = &w->layers[layer];
-    T(ly->attn_norm, dim, 0, "model.layers.%d.input_layernorm.weight", layer);
-    T(ly->wqkv, q_dim, dim, "model.layers.%d.self_attn.q_proj.weight", layer);
-    T(AT(ly->wqkv, q_dim * dim), kv_dim, dim, "model.layers.%d.self_attn.k_proj.weight", layer);
-    T(AT(ly->wqkv, (q_dim + kv_dim) * dim), kv_dim, dim, "model.layers.%d.self_attn.v_proj.weight", layer);
-    T(ly->wo, dim, q_dim, "model.layers.%d.self_attn.o_proj.weight", layer);
-    T(ly->ffn_norm, dim, 0, "model.layers.%d.post_attention_layernorm.weight", layer);
-    T(ly->w_gate_up, hid, dim, "model.layers.%d.mlp.gate_proj.weight", layer);
-    T(AT(ly->w_gate_up, hid * dim), hid, dim, "model.layers.%d.mlp.up_proj.weight", layer);
-    T(ly->w_down, dim, hid, "model.layers.%d.mlp.down_proj.weight", layer);
-#undef AT
-#undef T
-    return n;
-}
-
 static int alloc_weights(cuda_weights *w, const model_config *c, kdtype dt, char *err,
                          size_t n_err)
 {
     memset(w, 0, sizeof *w);
     w->dt = dt;
-    size_t dim = c->dim, hid = c->hidden_dim, vocab = c->vocab_size;
-    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
-    /* every tensor starts 16-byte aligned: sizes rounded up to 8 elements */
-#define R8(x) (((x) + 7) & ~(size_t)7)
-    size_t per_layer = 2 * R8(dim) + (q_dim + 2 * kv_dim) * dim + dim * q_dim + 3 * hid * dim;
-    w->n_elems = vocab * dim * (c->tie_embeddings ? 1 : 2) + R8(dim) + per_layer * c->n_layers;
+    weights_layout_init(&w->layout, c, 8);   /* 16-byte aligned tensors */
+    w->n_elems = w->layout.n_elems;
     w->layers = (cuda_layer *)calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->layers || cudaMalloc(&w->mem, w->n_elems * 2) != cudaSuccess) {
         (void)cudaGetLastError();
@@ -88,23 +32,23 @@ static int alloc_weights(cuda_weights *w, const model_config *c, kdtype dt, char
         cuda_weights_free(w);
         return -1;
     }
+    const weights_layout *l = &w->layout;
     uint16_t *p = (uint16_t *)w->mem;
-#define TAKE(n) (p += (n), (void *)(p - (n)))
-    w->embed = TAKE(vocab * dim);
-    w->lm_head = c->tie_embeddings ? w->embed : TAKE(vocab * dim);
-    w->norm = TAKE(R8(dim));
-    for (int l = 0; l < c->n_layers; l++) {
-        cuda_layer *ly = &w->layers[l];
-        ly->attn_norm = TAKE(R8(dim));
-        ly->wqkv = TAKE((q_dim + 2 * kv_dim) * dim);
-        ly->wo = TAKE(dim * q_dim);
-        ly->ffn_norm = TAKE(R8(dim));
-        ly->w_gate_up = TAKE(2 * hid * dim);
-        ly->w_down = TAKE(dim * hid);
+    w->embed = p + l->embed;
+    w->lm_head = p + l->lm_head;
+    w->norm = p + l->norm;
+    for (int i = 0; i < c->n_layers; i++) {
+        uint16_t *b = p + l->layer0 + (size_t)i * l->layer_stride;
+        w->layers[i] = cuda_layer{b + l->layer.attn_norm, b + l->layer.wqkv, b + l->layer.wo,
+                                  b + l->layer.ffn_norm, b + l->layer.w_gate_up,
+                                  b + l->layer.w_down};
     }
-#undef TAKE
-#undef R8
     return 0;
+}
+
+static void *tensor_ptr(const cuda_weights *w, const wl_tensor *t)
+{
+    return (uint16_t *)w->mem + t->offset;
 }
 
 void cuda_weights_free(cuda_weights *w)
@@ -140,15 +84,15 @@ int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, k
         goto fail;
     }
     for (int l = -1; l < c->n_layers; l++) {
-        hf_tensor t[16];
-        int n = hf_tensors(w, c, l, t);
+        wl_tensor t[WL_MAX_TENSORS];
+        int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++) {
             if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, f32, err, n_err) < 0)
                 goto fail;
             size_t ne = (size_t)t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1);
             for (size_t k = 0; k < ne; k++)
                 h16[k] = dt == KDT_F16 ? st_f32_to_f16(f32[k]) : st_f32_to_bf16(f32[k]);
-            CUDA_CHECK(cudaMemcpy(t[i].data, h16, ne * 2, cudaMemcpyHostToDevice));
+            CUDA_CHECK(cudaMemcpy(tensor_ptr(w, &t[i]), h16, ne * 2, cudaMemcpyHostToDevice));
         }
     }
     if (st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0)
@@ -195,19 +139,14 @@ int cuda_weights_random(cuda_weights *w, const model_config *c, uint64_t seed, k
         return -1;
     uint64_t ordinal = 0;
     for (int l = -1; l < c->n_layers; l++) {
-        hf_tensor t[16];
-        int n = hf_tensors(w, c, l, t);
+        wl_tensor t[WL_MAX_TENSORS];
+        int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++, ordinal++) {
             size_t ne = (size_t)t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1);
-            uint64_t key = host_mix(host_mix(seed) ^ ordinal);   /* rng_u64(seed, ordinal) */
-            float scale = 1.f, offset = 0.f;                      /* embeddings: [-1, 1) */
-            if (t[i].n_dims == 1) {                               /* norms: 1 +- 0.1 */
-                scale = 0.1f;
-                offset = 1.f;
-            } else if (!t[i].is_embed) {                          /* std 1/sqrt(fan_in) */
-                scale = sqrtf(3.0f / (float)t[i].shape[1]);
-            }
-            CUDA_CHECK(fill(t[i].data, ne, key, scale, offset, dt));
+            uint64_t key;
+            float scale, offset;
+            weights_layout_random(&t[i], seed, ordinal, &key, &scale, &offset);
+            CUDA_CHECK(fill(tensor_ptr(w, &t[i]), ne, key, scale, offset, dt));
         }
     }
     CUDA_CHECK(cudaDeviceSynchronize());

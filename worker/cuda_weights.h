@@ -16,6 +16,7 @@ extern "C" {
 #endif
 
 #include "../common/model_config.h"
+#include "../common/weights_layout.h"
 
 typedef struct {
     void *attn_norm;    /* [dim] */
@@ -34,6 +35,7 @@ typedef struct {
     void *mem;          /* one device allocation holding all of the above */
     size_t n_elems;     /* elements in mem */
     kdtype dt;
+    weights_layout layout;  /* where each HF tensor lives in mem (align 8) */
 } cuda_weights;
 
 /* 0, or negative with a message in ERR. */

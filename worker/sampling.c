@@ -2,7 +2,7 @@
  * logits row (see sampling.h).
  */
 #include "sampling.h"
-#include "rng.h"
+#include "../kernels/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
