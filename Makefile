@@ -46,7 +46,9 @@ obj      = $(patsubst %.c,$(BUILD)/obj/%.o,$(patsubst %.cu,$(BUILD)/obj/%.cu.o,$
 $(foreach d,$(LIB_DIRS),$(eval LIB_$(d) := $(if $(call lib_srcs,$(d)),$(BUILD)/lib/libcinder_$(d).a)))
 C_LIBS   := $(foreach d,$(LIB_DIRS),$(LIB_$(d)))
 
-CUDA_SRCS := $(wildcard kernels/*.cu worker/*.cu) $(wildcard kernels/*_ref.c)
+# bench/*.cu (the device ceilings, the decode breakdown) join the archive for the benchmark
+# programs; nothing of the worker references them, so they never link into it
+CUDA_SRCS := $(wildcard kernels/*.cu worker/*.cu bench/*.cu) $(wildcard kernels/*_ref.c)
 ifeq ($(HAVE_CUDA),1)
 CUDA_LIB := $(if $(CUDA_SRCS),$(BUILD)/lib/libcinder_cuda.a)
 endif

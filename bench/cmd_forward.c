@@ -27,6 +27,8 @@ int main(void)
 }
 #else
 #include "../worker/cuda_backend.h"
+#include "ceilings.h"
+#include "decode_breakdown.h"
 
 #define BS 16
 
@@ -148,10 +150,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_c; i++) max_ctx = contexts[i] > max_ctx ? contexts[i] : max_ctx;
     max_tok = max_tok > max_seqs ? max_tok : max_seqs;
 
-    double bw_gbs, gemm_tf;
-    ce_measure_ceilings(&bw_gbs, &gemm_tf, 8192, 8192, 8192);
-    printf("CEILING copy %.0f GB/s (1 GiB D2D memcpy, read+write) | cuBLAS bf16 GEMM 8192^3 "
-           "%.0f TFLOP/s\n", bw_gbs, gemm_tf);
+    bench_ceilings ceil = bench_measure_ceilings();
+    double bw_gbs = ceil.copy_gbs, gemm_tf = ceil.gemm_tflops;
 
     char err[512];
     backend_opts o = {.model_dir = dir, .dummy_weights = 1, .block_size = BS,
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
                    batches[i], contexts[j], ms, floor_ms, wfloor, 100 * floor_ms / ms,
                    batches[i] * 1e3 / ms);
             double graph_ms, gemm_ms;
-            if (breakdown && ce_decode_breakdown(ce_engine_of(be), batches[i], iters, &graph_ms,
+            if (breakdown && bench_decode_breakdown(ce_engine_of(be), batches[i], iters, &graph_ms,
                                                  &gemm_ms) == 0)
                 printf("BREAKDOWN decode b=%d ctx=%d | step %.3f ms = graph %.3f (GEMMs %.3f at "
                        "%.0f GB/s, rest %.3f) + host %.3f\n", batches[i], contexts[j], ms,

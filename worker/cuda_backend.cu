@@ -1,116 +1,31 @@
-/* cuda_backend.cu - the CUDA forward engine of the worker (cuda_backend.h): bf16 (or fp16)
- * LLaMA over a mixed batch of prefill chunks and decodes, paged KV cache (kv_layout.h shapes),
- * cuBLAS GEMMs with fp32 accumulation, GPU sampling, decode batches replayed from CUDA graphs.
- *
- * One forward: sequences are reordered decodes first (one token each), then prefill chunks;
- * their tokens form one [n_tok, dim] activation matrix. Per layer: RMSNorm (+ residual add),
- * fused QKV GEMM, RoPE, K/V into the pages, paged decode attention (flash-decoding) on the
- * decode rows and flash prefill attention (over cached + new keys) on the prefill rows, O GEMM,
- * RMSNorm + residual, fused gate/up GEMM, SiLU-mul, down GEMM. Then the final norm, the rows
- * that sample gathered, the LM head in fp32, and sampling (sample_topp, or the greedy kernel
- * when every row is plain greedy).
- *
- * Decode-only batches of at most gemv_max tokens take the fused path (run_model_fused): per
- * layer the QKV GEMV (attention RMSNorm in its prologue, RoPE and the KV store in its
- * epilogue), decode attention, the O GEMV (residual add in its epilogue), the gate/up GEMV
- * (FFN RMSNorm in, SiLU-mul out) and the down GEMV (residual add): 5-6 kernels instead of 11,
- * the GEMVs launched as programmatic dependents (kernels/pdl.cuh), so each one's first weight
- * loads overlap the kernel before it.
- *
- * Per-step inputs (token ids, positions, cache slots, lengths) go up in one packed copy from
- * pinned memory, block tables in one 2D copy of the used columns. A decode-only batch of n
- * sequences is padded to the next captured size G (padding rows: slot -1, context 0) and
- * replays that graph; its inputs sit at fixed offsets of the same packed layout.
+/* cuda_backend.cu - the CUDA engine (cuda_backend.h): setup (weights, KV cache sized from free
+ * memory, activations, pinned inputs, decode graphs) and one forward in five stages:
+ *   plan     order the sequences (decodes first, then prefill chunks) and pick the path: a
+ *            captured graph (decode-only batch, padded to the graph's size), the fused GEMV
+ *            decode path, or the general mixed batch;
+ *   pack     token ids, positions, cache slots, lengths and LM-head rows in one pinned copy,
+ *            block tables in one 2D copy of their used columns;
+ *   run      the model (cuda_model.cu);
+ *   sample   the greedy kernel when every row is plain greedy, else the full sampler with
+ *            each row's parameters and penalty list;
+ *   collect  wait, and write each sampled token and logprob into its fwd_seq.
+ * bf16 (or fp16) weights and activations, fp32 logits; shapes of the KV cache in kv_layout.h.
  */
-#include "cuda_backend.h"
-#include "cuda_weights.h"
+#include "cuda_engine.h"
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
-#include "../kernels/embed.cuh"
-#include "../kernels/gemv.cuh"
-#include "../kernels/kv_store.cuh"
-#include "../kernels/prefill_attn.cuh"
-#include "../kernels/rmsnorm.cuh"
-#include "../kernels/rope.cuh"
 #include "../kernels/sample.cuh"
-#include "../kernels/sample_topp.cuh"
-#include "../kernels/silu_mul.cuh"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <algorithm>
-#include <vector>
 
 #define DUMMY_SEED 0                 /* the CPU backend's: same random model */
 #define DEFAULT_MAX_TOKENS 2048
 #define DEFAULT_MAX_SEQS 256
 #define BLAS_WS_BYTES (32u << 20)
 #define RESERVE_BYTES (512ull << 20) /* graphs, cuBLAS and cub internals */
-#define MAX_GRAPHS 16
-static const int graph_sizes[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256};
-
-struct cuda_engine {
-    model_config cfg;
-    kdtype dt;
-    cudaDataType_t cdt;
-    int bs, max_ctx, max_tokens, max_seqs, max_bps, n_sms;
-    int gemv_max;                    /* decode-only batches up to this many tokens: fused path */
-    int q_dim, kv_dim, qkv_dim;
-    rope_params rp;
-    cudaStream_t stream;
-    cublasHandle_t blas;
-    void *blas_ws;
-    cuda_weights w;
-    /* KV cache: k, v [n_layers, n_blocks, bs, n_kv_heads, head_dim] */
-    void *k_cache, *v_cache;
-    int n_blocks;
-    size_t kv_layer_elems;           /* n_blocks * bs * kv_dim */
-    /* activations (dt) */
-    void *x;                         /* [max_tokens, dim] residual stream */
-    void *xn;                        /* [max_tokens, dim] normalized */
-    void *y;                         /* [max_tokens, dim] attention / MLP block output */
-    void *qkv;                       /* [max_tokens, qkv_dim] */
-    void *att;                       /* [max_tokens, q_dim] */
-    void *gu;                        /* [max_tokens, 2 * hidden_dim] */
-    void *act;                       /* [max_tokens, hidden_dim] */
-    void *last;                      /* [max_seqs, dim] final-normed rows that sample */
-    float *logits;                   /* [max_seqs, vocab] */
-    void *dec_ws;                    /* decode attention split workspace */
-    size_t dec_ws_bytes;
-    /* packed per-step inputs: pinned host and device copies, int32 */
-    int32_t *h_in, *d_in;            /* [in_cap] */
-    size_t in_cap;
-    int32_t *h_bt, *d_bt;            /* [max_seqs, max_bps] block tables */
-    /* sampling */
-    sample_row_params *h_sp, *d_sp;  /* [max_seqs] */
-    int32_t *h_rows, *d_rows;        /* [max_seqs] logits row of each sampled entry */
-    sample_penalty *h_pen, *d_pen;   /* [pen_cap] */
-    size_t pen_cap;
-    int32_t *pen_mark;               /* [vocab] host scratch: 1 + list index, or 0 */
-    void *samp_ws;                   /* sample_topp workspace */
-    size_t samp_ws_bytes;
-    void *greedy_ws;                 /* sample_greedy workspace */
-    int32_t *h_tok, *d_tok;          /* [max_seqs] sampled tokens */
-    float *h_lp, *d_lp;              /* [max_seqs] their logprobs */
-    /* graphs */
-    int n_graphs;
-    int graph_bs[MAX_GRAPHS], graph_splits[MAX_GRAPHS];
-    cudaGraphExec_t graph[MAX_GRAPHS];
-    /* last forward */
-    int n_last;
-    std::vector<int> order, logit_row;  /* ordered -> original index; original -> logits row */
-    float *h_row;                    /* [vocab] host copy for ce_logits */
-};
-
-/* Device pointers of one forward's packed inputs. */
-typedef struct {
-    const int32_t *tok, *pos, *slot; /* [n_tok] */
-    const int32_t *seq_len;          /* [n_seqs] decodes first */
-    const int32_t *cu_q;             /* [n_pre + 1] over the prefill rows */
-    const int32_t *gather;           /* [n_rows] token rows for the LM head, NULL: all rows */
-} fwd_in;
 
 static void *dev_alloc(size_t bytes, size_t *total)
 {
@@ -121,198 +36,6 @@ static void *dev_alloc(size_t bytes, size_t *total)
     }
     *total += bytes;
     return p;
-}
-
-static void gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, const void *w,
-                 int n_tok, int n_out, int n_in)
-{
-    if (n_tok == 0)
-        return;
-    const float alpha = 1.f, beta = 0.f;
-    /* column-major view: C^T [n_out, n_tok] = W [n_out, n_in] . X^T */
-    CUBLAS_CHECK(cublasGemmEx(e->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha, w,
-                              e->cdt, n_in, x, e->cdt, n_in, &beta, c, ct, n_out,
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-}
-
-/* One fused decode GEMV (kernels/gemv.cuh) on the engine's stream, as a dependent launch. */
-static void gemv(cuda_engine *e, void *out, const void *x, const void *w, int n_tok, int n_out,
-                 int n_in, gemv_epi_kind kind, const void *norm_w, const gemv_epi *qkv)
-{
-    gemv_epi epi = qkv ? *qkv : gemv_epi{};
-    epi.kind = kind;
-    epi.norm_w = norm_w;
-    epi.norm_eps = e->cfg.norm_eps;
-    epi.pdl = 1;
-    CUDA_CHECK(gemv_fused_run(out, x, w, n_tok, n_out, n_in, &epi, e->dt, e->stream));
-}
-
-static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
-{
-    (void)e;
-    return (uint16_t *)base + row * width;
-}
-
-/* The model from embedding to logits rows [n_rows, vocab]: the final norm and the LM head run
- * on the N_ROWS token rows that GATHER lists (every row when GATHER is NULL, then n_rows =
- * n_tok <= max_seqs) and are skipped when no row samples (n_rows = 0: a prefill chunk that is
- * not a prompt's last). The logits buffer has max_seqs rows, never max_tokens. */
-static void run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_pre,
-                      int max_q_len, int splits, int n_rows)
-{
-    const model_config *c = &e->cfg;
-    cudaStream_t s = e->stream;
-    const int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
-    const float scale = 1.f / sqrtf((float)hd);
-    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
-    for (int l = 0; l < c->n_layers; l++) {
-        const cuda_layer *ly = &e->w.layers[l];
-        void *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
-        void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
-        CUDA_CHECK(rmsnorm_run(e->xn, e->x, l ? e->y : NULL, ly->attn_norm, n_tok, dim,
-                               c->norm_eps, e->dt, s));
-        gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim);
-        void *q = e->qkv, *k = (uint16_t *)e->qkv + e->q_dim;
-        void *v = (uint16_t *)e->qkv + e->q_dim + e->kv_dim;
-        CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads,
-                            c->n_kv_heads, hd, e->rp, e->dt, s));
-        CUDA_CHECK(kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
-                                c->n_kv_heads, hd, e->dt, s));
-        if (n_dec)
-            CUDA_CHECK(decode_attn_run(e->att, q, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
-                                       in->seq_len, n_dec, c->n_heads, c->n_kv_heads, hd, e->bs,
-                                       scale, splits, splits > 1 ? e->dec_ws : NULL, e->dt, s));
-        if (n_pre)
-            CUDA_CHECK(prefill_attn_run(row_ptr(e, e->att, n_dec, e->q_dim),
-                                        row_ptr(e, e->qkv, n_dec, e->qkv_dim), e->qkv_dim, kc, vc,
-                                        e->d_bt + (size_t)n_dec * e->max_bps, e->max_bps,
-                                        in->cu_q, in->seq_len + n_dec, n_pre, max_q_len,
-                                        c->n_heads, c->n_kv_heads, hd, e->bs, scale, e->dt, s));
-        gemm(e, e->y, e->cdt, e->att, ly->wo, n_tok, dim, e->q_dim);
-        CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, ly->ffn_norm, n_tok, dim, c->norm_eps, e->dt, s));
-        gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
-        CUDA_CHECK(silu_mul_run(e->act, e->gu, n_tok, hid, e->dt, s));
-        gemm(e, e->y, e->cdt, e->act, ly->w_down, n_tok, dim, hid);
-    }
-    if (n_rows == 0)
-        return;
-    CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, e->w.norm, n_tok, dim, c->norm_eps, e->dt, s));
-    const void *rows = e->xn;
-    if (in->gather) {
-        CUDA_CHECK(embed_run(e->last, e->xn, in->gather, n_rows, n_tok, dim, e->dt, s));
-        rows = e->last;
-    }
-    gemm(e, e->logits, CUDA_R_32F, rows, e->w.lm_head, n_rows, c->vocab_size, dim);
-}
-
-/* Decode-only batch of N_TOK <= gemv_max sequences (one token each), logits of every row. */
-static void run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
-{
-    const model_config *c = &e->cfg;
-    cudaStream_t s = e->stream;
-    const int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
-    const float scale = 1.f / sqrtf((float)hd);
-    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
-    for (int l = 0; l < c->n_layers; l++) {
-        const cuda_layer *ly = &e->w.layers[l];
-        void *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
-        void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
-        gemv_epi qkv = {};
-        qkv.n_heads = c->n_heads, qkv.n_kv_heads = c->n_kv_heads, qkv.head_dim = hd;
-        qkv.out_stride = e->qkv_dim, qkv.pos = in->pos, qkv.slot = in->slot;
-        qkv.k_cache = kc, qkv.v_cache = vc, qkv.rope = e->rp;
-        gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_QKV, ly->attn_norm, &qkv);
-        CUDA_CHECK(decode_attn_run(e->att, e->qkv, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
-                                   in->seq_len, n_tok, c->n_heads, c->n_kv_heads, hd, e->bs,
-                                   scale, splits, splits > 1 ? e->dec_ws : NULL, e->dt, s));
-        gemv(e, e->x, e->att, ly->wo, n_tok, dim, e->q_dim, GEMV_RESID, NULL, NULL);
-        gemv(e, e->act, e->x, ly->w_gate_up, n_tok, 2 * hid, dim, GEMV_SILU, ly->ffn_norm, NULL);
-        gemv(e, e->x, e->act, ly->w_down, n_tok, dim, hid, GEMV_RESID, NULL, NULL);
-    }
-    gemv(e, e->logits, e->x, e->w.lm_head, n_tok, c->vocab_size, dim, GEMV_OUT_F32, e->w.norm,
-         NULL);
-}
-
-/* Whether a batch of N_TOK tokens, N_PRE of its sequences prefills, takes the fused path. */
-static bool use_fused(const cuda_engine *e, int n_tok, int n_pre)
-{
-    return n_pre == 0 && n_tok <= e->gemv_max;
-}
-
-/* Packed input layout of a batch of N_TOK tokens and N_SEQS sequences (N_PRE prefills). */
-static fwd_in layout(const int32_t *base, int n_tok, int n_seqs, int n_pre, int n_gather)
-{
-    fwd_in in;
-    in.tok = base;
-    in.pos = base + n_tok;
-    in.slot = base + 2 * n_tok;
-    in.seq_len = base + 3 * n_tok;
-    in.cu_q = in.seq_len + n_seqs;
-    in.gather = n_gather ? in.cu_q + (n_pre + 1) : NULL;
-    return in;
-}
-
-static size_t layout_ints(int n_tok, int n_seqs, int n_pre, int n_gather)
-{
-    return 3 * (size_t)n_tok + n_seqs + n_pre + 1 + n_gather;
-}
-
-static int graph_for(const cuda_engine *e, int n)
-{
-    for (int g = 0; g < e->n_graphs; g++)
-        if (e->graph_bs[g] >= n)
-            return g;
-    return -1;
-}
-
-/* Fills a padded decode batch of G rows into the host inputs (all padding) and uploads it. */
-static void upload_padding(cuda_engine *e, int G)
-{
-    fwd_in h = layout(e->h_in, G, G, 0, 0);
-    for (int i = 0; i < G; i++) {
-        ((int32_t *)h.tok)[i] = 0;
-        ((int32_t *)h.pos)[i] = 0;
-        ((int32_t *)h.slot)[i] = -1;
-        ((int32_t *)h.seq_len)[i] = 0;
-    }
-    ((int32_t *)h.cu_q)[0] = 0;
-    CUDA_CHECK(cudaMemcpyAsync(e->d_in, e->h_in, layout_ints(G, G, 0, 0) * 4,
-                               cudaMemcpyHostToDevice, e->stream));
-}
-
-static void capture_graphs(cuda_engine *e)
-{
-    const model_config *c = &e->cfg;
-    int cap = e->max_seqs < e->max_tokens ? e->max_seqs : e->max_tokens;
-    for (size_t i = 0; i < sizeof graph_sizes / sizeof *graph_sizes && e->n_graphs < MAX_GRAPHS; i++) {
-        int G = graph_sizes[i];
-        if (G > cap)
-            break;
-        int splits = decode_attn_splits(G, c->n_heads, c->n_kv_heads, c->head_dim,
-                                        e->max_ctx, e->n_sms);
-        fwd_in in = layout(e->d_in, G, G, 0, 0);
-        upload_padding(e, G);
-        for (int pass = 0; pass < 2; pass++) {   /* warm-up (attributes, cuBLAS plans), capture */
-            cudaGraph_t graph;
-            if (pass == 1)
-                CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
-            if (use_fused(e, G, 0))
-                run_model_fused(e, &in, G, splits);
-            else
-                run_model(e, &in, G, G, 0, 0, splits, G);
-            if (pass == 0) {
-                CUDA_CHECK(cudaStreamSynchronize(e->stream));
-                continue;
-            }
-            CUDA_CHECK(cudaStreamEndCapture(e->stream, &graph));
-            CUDA_CHECK(cudaGraphInstantiate(&e->graph[e->n_graphs], graph, 0));
-            CUDA_CHECK(cudaGraphDestroy(graph));
-        }
-        e->graph_bs[e->n_graphs] = G;
-        e->graph_splits[e->n_graphs] = splits;
-        e->n_graphs++;
-    }
-    CUDA_CHECK(cudaStreamSynchronize(e->stream));
 }
 
 /* Penalty entries of sequence S appended at h_pen[*n]; grows the buffers. */
@@ -350,63 +73,74 @@ static void add_penalties(cuda_engine *e, const fwd_seq *s, size_t *n)
         e->pen_mark[e->h_pen[k].token] = 0;
 }
 
-int ce_forward(cuda_engine *e, fwd_seq *seqs, int n_seqs)
+/* The shape of one forward: which path runs it and how many rows of what. */
+typedef struct {
+    int n_seqs, n_dec, n_pre, n_tok, n_sample, max_q, max_dec_ctx;
+    int g;               /* captured graph replayed, or -1 */
+    bool fused;          /* the fused GEMV decode path */
+    int n_tok_run, n_seq_run;  /* padded to the graph's size when one replays */
+    int n_gather;        /* logits rows gathered (0 on graphs and the fused path: all rows) */
+} fwd_plan;
+
+/* Orders the sequences (decodes first) and picks the path; -1 beyond the buffers' sizes. */
+static int plan(cuda_engine *e, const fwd_seq *seqs, int n_seqs, fwd_plan *p)
 {
-    const model_config *c = &e->cfg;
-    cudaStream_t st = e->stream;
-    e->order.assign(n_seqs, 0);
-    e->logit_row.assign(n_seqs, -1);
-    e->n_last = n_seqs;
-    if (n_seqs == 0)
-        return 0;
-    int n_dec = 0, n_tok = 0, n_sample = 0, max_q = 0, max_dec_ctx = 0;
+    *p = fwd_plan{};
+    p->n_seqs = n_seqs;
     for (int i = 0; i < n_seqs; i++)
         if (seqs[i].n_new == 1)
-            e->order[n_dec++] = i;
-    for (int i = 0, k = n_dec; i < n_seqs; i++)
+            e->order[p->n_dec++] = i;
+    for (int i = 0, k = p->n_dec; i < n_seqs; i++)
         if (seqs[i].n_new != 1)
             e->order[k++] = i;
     for (int i = 0; i < n_seqs; i++) {
-        n_tok += seqs[i].n_new;
-        n_sample += seqs[i].sample != 0;
-        if (seqs[i].n_new > 1 && seqs[i].n_new > max_q)
-            max_q = seqs[i].n_new;
-        if (seqs[i].n_new == 1 && seqs[i].n_cached + 1 > max_dec_ctx)
-            max_dec_ctx = seqs[i].n_cached + 1;
+        p->n_tok += seqs[i].n_new;
+        p->n_sample += seqs[i].sample != 0;
+        if (seqs[i].n_new > 1 && seqs[i].n_new > p->max_q)
+            p->max_q = seqs[i].n_new;
+        if (seqs[i].n_new == 1 && seqs[i].n_cached + 1 > p->max_dec_ctx)
+            p->max_dec_ctx = seqs[i].n_cached + 1;
     }
-    if (n_seqs > e->max_seqs || n_tok > e->max_tokens)
+    if (n_seqs > e->max_seqs || p->n_tok > e->max_tokens)
         return -1;   /* the buffers are sized for these (callers check first: batch_check.c) */
-    const int n_pre = n_seqs - n_dec;
-    int g = n_pre == 0 ? graph_for(e, n_dec) : -1;
-    const int G = g >= 0 ? e->graph_bs[g] : 0;
-    const bool fused = g < 0 && use_fused(e, n_tok, n_pre);
+    p->n_pre = n_seqs - p->n_dec;
+    p->g = p->n_pre == 0 ? ce_graph_for(e, p->n_dec) : -1;
+    p->fused = p->g < 0 && ce_use_fused(e, p->n_tok, p->n_pre);
+    p->n_tok_run = p->g >= 0 ? e->graph_bs[p->g] : p->n_tok;
+    p->n_seq_run = p->g >= 0 ? e->graph_bs[p->g] : n_seqs;
     /* graphs and the fused path compute logits for every row (at most max_seqs of them);
        otherwise only the sampled rows are gathered, and none at all when nothing samples:
        a prefill chunk's rows can outnumber the max_seqs rows of the logits buffer (issue 10:
        a chunk of 2048 tokens wrote 2048 logits rows into a buffer of 256) */
-    const int n_tok_run = g >= 0 ? G : n_tok, n_seq_run = g >= 0 ? G : n_seqs;
-    const int n_gather = g >= 0 || fused ? 0 : n_sample;
-    fwd_in h = layout(e->h_in, n_tok_run, n_seq_run, n_pre, n_gather);
+    p->n_gather = p->g >= 0 || p->fused ? 0 : p->n_sample;
+    return 0;
+}
+
+/* Packs token ids, positions, cache slots, lengths and gather rows into pinned memory and the
+ * block tables' used columns, and uploads both. */
+static void pack(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p)
+{
+    fwd_in h = ce_layout(e->h_in, p->n_tok_run, p->n_seq_run, p->n_pre, p->n_gather);
     int32_t *tok = (int32_t *)h.tok, *pos = (int32_t *)h.pos, *slot = (int32_t *)h.slot;
     int32_t *seq_len = (int32_t *)h.seq_len, *cu_q = (int32_t *)h.cu_q;
     int32_t *gather = (int32_t *)h.gather;
     int t = 0, used_bps = 1, j = 0;
     cu_q[0] = 0;
-    for (int k = 0; k < n_seqs; k++) {
+    for (int k = 0; k < p->n_seqs; k++) {
         const fwd_seq *s = &seqs[e->order[k]];
         int len = s->n_cached + s->n_new, nb = (len + e->bs - 1) / e->bs;
-        for (int p = s->n_cached; p < len; p++, t++) {
-            tok[t] = s->tokens[p];
-            pos[t] = p;
-            slot[t] = s->block_table[p / e->bs] * e->bs + p % e->bs;
+        for (int q = s->n_cached; q < len; q++, t++) {
+            tok[t] = s->tokens[q];
+            pos[t] = q;
+            slot[t] = s->block_table[q / e->bs] * e->bs + q % e->bs;
         }
         seq_len[k] = len;
-        if (k >= n_dec)
-            cu_q[k - n_dec + 1] = t - n_dec;
+        if (k >= p->n_dec)
+            cu_q[k - p->n_dec + 1] = t - p->n_dec;
         memcpy(e->h_bt + (size_t)k * e->max_bps, s->block_table, (size_t)nb * sizeof(int32_t));
         used_bps = nb > used_bps ? nb : used_bps;
         if (s->sample) {
-            int row = g >= 0 || fused ? k : j;
+            int row = p->n_gather ? j : k;
             if (gather)
                 gather[j] = t - 1;
             e->h_rows[j] = row;
@@ -414,74 +148,92 @@ int ce_forward(cuda_engine *e, fwd_seq *seqs, int n_seqs)
             j++;
         }
     }
-    for (int k = n_seqs; k < n_seq_run; k++) { /* graph padding */
+    for (int k = p->n_seqs; k < p->n_seq_run; k++) { /* graph padding */
         tok[k] = 0;
         pos[k] = 0;
         slot[k] = -1;
         seq_len[k] = 0;
     }
     CUDA_CHECK(cudaMemcpyAsync(e->d_in, e->h_in,
-                               layout_ints(n_tok_run, n_seq_run, n_pre, n_gather) * 4,
-                               cudaMemcpyHostToDevice, st));
+                               ce_layout_ints(p->n_tok_run, p->n_seq_run, p->n_pre, p->n_gather) * 4,
+                               cudaMemcpyHostToDevice, e->stream));
     CUDA_CHECK(cudaMemcpy2DAsync(e->d_bt, (size_t)e->max_bps * 4, e->h_bt, (size_t)e->max_bps * 4,
-                                 (size_t)used_bps * 4, n_seqs, cudaMemcpyHostToDevice, st));
-    if (g >= 0) {
-        CUDA_CHECK(cudaGraphLaunch(e->graph[g], st));
+                                 (size_t)used_bps * 4, p->n_seqs, cudaMemcpyHostToDevice,
+                                 e->stream));
+}
+
+/* The model: a graph replay, the fused decode path, or the general mixed batch. */
+static void run(cuda_engine *e, const fwd_plan *p)
+{
+    const model_config *c = &e->cfg;
+    if (p->g >= 0) {
+        CUDA_CHECK(cudaGraphLaunch(e->graph[p->g], e->stream));
+        return;
+    }
+    fwd_in in = ce_layout(e->d_in, p->n_tok, p->n_seqs, p->n_pre, p->n_gather);
+    int splits = p->n_dec ? decode_attn_splits(p->n_dec, c->n_heads, c->n_kv_heads, c->head_dim,
+                                               p->max_dec_ctx, e->n_sms) : 1;
+    if (p->fused)
+        ce_run_model_fused(e, &in, p->n_tok, splits);
+    else
+        ce_run_model(e, &in, p->n_tok, p->n_dec, p->n_pre, p->max_q, splits, p->n_gather);
+}
+
+/* Samples every sampled row: the greedy kernel when all are plain greedy, else the full
+ * sampler with each row's parameters and penalty list; results copied back (async). */
+static void sample(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p)
+{
+    const model_config *c = &e->cfg;
+    cudaStream_t st = e->stream;
+    if (p->n_sample == 0)
+        return;
+    bool plain = true, any_sort = false;
+    size_t n_pen = 0;
+    for (int k = 0, r = 0; k < p->n_seqs; k++) {   /* parameters in sampled-row order */
+        const fwd_seq *s = &seqs[e->order[k]];
+        if (!s->sample)
+            continue;
+        const sampling_params *sp = s->params;
+        sample_row_params *q = &e->h_sp[r];
+        *q = (sample_row_params){sp->temperature, sp->top_k, sp->top_p, sp->repetition_penalty,
+                                 sp->frequency_penalty, sp->presence_penalty, 0, 0, sp->seed,
+                                 (uint64_t)(s->n_cached + s->n_new)};
+        q->pen_begin = (int32_t)n_pen;
+        add_penalties(e, s, &n_pen);
+        q->pen_end = (int32_t)n_pen;
+        bool greedy = !(sp->temperature > 0.f);
+        if (!greedy && ((sp->top_k > 0 && sp->top_k < c->vocab_size) ||
+                        (sp->top_p > 0.f && sp->top_p < 1.f)))
+            any_sort = true;
+        if (!greedy || q->pen_end > q->pen_begin || e->h_rows[r] != r)
+            plain = false;
+        r++;
+    }
+    int n = p->n_sample;
+    if (plain) {
+        CUDA_CHECK(sample_greedy_run(e->d_tok, e->d_lp, e->logits, n, c->vocab_size,
+                                     e->greedy_ws, st));
     } else {
-        fwd_in in = layout(e->d_in, n_tok, n_seqs, n_pre, n_gather);
-        int splits = n_dec ? decode_attn_splits(n_dec, c->n_heads, c->n_kv_heads, c->head_dim, max_dec_ctx,
-                                                e->n_sms) : 1;
-        if (fused)
-            run_model_fused(e, &in, n_tok, splits);
-        else
-            run_model(e, &in, n_tok, n_dec, n_pre, max_q, splits, n_gather);
-    }
-    if (n_sample > 0) {
-        /* sampling parameters in the order of the sampled rows */
-        bool plain = true, any_sort = false;
-        size_t n_pen = 0;
-        for (int k = 0, r = 0; k < n_seqs; k++) {
-            const fwd_seq *s = &seqs[e->order[k]];
-            if (!s->sample)
-                continue;
-            const sampling_params *sp = s->params;
-            sample_row_params *p = &e->h_sp[r];
-            *p = (sample_row_params){sp->temperature, sp->top_k, sp->top_p, sp->repetition_penalty,
-                                     sp->frequency_penalty, sp->presence_penalty, 0, 0, sp->seed,
-                                     (uint64_t)(s->n_cached + s->n_new)};
-            p->pen_begin = (int32_t)n_pen;
-            add_penalties(e, s, &n_pen);
-            p->pen_end = (int32_t)n_pen;
-            bool greedy = !(sp->temperature > 0.f);
-            if (!greedy && ((sp->top_k > 0 && sp->top_k < c->vocab_size) ||
-                            (sp->top_p > 0.f && sp->top_p < 1.f)))
-                any_sort = true;
-            if (!greedy || p->pen_end > p->pen_begin || e->h_rows[r] != r)
-                plain = false;
-            r++;
-        }
-        if (plain) {
-            CUDA_CHECK(sample_greedy_run(e->d_tok, e->d_lp, e->logits, n_sample, c->vocab_size,
-                                         e->greedy_ws, st));
-        } else {
-            CUDA_CHECK(cudaMemcpyAsync(e->d_sp, e->h_sp, n_sample * sizeof *e->h_sp,
+        CUDA_CHECK(cudaMemcpyAsync(e->d_sp, e->h_sp, n * sizeof *e->h_sp, cudaMemcpyHostToDevice,
+                                   st));
+        CUDA_CHECK(cudaMemcpyAsync(e->d_rows, e->h_rows, n * sizeof *e->h_rows,
+                                   cudaMemcpyHostToDevice, st));
+        if (n_pen)
+            CUDA_CHECK(cudaMemcpyAsync(e->d_pen, e->h_pen, n_pen * sizeof *e->h_pen,
                                        cudaMemcpyHostToDevice, st));
-            CUDA_CHECK(cudaMemcpyAsync(e->d_rows, e->h_rows, n_sample * sizeof *e->h_rows,
-                                       cudaMemcpyHostToDevice, st));
-            if (n_pen)
-                CUDA_CHECK(cudaMemcpyAsync(e->d_pen, e->h_pen, n_pen * sizeof *e->h_pen,
-                                           cudaMemcpyHostToDevice, st));
-            CUDA_CHECK(sample_topp_run(e->d_tok, e->d_lp, e->logits, e->d_rows, e->d_sp, e->d_pen,
-                                       n_sample, c->vocab_size, any_sort, e->samp_ws,
-                                       e->samp_ws_bytes, st));
-        }
-        CUDA_CHECK(cudaMemcpyAsync(e->h_tok, e->d_tok, n_sample * sizeof *e->h_tok,
-                                   cudaMemcpyDeviceToHost, st));
-        CUDA_CHECK(cudaMemcpyAsync(e->h_lp, e->d_lp, n_sample * sizeof *e->h_lp,
-                                   cudaMemcpyDeviceToHost, st));
+        CUDA_CHECK(sample_topp_run(e->d_tok, e->d_lp, e->logits, e->d_rows, e->d_sp, e->d_pen, n,
+                                   c->vocab_size, any_sort, e->samp_ws, e->samp_ws_bytes, st));
     }
-    CUDA_CHECK(cudaStreamSynchronize(st));
-    for (int k = 0, r = 0; k < n_seqs; k++) {
+    CUDA_CHECK(cudaMemcpyAsync(e->h_tok, e->d_tok, n * sizeof *e->h_tok, cudaMemcpyDeviceToHost,
+                               st));
+    CUDA_CHECK(cudaMemcpyAsync(e->h_lp, e->d_lp, n * sizeof *e->h_lp, cudaMemcpyDeviceToHost, st));
+}
+
+/* Waits for the step and writes each sampled token and logprob into its sequence. */
+static void collect(cuda_engine *e, fwd_seq *seqs, const fwd_plan *p)
+{
+    CUDA_CHECK(cudaStreamSynchronize(e->stream));
+    for (int k = 0, r = 0; k < p->n_seqs; k++) {
         fwd_seq *s = &seqs[e->order[k]];
         if (!s->sample)
             continue;
@@ -489,6 +241,22 @@ int ce_forward(cuda_engine *e, fwd_seq *seqs, int n_seqs)
         s->out_logprob = e->h_lp[r];
         r++;
     }
+}
+
+int ce_forward(cuda_engine *e, fwd_seq *seqs, int n_seqs)
+{
+    e->order.assign(n_seqs, 0);
+    e->logit_row.assign(n_seqs, -1);
+    e->n_last = n_seqs;
+    if (n_seqs == 0)
+        return 0;
+    fwd_plan p;
+    if (plan(e, seqs, n_seqs, &p) < 0)
+        return -1;
+    pack(e, seqs, &p);
+    run(e, &p);
+    sample(e, seqs, &p);
+    collect(e, seqs, &p);
     return 0;
 }
 
@@ -542,7 +310,7 @@ static int alloc_state(cuda_engine *e, char *err, size_t n_err)
     int max_splits = 32;
     e->dec_ws_bytes = decode_attn_workspace_size((int)S, c->n_heads, c->head_dim, max_splits);
     e->samp_ws_bytes = sample_topp_workspace_size((int)S, (int)V);
-    e->in_cap = layout_ints((int)M, (int)S, (int)S, (int)S);
+    e->in_cap = ce_layout_ints((int)M, (int)S, (int)S, (int)S);
     e->pen_cap = 4096;
     if (!(e->x = dev_alloc(M * c->dim * 2, &total)) || !(e->xn = dev_alloc(M * c->dim * 2, &total)) ||
         !(e->y = dev_alloc(M * c->dim * 2, &total)) ||
@@ -682,7 +450,7 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
         cuda_fill_random(e->v_cache, e->kv_layer_elems * c->n_layers, 12, 1.f, e->dt);
     }
     if (!o->no_graphs)
-        capture_graphs(e);
+        ce_capture_graphs(e);
     *cfg = *c;
     *n_kv_blocks = e->n_blocks;
     return e;
@@ -691,129 +459,3 @@ fail:
     return NULL;
 }
 
-static float median_ms(std::vector<float> &v);
-
-/* Median event time of ITERS runs of F on the engine's stream, after two warm-ups. */
-template <typename F> static double time_stream(cuda_engine *e, int iters, F f)
-{
-    cudaEvent_t a, b;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    std::vector<float> ms(iters > 0 ? iters : 1);
-    for (int i = -2; i < (int)ms.size(); i++) {
-        CUDA_CHECK(cudaEventRecord(a, e->stream));
-        f();
-        CUDA_CHECK(cudaEventRecord(b, e->stream));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        if (i >= 0)
-            CUDA_CHECK(cudaEventElapsedTime(&ms[i], a, b));
-    }
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
-    return median_ms(ms);
-}
-
-int ce_decode_breakdown(cuda_engine *e, int n, int iters, double *graph_ms, double *gemm_ms)
-{
-    int g = graph_for(e, n);
-    if (g < 0)
-        return -1;
-    const model_config *c = &e->cfg;
-    int G = e->graph_bs[g], dim = c->dim, hid = c->hidden_dim;
-    *graph_ms = time_stream(e, iters, [&] { CUDA_CHECK(cudaGraphLaunch(e->graph[g], e->stream)); });
-    const bool fused = use_fused(e, G, 0);
-    *gemm_ms = time_stream(e, iters, [&] {
-        for (int l = 0; l < c->n_layers; l++) {
-            const cuda_layer *ly = &e->w.layers[l];
-            if (fused) {   /* the same GEMVs with plain epilogues, into scratch */
-                gemv(e, e->gu, e->x, ly->wqkv, G, e->qkv_dim, dim, GEMV_OUT, ly->attn_norm, NULL);
-                gemv(e, e->y, e->att, ly->wo, G, dim, e->q_dim, GEMV_OUT, NULL, NULL);
-                gemv(e, e->act, e->x, ly->w_gate_up, G, 2 * hid, dim, GEMV_SILU, ly->ffn_norm,
-                     NULL);
-                gemv(e, e->y, e->act, ly->w_down, G, dim, hid, GEMV_OUT, NULL, NULL);
-            } else {
-                gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, G, e->qkv_dim, dim);
-                gemm(e, e->y, e->cdt, e->att, ly->wo, G, dim, e->q_dim);
-                gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, G, 2 * hid, dim);
-                gemm(e, e->y, e->cdt, e->act, ly->w_down, G, dim, hid);
-            }
-        }
-        if (fused)
-            gemv(e, e->logits, e->x, e->w.lm_head, G, c->vocab_size, dim, GEMV_OUT_F32, e->w.norm,
-                 NULL);
-        else
-            gemm(e, e->logits, CUDA_R_32F, e->xn, e->w.lm_head, G, c->vocab_size, dim);
-    });
-    return 0;
-}
-
-/* ---- device ceilings for the benchmarks */
-__global__ static void ceil_fill_kernel(uint16_t *p, size_t n, uint64_t seed)
-{
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (i + seed) * 0x9e3779b97f4a7c15ull;
-        z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
-        float v = (float)((z >> 40) & 0xffffff) * (2.f / 16777216.f) - 1.f;
-        p[i] = __bfloat16_as_ushort(__float2bfloat16(v));
-    }
-}
-
-static float median_ms(std::vector<float> &v)
-{
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
-void ce_measure_ceilings(double *copy_gbs, double *gemm_tflops, int m, int n, int k)
-{
-    cudaEvent_t a, b;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    size_t bytes = (size_t)1 << 30;
-    void *src, *dst;
-    CUDA_CHECK(cudaMalloc(&src, bytes));
-    CUDA_CHECK(cudaMalloc(&dst, bytes));
-    ceil_fill_kernel<<<1024, 256>>>((uint16_t *)src, bytes / 2, 1);
-    CUDA_CHECK(cudaGetLastError());
-    std::vector<float> ms(15);
-    for (int i = -3; i < (int)ms.size(); i++) {
-        CUDA_CHECK(cudaEventRecord(a));
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice));
-        CUDA_CHECK(cudaEventRecord(b));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        if (i >= 0)
-            CUDA_CHECK(cudaEventElapsedTime(&ms[i], a, b));
-    }
-    *copy_gbs = 2.0 * bytes / (median_ms(ms) * 1e6);
-    CUDA_CHECK(cudaFree(src));
-    CUDA_CHECK(cudaFree(dst));
-
-    void *A, *B, *C;
-    CUDA_CHECK(cudaMalloc(&A, (size_t)m * k * 2));
-    CUDA_CHECK(cudaMalloc(&B, (size_t)k * n * 2));
-    CUDA_CHECK(cudaMalloc(&C, (size_t)m * n * 2));
-    ceil_fill_kernel<<<1024, 256>>>((uint16_t *)A, (size_t)m * k, 2);
-    ceil_fill_kernel<<<1024, 256>>>((uint16_t *)B, (size_t)k * n, 3);
-    CUDA_CHECK(cudaGetLastError());
-    cublasHandle_t h;
-    CUBLAS_CHECK(cublasCreate(&h));
-    const float alpha = 1.f, beta = 0.f;
-    for (int i = -3; i < (int)ms.size(); i++) {
-        CUDA_CHECK(cudaEventRecord(a));
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, A, CUDA_R_16BF, k,
-                                  B, CUDA_R_16BF, k, &beta, C, CUDA_R_16BF, m, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
-        CUDA_CHECK(cudaEventRecord(b));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        if (i >= 0)
-            CUDA_CHECK(cudaEventElapsedTime(&ms[i], a, b));
-    }
-    *gemm_tflops = 2.0 * m * n * (double)k / (median_ms(ms) * 1e9);
-    CUBLAS_CHECK(cublasDestroy(h));
-    CUDA_CHECK(cudaFree(A));
-    CUDA_CHECK(cudaFree(B));
-    CUDA_CHECK(cudaFree(C));
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
-}

@@ -1,6 +1,6 @@
-/* cuda_backend.h - plain-C interface of the CUDA forward engine (cuda_backend.cu). The glue in
- * cuda_glue.c adapts it to backend.h (limits, checks, logging); the forward benchmark
- * (bench/cmd_forward.c) also uses the ceilings measured here.
+/* cuda_backend.h - plain-C interface of the CUDA forward engine (cuda_backend.cu,
+ * cuda_model.cu; internals in cuda_engine.h). The glue in cuda_glue.c adapts it to backend.h
+ * (limits, checks, logging).
  *
  * A forward takes the batch as backend.h's fwd_seq records, already validated by the caller
  * (every token in the vocabulary, every block id in range, context within max_ctx).
@@ -50,19 +50,11 @@ size_t ce_weight_bytes(const cuda_engine *e);
 int ce_max_graph_batch(const cuda_engine *e);
 void ce_free(cuda_engine *e);
 
-/* Where a decode step of batch N (<= the largest graph) goes, device time by events, medians
- * of ITERS: the whole graph replay, and the GEMMs alone (every layer's projections and the LM
- * head, eager; on the fused path the same GEMV kernels with plain epilogues, as dependent
- * launches, RMSNorms included in their prologues). Call after a forward of that batch (it replays its inputs). 0, or -1 without a
- * graph for N. */
 struct backend;
-/* The engine behind a backend from cuda_backend_init (NULL for another backend). */
+/* The engine behind a backend from cuda_backend_init (NULL for another backend): for the
+ * benchmarks that look inside it (bench/decode_breakdown.cu). */
 cuda_engine *ce_engine_of(struct backend *b);
-int ce_decode_breakdown(cuda_engine *e, int n, int iters, double *graph_ms, double *gemm_ms);
 
-/* Device ceilings measured now: copy bandwidth (GB/s, read + write, 1 GiB device-to-device)
- * and the cuBLAS bf16 GEMM rate (TFLOP/s) at M x N x K on random data. */
-void ce_measure_ceilings(double *copy_gbs, double *gemm_tflops, int m, int n, int k);
 
 #ifdef __cplusplus
 }

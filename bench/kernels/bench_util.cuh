@@ -1,6 +1,5 @@
 /* bench_util.cuh - shared pieces of the kernel benchmarks: the device ceilings measured in the
- * same run (device-to-device copy bandwidth counting read + write bytes; cuBLAS bf16 GEMM
- * rate at 8192^3 on random data), event timing with warm-up and median, random device fill,
+ * same run (bench/ceilings.h), event timing with warm-up and median, random device fill,
  * and one result-line format:
  *   RESULT <bench> | <case> | <ms> ms | <figure> <unit> | <pct>% of <ceiling>
  */
@@ -15,11 +14,8 @@
 #include <cuda_fp16.h>
 #include <cublas_v2.h>
 #include "../../kernels/cuda_check.cuh"
+#include "../ceilings.h"
 
-typedef struct {
-    double copy_gbs;      /* GB/s, bytes read + written */
-    double gemm_tflops;   /* bf16 in/out, fp32 accumulate, 8192^3 */
-} bench_ceilings;
 
 /* Median milliseconds per call of F over ITERS timed runs of REPS calls each, after warm-up. */
 template <typename F> static double bench_ms(F f, int iters = 20, int reps = 1)
@@ -62,50 +58,6 @@ static void bench_fill16(void *p, size_t n, uint64_t seed, float scale, bool bf1
 {
     bench_fill_kernel<<<1024, 256>>>((uint16_t *)p, n, seed, scale, bf16);
     CUDA_CHECK(cudaGetLastError());
-}
-
-static bench_ceilings bench_measure_ceilings(void)
-{
-    bench_ceilings c;
-    int dev;
-    cudaDeviceProp p;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
-    printf("device: %s, %d SMs, %.0f MB L2\n", p.name, p.multiProcessorCount, p.l2CacheSize / 1e6);
-
-    size_t bytes = (size_t)1 << 30;
-    void *src, *dst;
-    CUDA_CHECK(cudaMalloc(&src, bytes));
-    CUDA_CHECK(cudaMalloc(&dst, bytes));
-    bench_fill16(src, bytes / 2, 1, 1.f);
-    double ms = bench_ms([&] { CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice)); }, 10);
-    c.copy_gbs = 2.0 * bytes / (ms * 1e6);
-    CUDA_CHECK(cudaFree(src));
-    CUDA_CHECK(cudaFree(dst));
-
-    const int n = 8192;
-    void *a, *b, *d;
-    CUDA_CHECK(cudaMalloc(&a, (size_t)n * n * 2));
-    CUDA_CHECK(cudaMalloc(&b, (size_t)n * n * 2));
-    CUDA_CHECK(cudaMalloc(&d, (size_t)n * n * 2));
-    bench_fill16(a, (size_t)n * n, 2, 1.f);
-    bench_fill16(b, (size_t)n * n, 3, 1.f);
-    cublasHandle_t h;
-    CUBLAS_CHECK(cublasCreate(&h));
-    float alpha = 1.f, beta = 0.f;
-    ms = bench_ms([&] {
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n,
-                                  b, CUDA_R_16BF, n, &beta, d, CUDA_R_16BF, n,
-                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    }, 10);
-    c.gemm_tflops = 2.0 * n * n * (double)n / (ms * 1e9);
-    CUBLAS_CHECK(cublasDestroy(h));
-    CUDA_CHECK(cudaFree(a));
-    CUDA_CHECK(cudaFree(b));
-    CUDA_CHECK(cudaFree(d));
-    printf("CEILING copy %.0f GB/s (1 GiB D2D memcpy, read+write) | cuBLAS bf16 GEMM 8192^3 "
-           "%.0f TFLOP/s\n", c.copy_gbs, c.gemm_tflops);
-    return c;
 }
 
 /* A memory-bound result: BYTES moved (each input read once, each output written once). */

@@ -1,0 +1,107 @@
+/* cuda_engine.h - the CUDA engine's state and its internal entry points, shared by the files
+ * that implement it (cuda_backend.cu: setup and the forward's plan / pack / run / sample /
+ * collect; cuda_model.cu: the model's layers and the captured decode graphs) and by the
+ * decode breakdown benchmark (bench/decode_breakdown.cu). C++ only; the public interface is
+ * cuda_backend.h.
+ */
+#ifndef CINDER_CUDA_ENGINE_H
+#define CINDER_CUDA_ENGINE_H
+
+#include "cuda_backend.h"
+#include "cuda_weights.h"
+#include "../kernels/gemv.cuh"
+#include "../kernels/kdtype.h"
+#include "../kernels/rope_params.h"
+#include "../kernels/sample_topp.cuh"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <vector>
+
+#define MAX_GRAPHS 16
+
+struct cuda_engine {
+    model_config cfg;
+    kdtype dt;
+    cudaDataType_t cdt;
+    int bs, max_ctx, max_tokens, max_seqs, max_bps, n_sms;
+    int gemv_max;                    /* decode-only batches up to this many tokens: fused path */
+    int q_dim, kv_dim, qkv_dim;
+    rope_params rp;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *blas_ws;
+    cuda_weights w;
+    /* KV cache: k, v [n_layers, n_blocks, bs, n_kv_heads, head_dim] */
+    void *k_cache, *v_cache;
+    int n_blocks;
+    size_t kv_layer_elems;           /* n_blocks * bs * kv_dim */
+    /* activations (dt) */
+    void *x;                         /* [max_tokens, dim] residual stream */
+    void *xn;                        /* [max_tokens, dim] normalized */
+    void *y;                         /* [max_tokens, dim] attention / MLP block output */
+    void *qkv;                       /* [max_tokens, qkv_dim] */
+    void *att;                       /* [max_tokens, q_dim] */
+    void *gu;                        /* [max_tokens, 2 * hidden_dim] */
+    void *act;                       /* [max_tokens, hidden_dim] */
+    void *last;                      /* [max_seqs, dim] final-normed rows that sample */
+    float *logits;                   /* [max_seqs, vocab] */
+    void *dec_ws;                    /* decode attention split workspace */
+    size_t dec_ws_bytes;
+    /* packed per-step inputs: pinned host and device copies, int32 */
+    int32_t *h_in, *d_in;            /* [in_cap] */
+    size_t in_cap;
+    int32_t *h_bt, *d_bt;            /* [max_seqs, max_bps] block tables */
+    /* sampling */
+    sample_row_params *h_sp, *d_sp;  /* [max_seqs] */
+    int32_t *h_rows, *d_rows;        /* [max_seqs] logits row of each sampled entry */
+    sample_penalty *h_pen, *d_pen;   /* [pen_cap] */
+    size_t pen_cap;
+    int32_t *pen_mark;               /* [vocab] host scratch: 1 + list index, or 0 */
+    void *samp_ws;                   /* sample_topp workspace */
+    size_t samp_ws_bytes;
+    void *greedy_ws;                 /* sample_greedy workspace */
+    int32_t *h_tok, *d_tok;          /* [max_seqs] sampled tokens */
+    float *h_lp, *d_lp;              /* [max_seqs] their logprobs */
+    /* graphs */
+    int n_graphs;
+    int graph_bs[MAX_GRAPHS], graph_splits[MAX_GRAPHS];
+    cudaGraphExec_t graph[MAX_GRAPHS];
+    /* last forward */
+    int n_last;
+    std::vector<int> order, logit_row;  /* ordered -> original index; original -> logits row */
+    float *h_row;                    /* [vocab] host copy for ce_logits */
+};
+
+/* Device pointers of one forward's packed inputs. */
+typedef struct {
+    const int32_t *tok, *pos, *slot; /* [n_tok] */
+    const int32_t *seq_len;          /* [n_seqs] decodes first */
+    const int32_t *cu_q;             /* [n_pre + 1] over the prefill rows */
+    const int32_t *gather;           /* [n_rows] token rows for the LM head, NULL: all rows */
+} fwd_in;
+
+/* cuda_model.cu */
+/* C^T [n_out, n_tok] = W [n_out, n_in] . X^T on the engine's stream (cuBLAS, fp32 accumulate). */
+void ce_gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, const void *w, int n_tok,
+             int n_out, int n_in);
+/* One fused decode GEMV (kernels/gemv.cuh) on the engine's stream, as a dependent launch. */
+void ce_gemv(cuda_engine *e, void *out, const void *x, const void *w, int n_tok, int n_out,
+             int n_in, gemv_epi_kind kind, const void *norm_w, const gemv_epi *qkv);
+/* The model over a mixed batch (decodes first), logits of N_ROWS gathered rows. */
+void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_pre,
+                  int max_q_len, int splits, int n_rows);
+/* A decode-only batch of N_TOK <= gemv_max sequences on the fused GEMV path. */
+void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits);
+/* Whether a batch of N_TOK tokens, N_PRE of its sequences prefills, takes the fused path. */
+bool ce_use_fused(const cuda_engine *e, int n_tok, int n_pre);
+/* Packed input layout of a batch of N_TOK tokens and N_SEQS sequences (N_PRE prefills) at
+ * BASE, and its size in int32s. */
+fwd_in ce_layout(const int32_t *base, int n_tok, int n_seqs, int n_pre, int n_gather);
+size_t ce_layout_ints(int n_tok, int n_seqs, int n_pre, int n_gather);
+/* The smallest captured graph that holds a decode batch of N, or -1. */
+int ce_graph_for(const cuda_engine *e, int n);
+/* Captures the decode graphs for the sizes of graph_sizes that fit the engine. */
+void ce_capture_graphs(cuda_engine *e);
+
+#endif

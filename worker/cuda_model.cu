@@ -1,0 +1,211 @@
+/* cuda_model.cu - the LLaMA forward of the CUDA engine (see cuda_engine.h): per layer RMSNorm
+ * (+ residual), fused QKV GEMM, RoPE, K/V into the pages, decode attention (flash-decoding)
+ * on the decode rows and flash prefill attention (over cached + new keys) on the prefill
+ * rows, O GEMM, RMSNorm + residual, fused gate/up GEMM, SiLU-mul, down GEMM; then the final
+ * norm and the LM head in fp32 on the rows that sample. Decode-only batches of at most
+ * gemv_max tokens take the fused GEMV path (5-6 kernels a layer, programmatic dependent
+ * launches); decode batches are captured as CUDA graphs for a set of sizes and replayed.
+ */
+#include "cuda_engine.h"
+#include "../kernels/cuda_check.cuh"
+#include "../kernels/decode_attn.cuh"
+#include "../kernels/embed.cuh"
+#include "../kernels/gemv.cuh"
+#include "../kernels/kv_store.cuh"
+#include "../kernels/prefill_attn.cuh"
+#include "../kernels/rmsnorm.cuh"
+#include "../kernels/rope.cuh"
+#include "../kernels/silu_mul.cuh"
+
+#include <math.h>
+
+static const int graph_sizes[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256};
+
+void ce_gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, const void *w,
+                 int n_tok, int n_out, int n_in)
+{
+    if (n_tok == 0)
+        return;
+    const float alpha = 1.f, beta = 0.f;
+    /* column-major view: C^T [n_out, n_tok] = W [n_out, n_in] . X^T */
+    CUBLAS_CHECK(cublasGemmEx(e->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha, w,
+                              e->cdt, n_in, x, e->cdt, n_in, &beta, c, ct, n_out,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+void ce_gemv(cuda_engine *e, void *out, const void *x, const void *w, int n_tok, int n_out,
+                 int n_in, gemv_epi_kind kind, const void *norm_w, const gemv_epi *qkv)
+{
+    gemv_epi epi = qkv ? *qkv : gemv_epi{};
+    epi.kind = kind;
+    epi.norm_w = norm_w;
+    epi.norm_eps = e->cfg.norm_eps;
+    epi.pdl = 1;
+    CUDA_CHECK(gemv_fused_run(out, x, w, n_tok, n_out, n_in, &epi, e->dt, e->stream));
+}
+
+static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
+{
+    (void)e;
+    return (uint16_t *)base + row * width;
+}
+
+/* The model from embedding to logits rows [n_rows, vocab]: the final norm and the LM head run
+ * on the N_ROWS token rows that GATHER lists (every row when GATHER is NULL, then n_rows =
+ * n_tok <= max_seqs) and are skipped when no row samples (n_rows = 0: a prefill chunk that is
+ * not a prompt's last). The logits buffer has max_seqs rows, never max_tokens. */
+void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_pre,
+                      int max_q_len, int splits, int n_rows)
+{
+    const model_config *c = &e->cfg;
+    cudaStream_t s = e->stream;
+    const int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
+    const float scale = 1.f / sqrtf((float)hd);
+    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
+    for (int l = 0; l < c->n_layers; l++) {
+        const cuda_layer *ly = &e->w.layers[l];
+        void *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
+        void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
+        CUDA_CHECK(rmsnorm_run(e->xn, e->x, l ? e->y : NULL, ly->attn_norm, n_tok, dim,
+                               c->norm_eps, e->dt, s));
+        ce_gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim);
+        void *q = e->qkv, *k = (uint16_t *)e->qkv + e->q_dim;
+        void *v = (uint16_t *)e->qkv + e->q_dim + e->kv_dim;
+        CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads,
+                            c->n_kv_heads, hd, e->rp, e->dt, s));
+        CUDA_CHECK(kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
+                                c->n_kv_heads, hd, e->dt, s));
+        if (n_dec)
+            CUDA_CHECK(decode_attn_run(e->att, q, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
+                                       in->seq_len, n_dec, c->n_heads, c->n_kv_heads, hd, e->bs,
+                                       scale, splits, splits > 1 ? e->dec_ws : NULL, e->dt, s));
+        if (n_pre)
+            CUDA_CHECK(prefill_attn_run(row_ptr(e, e->att, n_dec, e->q_dim),
+                                        row_ptr(e, e->qkv, n_dec, e->qkv_dim), e->qkv_dim, kc, vc,
+                                        e->d_bt + (size_t)n_dec * e->max_bps, e->max_bps,
+                                        in->cu_q, in->seq_len + n_dec, n_pre, max_q_len,
+                                        c->n_heads, c->n_kv_heads, hd, e->bs, scale, e->dt, s));
+        ce_gemm(e, e->y, e->cdt, e->att, ly->wo, n_tok, dim, e->q_dim);
+        CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, ly->ffn_norm, n_tok, dim, c->norm_eps, e->dt, s));
+        ce_gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
+        CUDA_CHECK(silu_mul_run(e->act, e->gu, n_tok, hid, e->dt, s));
+        ce_gemm(e, e->y, e->cdt, e->act, ly->w_down, n_tok, dim, hid);
+    }
+    if (n_rows == 0)
+        return;
+    CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, e->w.norm, n_tok, dim, c->norm_eps, e->dt, s));
+    const void *rows = e->xn;
+    if (in->gather) {
+        CUDA_CHECK(embed_run(e->last, e->xn, in->gather, n_rows, n_tok, dim, e->dt, s));
+        rows = e->last;
+    }
+    ce_gemm(e, e->logits, CUDA_R_32F, rows, e->w.lm_head, n_rows, c->vocab_size, dim);
+}
+
+/* Decode-only batch of N_TOK <= gemv_max sequences (one token each), logits of every row. */
+void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
+{
+    const model_config *c = &e->cfg;
+    cudaStream_t s = e->stream;
+    const int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
+    const float scale = 1.f / sqrtf((float)hd);
+    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
+    for (int l = 0; l < c->n_layers; l++) {
+        const cuda_layer *ly = &e->w.layers[l];
+        void *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
+        void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
+        gemv_epi qkv = {};
+        qkv.n_heads = c->n_heads, qkv.n_kv_heads = c->n_kv_heads, qkv.head_dim = hd;
+        qkv.out_stride = e->qkv_dim, qkv.pos = in->pos, qkv.slot = in->slot;
+        qkv.k_cache = kc, qkv.v_cache = vc, qkv.rope = e->rp;
+        ce_gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_QKV, ly->attn_norm, &qkv);
+        CUDA_CHECK(decode_attn_run(e->att, e->qkv, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
+                                   in->seq_len, n_tok, c->n_heads, c->n_kv_heads, hd, e->bs,
+                                   scale, splits, splits > 1 ? e->dec_ws : NULL, e->dt, s));
+        ce_gemv(e, e->x, e->att, ly->wo, n_tok, dim, e->q_dim, GEMV_RESID, NULL, NULL);
+        ce_gemv(e, e->act, e->x, ly->w_gate_up, n_tok, 2 * hid, dim, GEMV_SILU, ly->ffn_norm, NULL);
+        ce_gemv(e, e->x, e->act, ly->w_down, n_tok, dim, hid, GEMV_RESID, NULL, NULL);
+    }
+    ce_gemv(e, e->logits, e->x, e->w.lm_head, n_tok, c->vocab_size, dim, GEMV_OUT_F32, e->w.norm,
+         NULL);
+}
+
+bool ce_use_fused(const cuda_engine *e, int n_tok, int n_pre)
+{
+    return n_pre == 0 && n_tok <= e->gemv_max;
+}
+
+fwd_in ce_layout(const int32_t *base, int n_tok, int n_seqs, int n_pre, int n_gather)
+{
+    fwd_in in;
+    in.tok = base;
+    in.pos = base + n_tok;
+    in.slot = base + 2 * n_tok;
+    in.seq_len = base + 3 * n_tok;
+    in.cu_q = in.seq_len + n_seqs;
+    in.gather = n_gather ? in.cu_q + (n_pre + 1) : NULL;
+    return in;
+}
+
+size_t ce_layout_ints(int n_tok, int n_seqs, int n_pre, int n_gather)
+{
+    return 3 * (size_t)n_tok + n_seqs + n_pre + 1 + n_gather;
+}
+
+int ce_graph_for(const cuda_engine *e, int n)
+{
+    for (int g = 0; g < e->n_graphs; g++)
+        if (e->graph_bs[g] >= n)
+            return g;
+    return -1;
+}
+
+/* Fills a padded decode batch of G rows into the host inputs (all padding) and uploads it. */
+static void upload_padding(cuda_engine *e, int G)
+{
+    fwd_in h = ce_layout(e->h_in, G, G, 0, 0);
+    for (int i = 0; i < G; i++) {
+        ((int32_t *)h.tok)[i] = 0;
+        ((int32_t *)h.pos)[i] = 0;
+        ((int32_t *)h.slot)[i] = -1;
+        ((int32_t *)h.seq_len)[i] = 0;
+    }
+    ((int32_t *)h.cu_q)[0] = 0;
+    CUDA_CHECK(cudaMemcpyAsync(e->d_in, e->h_in, ce_layout_ints(G, G, 0, 0) * 4,
+                               cudaMemcpyHostToDevice, e->stream));
+}
+
+void ce_capture_graphs(cuda_engine *e)
+{
+    const model_config *c = &e->cfg;
+    int cap = e->max_seqs < e->max_tokens ? e->max_seqs : e->max_tokens;
+    for (size_t i = 0; i < sizeof graph_sizes / sizeof *graph_sizes && e->n_graphs < MAX_GRAPHS; i++) {
+        int G = graph_sizes[i];
+        if (G > cap)
+            break;
+        int splits = decode_attn_splits(G, c->n_heads, c->n_kv_heads, c->head_dim,
+                                        e->max_ctx, e->n_sms);
+        fwd_in in = ce_layout(e->d_in, G, G, 0, 0);
+        upload_padding(e, G);
+        for (int pass = 0; pass < 2; pass++) {   /* warm-up (attributes, cuBLAS plans), capture */
+            cudaGraph_t graph;
+            if (pass == 1)
+                CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+            if (ce_use_fused(e, G, 0))
+                ce_run_model_fused(e, &in, G, splits);
+            else
+                ce_run_model(e, &in, G, G, 0, 0, splits, G);
+            if (pass == 0) {
+                CUDA_CHECK(cudaStreamSynchronize(e->stream));
+                continue;
+            }
+            CUDA_CHECK(cudaStreamEndCapture(e->stream, &graph));
+            CUDA_CHECK(cudaGraphInstantiate(&e->graph[e->n_graphs], graph, 0));
+            CUDA_CHECK(cudaGraphDestroy(graph));
+        }
+        e->graph_bs[e->n_graphs] = G;
+        e->graph_splits[e->n_graphs] = splits;
+        e->n_graphs++;
+    }
+    CUDA_CHECK(cudaStreamSynchronize(e->stream));
+}
