@@ -9,6 +9,8 @@
  * usage: forward [--model-dir DIR] [--decode-batches 1,2,..] [--contexts 512,..]
  *                [--prefill 1x512,8x1024,..] [--iters 10] [--mem-util 0.9] [--md]
  *                [--breakdown]   (decode: graph replay and GEMM-only device times)
+ *                [--dtype bf16|fp16] [--enforce-eager] [--gemv-max-tokens 0..8]
+ *                [--gemv-warps N] [--pdl MASK]   (the worker's CUDA switches)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -119,9 +121,16 @@ int main(int argc, char **argv)
     const char *pre = "1x128,1x512,1x1024,1x2048,4x512,4x1024,8x512,8x1024,8x2048";
     int iters = 10, md = 0, breakdown = 0;
     float mem_util = 0.9f;
+    backend_opts o = {.model_dir = dir, .dummy_weights = 1, .block_size = BS};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--md")) { md = 1; continue; }
         if (!strcmp(argv[i], "--breakdown")) { breakdown = 1; continue; }
+        if (!strcmp(argv[i], "--enforce-eager")) { o.no_graphs = 1; continue; }
+        if (!strncmp(argv[i], "--", 2) && i + 1 < argc) {
+            int rc = backend_opts_parse(&o, argv[i] + 2, argv[i + 1]);
+            if (rc < 0) return 2;
+            if (rc > 0) { i++; continue; }
+        }
         if (i + 1 >= argc) { fprintf(stderr, "forward: %s needs a value\n", argv[i]); return 2; }
         const char *a = argv[i], *v = argv[++i];
         if (!strcmp(a, "--model-dir")) dir = v;
@@ -154,9 +163,9 @@ int main(int argc, char **argv)
     double bw_gbs = ceil.copy_gbs, gemm_tf = ceil.gemm_tflops;
 
     char err[512];
-    backend_opts o = {.model_dir = dir, .dummy_weights = 1, .block_size = BS,
-                      .max_seq_len = max_ctx, .max_batch_tokens = max_tok, .max_seqs = max_seqs,
-                      .mem_util = mem_util};
+    o.model_dir = dir;
+    o.max_seq_len = max_ctx, o.max_batch_tokens = max_tok, o.max_seqs = max_seqs;
+    o.mem_util = mem_util;
     double t0 = wall_ms();
     backend *be = cuda_backend_init(&o, err, sizeof err);
     if (!be) {

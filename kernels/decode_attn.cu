@@ -191,7 +191,7 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
                                       const void *vc, const int32_t *bts, int max_bps,
                                       const int32_t *ctx_lens, int n_seqs, int n_heads,
                                       int n_kv, int bs, float scale, int n_splits, void *ws,
-                                      cudaStream_t stream)
+                                      int pdl, cudaStream_t stream)
 {
     constexpr int SD = attn_sd<HD>::v;
     const size_t smem = (size_t)(2 * DA_STAGES * DA_TN + 16) * SD * sizeof(T);
@@ -207,12 +207,12 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
     float *ws_o = (float *)ws;
     float *ws_lse = ws_o ? ws_o + (size_t)n_seqs * n_heads * n_splits * HD : NULL;
     dim3 grid(n_splits, n_kv * n_hg, n_seqs);
-    cudaError_t e = pdl_launch(decode_attn_kernel<T, HD>, grid, dim3(DA_NT), smem, stream, pdl_enabled(1),
+    cudaError_t e = pdl_launch(decode_attn_kernel<T, HD>, grid, dim3(DA_NT), smem, stream, pdl,
                                (T *)out, ws_o, ws_lse, (const T *)q, q_stride, (const T *)kc,
                                (const T *)vc, bts, max_bps, ctx_lens, n_heads, n_kv,
                                attn_bs_make(bs), scale * 1.4426950408889634f, n_splits);
     if (e == cudaSuccess && n_splits > 1)
-        e = pdl_launch(decode_attn_reduce<T, HD>, dim3(n_heads, n_seqs), dim3(HD), 0, stream, pdl_enabled(1),
+        e = pdl_launch(decode_attn_reduce<T, HD>, dim3(n_heads, n_seqs), dim3(HD), 0, stream, pdl,
                        (T *)out, (const float *)ws_o, (const float *)ws_lse, n_splits);
     return e;
 }
@@ -243,8 +243,8 @@ extern "C" cudaError_t decode_attn_run(void *out, const void *q, int q_stride,
                                        const int32_t *block_tables, int max_blocks_per_seq,
                                        const int32_t *ctx_lens, int n_seqs, int n_heads,
                                        int n_kv_heads, int head_dim, int block_size,
-                                       float scale, int n_splits, void *workspace, kdtype dt,
-                                       cudaStream_t stream)
+                                       float scale, int n_splits, void *workspace, int pdl,
+                                       kdtype dt, cudaStream_t stream)
 {
     if (n_seqs == 0) return cudaSuccess;
     if (n_seqs < 0 || n_kv_heads < 1 || n_heads % n_kv_heads || block_size < 1 ||
@@ -257,7 +257,8 @@ extern "C" cudaError_t decode_attn_run(void *out, const void *q, int q_stride,
                : head_dim == 128 ? decode_attn_launch<T, 128> : nullptr;
         if (!f) return cudaErrorInvalidValue;
         return f(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, ctx_lens,
-                 n_seqs, n_heads, n_kv_heads, block_size, scale, n_splits, workspace, stream);
+                 n_seqs, n_heads, n_kv_heads, block_size, scale, n_splits, workspace, pdl,
+                 stream);
     });
     return cudaSuccess;
 }

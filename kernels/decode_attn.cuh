@@ -32,7 +32,8 @@ size_t decode_attn_workspace_size(int n_seqs, int n_heads, int head_dim, int n_s
  * n_heads a multiple of n_kv_heads. The split count is fixed by the caller (so a CUDA graph
  * can be captured once for a maximum context); each sequence's chunk length follows its own
  * ctx_lens on the device. WORKSPACE: decode_attn_workspace_size bytes, or NULL when
- * n_splits == 1. */
+ * n_splits == 1. PDL: launch as a programmatic dependent (pdl.cuh; measured slower at batches
+ * 2-8 on the H200, bench/RESULTS.md run F5, so the worker's default leaves it off). */
 cudaError_t decode_attn_run(void *out,                  /* [n_seqs, n_heads, head_dim] */
                             const void *q,              /* [n_seqs, q_stride], heads at 0 */
                             int q_stride,               /* elements between sequences */
@@ -43,7 +44,7 @@ cudaError_t decode_attn_run(void *out,                  /* [n_seqs, n_heads, hea
                             const int32_t *ctx_lens,    /* [n_seqs] */
                             int n_seqs, int n_heads, int n_kv_heads, int head_dim,
                             int block_size, float scale, int n_splits,
-                            void *workspace, kdtype dt, cudaStream_t stream);
+                            void *workspace, int pdl, kdtype dt, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -355,21 +355,17 @@ static cudaError_t gv_pick(const gv_args &a, bool norm, size_t xs_bytes, int tar
                 : gv_launch<T, EPI, false>(a, xs_bytes, target, n_sms, pdl, s);
 }
 
-/* Multiprocessors, and the warps a multiprocessor a launch aims at (CINDER_GEMV_WARPS
- * overrides, for tuning). */
-static void gv_device(int *n_sms, int *per_sm)
+/* Multiprocessors of the current device. */
+static int gv_n_sms(void)
 {
-    static int sms, warps;
+    static int sms;
     if (!sms) {
         int dev;
         if (cudaGetDevice(&dev) != cudaSuccess ||
             cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
             sms = 132;
-        const char *env = getenv("CINDER_GEMV_WARPS");
-        warps = env && atoi(env) > 0 ? atoi(env) : 16;
     }
-    *n_sms = sms;
-    *per_sm = warps;
+    return sms;
 }
 
 extern "C" cudaError_t gemv_fused_run(void *out, const void *x, const void *w, int n_tok,
@@ -412,9 +408,8 @@ extern "C" cudaError_t gemv_fused_run(void *out, const void *x, const void *w, i
     bool norm = epi->norm_w != NULL;
     size_t xs_bytes = norm ? (size_t)(n_tok + 1) * (n_in + 8) * 2 : 0;
     if (xs_bytes > GEMV_NORM_MAX_BYTES) return cudaErrorInvalidValue;
-    int n_sms, per_sm;
-    gv_device(&n_sms, &per_sm);
-    int target = n_sms * per_sm, pdl = epi->pdl && pdl_enabled(0);
+    int n_sms = gv_n_sms(), per_sm = epi->warps_per_sm > 0 ? epi->warps_per_sm : 16;
+    int target = n_sms * per_sm, pdl = epi->pdl;
     KDT_DISPATCH(dt, T, {
         switch (epi->kind) {
         case GEMV_OUT: return gv_pick<T, GEMV_OUT>(a, norm, xs_bytes, target, n_sms, pdl, stream);

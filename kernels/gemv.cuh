@@ -38,6 +38,7 @@ typedef struct {
                                     rounded to the dtype (rmsnorm_run's arithmetic); NULL: x as is */
     float norm_eps;
     int pdl;                     /* launch as a programmatic dependent (pdl.cuh) */
+    int warps_per_sm;            /* launch width: warps a multiprocessor aims at (0: 16) */
     /* GEMV_QKV only */
     int n_heads, n_kv_heads, head_dim;   /* head_dim 16..256, a multiple of 16 */
     int out_stride;              /* elements between the q rows of two tokens in OUT */

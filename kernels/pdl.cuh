@@ -7,12 +7,12 @@
  * nothing; every block calls pdl_wait() before anything else, so when it completes, the kernel
  * before it has completed too (the ordering stays transitive along the stream).
  * pdl_trigger() lets the next kernel launch once every block of this one has called it.
- * Both are no-ops for a kernel launched without the attribute.
+ * Both are no-ops for a kernel launched without the attribute. Which launch sites launch
+ * early is the caller's choice (the worker's --pdl mask); kernels never read the environment.
  */
 #ifndef CINDER_PDL_CUH
 #define CINDER_PDL_CUH
 
-#include <stdlib.h>
 #include <cuda_runtime.h>
 
 __device__ __forceinline__ void pdl_wait()
@@ -27,20 +27,6 @@ __device__ __forceinline__ void pdl_trigger()
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-}
-
-/* Which launch sites launch early: CINDER_PDL, a bit mask (bit 0: the GEMVs, bit 1: decode
- * attention and its reduce), default 1. Decode attention launched early measured 1.5-2.2 ms a
- * step slower at batch 4 (context 512) and batch 2-8 (context 4096) on the H200, and 0.04 ms
- * faster at batch 1 (bench/RESULTS.md, run F5): its kernels keep the wait, off by default. */
-static inline int pdl_enabled(int site)
-{
-    static int mode = -1;
-    if (mode < 0) {
-        const char *env = getenv("CINDER_PDL");
-        mode = env ? atoi(env) : 1;
-    }
-    return (mode >> site) & 1;
 }
 
 /* KERNEL<<<GRID, BLOCK, SMEM, STREAM>>>(ARGS...), as a programmatic dependent when PDL. */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # gpu_decode.sh - on the GPU machine: one call that checks and measures the decode path and the
 # prefill attention variants: the kernel tests touched by them, the fused GEMV benchmark, the
-# forward benchmark's decode breakdown (fused path, cuBLAS path with CINDER_GEMV=0, and GEMV
-# warp targets CINDER_GEMV_WARPS), the backend tests, the prefill attention benchmark at 8k tokens.
+# forward benchmark's decode breakdown (fused path, cuBLAS path with --gemv-max-tokens 0, and GEMV
+# warp targets --gemv-warps), the backend tests, the prefill attention benchmark at 8k tokens.
 # Binaries from $R (default .devcarry/r), libraries from .devcarry/libs. On the development
 # machine, after scripts/gpu_carry.sh (which builds .devcarry/build for sm_90a):
 #   B=.devcarry/build; make BUILD=$B NVFLAGS="<gpu_carry.sh's NVF>" $B/bench/bench_gemv \
@@ -38,12 +38,12 @@ step 60 test_gemv "$R/test-gpu/test_gemv"
 step 240 forward_md "$R/bin/forward" --md
 step 150 forward $fwd --decode-batches 1,2,4,8 --contexts 512,4096
 step 60 bench_gemv "$R/bench/bench_gemv"
-step 90 forward_cublas env CINDER_GEMV=0 $fwd --decode-batches 1,2,4,8 --contexts 512,4096
-step 90 forward_w8 env CINDER_GEMV_WARPS=8 $fwd --decode-batches 1,8 --contexts 512
-step 90 forward_w16 env CINDER_GEMV_WARPS=16 $fwd --decode-batches 1,2 --contexts 512
-step 90 forward_w20 env CINDER_GEMV_WARPS=20 $fwd --decode-batches 1,8 --contexts 512
+step 90 forward_cublas $fwd --gemv-max-tokens 0 --decode-batches 1,2,4,8 --contexts 512,4096
+step 90 forward_w8 $fwd --gemv-warps 8 --decode-batches 1,8 --contexts 512
+step 90 forward_w16 $fwd --gemv-warps 16 --decode-batches 1,2 --contexts 512
+step 90 forward_w20 $fwd --gemv-warps 20 --decode-batches 1,8 --contexts 512
 for w in 16 20 24; do   # warp targets over the fused path's batch sizes
-    step 90 tune_w$w env CINDER_GEMV=8 CINDER_GEMV_WARPS=$w $fwd --decode-batches 1,2,4,8 --contexts 512,4096
+    step 90 tune_w$w $fwd --gemv-max-tokens 8 --gemv-warps $w --decode-batches 1,2,4,8 --contexts 512,4096
 done
 step 180 test_cuda_backend "$R/test-gpu/test_cuda_backend"
 step 90 test_decode_attn "$R/test-gpu/test_decode_attn"

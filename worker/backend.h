@@ -28,6 +28,15 @@ typedef struct {
     int64_t kv_tokens;      /* KV capacity asked for in tokens; 0 = size it from free memory */
     float mem_util;         /* fraction of device memory to use (CUDA) */
     int n_threads;          /* CPU threads (CPU backend); 0 = all cores */
+    /* CUDA backend (worker flags --dtype, --enforce-eager, --gemv-max-tokens, --gemv-warps,
+       --pdl); zero selects each default */
+    int fp16;               /* 1: fp16 weights and activations instead of bf16 */
+    int no_graphs;          /* 1: run decode batches eagerly, no CUDA graphs */
+    int gemv_max_tokens;    /* decode batches up to this many tokens take the fused GEMV path
+                               (0: the default, 8; -1: never) */
+    int gemv_warps;         /* GEMV launch width, warps a multiprocessor (0: 16) */
+    int pdl;                /* early-launch sites: bit 0 the GEMVs, bit 1 decode attention
+                               (0: the default, GEMVs only; -1: none) */
 } backend_opts;
 
 typedef struct {
@@ -68,6 +77,12 @@ typedef struct {
 /* Checks every count, token and block index BATCH will use against L; 0, or -EINVAL
  * (logged, prefixed with WHO) so a bad step fails cleanly instead of touching bad memory. */
 int fwd_batch_check(const fwd_batch *batch, const fwd_limits *l, const char *who);
+
+/* The CUDA switches as flags (worker and forward benchmark): NAME without "--", VALUE its
+ * argument (ignored by --enforce-eager). 1: applied; 0: not one of them; -1: a bad value
+ * (said on stderr). --gemv-max-tokens 0 and --pdl 0 turn them off. */
+int backend_opts_parse(backend_opts *o, const char *name, const char *value);
+extern const char backend_opts_usage[];   /* those flags, for usage lines */
 
 /* Each returns NULL with a message in ERR on failure. */
 backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err);

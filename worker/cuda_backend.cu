@@ -419,6 +419,8 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
         e->cdt = o->fp16 ? CUDA_R_16F : CUDA_R_16BF;
         e->bs = o->block_size;
         e->gemv_max = o->gemv_max_tokens < 0 ? GEMV_MAX_TOKENS : o->gemv_max_tokens;
+        e->gemv_warps = o->gemv_warps;
+        e->pdl_mask = o->pdl_mask;
         if (e->gemv_max > GEMV_MAX_TOKENS)
             e->gemv_max = GEMV_MAX_TOKENS;
         while (e->gemv_max > 0 && (size_t)(e->gemv_max + 1) * (c->dim + 8) * 2 > GEMV_NORM_MAX_BYTES)

@@ -33,6 +33,9 @@ typedef struct {
     int no_graphs;       /* 1: run decode batches eagerly (tests) */
     int gemv_max_tokens; /* decode-only forwards of at most this many tokens (<= 8) take the
                             fused GEMV path (kernels/gemv.cuh); 0: never; < 0: 8 */
+    int gemv_warps;      /* GEMV launch width, warps a multiprocessor (0: 16) */
+    int pdl_mask;        /* programmatic dependent launch: bit 0 the GEMVs, bit 1 decode
+                            attention */
 } ce_opts;
 
 

@@ -26,6 +26,8 @@ struct cuda_engine {
     cudaDataType_t cdt;
     int bs, max_ctx, max_tokens, max_seqs, max_bps, n_sms;
     int gemv_max;                    /* decode-only batches up to this many tokens: fused path */
+    int gemv_warps;                  /* GEMV launch width, warps a multiprocessor (0: default) */
+    int pdl_mask;                    /* early launch: bit 0 the GEMVs, bit 1 decode attention */
     int q_dim, kv_dim, qkv_dim;
     rope_params rp;
     cudaStream_t stream;

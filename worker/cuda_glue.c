@@ -73,9 +73,10 @@ backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err)
         .model_dir = o->model_dir, .dummy_weights = o->dummy_weights,
         .block_size = o->block_size, .max_ctx = o->max_seq_len,
         .max_tokens = o->max_batch_tokens, .max_seqs = o->max_seqs, .kv_tokens = o->kv_tokens,
-        .mem_util = o->mem_util, .fp16 = getenv("CINDER_FP16") != NULL,
-        .no_graphs = getenv("CINDER_NO_GRAPHS") != NULL,
-        .gemv_max_tokens = getenv("CINDER_GEMV") ? atoi(getenv("CINDER_GEMV")) : -1,
+        .mem_util = o->mem_util, .fp16 = o->fp16, .no_graphs = o->no_graphs,
+        .gemv_max_tokens = o->gemv_max_tokens == 0 ? -1 : o->gemv_max_tokens < 0 ? 0
+                                                                             : o->gemv_max_tokens,
+        .gemv_warps = o->gemv_warps, .pdl_mask = o->pdl == 0 ? 1 : o->pdl < 0 ? 0 : o->pdl,
     };
     b->eng = ce_init(&eo, &b->base.cfg, &b->base.n_kv_blocks, err, n_err);
     if (!b->eng)

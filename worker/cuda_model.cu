@@ -40,7 +40,8 @@ void ce_gemv(cuda_engine *e, void *out, const void *x, const void *w, int n_tok,
     epi.kind = kind;
     epi.norm_w = norm_w;
     epi.norm_eps = e->cfg.norm_eps;
-    epi.pdl = 1;
+    epi.pdl = e->pdl_mask & 1;
+    epi.warps_per_sm = e->gemv_warps;
     CUDA_CHECK(gemv_fused_run(out, x, w, n_tok, n_out, n_in, &epi, e->dt, e->stream));
 }
 
@@ -78,7 +79,8 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
         if (n_dec)
             CUDA_CHECK(decode_attn_run(e->att, q, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
                                        in->seq_len, n_dec, c->n_heads, c->n_kv_heads, hd, e->bs,
-                                       scale, splits, splits > 1 ? e->dec_ws : NULL, e->dt, s));
+                                       scale, splits, splits > 1 ? e->dec_ws : NULL,
+                                       (e->pdl_mask >> 1) & 1, e->dt, s));
         if (n_pre)
             CUDA_CHECK(prefill_attn_run(row_ptr(e, e->att, n_dec, e->q_dim),
                                         row_ptr(e, e->qkv, n_dec, e->qkv_dim), e->qkv_dim, kc, vc,
@@ -121,7 +123,8 @@ void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
         ce_gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_QKV, ly->attn_norm, &qkv);
         CUDA_CHECK(decode_attn_run(e->att, e->qkv, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
                                    in->seq_len, n_tok, c->n_heads, c->n_kv_heads, hd, e->bs,
-                                   scale, splits, splits > 1 ? e->dec_ws : NULL, e->dt, s));
+                                   scale, splits, splits > 1 ? e->dec_ws : NULL,
+                                   (e->pdl_mask >> 1) & 1, e->dt, s));
         ce_gemv(e, e->x, e->att, ly->wo, n_tok, dim, e->q_dim, GEMV_RESID, NULL, NULL);
         ce_gemv(e, e->act, e->x, ly->w_gate_up, n_tok, 2 * hid, dim, GEMV_SILU, ly->ffn_norm, NULL);
         ce_gemv(e, e->x, e->act, ly->w_down, n_tok, dim, hid, GEMV_RESID, NULL, NULL);

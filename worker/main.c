@@ -98,7 +98,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: worker --run-dir DIR --shm NAME --model-dir DIR [--backend auto|cpu|cuda]"
                     " [--kv-tokens N] [--max-batch-tokens N] [--threads N]"
-                    " [--gpu-memory-utilization F] [--load-format auto|dummy] [--verbose]\n");
+                    " [--gpu-memory-utilization F] [--load-format auto|dummy] [--verbose] %s\n",
+            backend_opts_usage);
     return 2;
 }
 
@@ -111,10 +112,12 @@ int main(int argc, char **argv)
         {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
         {"backend", 1, 0, 'B'}, {"kv-tokens", 1, 0, 'k'}, {"max-batch-tokens", 1, 0, 'b'},
         {"threads", 1, 0, 't'}, {"gpu-memory-utilization", 1, 0, 'u'},
-        {"load-format", 1, 0, 'l'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+        {"load-format", 1, 0, 'l'}, {"verbose", 0, 0, 'v'},
+        {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},
+        {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {0, 0, 0, 0},
     };
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int c, idx;
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
         case 'r': run_dir = optarg; break;
         case 's': shm = optarg; break;
@@ -126,6 +129,10 @@ int main(int argc, char **argv)
         case 'u': bo.mem_util = (float)atof(optarg); break;
         case 'l': bo.dummy_weights = !strcmp(optarg, "dummy"); break;
         case 'v': log_verbose = 1; break;
+        case 'X':   /* the CUDA backend's switches */
+            if (backend_opts_parse(&bo, opts[idx].name, optarg) != 1)
+                return usage();
+            break;
         default: return usage();
         }
     }

@@ -162,7 +162,7 @@ typedef struct { int seq, n_new, sample; } step_item;
 /* One step on both backends: STEP[i] = (sequence, n_new, sample). Compares the sampled rows
  * into CMP, checks the GPU's greedy picks against its own logits, then advances the
  * sequences with the CPU's tokens. */
-static int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_item *items, int n,
+static inline int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_item *items, int n,
                     bt_cmp *cmp, int *n_inconsistent)
 {
     fwd_seq *fc = calloc((size_t)n, sizeof *fc), *fg = calloc((size_t)n, sizeof *fg);
@@ -199,7 +199,7 @@ out:
 
 /* The checks of a comparison run: logits within REL_TOL, top-1 agreement (at most 5% of the
  * rows near-ties), and N_BAD GPU samples inconsistent with the GPU's own logits. */
-static void bt_check_cmp(const char *name, const bt_cmp *cmp, double rel_tol, int n_bad)
+static inline void bt_check_cmp(const char *name, const bt_cmp *cmp, double rel_tol, int n_bad)
 {
     bt_check(cmp->max_rel < rel_tol, "%s: logits relative error %.2e < %.0e over %d rows", name,
              cmp->max_rel, rel_tol, cmp->n_rows);

@@ -22,7 +22,7 @@
 typedef struct {
     const char *name, *args;
     int bs, max_seq, max_tokens, max_seqs, n_seqs;
-    int graphs;      /* 0: CINDER_NO_GRAPHS (eager decodes, the fused GEMV path up to 8) */
+    int graphs;      /* 0: --enforce-eager (eager decodes, the fused GEMV path up to 8) */
     int n_long;      /* sequences whose prompt is max_seq_len - 1 .. max_seq_len/2 */
 } dcase;
 
@@ -72,8 +72,6 @@ static void run_case(const dcase *dc)
         bt_check(0, "%s: make-model %s", dc->name, dc->args);
         return;
     }
-    if (dc->graphs) unsetenv("CINDER_NO_GRAPHS");
-    else setenv("CINDER_NO_GRAPHS", "1", 1);
     int n = dc->n_seqs;
     bt_seq *s = calloc((size_t)n, sizeof *s);
     dseq *d = calloc((size_t)n, sizeof *d);
@@ -92,7 +90,8 @@ static void run_case(const dcase *dc)
     }
     backend_opts o = {.model_dir = dir, .block_size = dc->bs, .max_seq_len = dc->max_seq,
                       .max_batch_tokens = dc->max_tokens, .max_seqs = dc->max_seqs,
-                      .kv_tokens = (int64_t)(n_blocks + 2) * dc->bs, .mem_util = 0.5f};
+                      .kv_tokens = (int64_t)(n_blocks + 2) * dc->bs, .mem_util = 0.5f,
+                      .no_graphs = !dc->graphs};
     char err[512];
     backend *cpu = cpu_backend_init(&o, err, sizeof err), *gpu = NULL;
     if (cpu) gpu = cuda_backend_init(&o, err, sizeof err);

@@ -37,7 +37,8 @@ static void run_case(const dcase *c, int n_sms)
     float scale = rng_uniform(0.5f, 2.f) / sqrtf((float)c->hd);
 
     CUDA_CHECK(decode_attn_run(dout, dq, q_stride, kv.dk, kv.dv, kv.dbt, kv.max_bps, dctx, n,
-                               c->n_heads, c->n_kv, c->hd, c->bs, scale, splits, ws, c->dt, 0));
+                               c->n_heads, c->n_kv, c->hd, c->bs, scale, splits, ws,
+                               splits & 1 /* early launch on odd split counts */, c->dt, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
 
     float *out = (float *)malloc(sizeof(float) * n_out), *ref = (float *)malloc(sizeof(float) * n_out);
@@ -86,10 +87,10 @@ int main(void)
 
     int32_t one = 1;
     cudaError_t e = decode_attn_run(NULL, NULL, 80 * 4, NULL, NULL, NULL, 1, &one, 1, 4, 4, 80,
-                                    16, 1.f, 1, NULL, KDT_BF16, 0);
+                                    16, 1.f, 1, NULL, 0, KDT_BF16, 0);
     check(e == cudaErrorInvalidValue, "decode_attn rejects head_dim 80");
     e = decode_attn_run(NULL, NULL, 128 * 6, NULL, NULL, NULL, 1, &one, 1, 6, 4, 128, 16, 1.f,
-                        1, NULL, KDT_BF16, 0);
+                        1, NULL, 0, KDT_BF16, 0);
     check(e == cudaErrorInvalidValue, "decode_attn rejects 6 heads over 4 kv heads");
     return test_summary("test_decode_attn");
 }

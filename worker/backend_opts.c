@@ -1,0 +1,60 @@
+/* backend_opts.c - the CUDA backend's switches as command-line flags, parsed in one place for
+ * the worker and the forward benchmark (kernels and backends never read the environment). */
+#include "backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char backend_opts_usage[] =
+    "[--dtype bf16|fp16] [--enforce-eager] [--gemv-max-tokens 0..8] [--gemv-warps N] "
+    "[--pdl MASK]";
+
+static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "--%s: expected an integer in [%d, %d], got '%s'\n", name, lo, hi,
+                v ? v : "");
+        return -1;
+    }
+    *out = (int)x;
+    return 1;
+}
+
+int backend_opts_parse(backend_opts *o, const char *name, const char *value)
+{
+    if (!strcmp(name, "dtype")) {
+        if (value && (!strcmp(value, "bf16") || !strcmp(value, "bfloat16")))
+            o->fp16 = 0;
+        else if (value && (!strcmp(value, "fp16") || !strcmp(value, "float16")))
+            o->fp16 = 1;
+        else {
+            fprintf(stderr, "--dtype: bf16 or fp16, got '%s'\n", value ? value : "");
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(name, "enforce-eager")) {
+        o->no_graphs = 1;
+        return 1;
+    }
+    if (!strcmp(name, "gemv-max-tokens")) {
+        int n;
+        if (parse_int(name, value, 0, 8, &n) < 0)
+            return -1;
+        o->gemv_max_tokens = n ? n : -1;   /* 0 here: never */
+        return 1;
+    }
+    if (!strcmp(name, "gemv-warps"))
+        return parse_int(name, value, 1, 64, &o->gemv_warps);
+    if (!strcmp(name, "pdl")) {
+        int m;
+        if (parse_int(name, value, 0, 3, &m) < 0)
+            return -1;
+        o->pdl = m ? m : -1;   /* 0 here: no site */
+        return 1;
+    }
+    return 0;
+}
