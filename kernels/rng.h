@@ -2,7 +2,7 @@
  * depends on what else ran before (batch composition, restarts, threads). Used by sampling
  * (key = request seed, counter = token position) and by random weight generation
  * (key = seed and tensor, counter = element index). SplitMix64 finalizer as the mixer.
- * It lives with the kernels that draw from it (sample_topp.cu) and is plain C for the CPU
+ * It lives with the kernels that draw from it (sample_full.cu) and is plain C for the CPU
  * backend's sampler and weights: one definition, so the GPU draws exactly the CPU's values.
  */
 #ifndef CINDER_RNG_H

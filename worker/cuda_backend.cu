@@ -14,7 +14,7 @@
 #include "cuda_engine.h"
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
-#include "../kernels/sample.cuh"
+#include "../kernels/sample_greedy.cuh"
 
 #include <math.h>
 #include <stdio.h>
@@ -221,7 +221,7 @@ static void sample(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p)
         if (n_pen)
             CUDA_CHECK(cudaMemcpyAsync(e->d_pen, e->h_pen, n_pen * sizeof *e->h_pen,
                                        cudaMemcpyHostToDevice, st));
-        CUDA_CHECK(sample_topp_run(e->d_tok, e->d_lp, e->logits, e->d_rows, e->d_sp, e->d_pen, n,
+        CUDA_CHECK(sample_full_run(e->d_tok, e->d_lp, e->logits, e->d_rows, e->d_sp, e->d_pen, n,
                                    c->vocab_size, any_sort, e->samp_ws, e->samp_ws_bytes, st));
     }
     CUDA_CHECK(cudaMemcpyAsync(e->h_tok, e->d_tok, n * sizeof *e->h_tok, cudaMemcpyDeviceToHost,
@@ -309,7 +309,7 @@ static int alloc_state(cuda_engine *e, char *err, size_t n_err)
     size_t M = e->max_tokens, S = e->max_seqs, V = c->vocab_size, total = 0;
     int max_splits = 32;
     e->dec_ws_bytes = decode_attn_workspace_size((int)S, c->n_heads, c->head_dim, max_splits);
-    e->samp_ws_bytes = sample_topp_workspace_size((int)S, (int)V);
+    e->samp_ws_bytes = sample_full_workspace_size((int)S, (int)V);
     e->in_cap = ce_layout_ints((int)M, (int)S, (int)S, (int)S);
     e->pen_cap = 4096;
     if (!(e->x = dev_alloc(M * c->dim * 2, &total)) || !(e->xn = dev_alloc(M * c->dim * 2, &total)) ||

@@ -12,7 +12,7 @@
 #include "../kernels/gemv.cuh"
 #include "../kernels/kdtype.h"
 #include "../kernels/rope_params.h"
-#include "../kernels/sample_topp.cuh"
+#include "../kernels/sample_full.cuh"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -60,7 +60,7 @@ struct cuda_engine {
     sample_penalty *h_pen, *d_pen;   /* [pen_cap] */
     size_t pen_cap;
     int32_t *pen_mark;               /* [vocab] host scratch: 1 + list index, or 0 */
-    void *samp_ws;                   /* sample_topp workspace */
+    void *samp_ws;                   /* sample_full workspace */
     size_t samp_ws_bytes;
     void *greedy_ws;                 /* sample_greedy workspace */
     int32_t *h_tok, *d_tok;          /* [max_seqs] sampled tokens */

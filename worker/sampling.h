@@ -16,7 +16,7 @@
 #define CINDER_SAMPLING_H
 
 #include <stdint.h>
-#include "../common/store.h"
+#include "../common/sampling_params.h"
 
 typedef struct {
     int vocab;

@@ -1,4 +1,4 @@
-/* sample_topp.cuh - full next-token sampling on the GPU, the algorithm of worker/sampling.c
+/* sample_full.cuh - full next-token sampling on the GPU, the algorithm of worker/sampling.c
  * (its CPU reference): penalties on the raw logits (repetition once per distinct token of the
  * sequence, frequency/presence over the output tokens), then greedy (argmax, lowest id on
  * ties) or temperature, top-k, top-p, and one inverse-CDF draw over the kept tokens in order of
@@ -6,8 +6,8 @@
  * the uniform rng_uniform(seed, counter). Sums are in double, as on the CPU (summation order
  * differs, so a tie with the draw within ~1e-15 may pick a neighbour).
  */
-#ifndef CINDER_SAMPLE_TOPP_CUH
-#define CINDER_SAMPLE_TOPP_CUH
+#ifndef CINDER_SAMPLE_FULL_CUH
+#define CINDER_SAMPLE_FULL_CUH
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,12 +38,12 @@ typedef struct {
 } sample_penalty;
 
 /* Bytes of device workspace for up to N_ROWS rows of VOCAB logits. */
-size_t sample_topp_workspace_size(int n_rows, int vocab);
+size_t sample_full_workspace_size(int n_rows, int vocab);
 
 /* Samples row r of the selection: logits row ROWS[r] (not modified). ANY_SORT (host) must be
  * nonzero when some row uses top-k or top-p. PARAMS [n_rows], PENALTIES (entries named by the
  * rows' ranges) and ROWS are device arrays. */
-cudaError_t sample_topp_run(int32_t *token,                 /* [n_rows] */
+cudaError_t sample_full_run(int32_t *token,                 /* [n_rows] */
                             float *logprob,                 /* [n_rows] */
                             const float *logits,            /* [*, vocab] */
                             const int32_t *rows,            /* [n_rows] */

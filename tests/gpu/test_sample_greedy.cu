@@ -1,8 +1,8 @@
-/* test_sample.cu - sample_greedy_run against sample_greedy_ref: exact token (ties go to the
+/* test_sample_greedy.cu - sample_greedy_run against sample_greedy_ref: exact token (ties go to the
  * first index), log-probability within 1e-4, rows with -inf entries, vocab from 1 to 128256,
  * rows split over several blocks or not, aligned and odd vocab sizes. */
 #include "gpu_test.h"
-#include "../../kernels/sample.cuh"
+#include "../../kernels/sample_greedy.cuh"
 #include "../../kernels/ref.h"
 
 static void run_case(int n, int vocab, float spread)
@@ -47,7 +47,7 @@ static void run_case(int n, int vocab, float spread)
 
 int main(void)
 {
-    test_init("test_sample");
+    test_init("test_sample_greedy");
     for (int rep = 0; rep < 2; rep++) {
         run_case(rng_int(1, 9), 32000, 10.f);
         run_case(64, 128256, 30.f);
@@ -58,5 +58,5 @@ int main(void)
         run_case(2, 32001, 5.f);        /* odd vocab: unaligned rows, scalar path */
         run_case(300, 4099, 8.f);
     }
-    return test_summary("test_sample");
+    return test_summary("test_sample_greedy");
 }

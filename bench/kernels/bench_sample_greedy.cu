@@ -1,7 +1,7 @@
-/* bench_sample.cu - sample_greedy_run over fp32 logits of the Llama-3 vocabulary (128256):
+/* bench_sample_greedy.cu - sample_greedy_run over fp32 logits of the Llama-3 vocabulary (128256):
  * GB/s of logits read against the copy bandwidth. */
 #include "bench_util.cuh"
-#include "../../kernels/sample.cuh"
+#include "../../kernels/sample_greedy.cuh"
 
 __global__ static void logits_fill(float *x, size_t n)
 {

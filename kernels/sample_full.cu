@@ -1,4 +1,4 @@
-/* sample_topp.cu - penalties, greedy, temperature, top-k, top-p sampling (see sample_topp.cuh).
+/* sample_full.cu - penalties, greedy, temperature, top-k, top-p sampling (see sample_full.cuh).
  *
  * Pipeline per call: copy each selected logits row to a workspace row; apply the penalty list
  * (one thread per listed token); scale the sampling rows by 1/temperature; when some row uses
@@ -7,7 +7,7 @@
  * greedy rows, else the kept prefix, its double-precision mass, the top-p cut and the draw by
  * block-wide prefix sums over chunks of 1024 values.
  */
-#include "sample_topp.cuh"
+#include "sample_full.cuh"
 #include "rng.h"
 #include <cub/cub.cuh>
 
@@ -21,12 +21,12 @@ typedef struct {
     int32_t *offs;     /* [2, n_rows] segment begins, then ends */
     void *temp;        /* cub temporary storage */
     size_t temp_bytes;
-} topp_ws;
+} sf_ws;
 
 static size_t al256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 /* Carves the workspace at BASE (may be 0 to size it); returns its size, 0 on a cub error. */
-static size_t ws_layout(topp_ws *w, uintptr_t base, int n_rows, int vocab)
+static size_t ws_layout(sf_ws *w, uintptr_t base, int n_rows, int vocab)
 {
     size_t n = (size_t)n_rows * vocab, off = 0;
     w->proc = (float *)(base + off);     off += al256(n * sizeof(float));
@@ -45,9 +45,9 @@ static size_t ws_layout(topp_ws *w, uintptr_t base, int n_rows, int vocab)
     return off + al256(temp);
 }
 
-extern "C" size_t sample_topp_workspace_size(int n_rows, int vocab)
+extern "C" size_t sample_full_workspace_size(int n_rows, int vocab)
 {
-    topp_ws w;
+    sf_ws w;
     return ws_layout(&w, 0, n_rows, vocab);
 }
 
@@ -62,7 +62,7 @@ __device__ __forceinline__ bool row_sorts(const sample_row_params &p, int vocab)
     return !row_greedy(p) && (row_top_k(p, vocab) || row_top_p(p));
 }
 
-__global__ void topp_copy_kernel(float *proc, const float *__restrict__ logits,
+__global__ void sf_copy_kernel(float *proc, const float *__restrict__ logits,
                                  const int32_t *__restrict__ rows, int vocab)
 {
     int r = blockIdx.y;
@@ -73,7 +73,7 @@ __global__ void topp_copy_kernel(float *proc, const float *__restrict__ logits,
 }
 
 /* One thread per listed token (distinct within a row): the CPU's arithmetic, unfused. */
-__global__ void topp_penalty_kernel(float *proc, const sample_row_params *__restrict__ params,
+__global__ void sf_penalty_kernel(float *proc, const sample_row_params *__restrict__ params,
                                     const sample_penalty *__restrict__ pen, int vocab)
 {
     int r = blockIdx.x;
@@ -95,7 +95,7 @@ __global__ void topp_penalty_kernel(float *proc, const sample_row_params *__rest
 
 /* Sampling rows: value * (1 / temperature), -0 made +0 (the CPU orders them as equal); sorted
  * rows also get their ids and a segment. */
-__global__ void topp_scale_kernel(float *proc, int32_t *ids, int32_t *offs,
+__global__ void sf_scale_kernel(float *proc, int32_t *ids, int32_t *offs,
                                   const sample_row_params *__restrict__ params, int n_rows,
                                   int vocab)
 {
@@ -127,7 +127,7 @@ typedef cub::BlockReduce<double, ST_NT> reduce_d;
 typedef cub::BlockReduce<vi, ST_NT> reduce_vi;
 typedef cub::BlockScan<double, ST_NT> scan_d;
 
-union topp_smem {
+union sf_smem {
     typename reduce_d::TempStorage rd;
     typename reduce_vi::TempStorage rvi;
     typename scan_d::TempStorage sd;
@@ -136,7 +136,7 @@ union topp_smem {
 /* Index of the first i < N (in chunks, all threads) with PRED(exclusive, inclusive) true over
  * the prefix sums of exp(v[i] - max); N if none. Also returns the exclusive sum there. */
 template <typename P>
-__device__ int topp_scan_first(const float *v, int n, float max, P pred, topp_smem &sm,
+__device__ int sf_scan_first(const float *v, int n, float max, P pred, sf_smem &sm,
                                int *found, double *found_excl)
 {
     double carry = 0.0;
@@ -164,10 +164,10 @@ __device__ int topp_scan_first(const float *v, int n, float max, P pred, topp_sm
 }
 
 __global__ void __launch_bounds__(ST_NT)
-topp_final_kernel(int32_t *token, float *logprob, const float *proc, const float *keys,
+sf_final_kernel(int32_t *token, float *logprob, const float *proc, const float *keys,
                   const int32_t *ids_out, const sample_row_params *__restrict__ params, int vocab)
 {
-    __shared__ topp_smem sm;
+    __shared__ sf_smem sm;
     __shared__ vi best_s;
     __shared__ double tot_s, excl_s;
     __shared__ int found_s;
@@ -202,12 +202,12 @@ topp_final_kernel(int32_t *token, float *logprob, const float *proc, const float
     int n_keep = n;
     if (row_top_p(p)) {
         double limit = (double)p.top_p * total;
-        n_keep = topp_scan_first(v, n, max, [=](double excl, double) { return excl >= limit; },
+        n_keep = sf_scan_first(v, n, max, [=](double excl, double) { return excl >= limit; },
                                  sm, &found_s, &excl_s);
         if (n_keep < n) total = excl_s;
     }
     double u = rng_uniform(p.seed, p.counter) * total;
-    int pick = topp_scan_first(v, n_keep, max, [=](double, double incl) { return u < incl; },
+    int pick = sf_scan_first(v, n_keep, max, [=](double, double incl) { return u < incl; },
                                sm, &found_s, &excl_s);
     if (pick >= n_keep) pick = n_keep - 1;
     if (tid == 0) {
@@ -216,7 +216,7 @@ topp_final_kernel(int32_t *token, float *logprob, const float *proc, const float
     }
 }
 
-extern "C" cudaError_t sample_topp_run(int32_t *token, float *logprob, const float *logits,
+extern "C" cudaError_t sample_full_run(int32_t *token, float *logprob, const float *logits,
                                        const int32_t *rows, const sample_row_params *params,
                                        const sample_penalty *penalties, int n_rows, int vocab,
                                        int any_sort, void *workspace, size_t workspace_bytes,
@@ -225,14 +225,14 @@ extern "C" cudaError_t sample_topp_run(int32_t *token, float *logprob, const flo
     if (n_rows == 0) return cudaSuccess;
     if (n_rows < 0 || vocab <= 0 || (size_t)n_rows * vocab > 0x7fffffffu || !workspace)
         return cudaErrorInvalidValue;
-    topp_ws w;
+    sf_ws w;
     size_t need = ws_layout(&w, (uintptr_t)workspace, n_rows, vocab);
     if (need == 0 || need > workspace_bytes) return cudaErrorInvalidValue;
     int chunks = (vocab + 1023) / 1024;
     if (chunks > 64) chunks = 64;
-    topp_copy_kernel<<<dim3(chunks, n_rows), 256, 0, stream>>>(w.proc, logits, rows, vocab);
-    topp_penalty_kernel<<<n_rows, 128, 0, stream>>>(w.proc, params, penalties, vocab);
-    topp_scale_kernel<<<dim3(chunks, n_rows), 256, 0, stream>>>(w.proc, w.ids_in, w.offs, params,
+    sf_copy_kernel<<<dim3(chunks, n_rows), 256, 0, stream>>>(w.proc, logits, rows, vocab);
+    sf_penalty_kernel<<<n_rows, 128, 0, stream>>>(w.proc, params, penalties, vocab);
+    sf_scale_kernel<<<dim3(chunks, n_rows), 256, 0, stream>>>(w.proc, w.ids_in, w.offs, params,
                                                                n_rows, vocab);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
@@ -243,7 +243,7 @@ extern "C" cudaError_t sample_topp_run(int32_t *token, float *logprob, const flo
             (const int32_t *)w.offs + n_rows, stream);
         if (e != cudaSuccess) return e;
     }
-    topp_final_kernel<<<n_rows, ST_NT, 0, stream>>>(token, logprob, w.proc, w.keys, w.ids_out,
+    sf_final_kernel<<<n_rows, ST_NT, 0, stream>>>(token, logprob, w.proc, w.keys, w.ids_out,
                                                     params, vocab);
     return cudaGetLastError();
 }

@@ -1,4 +1,4 @@
-/* sample_ref.c - CPU reference for sample: greedy token and its log-probability. */
+/* sample_greedy_ref.c - CPU reference for sample_greedy: greedy token and its log-probability. */
 #include <math.h>
 #include "ref.h"
 

@@ -1,8 +1,8 @@
-/* sample.cu - greedy sampling with log-probability. Each row is cut into parts (enough blocks
+/* sample_greedy.cu - greedy sampling with log-probability. Each row is cut into parts (enough blocks
  * to fill the device when the batch is small); each thread keeps an online (max, sum of exp,
  * argmax) over its share of its part, read 16 bytes at a time; states are merged by warp
  * shuffles, then across warps; a second kernel merges the parts of each row. */
-#include "sample.cuh"
+#include "sample_greedy.cuh"
 #include "kutil.cuh"
 
 #define SG_NT 256

@@ -1,6 +1,6 @@
-/* sample.cuh - token sampling from fp32 logits on the GPU. */
-#ifndef CINDER_SAMPLE_CUH
-#define CINDER_SAMPLE_CUH
+/* sample_greedy.cuh - greedy next-token sampling from fp32 logits on the GPU (argmax, logprob). */
+#ifndef CINDER_SAMPLE_GREEDY_CUH
+#define CINDER_SAMPLE_GREEDY_CUH
 
 #include <stddef.h>
 #include <stdint.h>
