@@ -159,14 +159,29 @@ static void test_concurrent_equal_alone(void **state)
     }
 }
 
+/* Seeded sampling repeats itself, and is sampling: it differs from greedy for some seed, and
+ * two seeds give two texts (so do_sample and seed cannot be silently ignored). */
 static void test_sampling_seeded(void **state)
 {
-    const char *body = "{\"inputs\":\"Once upon a time\",\"parameters\":{\"max_new_tokens\":24,"
-                       "\"do_sample\":true,\"temperature\":0.9,\"top_p\":0.95,\"top_k\":40,\"seed\":7}}";
-    char *a = generated_text(body), *b = generated_text(body);
-    assert_string_equal(a, b); /* same seed, same text */
-    free(a);
-    free(b);
+    char body[512], *greedy = generated_text("{\"inputs\":\"Once upon a time\",\"parameters\":"
+                                             "{\"max_new_tokens\":24}}");
+    char *text[4];
+    int n_differ_greedy = 0;
+    for (int seed = 0; seed < 4; seed++) {
+        snprintf(body, sizeof body, "{\"inputs\":\"Once upon a time\",\"parameters\":{"
+                 "\"max_new_tokens\":24,\"do_sample\":true,\"temperature\":1.2,\"top_p\":0.95,"
+                 "\"top_k\":40,\"seed\":%d}}", 7 + seed);
+        text[seed] = generated_text(body);
+        char *again = generated_text(body);
+        assert_string_equal(text[seed], again); /* same seed, same text */
+        free(again);
+        n_differ_greedy += strcmp(text[seed], greedy) != 0;
+    }
+    assert_true(n_differ_greedy > 0);
+    assert_true(strcmp(text[0], text[1]) || strcmp(text[0], text[2]) || strcmp(text[0], text[3]));
+    for (int seed = 0; seed < 4; seed++)
+        free(text[seed]);
+    free(greedy);
 }
 
 static void test_stop_sequence(void **state)

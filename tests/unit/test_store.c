@@ -1,9 +1,6 @@
-/* test_store.c - the shared-memory request store and the KV block allocator.
- *
- * Store: sizes come from the header, the arrays of every slot are disjoint and inside the
- * mapping, a second mapping (another process: fork) sees what the first wrote, a region with
- * a wrong magic or version is refused. Allocator: random get/put never hands out a block
- * twice and returns every block.
+/* test_store.c - the shared-memory request store: sizes come from the header, the arrays of
+ * every slot are disjoint and inside the mapping, a second mapping (another process: fork)
+ * sees what the first wrote, a region with a wrong magic or version is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +16,6 @@
 #include <unistd.h>
 
 #include "../../common/store.h"
-#include "../../router/kv_alloc.h"
 
 static void test_layout(void **state)
 {
@@ -80,49 +76,11 @@ static void test_layout(void **state)
     assert_true(store_open(&s, name) < 0); /* gone */
 }
 
-static void test_kv_alloc(void **state)
-{
-    for (int it = 0; it < 20; it++) {
-        int n = 1 + rand() % 500;
-        kv_alloc a;
-        assert_int_equal(kv_alloc_init(&a, n), 0);
-        int32_t *held = malloc(sizeof(int32_t) * (size_t)n);
-        char *used = calloc((size_t)n, 1);
-        int n_held = 0;
-        for (int op = 0; op < 5000; op++) {
-            if (rand() % 2 && n_held > 0) {
-                int k = rand() % n_held;
-                used[held[k]] = 0;
-                kv_alloc_put(&a, held[k]);
-                held[k] = held[--n_held];
-            } else {
-                int32_t b = kv_alloc_get(&a);
-                if (n_held == n) {
-                    assert_int_equal(b, -1);
-                    continue;
-                }
-                assert_true(b >= 0 && b < n);
-                assert_false(used[b]);
-                used[b] = 1;
-                held[n_held++] = b;
-            }
-            assert_int_equal(a.n_free + n_held, n);
-        }
-        while (n_held > 0)
-            kv_alloc_put(&a, held[--n_held]);
-        assert_int_equal(a.n_free, n);
-        free(held);
-        free(used);
-        kv_alloc_free(&a);
-    }
-}
-
 int main(void)
 {
     srand((unsigned)time(NULL));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
-        cmocka_unit_test(test_kv_alloc),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
