@@ -1,5 +1,6 @@
 /* model_config.c - reads an HF LLaMA-family config.json (+ generation_config.json) into a
- * model_config (see model_config.h). Defaults follow transformers' LlamaConfig.
+ * model_config (see model_config.h), as transformers 4.x and 5.x write it. Defaults follow
+ * transformers' LlamaConfig; an architecture or a field cinder does not compute is refused.
  */
 #include "model_config.h"
 #include "json_util.h"
@@ -76,8 +77,76 @@ static int parse_rope_scaling(model_config *c, const cJSON *rs, char *err, size_
     return 0;
 }
 
+/* The architectures cinder computes; config.json's "architectures" (or, without it, its
+ * "model_type") must name one of them, or the load fails before any weight is read. */
+static const char *const supported_archs[] = {"LlamaForCausalLM", NULL};
+static const char *const supported_types[] = {"llama", NULL};
+
+static int in_list(const char *const *list, const char *s)
+{
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(list[i], s))
+            return 1;
+    return 0;
+}
+
+static int check_architecture(const cJSON *j, char *err, size_t n_err)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "architectures");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "model_type");
+    const char *name = NULL;
+    if (a && !cJSON_IsNull(a)) {
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 1 || !cJSON_IsString(a->child)) {
+            snprintf(err, n_err, "architectures: expected one architecture name");
+            return -1;
+        }
+        name = a->child->valuestring;
+        if (in_list(supported_archs, name))
+            return 0;
+    } else if (t && !cJSON_IsNull(t)) {
+        if (cJSON_IsString(t) && in_list(supported_types, t->valuestring))
+            return 0;
+        name = cJSON_IsString(t) ? t->valuestring : "(not a string)";
+    } else {
+        return 0;   /* neither given (llama2.c conversions): a LLaMA */
+    }
+    char list[256] = "";
+    for (int i = 0; supported_archs[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 supported_archs[i]);
+    snprintf(err, n_err, "architecture \"%.64s\" is not supported (supported: %s)", name, list);
+    return -1;
+}
+
+/* Fields that would change the math of a LLaMA and that cinder does not compute: refused,
+ * never ignored. */
+static int check_unsupported(const cJSON *j, char *err, size_t n_err)
+{
+    static const char *const must_be_false[] = {"attention_bias", "mlp_bias", "qkv_bias",
+                                                "use_qk_norm", "use_sliding_window", NULL};
+    for (int i = 0; must_be_false[i]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, must_be_false[i]);
+        if (v && !cJSON_IsFalse(v) && !cJSON_IsNull(v)) {
+            snprintf(err, n_err, "%s is not supported for LlamaForCausalLM", must_be_false[i]);
+            return -1;
+        }
+    }
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "sliding_window");
+    if (sw && !cJSON_IsNull(sw)) {
+        snprintf(err, n_err, "sliding_window is not supported for LlamaForCausalLM");
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_config(model_config *c, const cJSON *j, char *err, size_t n_err)
 {
+    if (!cJSON_IsObject(j)) {
+        snprintf(err, n_err, "not a JSON object");
+        return -1;
+    }
+    if (check_architecture(j, err, n_err) < 0 || check_unsupported(j, err, n_err) < 0)
+        return -1;
     long long dim, hidden, layers, heads, kv, head_dim, vocab, max_pos, bos, tie;
     double eps, theta;
     if (json_get_int(j, "hidden_size", -1, &dim, err, n_err) < 0 ||
@@ -96,8 +165,18 @@ static int parse_config(model_config *c, const cJSON *j, char *err, size_t n_err
         json_get_int(j, "head_dim", dim / heads, &head_dim, err, n_err) < 0 ||
         json_get_int(j, "max_position_embeddings", 2048, &max_pos, err, n_err) < 0 ||
         json_get_int(j, "bos_token_id", 1, &bos, err, n_err) < 0 ||
-        json_get_num(j, "rms_norm_eps", 1e-6, &eps, err, n_err) < 0 ||
-        json_get_num(j, "rope_theta", 10000, &theta, err, n_err) < 0)
+        json_get_num(j, "rms_norm_eps", 1e-6, &eps, err, n_err) < 0)
+        return -1;
+    /* RoPE: transformers 4.x writes rope_theta and rope_scaling, 5.x one rope_parameters
+       object holding rope_type, rope_theta and the scaling parameters */
+    const cJSON *rope = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
+    if (rope && !cJSON_IsNull(rope) && !cJSON_IsObject(rope)) {
+        snprintf(err, n_err, "rope_parameters: not an object");
+        return -1;
+    }
+    if (rope && cJSON_IsNull(rope))
+        rope = NULL;
+    if (json_get_num(rope ? rope : j, "rope_theta", 10000, &theta, err, n_err) < 0)
         return -1;
     if (kv <= 0 || heads % kv != 0 || head_dim <= 0 || head_dim % 2 != 0 || head_dim > 4096 ||
         max_pos <= 0 || max_pos > 1 << 30 || !(eps > 0) || !(theta > 0)) {
@@ -148,7 +227,8 @@ static int parse_config(model_config *c, const cJSON *j, char *err, size_t n_err
         snprintf(err, n_err, "bos_token_id out of the vocabulary");
         return -1;
     }
-    return parse_rope_scaling(c, cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"), err, n_err);
+    return parse_rope_scaling(c, rope ? rope : cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"),
+                              err, n_err);
 }
 
 int model_config_load(model_config *c, const char *dir, char *err, size_t n_err)

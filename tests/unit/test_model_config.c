@@ -1,5 +1,6 @@
 /* test_model_config.c - config.json parsing: Llama-2 style defaults, Llama-3.1 rope scaling
- * and EOS lists, generation_config.json EOS merge, and rejection of invalid configs.
+ * and EOS lists, generation_config.json EOS merge, transformers 5.x's rope_parameters, other
+ * architectures and math-changing fields refused by name, and invalid configs rejected.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,6 +98,63 @@ static void test_llama31(void **state)
     assert_int_equal(c.eos_ids[0], 2);
 }
 
+/* transformers 5.x: rope_parameters holds rope_type, rope_theta and the scaling; "dtype" */
+static void test_transformers5(void **state)
+{
+    put("generation_config.json", NULL);
+    put("config.json", "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\","
+                       "\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+                       "\"num_attention_heads\":4,\"vocab_size\":300,\"dtype\":\"bfloat16\","
+                       "\"rope_parameters\":{\"rope_type\":\"llama3\",\"rope_theta\":500000.0,"
+                       "\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
+                       "\"original_max_position_embeddings\":8192}}");
+    model_config c;
+    assert_int_equal(model_config_load(&c, g_dir, g_err, sizeof g_err), 0);
+    assert_true(c.rope_theta == 500000.0f);   /* was silently 10000 */
+    assert_true(c.rope_factor == 8.0f);
+    assert_int_equal(c.rope_orig_max_pos, 8192);
+    assert_string_equal(c.dtype, "bfloat16");
+    put("config.json", "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,"
+                       "\"intermediate_size\":128,\"num_hidden_layers\":2,"
+                       "\"num_attention_heads\":4,\"vocab_size\":300,"
+                       "\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":1000000.0}}");
+    assert_int_equal(model_config_load(&c, g_dir, g_err, sizeof g_err), 0);
+    assert_true(c.rope_theta == 1000000.0f);
+    assert_true(c.rope_factor == 0.0f);
+}
+
+/* Another family, or a field that changes the math, is refused by name before any weight. */
+static void test_refused(void **state)
+{
+    static const struct { const char *extra, *want; } cases[] = {
+        {"\"architectures\":[\"Qwen2ForCausalLM\"]", "Qwen2ForCausalLM"},
+        {"\"architectures\":[\"MixtralForCausalLM\"]", "supported: LlamaForCausalLM"},
+        {"\"model_type\":\"qwen3\"", "qwen3"},
+        {"\"architectures\":[\"LlamaForCausalLM\"],\"attention_bias\":true", "attention_bias"},
+        {"\"architectures\":[\"LlamaForCausalLM\"],\"mlp_bias\":true", "mlp_bias"},
+        {"\"architectures\":[\"LlamaForCausalLM\"],\"sliding_window\":4096", "sliding_window"},
+        {"\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":4}", "yarn"},
+    };
+    model_config c;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char cfg[1024];
+        snprintf(cfg, sizeof cfg, "{%s,\"hidden_size\":64,\"intermediate_size\":128,"
+                 "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":300}",
+                 cases[i].extra);
+        put("config.json", cfg);
+        g_err[0] = 0;
+        assert_true(model_config_load(&c, g_dir, g_err, sizeof g_err) < 0);
+        if (!strstr(g_err, cases[i].want))
+            fail_msg("%s: error \"%s\" does not name %s", cases[i].extra, g_err, cases[i].want);
+    }
+    /* false or null is the same as absent */
+    put("config.json", "{\"architectures\":[\"LlamaForCausalLM\"],\"attention_bias\":false,"
+                       "\"mlp_bias\":false,\"sliding_window\":null,\"hidden_size\":64,"
+                       "\"intermediate_size\":128,\"num_hidden_layers\":2,"
+                       "\"num_attention_heads\":4,\"vocab_size\":300}");
+    assert_int_equal(model_config_load(&c, g_dir, g_err, sizeof g_err), 0);
+}
+
 static void test_invalid(void **state)
 {
     const char *bad[] = {
@@ -129,6 +187,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2_defaults),
         cmocka_unit_test(test_llama31),
+        cmocka_unit_test(test_transformers5),
+        cmocka_unit_test(test_refused),
         cmocka_unit_test(test_invalid),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
