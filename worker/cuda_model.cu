@@ -22,7 +22,7 @@
 static const int graph_sizes[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256};
 
 void ce_gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, const void *w,
-                 int n_tok, int n_out, int n_in)
+             int n_tok, int n_out, int n_in)
 {
     if (n_tok == 0)
         return;
@@ -34,7 +34,7 @@ void ce_gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, const vo
 }
 
 void ce_gemv(cuda_engine *e, void *out, const void *x, const void *w, int n_tok, int n_out,
-                 int n_in, gemv_epi_kind kind, const void *norm_w, const gemv_epi *qkv)
+             int n_in, gemv_epi_kind kind, const void *norm_w, const gemv_epi *qkv)
 {
     gemv_epi epi = qkv ? *qkv : gemv_epi{};
     epi.kind = kind;
@@ -56,7 +56,7 @@ static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
  * n_tok <= max_seqs) and are skipped when no row samples (n_rows = 0: a prefill chunk that is
  * not a prompt's last). The logits buffer has max_seqs rows, never max_tokens. */
 void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_pre,
-                      int max_q_len, int splits, int n_rows)
+                  int max_q_len, int splits, int n_rows)
 {
     const model_config *c = &e->cfg;
     cudaStream_t s = e->stream;
