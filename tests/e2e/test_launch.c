@@ -12,7 +12,8 @@
  *   network         the HTTP port is on 127.0.0.1 by default (launch.sh and the tokenizer
  *                   binary); logs and sockets are out of other users' reach
  *   usage           --help prints a usage text; an option without its value is a clear error
- * Needs root (other users' directories are made with chown; "nobody" is uid 65534).
+ * The checks that involve another user (chown, setpriv to "nobody", uid 65534) need root and
+ * are skipped without it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -208,6 +209,14 @@ static int teardown(void **state)
 
 /* ---- run directory */
 
+static void need_root(void)
+{
+    if (geteuid() != 0) {
+        printf("# skipped: needs root (another user's files)\n");
+        skip();
+    }
+}
+
 static void expect_refused(const char *run_dir, const char *why)
 {
     int port = cluster_free_port();
@@ -223,6 +232,7 @@ static void expect_refused(const char *run_dir, const char *why)
 
 static void test_run_dir_not_ours_refused(void **state)
 {
+    need_root();
     char d[256];
     snprintf(d, sizeof d, "%s/nobodys", T);
     assert_int_equal(sh("mkdir -m 0700 %s && chown 65534:65534 %s", d, d), 0);
@@ -242,6 +252,7 @@ static void test_run_dir_not_ours_refused(void **state)
  * and no pid found there is signalled; in a safe directory run.env's values stay text. */
 static void test_run_env_never_sourced(void **state)
 {
+    need_root();
     char d[256];
     snprintf(d, sizeof d, "%s/evil", T);
     int victim = atoi(sh_line("sleep 120 > /dev/null 2>&1 & echo $!"));
@@ -428,13 +439,14 @@ static void test_supervisor_backoff(void **state)
 
     /* bounded restarts, each later than the one before by more */
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "grep 'worker.*restarting in' %s/supervisor.log", d);
+    snprintf(cmd, sizeof cmd, "grep -e 'worker.*restarting in' -e 'giving up on worker' %s/supervisor.log", d);
     FILE *p = popen(cmd, "r");
     char line[512];
     double prev_t = -1, first_gap = 0, prev_gap = 0, prev_delay = 0;
     int n = 0;
     while (p && fgets(line, sizeof line, p)) {
-        double t = clock_of(line), delay = atof(strstr(line, "restarting in ") + 14);
+        const char *in = strstr(line, "restarting in ");
+        double t = clock_of(line), delay = in ? atof(in + 14) : 1e9; /* the give-up line: last */
         assert_true(t >= 0);
         assert_true(delay > prev_delay); /* the announced delays grow */
         if (prev_t >= 0) { /* and so do the real gaps (give or take the start-up times) */
@@ -444,11 +456,11 @@ static void test_supervisor_backoff(void **state)
         }
         prev_t = t;
         prev_delay = delay;
-        n++;
+        n += in != NULL;
     }
     if (p)
         pclose(p);
-    printf("# %d restarts, gaps from %.2f s to %.2f s\n", n, first_gap, prev_gap);
+    printf("# %d restarts, gaps from %.2f s to %.2f s (the last: to giving up)\n", n, first_gap, prev_gap);
     assert_true(n >= 3 && n <= 6);
     assert_true(prev_gap > 2 * first_gap);
 
@@ -551,9 +563,12 @@ static void test_loopback_by_default(void **state)
     /* the default run directory, its logs and sockets are the launching user's alone */
     assert_string_equal(sh_line("stat -c %%a %s", d), "700");
     assert_string_equal(sh_line("find %s -mindepth 1 -perm /077 | head -n 3", d), "");
-    assert_int_not_equal(sh(NOBODY "cat %s/tokenizer.log > /dev/null 2>&1", d), 0);
-    assert_int_not_equal(sh(NOBODY "ls %s > /dev/null 2>&1", d), 0);
-    assert_int_not_equal(sh(NOBODY "test -e %s/router.ipc", d), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(sh(NOBODY "true"), 0);
+        assert_int_not_equal(sh(NOBODY "cat %s/tokenizer.log > /dev/null 2>&1", d), 0);
+        assert_int_not_equal(sh(NOBODY "ls %s > /dev/null 2>&1", d), 0);
+        assert_int_not_equal(sh(NOBODY "test -e %s/router.ipc", d), 0);
+    }
 
     /* the tokenizer binary's own default, without --host */
     assert_int_equal(kill(pids[0], SIGTERM), 0);
@@ -595,10 +610,6 @@ static void test_usage(void **state)
 
 int main(void)
 {
-    if (geteuid() != 0) {
-        printf("e2e_launch: needs root (other users' directories)\n");
-        return 1;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_dir_not_ours_refused, setup, teardown),
