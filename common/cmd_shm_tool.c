@@ -1,11 +1,14 @@
 /* cmd_shm_tool.c - shm-tool: creates, inspects and removes the shared-memory request store.
  *
  *   shm-tool create --name /cinder-X --model-dir DIR [--slots N] [--max-seq-len N] [--block-size N]
+ *                   [--launcher-pid PID]
  *   shm-tool stat   --name /cinder-X      (JSON: sizes, live processes, active slots)
  *   shm-tool remove --name /cinder-X
  *
  * launch.sh creates the store before any process starts, so every process reads the same
- * sizes from its header; max_seq_len defaults to the model's context length.
+ * sizes from its header; max_seq_len defaults to the model's context length. --launcher-pid:
+ * the foreground launch.sh; every process stops once it is gone (its start time is recorded
+ * with it, so a later process with the same pid does not count).
  */
 #include "log.h"
 #include "model_config.h"
@@ -19,7 +22,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: shm-tool create|stat|remove --name NAME [--model-dir DIR] [--slots N]"
-                    " [--max-seq-len N] [--block-size N]\n");
+                    " [--max-seq-len N] [--block-size N] [--launcher-pid PID]\n");
     return 2;
 }
 
@@ -34,6 +37,13 @@ static int cmd_create(const char *name, const char *model_dir, store_layout *l)
     if (l->max_seq_len == 0 || (int)l->max_seq_len > cfg.max_seq_len)
         l->max_seq_len = (uint32_t)cfg.max_seq_len;
     l->vocab_size = (uint32_t)cfg.vocab_size;
+    if (l->launcher_pid) {
+        int rc = proc_start_time(l->launcher_pid, &l->launcher_start);
+        if (rc) {
+            fprintf(stderr, "shm-tool: launcher pid %d: %s\n", l->launcher_pid, strerror(-rc));
+            return 1;
+        }
+    }
     store s;
     int rc = store_create(&s, name, l);
     if (rc) {
@@ -87,7 +97,8 @@ int main(int argc, char **argv)
     store_layout l = {.n_slots = 256, .block_size = 16};
     static const struct option opts[] = {
         {"name", 1, 0, 'n'}, {"model-dir", 1, 0, 'm'}, {"slots", 1, 0, 's'},
-        {"max-seq-len", 1, 0, 'l'}, {"block-size", 1, 0, 'b'}, {0, 0, 0, 0},
+        {"max-seq-len", 1, 0, 'l'}, {"block-size", 1, 0, 'b'}, {"launcher-pid", 1, 0, 'p'},
+        {0, 0, 0, 0},
     };
     int c;
     optind = 2;
@@ -98,6 +109,7 @@ int main(int argc, char **argv)
         case 's': l.n_slots = (uint32_t)atoi(optarg); break;
         case 'l': l.max_seq_len = (uint32_t)atoi(optarg); break;
         case 'b': l.block_size = (uint32_t)atoi(optarg); break;
+        case 'p': l.launcher_pid = atoi(optarg); break;
         default: return usage();
         }
     }

@@ -1,5 +1,6 @@
 /* store.c - create, map and unmap the shared-memory request store (see store.h). */
 #include "store.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +71,8 @@ int store_create(store *s, const char *name, const store_layout *l)
     h->vocab_size = l->vocab_size;
     h->slot_bytes = slot_bytes;
     h->total_bytes = total;
+    h->launcher_pid = l->launcher_pid;
+    h->launcher_start = l->launcher_start;
     atomic_store(&h->next_req_id, 1);
     atomic_thread_fence(memory_order_release);
     h->magic = STORE_MAGIC;
@@ -114,9 +117,79 @@ void store_register(store *s, int proc)
     store_heartbeat(s, proc);
 }
 
+static atomic_int orphaned;
+
+int store_orphaned(void) { return atomic_load(&orphaned); }
+
 void store_heartbeat(store *s, int proc)
 {
     atomic_store_explicit(&s->hdr->hb_ms[proc], now_ms(), memory_order_release);
+    if (s->hdr->launcher_pid && !atomic_load(&orphaned) && store_launcher_gone(s) &&
+        !atomic_exchange(&orphaned, 1)) {
+        LOG_WARN("the launcher (launch.sh, pid %d) is gone: stopping", (int)s->hdr->launcher_pid);
+        kill(getpid(), SIGTERM); /* the process's own clean stop, from any thread */
+    }
+}
+
+int proc_start_time(int pid, uint64_t *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* "pid (comm) state ...": comm may hold anything */
+    if (!p || p[1] != ' ')
+        return -EPROTO;
+    if (p[2] == 'Z' || p[2] == 'X')
+        return -ESRCH;
+    p += 2; /* field 3 */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return -EPROTO;
+        p++;
+    }
+    *start = strtoull(p, NULL, 10);
+    return 0;
+}
+
+int store_launcher_gone(const store *s)
+{
+    int pid = s->hdr->launcher_pid;
+    uint64_t start;
+    if (pid <= 0)
+        return 0;
+    int rc = proc_start_time(pid, &start);
+    if (rc == -ENOENT || rc == -ESRCH)
+        return 1;
+    return rc == 0 && start != s->hdr->launcher_start; /* unreadable /proc: assume alive */
+}
+
+void store_orphan_cleanup(const store *s, const char *run_dir, int proc)
+{
+    if (!store_orphaned())
+        return;
+    store_unlink(s->name);
+    for (int p = 0; p <= N_PROC; p++) {
+        if (p != proc && proc != PROC_ROUTER)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.pid", run_dir, p < N_PROC ? proc_names[p] : "supervisor");
+        FILE *f = fopen(path, "r");
+        int pid = 0;
+        if (!f)
+            continue;
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+        if (proc == PROC_ROUTER || pid == (int)getpid())
+            unlink(path);
+    }
+    LOG_INFO("removed the shared memory %s%s", s->name, proc == PROC_ROUTER ? " and the pid files" : "");
 }
 
 int store_running(const store *s, int proc)

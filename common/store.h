@@ -21,7 +21,7 @@
 #include "sampling_params.h"
 
 #define STORE_MAGIC 0x315245444e4943ULL /* "CINDER1" */
-#define STORE_VERSION 2
+#define STORE_VERSION 3
 #define STORE_STOP_BYTES 512  /* stop strings, NUL-separated */
 #define STORE_PENDING_BYTES 512 /* detokenizer text held back (stop-string prefix, partial UTF-8) */
 #define STORE_MAX_STOP_IDS 16   /* stop token ids per request, besides the model's EOS ids */
@@ -77,6 +77,10 @@ typedef struct {
     uint32_t vocab_size;
     uint64_t slot_bytes;          /* bytes per slot, header and arrays, 64-byte aligned */
     uint64_t total_bytes;
+    int32_t launcher_pid;         /* launch.sh in the foreground: every process stops once it is
+                                     gone (0: --detach, nothing to follow) */
+    uint64_t launcher_start;      /* its start time (field 22 of /proc/PID/stat): a later
+                                     process that reuses the pid is not taken for it */
     /* written by each process about itself, index proc_id */
     _Atomic uint64_t hb_ms[N_PROC];  /* CLOCK_MONOTONIC ms of its last heartbeat */
     _Atomic int32_t pid[N_PROC];
@@ -106,6 +110,8 @@ typedef struct {
 
 typedef struct {
     uint32_t n_slots, max_seq_len, block_size, vocab_size;
+    int32_t launcher_pid;     /* 0: none */
+    uint64_t launcher_start;
 } store_layout;
 
 /* Creates (or replaces) the region NAME; 0 or -errno. */
@@ -137,9 +143,21 @@ static inline int32_t *slot_blocks(const store *s, int i)   /* [max_blocks_per_s
 #define STORE_HUNG_MS 5000  /* a process silent this long is treated as dead, not just busy
                                (under full load a loop can be starved for a while) */
 
-/* Records this process's pid and bumps its epoch; heartbeat stamps hb_ms. */
+/* Records this process's pid and bumps its epoch; heartbeat stamps hb_ms and, when the store
+ * names a launcher that is gone, sends this process SIGTERM (once): every process stops as
+ * on a plain SIGTERM, then calls store_orphan_cleanup. */
 void store_register(store *s, int proc);
 void store_heartbeat(store *s, int proc);
+/* The start time of process PID (field 22 of /proc/PID/stat, clock ticks after boot); 0 or
+ * -errno (-ESRCH also for a zombie). */
+int proc_start_time(int pid, uint64_t *start);
+/* The launcher the store names is no longer running (always 0 without one). */
+int store_launcher_gone(const store *s);
+/* 1 once this process stopped itself because its launcher was gone. */
+int store_orphaned(void);
+/* After such a stop: removes the shared memory and RUN_DIR/NAME.pid if it still names this
+ * process (the router removes every pid file of the launch: nothing is left to stop). */
+void store_orphan_cleanup(const store *s, const char *run_dir, int proc);
 /* Stamps PROC's heartbeat every STORE_BEAT_MS from a thread of its own, for a process whose
  * loop can be busy longer than that (the worker inside a long step). 0 or negative. */
 int store_heartbeat_thread(store *s, int proc);

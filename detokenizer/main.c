@@ -113,6 +113,7 @@ int main(int argc, char **argv)
     ipc_close(to_router);
     zmq_ctx_term(zctx);
     tok_free(t);
+    store_orphan_cleanup(&st, run_dir, PROC_DETOKENIZER);
     store_close(&st);
     return 0;
 usage:

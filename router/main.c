@@ -155,9 +155,12 @@ static void on_timer(uv_timer_t *t)
 {
     router *r = t->data;
     store_heartbeat(&r->st, PROC_ROUTER);
-    if (r->worker_up && store_gone(&r->st, PROC_WORKER)) {
-        /* its KV cache and steps are gone; requests wait for the next worker (recompute) */
-        LOG_WARN("worker epoch %u stopped beating: waiting for a new one", r->worker_epoch);
+    if (r->worker_up && (store_gone(&r->st, PROC_WORKER) ||
+                         atomic_load(&r->st.hdr->epoch[PROC_WORKER]) != r->worker_epoch)) {
+        /* its KV cache and steps are gone; requests wait for the next worker (recompute). A
+           new worker registers (a new epoch) and beats while it loads, before it announces
+           itself: the one we had is gone then, and --worker-wait counts from now */
+        LOG_WARN("worker epoch %u stopped beating or was replaced: waiting for a new one", r->worker_epoch);
         r->worker_up = 0;
         r->n_inflight = 0;
         sched_set_capacity(&r->sched, 0, 0);
@@ -283,6 +286,7 @@ int main(int argc, char **argv)
     zmq_ctx_term(r.zctx);
     free(r.pending);
     sched_free(&r.sched);
+    store_orphan_cleanup(&r.st, run_dir, PROC_ROUTER); /* launcher gone: nothing is left */
     store_close(&r.st);
     return 0;
 }

@@ -20,7 +20,7 @@ bench() {
   run=$(mktemp -d /tmp/cinder-serving.XXXXXX)
   "$ROOT/scripts/launch.sh" --model-dir "$dir" --backend cuda --port $port --run-dir "$run" \
       --pipeline-depth "$depth" --detach "$@" > /dev/null || { echo "!! $name launch failed"; tail "$run"/*.log; return; }
-  . "$run/run.env"
+  SHM=$(sed -n "s/^SHM=//p" "$run/run.env") # read, never sourced
   local g0 n0 b0 s0
   g0=$(stat_of "$SHM" step_gap_us) n0=$(stat_of "$SHM" n_step_gaps) b0=$(stat_of "$SHM" step_busy_us) s0=$(stat_of "$SHM" worker_steps)
   echo "== $name, pipeline depth $depth: $n prompts, $in in / $out out, concurrency $conc"

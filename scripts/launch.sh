@@ -1,51 +1,101 @@
 #!/usr/bin/env bash
 # launch.sh - starts cinder: the shared-memory store, then router, worker, detokenizer and
 # tokenizer (HTTP), each a process with RUN_DIR/NAME.pid and RUN_DIR/NAME.log. Prints the URL
-# once /health answers, runs until Ctrl-C or SIGTERM, then stops everything.
-#
-#   scripts/launch.sh [--model-dir DIR] [--port N] [--host H] [--backend auto|cpu|cuda]
-#       [--run-dir DIR] [--max-total-tokens N] [--max-batch-tokens N] [--slots N]
-#       [--block-size N] [--max-seq-len N] [--threads N] [--load-format auto|dummy]
-#       [--gpu-memory-utilization F] [--max-queue N] [--new-token-ratio F] [--policy fcfs|spf]
-#       [--pipeline-depth 1|2] [--http-threads N] [--worker-wait S] [--supervise] [--detach]
-#   --worker-wait S: requests wait at most S seconds for a worker that died or is still
-#     restarting, then fail with 503 (default 30).
-#   --detach: return once ready and leave the processes running (stop with scripts/stop.sh).
-#   --supervise: restart any process that dies (with --detach, a supervisor runs in the
-#     background, its pid in RUN_DIR/supervisor.pid; stop.sh ends it first).
+# once /health answers, runs until Ctrl-C, SIGTERM or SIGHUP, then stops everything; the
+# processes also stop by themselves when this script is gone (even after SIGKILL), unless
+# --detach. `scripts/launch.sh --help` lists the options (usage() below).
 set -euo pipefail
+umask 077 # the run directory and all in it (run.env, logs, pid files, sockets): this user's only
 . "$(dirname "$0")/proc.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=0.0.0.0 BACKEND=auto RUN_DIR=
+MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
+# the supervisor: first restart after 0.2 s, doubling after each quick failure (a death within
+# 30 s of the start) up to 10 s; it gives up on a process after 5 quick failures in a row
+SUP_FIRST_MS=200 SUP_MAX_MS=10000 SUP_QUICK_S=30 SUP_GIVE_UP=5
+
+usage() {
+  cat <<'EOF'
+usage: scripts/launch.sh [OPTION...]
+Starts cinder (router, worker, detokenizer, tokenizer/HTTP) and prints its URL once ready.
+
+  --model-dir DIR       model in Hugging Face layout (default models/stories15M)
+  --host H              address the HTTP port listens on (default 127.0.0.1; --host 0.0.0.0
+                        serves every interface: there is no authentication)
+  --port N              HTTP port (default 8000)
+  --backend B           auto|cpu|cuda (default auto)
+  --run-dir DIR         pid files, logs, sockets and run.env (default: a new private directory
+                        under /tmp). Created with mode 0700 when absent; an existing one must be
+                        yours, not writable by group or others, and not in use by a running launch
+  --max-total-tokens N  KV tokens the router may use (default: all the worker has)
+  --max-batch-tokens N  tokens per iteration (default 2048)
+  --slots N             concurrent requests (default 256)
+  --block-size N        KV block size in tokens (default 16)
+  --max-seq-len N       prompt + output tokens per request (default: the model's context)
+  --threads N           CPU backend threads (default: all cores)
+  --load-format F       auto|dummy (dummy: random weights)
+  --gpu-memory-utilization F   share of GPU memory for weights and KV (default 0.9)
+  --max-queue N         requests waiting beyond N get 503 with Retry-After (default 0: no limit)
+  --new-token-ratio F   admission estimate of output tokens (default 1.0)
+  --policy P            fcfs|spf (default fcfs)
+  --pipeline-depth N    steps in flight, 1 or 2 (default 2)
+  --http-threads N      HTTP handler threads (default 256)
+  --worker-wait S       requests wait at most S seconds for a worker that died or is still
+                        restarting, then fail with 503 (default 30)
+  --supervise           restart a process that dies: after 0.2 s, twice as long after each
+                        quick failure (within 30 s of its start) up to 10 s; after 5 quick
+                        failures in a row it is left down (/health 503) and the reason logged
+                        in RUN_DIR/supervisor.log and on stderr
+  --detach              return once ready and leave the processes running (stop them with
+                        scripts/stop.sh --run-dir DIR). Without it they stop with this script,
+                        however it ends (Ctrl-C, SIGTERM, SIGHUP, SIGKILL)
+  -h, --help            this text
+
+scripts/stop.sh --run-dir DIR stops a launch; scripts/restart.sh --run-dir DIR PROCESS
+restarts one process.
+EOF
+}
+
 while [ $# -gt 0 ]; do
   case "$1" in
-    --model-dir) MODEL_DIR=$2; shift ;;
-    --port) PORT=$2; shift ;;
-    --host) HOST=$2; shift ;;
-    --backend) BACKEND=$2; shift ;;
-    --run-dir) RUN_DIR=$2; shift ;;
-    --max-total-tokens) MAX_TOTAL=$2; shift ;;
-    --max-batch-tokens) MAX_BATCH=$2; shift ;;
-    --slots) SLOTS=$2; shift ;;
-    --block-size) BLOCK=$2; shift ;;
-    --max-seq-len) MAX_SEQ=$2; shift ;;
-    --threads) THREADS=$2; shift ;;
-    --load-format) LOAD=$2; shift ;;
-    --gpu-memory-utilization) MEM_UTIL=$2; shift ;;
-    --max-queue) MAX_QUEUE=$2; shift ;;
-    --new-token-ratio) RATIO=$2; shift ;;
-    --policy) POLICY=$2; shift ;;
-    --pipeline-depth) DEPTH=$2; shift ;;
-    --http-threads) HTTP_THREADS=$2; shift ;;
-    --worker-wait) WORKER_WAIT=$2; shift ;;
     --supervise) SUPERVISE=1 ;;
     --detach) DETACH=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "launch.sh: unknown option $1" >&2; exit 2 ;;
+    -h|--help) usage; exit 0 ;;
+    --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
+    --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
+    --new-token-ratio|--policy|--pipeline-depth|--http-threads|--worker-wait)
+      if [ $# -lt 2 ] || [[ $2 == --* ]] || [ -z "$2" ]; then
+        echo "launch.sh: $1 needs a value (see scripts/launch.sh --help)" >&2; exit 2
+      fi
+      case "$1" in
+        --model-dir) MODEL_DIR=$2 ;;
+        --port) PORT=$2 ;;
+        --host) HOST=$2 ;;
+        --backend) BACKEND=$2 ;;
+        --run-dir) RUN_DIR=$2 ;;
+        --max-total-tokens) MAX_TOTAL=$2 ;;
+        --max-batch-tokens) MAX_BATCH=$2 ;;
+        --slots) SLOTS=$2 ;;
+        --block-size) BLOCK=$2 ;;
+        --max-seq-len) MAX_SEQ=$2 ;;
+        --threads) THREADS=$2 ;;
+        --load-format) LOAD=$2 ;;
+        --gpu-memory-utilization) MEM_UTIL=$2 ;;
+        --max-queue) MAX_QUEUE=$2 ;;
+        --new-token-ratio) RATIO=$2 ;;
+        --policy) POLICY=$2 ;;
+        --pipeline-depth) DEPTH=$2 ;;
+        --http-threads) HTTP_THREADS=$2 ;;
+        --worker-wait) WORKER_WAIT=$2 ;;
+      esac
+      shift ;;
+    *) echo "launch.sh: unknown option $1 (see scripts/launch.sh --help)" >&2; exit 2 ;;
   esac
   shift
+done
+for v in PORT MAX_TOTAL MAX_BATCH SLOTS BLOCK MAX_SEQ THREADS MAX_QUEUE DEPTH HTTP_THREADS WORKER_WAIT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "launch.sh: ${v} must be a whole number, not '${!v}'" >&2; exit 2; }
 done
 
 BIN=${CINDER_BIN:-$ROOT/build/bin}
@@ -54,47 +104,57 @@ if [ "$MODEL_DIR" = "$ROOT/models/stories15M" ] && [ ! -f "$MODEL_DIR/model.safe
 fi
 [ -f "$MODEL_DIR/config.json" ] || { echo "launch.sh: no config.json in $MODEL_DIR" >&2; exit 1; }
 MODEL_DIR=$(cd "$MODEL_DIR" && pwd)
-[ -n "$RUN_DIR" ] || RUN_DIR=$(mktemp -d /tmp/cinder-run.XXXXXX)
-mkdir -p "$RUN_DIR"
-RUN_DIR=$(cd "$RUN_DIR" && pwd)
+
+# the run directory: stop.sh, restart.sh and the supervisor act on what it holds, as this
+# user, so nobody else may be able to write there (checked, never fixed up: refused)
+if [ -z "$RUN_DIR" ]; then
+  RUN_DIR=$(mktemp -d /tmp/cinder-run.XXXXXX)
+elif [ ! -e "$RUN_DIR" ] && [ ! -L "$RUN_DIR" ]; then
+  mkdir -p -m 0700 -- "$RUN_DIR" || { echo "launch.sh: cannot create run directory $RUN_DIR" >&2; exit 1; }
+fi
+why=$(safe_dir "$RUN_DIR") || { echo "launch.sh: refusing run directory $RUN_DIR: $why" >&2; exit 1; }
+RUN_DIR=$(cd -P "$RUN_DIR" && pwd -P)
+# one launch per run directory: every process of a launch holds RUN_DIR/server.lock shared
+# (inherited from here or from restart.sh) for as long as it runs
+exec 8>> "$RUN_DIR/server.lock"
+if ! flock -x -n 8 || ! flock -s -n 8; then
+  echo "launch.sh: run directory $RUN_DIR is in use by a running server (stop it with scripts/stop.sh --run-dir $RUN_DIR, or use another --run-dir)" >&2
+  exit 1
+fi
+find "$RUN_DIR" -mindepth 1 -maxdepth 1 ! -type l -exec chmod go= {} + # left by an older version
 SHM=/cinder-$(basename "$RUN_DIR")-$$
+PROBE_HOST=$HOST # where this script checks /health
+case $HOST in 0.0.0.0|"*") PROBE_HOST=127.0.0.1 ;; esac
 
-# the run directory records everything stop.sh and restart.sh need
+# the run directory records everything stop.sh and restart.sh need, one KEY=VALUE a line
+# (read back by load_run_env in proc.sh, never sourced)
 KV_TOKENS=$MAX_TOTAL
-cat > "$RUN_DIR/run.env" <<ENV
-BIN=$BIN
-SHM=$SHM
-MODEL_DIR=$MODEL_DIR
-HOST=$HOST
-PORT=$PORT
-BACKEND=$BACKEND
-KV_TOKENS=$KV_TOKENS
-MAX_TOTAL=$MAX_TOTAL
-MAX_BATCH=$MAX_BATCH
-THREADS=$THREADS
-LOAD=$LOAD
-MEM_UTIL=$MEM_UTIL
-MAX_QUEUE=$MAX_QUEUE
-RATIO=$RATIO
-POLICY=$POLICY
-DEPTH=$DEPTH
-HTTP_THREADS=$HTTP_THREADS
-WORKER_WAIT=$WORKER_WAIT
-ENV
-
-"$BIN/shm-tool" create --name "$SHM" --model-dir "$MODEL_DIR" --slots "$SLOTS" \
-  --block-size "$BLOCK" --max-seq-len "$MAX_SEQ" > "$RUN_DIR/shm.log"
-for p in router worker detokenizer tokenizer; do "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only $p; done
+env_lines=""
+for k in BIN SHM MODEL_DIR HOST PORT BACKEND KV_TOKENS MAX_TOTAL MAX_BATCH THREADS LOAD MEM_UTIL \
+         MAX_QUEUE RATIO POLICY DEPTH HTTP_THREADS WORKER_WAIT; do
+  [[ ${!k} != *$'\n'* ]] || { echo "launch.sh: $k holds a newline" >&2; exit 2; }
+  env_lines+="$k=${!k}"$'\n'
+done
+rm -f "$RUN_DIR/run.env"
+printf '%s' "$env_lines" > "$RUN_DIR/run.env"
 
 stop_all() { "$ROOT/scripts/stop.sh" --run-dir "$RUN_DIR"; }
-trap 'stop_all; exit 1' INT TERM
+trap 'stop_all; exit 1' INT TERM HUP
+# the store names this script (its pid and start time): without --detach every process stops,
+# and the router removes the shared memory, once it is gone, however it ended
+LAUNCHER=$$
+[ "$DETACH" = 1 ] && LAUNCHER=0
+"$BIN/shm-tool" create --name "$SHM" --model-dir "$MODEL_DIR" --slots "$SLOTS" \
+  --block-size "$BLOCK" --max-seq-len "$MAX_SEQ" --launcher-pid "$LAUNCHER" > "$RUN_DIR/shm.log"
+for p in router worker detokenizer tokenizer; do "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only $p; done
+
 for _ in $(seq 1 600); do
-  if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null; then
-    echo "cinder ready: http://127.0.0.1:$PORT (run dir $RUN_DIR)"
+  if curl -fsS -o /dev/null "http://$PROBE_HOST:$PORT/health" 2>/dev/null; then
+    echo "cinder ready: http://$PROBE_HOST:$PORT (run dir $RUN_DIR)"
     break
   fi
   for p in router worker detokenizer tokenizer; do
-    if ! running "$(cat "$RUN_DIR/$p.pid")"; then
+    if ! running "$(read_pid "$RUN_DIR/$p.pid")"; then
       echo "launch.sh: $p exited during start; last lines of $RUN_DIR/$p.log:" >&2
       tail -n 20 "$RUN_DIR/$p.log" >&2
       stop_all; exit 1
@@ -102,23 +162,58 @@ for _ in $(seq 1 600); do
   done
   sleep 0.2
 done
-curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" || { echo "launch.sh: not ready after 120 s" >&2; stop_all; exit 1; }
+curl -fsS -o /dev/null "http://$PROBE_HOST:$PORT/health" || { echo "launch.sh: not ready after 120 s" >&2; stop_all; exit 1; }
 
-# the supervisor: a process found dead is started again (restart.sh holds RUN_DIR/NAME.lock
-# while it restarts one, so a deliberate restart is never mistaken for a death)
+# the supervisor: a process found dead is started again after a delay that doubles with each
+# quick failure; after SUP_GIVE_UP of them in a row the process is left down. restart.sh
+# holds RUN_DIR/NAME.lock while it restarts one, so a deliberate restart is never mistaken for
+# a death, and a process started by hand (restart.sh) is watched again.
+LAUNCH_START=$(start_time $$)
+sup_log() {
+  echo "$(date +%T.%3N) supervisor: $*" >> "$RUN_DIR/supervisor.log"
+}
 supervise() {
+  local p pid now lived delay k
+  local -A known started fails due gave_up
+  for p in router worker detokenizer tokenizer; do
+    known[$p]= started[$p]=0 fails[$p]=0 due[$p]=0 gave_up[$p]=0
+  done
   while :; do
+    # a foreground launch.sh gone (SIGKILL): its processes stop by themselves, and so do we
+    if [ "$DETACH" = 0 ] && { ! running $$ || [ "$(start_time $$)" != "$LAUNCH_START" ]; }; then
+      exit 0
+    fi
     for p in router worker detokenizer tokenizer; do
-      (
-        flock -n 9 || exit 0
-        pid=$(cat "$RUN_DIR/$p.pid" 2>/dev/null) || exit 0
-        if ! running "$pid"; then
-          echo "$(date +%T) supervisor: $p (pid $pid) died; restarting" >> "$RUN_DIR/supervisor.log"
-          "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only --locked "$p"
+      exec 9>> "$RUN_DIR/$p.lock"
+      if flock -n 9 && pid=$(read_pid "$RUN_DIR/$p.pid"); then
+        now=$(( ${EPOCHREALTIME//[!0-9]/} / 1000 ))
+        if running "$pid"; then
+          if [ "$pid" != "${known[$p]}" ]; then # the first look, or started by restart.sh
+            known[$p]=$pid started[$p]=$now fails[$p]=0 gave_up[$p]=0 due[$p]=0
+          fi
+        elif [ "${gave_up[$p]}" = 0 ] && [ "${due[$p]}" = 0 ]; then
+          lived=$(( now - started[$p] ))
+          if [ $lived -lt $((SUP_QUICK_S * 1000)) ]; then fails[$p]=$(( fails[$p] + 1 )); else fails[$p]=0; fi
+          if [ "${fails[$p]}" -ge $SUP_GIVE_UP ]; then
+            gave_up[$p]=1
+            sup_log "giving up on $p (pid $pid): it failed $SUP_GIVE_UP times in a row within ${SUP_QUICK_S} s of its start; it stays down (/health answers 503) until scripts/restart.sh --run-dir $RUN_DIR $p (see $RUN_DIR/$p.log)"
+            tail -n 1 "$RUN_DIR/supervisor.log" >&2
+          else
+            delay=$SUP_FIRST_MS
+            for ((k = 1; k < fails[$p]; k++)); do delay=$(( delay * 2 )); done
+            [ $delay -le $SUP_MAX_MS ] || delay=$SUP_MAX_MS
+            due[$p]=$(( now + delay ))
+            sup_log "$p (pid $pid) exited after $(( lived / 1000 )).$(printf %03d $(( lived % 1000 ))) s; restarting in $(( delay / 1000 )).$(printf %03d $(( delay % 1000 ))) s (quick failures in a row: ${fails[$p]} of $SUP_GIVE_UP)"
+          fi
+        elif [ "${due[$p]}" != 0 ] && [ "$now" -ge "${due[$p]}" ]; then
+          due[$p]=0 started[$p]=$now
+          "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only --locked "$p" || true
+          known[$p]=$(read_pid "$RUN_DIR/$p.pid" || true)
         fi
-      ) 9> "$RUN_DIR/$p.lock"
+      fi
+      exec 9>&-
     done
-    sleep 0.2
+    sleep 0.1
   done
 }
 if [ "$SUPERVISE" = 1 ] && [ "$DETACH" = 1 ]; then
@@ -127,7 +222,7 @@ if [ "$SUPERVISE" = 1 ] && [ "$DETACH" = 1 ]; then
   disown
 fi
 [ "$DETACH" = 1 ] && exit 0
-trap 'stop_all; exit 0' INT TERM
+trap 'stop_all; exit 0' INT TERM HUP
 if [ "$SUPERVISE" = 1 ]; then
   supervise & echo $! > "$RUN_DIR/supervisor.pid"
 fi

@@ -5,31 +5,38 @@
 #   --start-only: start without stopping first (used by launch.sh)
 #   --signal SIG: how to stop the old process (default TERM; KILL for crash tests)
 #   --locked: the caller holds RUN_DIR/PROCESS.lock already (the supervisor)
+# DIR must be the caller's own and writable by nobody else (see proc.sh); run.env is read,
+# never sourced.
 set -euo pipefail
+umask 077
 . "$(dirname "$0")/proc.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUN_DIR= PROC= START_ONLY=0 SIG=TERM LOCKED=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --run-dir) RUN_DIR=$2; shift ;;
+    --run-dir|--signal)
+      [ $# -ge 2 ] || { echo "restart.sh: $1 needs a value" >&2; exit 2; }
+      if [ "$1" = --run-dir ]; then RUN_DIR=$2; else SIG=$2; fi
+      shift ;;
     --start-only) START_ONLY=1 ;;
     --locked) LOCKED=1 ;;
-    --signal) SIG=$2; shift ;;
     tokenizer|router|worker|detokenizer) PROC=$1 ;;
     *) echo "restart.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 [ -n "$RUN_DIR" ] && [ -n "$PROC" ] && [ -f "$RUN_DIR/run.env" ] || { echo "usage: restart.sh --run-dir DIR PROCESS" >&2; exit 2; }
-# shellcheck disable=SC1091
-. "$RUN_DIR/run.env"
+load_run_env "$RUN_DIR" || exit 1
+RUN_DIR=$(cd -P "$RUN_DIR" && pwd -P)
 pidf=$RUN_DIR/$PROC.pid
 if [ "$LOCKED" = 0 ]; then # one restart of PROC at a time, and none while the supervisor acts
-  exec 9> "$RUN_DIR/$PROC.lock"
+  exec 9>> "$RUN_DIR/$PROC.lock"
   flock 9
 fi
-if [ "$START_ONLY" = 0 ] && [ -f "$pidf" ]; then
-  pid=$(cat "$pidf")
+# the process holds the launch's lock shared, as its siblings do: no second launch meanwhile
+exec 8>> "$RUN_DIR/server.lock"
+flock -s -w 10 8 || { echo "restart.sh: $RUN_DIR/server.lock is held by a launch.sh that is starting" >&2; exit 1; }
+if [ "$START_ONLY" = 0 ] && pid=$(read_pid "$pidf") && ours "$pid" "$PROC" "$RUN_DIR"; then
   kill -"$SIG" "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do running "$pid" || break; sleep 0.05; done
   kill -KILL "$pid" 2>/dev/null || true
@@ -44,5 +51,6 @@ case $PROC in
   detokenizer) args=() ;;
   tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE" --http-threads "${HTTP_THREADS:-256}") ;;
 esac
+[ ! -f "$RUN_DIR/$PROC.log" ] || chmod go= "$RUN_DIR/$PROC.log" # one from an older version
 setsid "$BIN/$PROC" "${common[@]}" "${args[@]}" >> "$RUN_DIR/$PROC.log" 2>&1 < /dev/null 9>&- &
 echo $! > "$pidf"

@@ -28,7 +28,7 @@ mkdir -p "$OUT"
 "$ROOT/scripts/launch.sh" --detach --backend "$BACKEND" --run-dir "$RUN" --host 127.0.0.1 --port "$PORT" \
   --slots $((CLIENTS + 64)) --http-threads $((CLIENTS + 64)) || exit 1
 trap '"$ROOT/scripts/stop.sh" --run-dir "$RUN"' EXIT
-. "$RUN/run.env"
+load_run_env "$RUN" || exit 1
 pids() { for p in tokenizer router worker detokenizer; do cat "$RUN/$p.pid"; done | tr '\n' ' '; }
 rss() { for p in tokenizer router worker detokenizer; do ps -o rss= -p "$(cat "$RUN/$p.pid")" | tr -d ' '; done | tr '\n' '/'; }
 shm_kb() { du -k "/dev/shm$SHM" | cut -f1; }

@@ -5,6 +5,10 @@
 #
 #   tests/run.sh build/test/test_a build/test/e2e_b ...
 set -uo pipefail
+# the binaries of this build for the scripts the tests run (launch.sh's default is build/bin)
+if [ -n "${BUILD:-}" ] && [ -z "${CINDER_BIN:-}" ] && [ -d "$BUILD/bin" ]; then
+  CINDER_BIN=$(cd "$BUILD/bin" && pwd); export CINDER_BIN
+fi
 passed=0 failed=0
 for t in "$@"; do
   echo "== $t"

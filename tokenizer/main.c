@@ -1,6 +1,8 @@
 /* main.c - the tokenizer process (front end): HTTP API, prompt encoding, slot ownership.
  *
  *   tokenizer --run-dir DIR --shm NAME --model-dir DIR [--host H] [--port N] [--http-threads N]
+ *             (--host: the address to listen on, default 127.0.0.1; 0.0.0.0 for every interface:
+ *             there is no authentication)
  *             [--max-queue N]   (requests waiting beyond N get 503 with Retry-After)
  *             [--served-model-name NAME]   (OpenAI's "model"; default: the directory's name)
  *
@@ -24,7 +26,7 @@ static void on_signal(int sig) { stopping = sig; }
 int main(int argc, char **argv)
 {
     log_proc = "tokenizer";
-    const char *run_dir = NULL, *shm = NULL, *model_dir = NULL, *host = "0.0.0.0", *name = NULL;
+    const char *run_dir = NULL, *shm = NULL, *model_dir = NULL, *host = "127.0.0.1", *name = NULL;
     int port = 8000, n_threads = 256, max_queue = 0;
     static const struct option opts[] = {
         {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
@@ -74,6 +76,7 @@ int main(int argc, char **argv)
         pause();
     LOG_INFO("stopping");
     mg_stop(ctx);
+    store_orphan_cleanup(&f.st, run_dir, PROC_TOKENIZER);
     front_free(&f);
     return 0;
 usage:

@@ -148,7 +148,14 @@ int main(int argc, char **argv)
     bo.block_size = (int)st.hdr->block_size;
     bo.max_seq_len = (int)st.hdr->max_seq_len;
     bo.max_seqs = MSG_MAX_SEQS < (int)st.hdr->n_slots ? MSG_MAX_SEQS : (int)st.hdr->n_slots;
+    /* no KV until this worker has loaded (a previous worker's figure would make /health and
+       the front end take requests now); published before the pid, so no window shows both */
+    atomic_store(&st.hdr->n_kv_blocks, 0);
     store_register(&st, PROC_WORKER);
+    /* beats from now on: loading can take long, and the heartbeat is also where a worker
+       notices that its launcher is gone (SIGTERM's default action stops it while loading) */
+    if (store_heartbeat_thread(&st, PROC_WORKER))
+        DIE("cannot start the heartbeat thread");
 
     char err[512] = "";
     backend *be = NULL;
@@ -193,8 +200,6 @@ int main(int argc, char **argv)
         .n_kv_blocks = be->n_kv_blocks,
         .max_batch_tokens = bo.max_batch_tokens,
     };
-    if (store_heartbeat_thread(&st, PROC_WORKER)) /* steps can outlast the heartbeat period */
-        DIE("cannot start the heartbeat thread");
     ipc_send(push, MSG_WORKER_READY, &ready);
     uint32_t router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
     LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo.block_size);
@@ -252,6 +257,7 @@ int main(int argc, char **argv)
     ipc_close(push);
     zmq_ctx_term(zctx);
     be->free(be);
+    store_orphan_cleanup(&st, run_dir, PROC_WORKER);
     store_close(&st);
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "cluster.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int free_port(void)
+int cluster_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
@@ -23,10 +24,22 @@ static int free_port(void)
     return port;
 }
 
+void cluster_use_build(void)
+{
+    const char *build = getenv("BUILD");
+    char path[512], real[PATH_MAX];
+    if (getenv("CINDER_BIN") || !build)
+        return; /* launch.sh's default: build/bin */
+    snprintf(path, sizeof path, "%s/bin", build);
+    if (realpath(path, real))
+        setenv("CINDER_BIN", real, 1);
+}
+
 int cluster_start(cluster *c, const char *extra)
 {
+    cluster_use_build();
     snprintf(c->run_dir, sizeof c->run_dir, "/tmp/cinder-e2e.%d", (int)getpid());
-    c->port = free_port();
+    c->port = cluster_free_port();
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "rm -rf %s && scripts/launch.sh --detach --backend cpu --threads 2 --host 127.0.0.1"
@@ -47,11 +60,17 @@ void cluster_stop(cluster *c)
         fprintf(stderr, "cluster: stop failed\n");
 }
 
+const char *cluster_shm_stat_cmd(const char *run_dir)
+{
+    static char cmd[1024];
+    snprintf(cmd, sizeof cmd, "\"$(sed -n 's/^BIN=//p' %s/run.env)/shm-tool\" stat --name"
+             " \"$(sed -n 's/^SHM=//p' %s/run.env)\"", run_dir, run_dir);
+    return cmd;
+}
+
 double cluster_stat(const cluster *c, const char *key)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, ". %s/run.env && \"$BIN/shm-tool\" stat --name \"$SHM\"", c->run_dir);
-    FILE *p = popen(cmd, "r");
+    FILE *p = popen(cluster_shm_stat_cmd(c->run_dir), "r");
     if (!p)
         return -1;
     char line[2048] = "", pat[64];

@@ -11,6 +11,15 @@ typedef struct {
     int port;
 } cluster;
 
+/* A free loopback TCP port. */
+int cluster_free_port(void);
+/* Points CINDER_BIN (launch.sh's binaries) at $BUILD/bin when BUILD is set and CINDER_BIN
+ * is not (make test passes BUILD). */
+void cluster_use_build(void);
+/* A shell command that prints `shm-tool stat` of the launch in RUN_DIR (run.env is read,
+ * never sourced); a static buffer. */
+const char *cluster_shm_stat_cmd(const char *run_dir);
+
 /* Launches with the CPU backend plus EXTRA launch.sh arguments (may be ""); 0 or -1. */
 int cluster_start(cluster *c, const char *extra);
 void cluster_stop(cluster *c);

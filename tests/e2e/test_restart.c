@@ -145,9 +145,9 @@ static void wait_reclaimed(void)
     }
     if (active != 0 || free_blocks != limit || limit <= 0) { /* what the server says, for the log */
         char cmd[2048];
-        snprintf(cmd, sizeof cmd, ". %s/run.env; \"$BIN/shm-tool\" stat --name \"$SHM\"; tail -n 5 %s/router.log "
+        snprintf(cmd, sizeof cmd, "%s; tail -n 5 %s/router.log "
                  "%s/worker.log %s/tokenizer.log; ss -xp | grep %s; gdb -p $(cat %s/worker.pid) -batch -ex 'thread apply all bt' 2>&1 | grep -E '^#|Thread' | head -40",
-                 C.run_dir, C.run_dir, C.run_dir, C.run_dir, C.run_dir, C.run_dir);
+                 cluster_shm_stat_cmd(C.run_dir), C.run_dir, C.run_dir, C.run_dir, C.run_dir, C.run_dir);
         if (system(cmd) != 0)
             printf("# cannot read the server's state\n");
     }

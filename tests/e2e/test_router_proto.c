@@ -294,9 +294,11 @@ static void test_worker_restart(void **state)
         submit(s, 5 + rand() % 30, 30);
     for (int k = 0; k < 8; k++)
         worker_step(2000);
-    /* the worker dies with a step in flight; a new one (epoch 2) reports in */
+    /* the worker dies with a step in flight; a new one registers (epoch 2) and reports in */
     while (ipc_wait(R.worker_in, 100) > 0)
         ipc_recv(R.worker_in, &in); /* lost with the old worker */
+    store_register(&R.st, PROC_WORKER);
+    assert_int_equal(atomic_load(&R.st.hdr->epoch[PROC_WORKER]), 2);
     msg_worker_ready w = {.epoch = R.epoch = 2, .n_kv_blocks = 150, .max_batch_tokens = BATCH_TOKENS};
     assert_int_equal(ipc_send(R.to_router, MSG_WORKER_READY, &w), 0);
     assert_true(ipc_wait(R.worker_in, 2000) > 0);
