@@ -278,7 +278,7 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
     char *body = NULL, err[512];
     long n = http_read_body(c, &body);
     if (n < 0)
-        return api_openai_error(c, (int)-n, n == -413 ? "request body too large" : "cannot read the body");
+        return api_openai_error(c, (int)-n, http_body_error(n));
     cJSON *req = json_parse_body(body, (size_t)n, err, sizeof err);
     free(body);
     int status = 400;

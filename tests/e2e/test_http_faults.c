@@ -2,7 +2,10 @@
  * the real server (four processes, stories15M on the reference backend, --http-threads 32).
  *
  *   - clients that close their socket right after sending a non-streaming request: the work
- *     stops (few tokens generated) and the next request is served at once.
+ *     stops (few tokens generated) and the next request is served at once;
+ *   - clients that drip their body (1 byte every half second, Content-Length or chunked),
+ *     one per HTTP thread: each ends within the body deadline (408) or is refused at once
+ *     (503 + Retry-After), and /health, /metrics and a new /generate are answered meanwhile.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -92,6 +95,15 @@ static double metric(const char *name)
     return v;
 }
 
+static int is_json_error(const char *body)
+{
+    cJSON *j = body ? cJSON_Parse(body) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    int ok = cJSON_IsString(e) || cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "message"));
+    cJSON_Delete(j);
+    return ok;
+}
+
 /* ---- clients that go away */
 
 static void test_gone_clients_stop_generating(void **state)
@@ -123,10 +135,96 @@ static void test_gone_clients_stop_generating(void **state)
     assert_true(ms < 5000);
 }
 
+/* ---- clients that drip their body */
+
+typedef struct {
+    int fd, chunked;
+    int status;       /* 0 while unanswered */
+    double ms;        /* when the answer came */
+    int json, retry_after;
+} drip;
+
+static void drip_answer(drip *d, double t0)
+{
+    http_resp r;
+    http_await(d->fd, 2000, &r);
+    d->status = r.status == -2 ? -1 : r.status;
+    d->ms = now_ms() - t0;
+    d->json = is_json_error(r.body);
+    d->retry_after = r.headers && strcasestr(r.headers, "\r\nRetry-After:") != NULL;
+    http_resp_free(&r);
+    close(d->fd);
+    d->fd = -1;
+}
+
+static void test_dripping_bodies(void **state)
+{
+    enum { N = THREADS };
+    drip d[N];
+    double t0 = now_ms();
+    for (int i = 0; i < N; i++) {
+        d[i] = (drip){.fd = http_connect(C.port), .chunked = i % 4 == 3};
+        assert_true(d[i].fd >= 0);
+        const char *head = d[i].chunked
+                               ? "POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"
+                               : "POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: 300\r\n\r\n{";
+        http_send_all(d[i].fd, head, strlen(head));
+    }
+    int probed = 0, health = -2, metrics = -2, generate = -2, n_open = N;
+    double health_ms = 0, metrics_ms = 0, generate_ms = 0, last_drip = t0;
+    while (n_open > 0 && now_ms() - t0 < BODY_DEADLINE_MS + 15000) {
+        if (now_ms() - last_drip >= 500) { /* one more byte each */
+            last_drip = now_ms();
+            for (int i = 0; i < N; i++)
+                if (d[i].fd >= 0)
+                    send(d[i].fd, d[i].chunked ? "1\r\n \r\n" : " ", d[i].chunked ? 6 : 1, MSG_NOSIGNAL);
+        }
+        if (!probed && now_ms() - t0 > 1500) { /* every request thread is taken by now */
+            probed = 1;
+            health = quick("GET", "/health", NULL, 3000, &health_ms);
+            metrics = quick("GET", "/metrics", NULL, 3000, &metrics_ms);
+            generate = quick("POST", "/generate", "{\"inputs\":\"Once\"}", 3000, &generate_ms);
+        }
+        struct pollfd p[N];
+        for (int i = 0; i < N; i++)
+            p[i] = (struct pollfd){d[i].fd, POLLIN, 0}; /* fd -1 is skipped */
+        if (poll(p, N, 50) > 0)
+            for (int i = 0; i < N; i++)
+                if (p[i].revents && d[i].fd >= 0) {
+                    drip_answer(&d[i], t0);
+                    n_open--;
+                }
+    }
+    printf("# while %d clients dripped: /health %d in %.0f ms, /metrics %d in %.0f ms, /generate %d in %.0f ms\n",
+           N, health, health_ms, metrics, metrics_ms, generate, generate_ms);
+    int n_fail = 0, n_408 = 0, n_503 = 0;
+    for (int i = 0; i < N; i++) {
+        int refused = d[i].status == 503 && d[i].retry_after && d[i].ms < 2000;
+        int timed_out = d[i].status == 408 && d[i].ms > BODY_DEADLINE_MS - 1000 && d[i].ms < BODY_DEADLINE_MS + 4000;
+        n_408 += timed_out;
+        n_503 += refused;
+        if ((!refused && !timed_out) || !d[i].json) {
+            printf("# FAIL dripping client %d (%s): %s %d after %.0f ms\n", i, d[i].chunked ? "chunked" : "Content-Length",
+                   d[i].fd >= 0 ? "still open," : "answered", d[i].status, d[i].fd >= 0 ? now_ms() - t0 : d[i].ms);
+            n_fail++;
+        }
+        if (d[i].fd >= 0)
+            close(d[i].fd);
+    }
+    printf("# %d timed out (408), %d refused at once (503)\n", n_408, n_503);
+    assert_int_equal(health, 200);
+    assert_int_equal(metrics, 200);
+    assert_true(generate == 503 || generate == 200);
+    assert_int_equal(n_fail, 0);
+    assert_true(n_408 >= N - 8 && n_503 >= 1);
+    assert_int_equal(quick("POST", "/generate", "{\"inputs\":\"Once\"}", 30000, NULL), 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gone_clients_stop_generating),
+        cmocka_unit_test(test_dripping_bodies),
     };
     if (getenv("CMOCKA_FILTER")) /* e.g. CMOCKA_FILTER='test_http10*' */
         cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
