@@ -25,6 +25,7 @@
 #include "http.h"
 #include "../common/log.h"
 #include "api.h"
+#include "http_frame.h"
 #include "http_util.h"
 #include "metrics.h"
 
@@ -109,9 +110,21 @@ static int dispatch(struct mg_connection *c, void *arg)
  * the same JSON {"error": ...} as ours. */
 static int civetweb_error(struct mg_connection *c, int status, const char *msg)
 {
+    http_frame_answered();
     http_send_error(c, status, msg && *msg ? msg : "bad request");
     return 0;
 }
+
+static int on_init_connection(const struct mg_connection *c, void **data)
+{
+    http_frame_conn_begin();
+    return 0;
+}
+
+/* framing checks before any handler; a refused request is answered and goes no further */
+static int on_begin_request(struct mg_connection *c) { return http_frame_check(c); }
+
+static void on_connection_close(const struct mg_connection *c) { http_frame_conn_end(c); }
 
 struct mg_context *http_start(front *f, const http_opts *o)
 {
@@ -131,11 +144,17 @@ struct mg_context *http_start(front *f, const http_opts *o)
     snprintf(threads, sizeof threads, "%d", o->n_threads);
     const char *options[] = {
         "listening_ports", listen, "num_threads", threads, "enable_keep_alive", "no",
-        "request_timeout_ms", HTTP_IO_TIMEOUT_MS, NULL,
+        "request_timeout_ms", HTTP_IO_TIMEOUT_MS,
+        /* an absolute-form target (POST http://host:port/generate) for this port is served;
+         * civetweb would match the host against its authentication_domain, and drop it */
+        "enable_auth_domain_check", "no", NULL,
     };
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.http_error = civetweb_error;
+    cb.init_connection = on_init_connection;
+    cb.begin_request = on_begin_request;
+    cb.connection_close = on_connection_close;
     mg_init_library(0);
     struct mg_context *ctx = mg_start(&cb, f, options);
     if (!ctx) {

@@ -1,6 +1,7 @@
 /* http_util.c - civetweb helpers (see http_util.h). */
 #include "http_util.h"
 #include "http_conn.h"
+#include "http_frame.h"
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
@@ -17,6 +18,8 @@ static const char *reason_phrase(int status)
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Error";
@@ -57,6 +60,8 @@ long http_read_body(struct mg_connection *c, char **out)
     char *buf = malloc(cap);
     if (!buf)
         return -500;
+    if (want != 0) /* a client waiting for "100 Continue" before it sends the body */
+        http_frame_continue(c);
     /* The whole body within HTTP_BODY_DEADLINE_MS, however it trickles in: the watchdog
      * ends a read blocked past it (civetweb's own timeout is per read, so a client sending a
      * byte now and then would hold this thread for ever). Without the socket, only between
@@ -115,18 +120,28 @@ const char *http_body_error(long rc)
     case -408: return "the request body did not arrive in time";
     case -413: return "request body too large";
     case -500: return "out of memory";
-    default: return "cannot read the body: it is incomplete or its chunked encoding is malformed";
+    default: return "cannot read the body: it is incomplete, or its chunked encoding is malformed or has "
+                    "chunk extensions (not supported)";
     }
+}
+
+/* HTTP/1.0 has no chunked encoding: the events go out raw and the close ends the answer */
+static int is_http10(struct mg_connection *c)
+{
+    const char *v = mg_get_request_info(c)->http_version;
+    return v && !strcmp(v, "1.0");
 }
 
 void http_sse_begin(struct mg_connection *c)
 {
     mg_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+                 "%sConnection: close\r\n\r\n", is_http10(c) ? "" : "Transfer-Encoding: chunked\r\n");
 }
 
 int http_sse_raw(struct mg_connection *c, const char *s, size_t n)
 {
+    if (is_http10(c))
+        return n == 0 || mg_write(c, s, n) == (int)n ? 0 : -1;
     return mg_send_chunk(c, s, (unsigned)n) > 0 || n == 0 ? 0 : -1;
 }
 

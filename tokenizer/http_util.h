@@ -24,11 +24,11 @@ int http_send_error(struct mg_connection *c, int status, const char *msg);
 long http_read_body(struct mg_connection *c, char **out);
 /* The message for a negative http_read_body() result. */
 const char *http_body_error(long rc);
-/* Starts a chunked text/event-stream answer. */
+/* Starts a text/event-stream answer: chunked, or raw to the close for an HTTP/1.0 client. */
 void http_sse_begin(struct mg_connection *c);
 /* Sends "data:" PREFIX J "\n\n" as one chunk (J freed); 0, or -1 if the client is gone. */
 int http_sse_send(struct mg_connection *c, const char *prefix, cJSON *j);
-/* Sends a raw chunk; 0 or -1. Zero length ends the stream. */
+/* Sends a raw chunk (raw bytes to HTTP/1.0); 0 or -1. Zero length ends the stream. */
 int http_sse_raw(struct mg_connection *c, const char *s, size_t n);
 
 typedef struct {

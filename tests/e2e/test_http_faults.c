@@ -5,7 +5,11 @@
  *     stops (few tokens generated) and the next request is served at once;
  *   - clients that drip their body (1 byte every half second, Content-Length or chunked),
  *     one per HTTP thread: each ends within the body deadline (408) or is refused at once
- *     (503 + Retry-After), and /health, /metrics and a new /generate are answered meanwhile.
+ *     (503 + Retry-After), and /health, /metrics and a new /generate are answered meanwhile;
+ *   - HTTP edges: Expect: 100-continue, HTTP/1.0 streams (no chunked encoding), absolute-form
+ *     request targets.
+ * Framing cases that need only a status (Content-Length with Transfer-Encoding, conflicting
+ * Content-Lengths, ...) are in the bad-input corpus (tests/data/bad_input).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -220,11 +224,94 @@ static void test_dripping_bodies(void **state)
     assert_int_equal(quick("POST", "/generate", "{\"inputs\":\"Once\"}", 30000, NULL), 200);
 }
 
+/* ---- HTTP edges */
+
+static void test_expect_continue(void **state)
+{
+    static const char body[] = "{\"inputs\":\"Once\",\"parameters\":{\"max_new_tokens\":2}}";
+    char head[256];
+    int n = snprintf(head, sizeof head, "POST /generate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                        "Content-Length: %zu\r\n\r\n", strlen(body));
+    int fd = http_connect(C.port);
+    assert_true(fd >= 0);
+    http_send_all(fd, head, (size_t)n);
+    struct pollfd p = {fd, POLLIN, 0};
+    char interim[64] = "";
+    if (poll(&p, 1, 3000) == 1)
+        recv(fd, interim, sizeof interim - 1, 0);
+    printf("# interim answer: %.25s\n", interim);
+    assert_memory_equal(interim, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    http_send_all(fd, body, strlen(body));
+    http_resp r;
+    http_await(fd, 30000, &r);
+    close(fd);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    /* a body that would be refused anyway: the final status at once, no 100 */
+    const char *big = "POST /generate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n";
+    double ms;
+    exchange(big, strlen(big), 3000, &r, &ms);
+    assert_int_equal(r.status, 413);
+    assert_true(is_json_error(r.body));
+    http_resp_free(&r);
+    /* an expectation we cannot meet */
+    const char *odd = "POST /generate HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}";
+    exchange(odd, strlen(odd), 3000, &r, &ms);
+    assert_int_equal(r.status, 417);
+    assert_true(is_json_error(r.body));
+    http_resp_free(&r);
+}
+
+/* HTTP/1.0 has no chunked encoding: events go out raw and the close ends the answer */
+static void test_http10_stream(void **state)
+{
+    static const char *const reqs[][2] = {
+        {"/generate_stream", "{\"inputs\":\"Once\",\"parameters\":{\"max_new_tokens\":3}}"},
+        {"/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":3,\"stream\":true}"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char req[512];
+        int n = snprintf(req, sizeof req, "POST %s HTTP/1.0\r\nContent-Length: %zu\r\n\r\n%s", reqs[i][0],
+                         strlen(reqs[i][1]), reqs[i][1]);
+        http_resp r;
+        exchange(req, (size_t)n, 30000, &r, NULL);
+        printf("# HTTP/1.0 %s: %d, %zu bytes to the close\n", reqs[i][0], r.status, r.body_len);
+        assert_int_equal(r.status, 200);
+        assert_null(strcasestr(r.headers, "Transfer-Encoding"));
+        assert_int_equal(strncmp(r.body, "data:", 5), 0);
+        assert_non_null(strstr(r.body, i == 0 ? "\"finished\":true" : "data: [DONE]\n\n"));
+        http_resp_free(&r);
+    }
+}
+
+static void test_absolute_form(void **state)
+{
+    static const char body[] = "{\"inputs\":\"Once\",\"parameters\":{\"max_new_tokens\":2}}";
+    char req[512];
+    http_resp r;
+    /* addressed to this server: served */
+    int n = snprintf(req, sizeof req, "POST http://127.0.0.1:%d/generate HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                      "Content-Length: %zu\r\n\r\n%s", C.port, C.port, strlen(body), body);
+    exchange(req, (size_t)n, 30000, &r, NULL);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    /* addressed elsewhere (a proxy request): refused with an answer, not dropped */
+    n = snprintf(req, sizeof req, "POST http://example.com/generate HTTP/1.1\r\nHost: example.com\r\n"
+                                  "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    exchange(req, (size_t)n, 30000, &r, NULL);
+    assert_int_equal(r.status, 400);
+    assert_true(is_json_error(r.body));
+    http_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gone_clients_stop_generating),
         cmocka_unit_test(test_dripping_bodies),
+        cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_http10_stream),
+        cmocka_unit_test(test_absolute_form),
     };
     if (getenv("CMOCKA_FILTER")) /* e.g. CMOCKA_FILTER='test_http10*' */
         cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
