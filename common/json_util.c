@@ -122,6 +122,19 @@ cJSON *json_parse_body(const char *s, size_t len, char *err, size_t n_err)
     return j;
 }
 
+void json_drop_nulls(cJSON *obj)
+{
+    if (!cJSON_IsObject(obj))
+        return;
+    cJSON *v = obj->child;
+    while (v) {
+        cJSON *next = v->next;
+        if (cJSON_IsNull(v))
+            cJSON_Delete(cJSON_DetachItemViaPointer(obj, v));
+        v = next;
+    }
+}
+
 int json_get_num(const cJSON *obj, const char *name, double def, double *out,
                  char *err, size_t n_err)
 {

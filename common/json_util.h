@@ -24,6 +24,10 @@ cJSON *json_read_file(const char *path, char *err, size_t n_err);
  * string would silently end there). NULL with a message for the client in ERR otherwise. */
 cJSON *json_parse_body(const char *s, size_t len, char *err, size_t n_err);
 
+/* Removes every member of object OBJ whose value is null (not recursively): an optional
+ * field sent as null is then absent for every later check. Nothing when OBJ is no object. */
+void json_drop_nulls(cJSON *obj);
+
 /* Integer field NAME of OBJ: DEF when absent or null; -1 (and ERR set) when not an integer. */
 int json_get_int(const cJSON *obj, const char *name, long long def, long long *out,
                  char *err, size_t n_err);

@@ -71,7 +71,7 @@ int api_generate(front *f, struct mg_connection *c, int stream)
     char *body = NULL, err[512];
     long n = http_read_body(c, &body);
     if (n < 0)
-        return http_send_error(c, (int)-n, n == -413 ? "request body too large" : "cannot read the body");
+        return http_send_error(c, (int)-n, http_body_error(n));
     gen_req g;
     int rc = gen_req_parse(&g, body, (size_t)n, f->max_seq_len, err, sizeof err);
     free(body);

@@ -172,9 +172,9 @@ static int oa_params(api_ctx *a, gen_req *g, const cJSON *req, int chat, char *e
     if ((v = cJSON_GetObjectItemCaseSensitive(req, "echo")) && cJSON_IsTrue(v))
         return bad(err, n_err, "echo is not supported");
     cJSON *p = cJSON_CreateObject();
-    map_field(p, req, chat && cJSON_GetObjectItem(req, "max_completion_tokens") ? "max_completion_tokens"
-                                                                                 : "max_tokens",
-              "max_new_tokens");
+    /* nulls were dropped (api_completions): a max_completion_tokens of null leaves max_tokens */
+    map_field(p, req, chat && cJSON_GetObjectItemCaseSensitive(req, "max_completion_tokens")
+                          ? "max_completion_tokens" : "max_tokens", "max_new_tokens");
     if (!cJSON_GetObjectItem(p, "max_new_tokens") && chat) /* chat default: up to the context */
         cJSON_AddNumberToObject(p, "max_new_tokens", a->f->max_seq_len);
     v = cJSON_GetObjectItemCaseSensitive(req, "temperature");
@@ -244,6 +244,8 @@ static char *oa_chat_prompt(api_ctx *a, const cJSON *msgs, size_t *n, char *err,
             parts[i] = t.p;
         } else if (cJSON_IsString(content)) {
             parts[i] = strdup(content->valuestring);
+        } else if ((!content || cJSON_IsNull(content)) && !strcmp(role->valuestring, "assistant")) {
+            parts[i] = strdup(""); /* OpenAI: an assistant message's content is optional */
         } else {
             snprintf(err, n_err, "messages[%d].content must be a string", i);
             goto done;
@@ -276,7 +278,7 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
     char *body = NULL, err[512];
     long n = http_read_body(c, &body);
     if (n < 0)
-        return api_openai_error(c, (int)-n, n == -413 ? "request body too large" : "cannot read the body");
+        return api_openai_error(c, (int)-n, http_body_error(n));
     cJSON *req = json_parse_body(body, (size_t)n, err, sizeof err);
     free(body);
     int status = 400;
@@ -289,6 +291,8 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
             snprintf(err, sizeof err, "the body must be a JSON object");
         goto fail;
     }
+    json_drop_nulls(req); /* every optional field given as null is absent */
+    json_drop_nulls(cJSON_GetObjectItemCaseSensitive(req, "stream_options"));
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(req, "model");
     if (model && !cJSON_IsNull(model) && (!cJSON_IsString(model) || strcmp(model->valuestring, a->model_name))) {
         status = 404;

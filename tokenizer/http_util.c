@@ -1,10 +1,13 @@
 /* http_util.c - civetweb helpers (see http_util.h). */
 #include "http_util.h"
+#include "http_conn.h"
+#include "http_frame.h"
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *reason_phrase(int status)
 {
@@ -13,7 +16,10 @@ static const char *reason_phrase(int status)
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Error";
@@ -54,44 +60,88 @@ long http_read_body(struct mg_connection *c, char **out)
     char *buf = malloc(cap);
     if (!buf)
         return -500;
+    if (want != 0) /* a client waiting for "100 Continue" before it sends the body */
+        http_frame_continue(c);
+    /* The whole body within HTTP_BODY_DEADLINE_MS, however it trickles in: the watchdog
+     * ends a read blocked past it (civetweb's own timeout is per read, so a client sending a
+     * byte now and then would hold this thread for ever). Without the socket, only between
+     * reads. */
+    http_deadline dl;
+    http_deadline_arm(&dl, http_conn_fd(c), HTTP_BODY_DEADLINE_MS);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long rc = 0;
     for (;;) {
         if (n > HTTP_MAX_BODY) {
-            free(buf);
-            return -413;
+            rc = -413;
+            break;
         }
         if (n + 1 == cap) {
             if (want >= 0)
                 break; /* all of Content-Length is here */
             char *p = realloc(buf, cap * 2);
             if (!p) {
-                free(buf);
-                return -500;
+                rc = -500;
+                break;
             }
             buf = p;
             cap *= 2;
         }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= HTTP_BODY_DEADLINE_MS) {
+            rc = -408;
+            break;
+        }
         int r = mg_read(c, buf + n, cap - n - 1);
-        if (r <= 0)
+        if (r < 0) { /* a malformed chunk, the connection failed, or the deadline shut it */
+            rc = -400;
+            break;
+        }
+        if (r == 0)
             break;
         n += (size_t)r;
     }
-    if (want >= 0 && n < (size_t)want) { /* the client stopped sending (read timeout) */
+    if (http_deadline_disarm(&dl) && (rc == 0 || rc == -400))
+        rc = -408;
+    if (rc == 0 && want >= 0 && n < (size_t)want) /* the client stopped sending */
+        rc = -400;
+    if (rc) {
         free(buf);
-        return -400;
+        return rc;
     }
     buf[n] = 0;
     *out = buf;
     return (long)n;
 }
 
+const char *http_body_error(long rc)
+{
+    switch (rc) {
+    case -408: return "the request body did not arrive in time";
+    case -413: return "request body too large";
+    case -500: return "out of memory";
+    default: return "cannot read the body: it is incomplete, or its chunked encoding is malformed or has "
+                    "chunk extensions (not supported)";
+    }
+}
+
+/* HTTP/1.0 has no chunked encoding: the events go out raw and the close ends the answer */
+static int is_http10(struct mg_connection *c)
+{
+    const char *v = mg_get_request_info(c)->http_version;
+    return v && !strcmp(v, "1.0");
+}
+
 void http_sse_begin(struct mg_connection *c)
 {
     mg_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+                 "%sConnection: close\r\n\r\n", is_http10(c) ? "" : "Transfer-Encoding: chunked\r\n");
 }
 
 int http_sse_raw(struct mg_connection *c, const char *s, size_t n)
 {
+    if (is_http10(c))
+        return n == 0 || mg_write(c, s, n) == (int)n ? 0 : -1;
     return mg_send_chunk(c, s, (unsigned)n) > 0 || n == 0 ? 0 : -1;
 }
 

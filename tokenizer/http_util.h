@@ -16,13 +16,19 @@ void http_send_json(struct mg_connection *c, int status, const char *body, const
 void http_send_cjson(struct mg_connection *c, int status, cJSON *j);
 /* {"error": MSG} with STATUS (Retry-After on 503); returns STATUS. */
 int http_send_error(struct mg_connection *c, int status, const char *msg);
-/* Reads the body into a malloc'd NUL-terminated buffer; its length, or -413 / -500. */
+/* The whole request body must arrive within this (not per read). */
+#define HTTP_BODY_DEADLINE_MS 10000
+/* Reads the body into a malloc'd NUL-terminated buffer; its length, or minus an HTTP status:
+ * -400 (incomplete, malformed chunks), -408 (not all of it within HTTP_BODY_DEADLINE_MS),
+ * -413 (over HTTP_MAX_BODY), -500. */
 long http_read_body(struct mg_connection *c, char **out);
-/* Starts a chunked text/event-stream answer. */
+/* The message for a negative http_read_body() result. */
+const char *http_body_error(long rc);
+/* Starts a text/event-stream answer: chunked, or raw to the close for an HTTP/1.0 client. */
 void http_sse_begin(struct mg_connection *c);
 /* Sends "data:" PREFIX J "\n\n" as one chunk (J freed); 0, or -1 if the client is gone. */
 int http_sse_send(struct mg_connection *c, const char *prefix, cJSON *j);
-/* Sends a raw chunk; 0 or -1. Zero length ends the stream. */
+/* Sends a raw chunk (raw bytes to HTTP/1.0); 0 or -1. Zero length ends the stream. */
 int http_sse_raw(struct mg_connection *c, const char *s, size_t n);
 
 typedef struct {

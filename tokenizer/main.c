@@ -4,6 +4,8 @@
  *             (--host: the address to listen on, default 127.0.0.1; 0.0.0.0 for every interface:
  *             there is no authentication)
  *             [--max-queue N]   (requests waiting beyond N get 503 with Retry-After)
+ *             (--http-threads: generation requests may hold all but a reserve of n/8, 1 to 4
+ *             threads, kept for /health and /metrics; past it they get 503, see http.c)
  *             [--served-model-name NAME]   (OpenAI's "model"; default: the directory's name)
  *
  * See front.h for how requests flow through it and http.c for the API.

@@ -134,6 +134,8 @@ int gen_req_parse(gen_req *r, const char *body, size_t len, int max_new_cap, cha
         fail(err, n_err, "request body must be a JSON object");
         goto done;
     }
+    json_drop_nulls(root); /* every optional field given as null is absent */
+    json_drop_nulls(cJSON_GetObjectItemCaseSensitive(root, "parameters"));
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!cJSON_IsString(in)) {
         fail(err, n_err, "\"inputs\" must be a string");

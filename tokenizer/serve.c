@@ -1,6 +1,7 @@
 /* serve.c - a request's path through slot, router, detokenizer and back (see serve.h). */
 #include "serve.h"
 #include "../common/log.h"
+#include "http_conn.h"
 #include "http_util.h"
 #include "metrics.h"
 
@@ -48,13 +49,24 @@ static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, s
  * error status with its message in *WHY when the request cannot complete: what the router
  * wrote into the slot when it ended the request with FINISH_ERROR, what a failure report
  * says, or 503 with *LOST set when the router went away (died, restarted, or hung past
- * STORE_HUNG_MS) still holding the slot. */
+ * STORE_HUNG_MS) still holding the slot.
+ *
+ * A client that goes away is noticed within WAIT_MS, streaming or not (its socket reports
+ * the close; a failed write says so too): the request is aborted, the router ends it
+ * within one iteration, and the final delta still comes. */
 static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_state *s, text_buf *text,
                  uint64_t t0_us, double *ttft_s, uint32_t router_epoch, const char **why, int *lost)
 {
-    int client_gone = 0;
-    uint64_t last_us = 0;
+    int client_gone = 0, fd = http_conn_fd(c);
+    uint64_t last_us = 0, checked_us = 0; /* the first check at once */
     while (!s->finish) {
+        if (!client_gone && now_us() - checked_us >= WAIT_MS * 1000u) {
+            checked_us = now_us();
+            if (http_conn_gone(fd)) {
+                client_gone = 1;
+                front_abort(f, slot); /* the router ends it; the final delta still comes */
+            }
+        }
         delta_node *d = front_next(f, slot, WAIT_MS);
         if (!d) {
             if (f->boxes[slot].failed) {

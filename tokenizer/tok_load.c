@@ -131,6 +131,10 @@ static int load_model(tok *t, const cJSON *model, char *err, size_t n_err)
         if (v->valueint + 1 > n)
             n = v->valueint + 1;
     }
+    if (n == 0) { /* nothing could be encoded: every prompt would fail */
+        snprintf(err, n_err, "model.vocab is empty");
+        return -1;
+    }
     t->n_vocab = n;
     t->piece = calloc((size_t)n + 1, sizeof *t->piece);
     t->piece_len = calloc((size_t)n + 1, sizeof *t->piece_len);

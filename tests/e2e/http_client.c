@@ -4,11 +4,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static int connect_local(int port)
@@ -154,4 +156,55 @@ int http_hangup_after(int port, const char *path, const char *body, size_t n_byt
     }
     close(fd);
     return rc;
+}
+
+int http_connect(int port) { return connect_local(port); }
+
+int http_send_all(int fd, const void *p, size_t n) { return send_all(fd, p, n); }
+
+/* 1 when BUF (N bytes) holds a whole answer with a Content-Length */
+static int whole_answer(const char *buf, size_t n)
+{
+    const char *sep = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "\r\nContent-Length:");
+    return sep && cl && cl < sep && n >= (size_t)(sep + 4 - buf) + strtoull(cl + 17, NULL, 10);
+}
+
+static long long ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int http_await(int fd, int timeout_ms, http_resp *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    long long end = ms_now() + timeout_ms;
+    int closed = 0;
+    buf[0] = 0;
+    while (!whole_answer(buf, n)) {
+        struct pollfd p = {fd, POLLIN, 0};
+        long long wait = end - ms_now();
+        if (wait <= 0 || poll(&p, 1, (int)wait) <= 0)
+            break;
+        if (n + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t k = recv(fd, buf + n, cap - n - 1, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            closed = 1;
+            break;
+        }
+        n += (size_t)k;
+        buf[n] = 0;
+    }
+    if (!whole_answer(buf, n) && !closed) {
+        free(buf);
+        r->status = -2;
+        return -1;
+    }
+    return parse_resp(buf, n, r); /* status -1 when nothing parseable came before the close */
 }

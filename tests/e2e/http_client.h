@@ -21,6 +21,15 @@ int http_request(int port, const char *method, const char *path, const char *bod
 int http_raw(int port, const char *raw, size_t n, http_resp *r);
 void http_resp_free(http_resp *r);
 
+/* A connection to 127.0.0.1:PORT (blocking, 120 s receive timeout), or -1. */
+int http_connect(int port);
+/* Sends all N bytes of P on FD; 0 or -1. */
+int http_send_all(int fd, const void *p, size_t n);
+/* Reads an answer from FD until it is whole (by Content-Length), the server closes the
+ * connection, or TIMEOUT_MS pass; fills R like http_raw. R->status is -2 when nothing
+ * complete came in time, -1 when the server closed without an answer. */
+int http_await(int fd, int timeout_ms, http_resp *r);
+
 /* Opens a connection, sends a streaming request and closes the socket after reading
  * N_BYTES of the response (a client that goes away mid-stream). */
 int http_hangup_after(int port, const char *path, const char *body, size_t n_bytes);

@@ -347,6 +347,58 @@ static void test_context_edge(void **state)
     tok_free(t);
 }
 
+/* ---- null means absent */
+
+/* POSTs BODY to PATH; the number at PATH1.PATH2 of the 200 answer (-1 if the status or
+ * the field is not there). */
+static double served_count(const char *path, const char *body, const char *k1, const char *k2)
+{
+    http_resp r;
+    http_request(C.port, "POST", path, body, &r);
+    cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k1);
+    if (k2)
+        v = cJSON_GetObjectItemCaseSensitive(v, k2);
+    double n = cJSON_IsNumber(v) ? v->valuedouble : -1;
+    if (n < 0)
+        printf("# %s %s: status %d: %.200s\n", path, body, r.status, r.body ? r.body : "");
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    return n;
+}
+
+/* Every optional field given as null is as if absent, in both APIs: the max_tokens next to
+ * a null max_completion_tokens applies, nulls elsewhere take the defaults. */
+static void test_null_means_absent(void **state)
+{
+    double n = served_count("/v1/chat/completions",
+                            "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                            "\"max_completion_tokens\":null,\"max_tokens\":3,\"ignore_eos\":true}",
+                            "usage", "completion_tokens");
+    assert_true(n >= 1 && n <= 3);
+    n = served_count("/v1/completions",
+                     "{\"prompt\":\"Once\",\"max_tokens\":3,\"model\":null,\"temperature\":null,"
+                     "\"top_p\":null,\"top_k\":null,\"n\":null,\"best_of\":null,\"echo\":null,\"stop\":null,"
+                     "\"seed\":null,\"stream\":null,\"stream_options\":null,\"presence_penalty\":null,"
+                     "\"frequency_penalty\":null,\"repetition_penalty\":null,\"ignore_eos\":null,"
+                     "\"stop_token_ids\":null,\"logprobs\":null,\"user\":null,\"max_completion_tokens\":null}",
+                     "usage", "completion_tokens");
+    assert_true(n >= 1 && n <= 3);
+    n = served_count("/v1/chat/completions",
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":null},"
+                     "{\"role\":\"user\",\"content\":\"Go on\"}],\"max_tokens\":2,\"stream\":null,"
+                     "\"stream_options\":{\"include_usage\":null}}",
+                     "usage", "completion_tokens");
+    assert_true(n >= 1 && n <= 2);
+    n = served_count("/generate",
+                     "{\"inputs\":\"Once\",\"parameters\":{\"max_new_tokens\":null,\"do_sample\":null,"
+                     "\"temperature\":null,\"top_p\":null,\"top_k\":null,\"seed\":null,\"ignore_eos\":null,"
+                     "\"stop_sequences\":null,\"stop_token_ids\":null,\"repetition_penalty\":null,"
+                     "\"frequency_penalty\":null,\"presence_penalty\":null}}",
+                     "count_output_tokens", NULL);
+    assert_true(n >= 1 && n <= 16); /* the default max_new_tokens */
+}
+
 /* ---- clients that stall */
 
 typedef struct {
@@ -461,9 +513,12 @@ int main(void)
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_context_edge),
+        cmocka_unit_test(test_null_means_absent),
         cmocka_unit_test(test_stalled_clients),
         cmocka_unit_test(test_clients_going_away),
         cmocka_unit_test(test_nothing_leaked),
     };
+    if (getenv("CMOCKA_FILTER")) /* e.g. CMOCKA_FILTER='test_null*' runs only those */
+        cmocka_set_test_filter(getenv("CMOCKA_FILTER"));
     return cmocka_run_group_tests_name("e2e_bad_input", tests, setup, teardown);
 }

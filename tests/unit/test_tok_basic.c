@@ -203,6 +203,8 @@ static void test_load_errors(void **state)
     expect_load_error("post_processor", "{\"type\":\"Weird\"}", "Weird");
     expect_load_error("model", "{\"type\":\"Unigram\",\"vocab\":[]}", "Unigram");
     expect_load_error("model", "{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a b\"]}", "merge 1");
+    /* an empty vocabulary encodes nothing: refused at load, not at every prompt */
+    expect_load_error("model", "{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}", "vocab is empty");
     expect_load_error("pre_tokenizer", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},"
                                        "\"behavior\":\"Isolated\"}", "regex");
     char err[256];
