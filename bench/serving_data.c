@@ -195,8 +195,8 @@ static void len_range(int len, double ratio, int *lo, int *hi)
 /* A prompt of random clean tokens that encodes (with special tokens) to TARGET tokens, or
  * as close as a few rounds of trimming and extending get (decoding then encoding may merge or
  * split tokens at the seams). */
-static char *random_prompt(const tok *t, sv_rng *r, const int *vocab, int n_vocab, int target, int n_special,
-                           int *len_out)
+static char *random_prompt_try(const tok *t, sv_rng *r, const int *vocab, int n_vocab, int target,
+                               int n_special, int *len_out)
 {
     int cap = 2 * target + 16, k = target - n_special > 1 ? target - n_special : 1;
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
@@ -234,6 +234,21 @@ static char *random_prompt(const tok *t, sv_rng *r, const int *vocab, int n_voca
     return text;
 }
 
+/* The same, with its length inside [LO, HI]: fresh tokens while the rounds end outside (the
+ * seams can keep a short prompt one token off its target). */
+static char *random_prompt(const tok *t, sv_rng *r, const int *vocab, int n_vocab, int target,
+                           int lo, int hi, int n_special, int *len_out)
+{
+    char *p = NULL;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        free(p);
+        p = random_prompt_try(t, r, vocab, n_vocab, target, n_special, len_out);
+        if (!p || (*len_out >= lo && *len_out <= hi))
+            break;
+    }
+    return p;
+}
+
 static int load_random(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *err, size_t n_err)
 {
     if (c->random_input_len < 1 || c->random_output_len < 1 || c->random_range_ratio < 0 ||
@@ -254,7 +269,7 @@ static int load_random(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *
     sv_rng r = {c->seed};
     for (int i = 0; i < c->num_prompts; i++) {
         int target = sv_rng_int(&r, in_lo, in_hi), out_len = sv_rng_int(&r, out_lo, out_hi), p_len;
-        char *p = random_prompt(t, &r, vocab, n_vocab, target, n_special, &p_len);
+        char *p = random_prompt(t, &r, vocab, n_vocab, target, in_lo, in_hi, n_special, &p_len);
         if (!p) {
             free(vocab);
             snprintf(err, n_err, "random: cannot make a prompt of %d tokens", target);

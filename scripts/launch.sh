@@ -175,8 +175,9 @@ sup_log() {
 supervise() {
   local p pid now lived delay k
   local -A known started fails due gave_up
-  for p in router worker detokenizer tokenizer; do
-    known[$p]= started[$p]=0 fails[$p]=0 due[$p]=0 gave_up[$p]=0
+  now=$(( ${EPOCHREALTIME//[!0-9]/} / 1000 ))
+  for p in router worker detokenizer tokenizer; do   # all were started just now
+    known[$p]= started[$p]=$now fails[$p]=0 due[$p]=0 gave_up[$p]=0
   done
   while :; do
     # a foreground launch.sh gone (SIGKILL): its processes stop by themselves, and so do we
@@ -188,7 +189,9 @@ supervise() {
       if flock -n 9 && pid=$(read_pid "$RUN_DIR/$p.pid"); then
         now=$(( ${EPOCHREALTIME//[!0-9]/} / 1000 ))
         if running "$pid"; then
-          if [ "$pid" != "${known[$p]}" ]; then # the first look, or started by restart.sh
+          if [ -z "${known[$p]}" ]; then # the first look: started when the supervisor was
+            known[$p]=$pid
+          elif [ "$pid" != "${known[$p]}" ]; then # started by restart.sh
             known[$p]=$pid started[$p]=$now fails[$p]=0 gave_up[$p]=0 due[$p]=0
           fi
         elif [ "${gave_up[$p]}" = 0 ] && [ "${due[$p]}" = 0 ]; then

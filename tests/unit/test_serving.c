@@ -410,8 +410,9 @@ static void test_instruction(void **state)
 
 int main(void)
 {
-    SEED = (uint64_t)time(NULL);
-    printf("# seed %llu\n", (unsigned long long)SEED);
+    SEED = getenv("TEST_SEED") ? strtoull(getenv("TEST_SEED"), NULL, 10) : (uint64_t)time(NULL);
+    printf("# seed %llu (TEST_SEED=%llu replays it)\n", (unsigned long long)SEED,
+           (unsigned long long)SEED);
     R.s = SEED;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percentile),
