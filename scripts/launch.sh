@@ -11,6 +11,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
+DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
 # the supervisor: first restart after 0.2 s, doubling after each quick failure (a death within
 # 30 s of the start) up to 10 s; it gives up on a process after 5 quick failures in a row
 SUP_FIRST_MS=200 SUP_MAX_MS=10000 SUP_QUICK_S=30 SUP_GIVE_UP=5
@@ -43,6 +44,13 @@ Starts cinder (router, worker, detokenizer, tokenizer/HTTP) and prints its URL o
   --http-threads N      HTTP handler threads (default 256)
   --worker-wait S       requests wait at most S seconds for a worker that died or is still
                         restarting, then fail with 503 (default 30)
+  --dtype D             CUDA backend: bf16 (default) or fp16 weights and activations
+  --enforce-eager       CUDA backend: no CUDA graphs (decode batches run eagerly)
+  --gemv-max-tokens N   CUDA backend: decode batches of up to N (0..8, default 8) tokens take
+                        the fused GEMV path; 0 sends them through cuBLAS
+  --gemv-warps N        CUDA backend: the fused GEMVs' launch width, warps per SM (default 16)
+  --pdl MASK            CUDA backend: kernels launched early (programmatic dependent launch):
+                        bit 0 the GEMVs, bit 1 decode attention (default 1; 0: none)
   --supervise           restart a process that dies: after 0.2 s, twice as long after each
                         quick failure (within 30 s of its start) up to 10 s; after 5 quick
                         failures in a row it is left down (/health 503) and the reason logged
@@ -61,10 +69,12 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --supervise) SUPERVISE=1 ;;
     --detach) DETACH=1 ;;
+    --enforce-eager) EAGER=1 ;;
     -h|--help) usage; exit 0 ;;
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
-    --new-token-ratio|--policy|--pipeline-depth|--http-threads|--worker-wait)
+    --new-token-ratio|--policy|--pipeline-depth|--http-threads|--worker-wait|--dtype|\
+    --gemv-max-tokens|--gemv-warps|--pdl)
       if [ $# -lt 2 ] || [[ $2 == --* ]] || [ -z "$2" ]; then
         echo "launch.sh: $1 needs a value (see scripts/launch.sh --help)" >&2; exit 2
       fi
@@ -88,6 +98,10 @@ while [ $# -gt 0 ]; do
         --pipeline-depth) DEPTH=$2 ;;
         --http-threads) HTTP_THREADS=$2 ;;
         --worker-wait) WORKER_WAIT=$2 ;;
+        --dtype) DTYPE=$2 ;;
+        --gemv-max-tokens) GEMV_MAX=$2 ;;
+        --gemv-warps) GEMV_WARPS=$2 ;;
+        --pdl) PDL=$2 ;;
       esac
       shift ;;
     *) echo "launch.sh: unknown option $1 (see scripts/launch.sh --help)" >&2; exit 2 ;;
@@ -97,6 +111,10 @@ done
 for v in PORT MAX_TOTAL MAX_BATCH SLOTS BLOCK MAX_SEQ THREADS MAX_QUEUE DEPTH HTTP_THREADS WORKER_WAIT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "launch.sh: ${v} must be a whole number, not '${!v}'" >&2; exit 2; }
 done
+for v in GEMV_MAX GEMV_WARPS PDL; do
+  [[ -z ${!v} || ${!v} =~ ^[0-9]+$ ]] || { echo "launch.sh: ${v} must be a whole number, not '${!v}'" >&2; exit 2; }
+done
+[[ -z $DTYPE || $DTYPE == bf16 || $DTYPE == fp16 ]] || { echo "launch.sh: --dtype is bf16 or fp16, not '$DTYPE'" >&2; exit 2; }
 
 BIN=${CINDER_BIN:-$ROOT/build/bin}
 if [ "$MODEL_DIR" = "$ROOT/models/stories15M" ] && [ ! -f "$MODEL_DIR/model.safetensors" ] || [ ! -x "$BIN/router" ]; then
@@ -130,8 +148,7 @@ case $HOST in 0.0.0.0|"*") PROBE_HOST=127.0.0.1 ;; esac
 # (read back by load_run_env in proc.sh, never sourced)
 KV_TOKENS=$MAX_TOTAL
 env_lines=""
-for k in BIN SHM MODEL_DIR HOST PORT BACKEND KV_TOKENS MAX_TOTAL MAX_BATCH THREADS LOAD MEM_UTIL \
-         MAX_QUEUE RATIO POLICY DEPTH HTTP_THREADS WORKER_WAIT; do
+for k in $RUN_ENV_KEYS; do
   [[ ${!k} != *$'\n'* ]] || { echo "launch.sh: $k holds a newline" >&2; exit 2; }
   env_lines+="$k=${!k}"$'\n'
 done

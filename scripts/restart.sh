@@ -47,7 +47,12 @@ case $PROC in
                 --new-token-ratio "$RATIO" --policy "$POLICY" --pipeline-depth "$DEPTH"
                 --worker-wait-ms "$(( ${WORKER_WAIT:-30} * 1000 ))") ;;
   worker) args=(--backend "$BACKEND" --kv-tokens "$KV_TOKENS" --max-batch-tokens "$MAX_BATCH"
-                --threads "$THREADS" --load-format "$LOAD" --gpu-memory-utilization "$MEM_UTIL") ;;
+                --threads "$THREADS" --load-format "$LOAD" --gpu-memory-utilization "$MEM_UTIL")
+          [ -z "$DTYPE" ] || args+=(--dtype "$DTYPE")
+          [ "$EAGER" != 1 ] || args+=(--enforce-eager)
+          [ -z "$GEMV_MAX" ] || args+=(--gemv-max-tokens "$GEMV_MAX")
+          [ -z "$GEMV_WARPS" ] || args+=(--gemv-warps "$GEMV_WARPS")
+          [ -z "$PDL" ] || args+=(--pdl "$PDL") ;;
   detokenizer) args=() ;;
   tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE" --http-threads "${HTTP_THREADS:-256}") ;;
 esac
