@@ -4,7 +4,7 @@
  *   router.ipc    bound PULL by the router; tokenizer, worker, detokenizer connect PUSH
  *   worker.ipc    bound PUSH by the router; the worker connects PULL
  *   detok.ipc     bound PUSH by the router; the detokenizer connects PULL
- *   frontend.ipc  bound PULL by the tokenizer; detokenizer and router connect PUSH
+ *   tokenizer.ipc bound PULL by the tokenizer; detokenizer and router connect PUSH
  */
 #ifndef CINDER_IPC_H
 #define CINDER_IPC_H
@@ -14,7 +14,7 @@
 #define IPC_ROUTER "router"
 #define IPC_WORKER "worker"
 #define IPC_DETOK "detok"
-#define IPC_FRONTEND "frontend"
+#define IPC_TOKENIZER "tokenizer"
 
 /* Opens a socket of zmq TYPE (ZMQ_PUSH / ZMQ_PULL) bound or connected to RUN_DIR/NAME.ipc.
  * NULL on failure (logged). */

@@ -9,92 +9,66 @@
  */
 #include "../common/ipc.h"
 #include "../common/log.h"
-#include "../common/store.h"
+#include "../common/proc.h"
 #include "detok.h"
 
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 #include <zmq.h>
-
-#define HEARTBEAT_MS 100
-
-static volatile sig_atomic_t stopping;
-static void on_signal(int sig) { stopping = sig; }
 
 static void send_delta(void *sock, const msg_text_delta *d) { ipc_send(sock, MSG_TEXT_DELTA, d); }
 
 int main(int argc, char **argv)
 {
-    log_proc = "detokenizer";
-    const char *run_dir = NULL, *shm = NULL, *model_dir = NULL;
-    static const struct option opts[] = {
-        {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
-        {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
-    };
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r': run_dir = optarg; break;
-        case 's': shm = optarg; break;
-        case 'm': model_dir = optarg; break;
-        case 'v': log_verbose = 1; break;
-        default: goto usage;
-        }
-    }
-    if (!run_dir || !shm || !model_dir)
+    static proc p;
+    proc_init(&p, PROC_DETOKENIZER);
+    static const struct option opts[] = {PROC_OPTIONS, {0, 0, 0, 0}};
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        if (!proc_option(&p, c, optarg))
+            goto usage;
+    if (proc_open(&p) < 0)
         goto usage;
-
-    static store st;
-    int rc = store_open(&st, shm);
-    if (rc) {
-        LOG_ERR("open shared memory %s: %s", shm, strerror(-rc));
-        return 1;
-    }
+    store *st = &p.st;
     char path[PATH_MAX], err[512];
-    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
+    snprintf(path, sizeof path, "%s/tokenizer.json", p.model_dir);
     tok *t = tok_load(path, err, sizeof err);
     if (!t) {
         LOG_ERR("%s: %s", path, err);
         return 1;
     }
-    store_register(&st, PROC_DETOKENIZER);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    proc_register(&p, PROC_STOP_FLAG);
     void *zctx = zmq_ctx_new();
-    void *pull = ipc_open(zctx, ZMQ_PULL, run_dir, IPC_DETOK, 0);
-    void *to_front = ipc_open(zctx, ZMQ_PUSH, run_dir, IPC_FRONTEND, 0);
-    void *to_router = ipc_open(zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0);
+    void *pull = ipc_open(zctx, ZMQ_PULL, p.run_dir, IPC_DETOK, 0);
+    void *to_front = ipc_open(zctx, ZMQ_PUSH, p.run_dir, IPC_TOKENIZER, 0);
+    void *to_router = ipc_open(zctx, ZMQ_PUSH, p.run_dir, IPC_ROUTER, 0);
     if (!pull || !to_front || !to_router)
         return 1;
     LOG_INFO("ready");
 
     static msg_any in;
-    uint64_t *seen = calloc(st.hdr->n_slots, sizeof *seen); /* request handled in this process */
+    uint64_t *seen = calloc(st->hdr->n_slots, sizeof *seen); /* request handled in this process */
     if (!seen)
         return 1;
-    uint32_t router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
-    while (!stopping) {
-        store_heartbeat(&st, PROC_DETOKENIZER);
-        if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch) { /* connect to the new one */
-            router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
-            if (ipc_reopen(&to_router, zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0) ||
-                ipc_reopen(&pull, zctx, ZMQ_PULL, run_dir, IPC_DETOK, 0))
-                DIE("cannot reconnect to the router");
-        }
-        if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
+    while (!proc_stopping()) {
+        store_heartbeat(st, PROC_DETOKENIZER);
+        if (proc_router_restarted(&p) && /* connect to the new one */
+            (ipc_reopen(&to_router, zctx, ZMQ_PUSH, p.run_dir, IPC_ROUTER, 0) ||
+             ipc_reopen(&pull, zctx, ZMQ_PULL, p.run_dir, IPC_DETOK, 0)))
+            DIE("cannot reconnect to the router");
+        if (ipc_wait(pull, PROC_BEAT_MS) <= 0)
             continue;
         while ((rc = ipc_recv(pull, &in)) != 0) {
             if (rc < 0 || in.type != MSG_DETOK)
                 continue;
             for (int i = 0; i < in.u.detok.n_seqs; i++) {
                 const detok_seq *e = &in.u.detok.seqs[i];
-                if (e->slot < 0 || (uint32_t)e->slot >= st.hdr->n_slots)
+                if (e->slot < 0 || (uint32_t)e->slot >= st->hdr->n_slots)
                     continue;
                 int fresh = seen[e->slot] != e->req_id; /* new, or from before a restart */
-                rc = detok_advance(t, &st, e, fresh, (detok_emit_fn)send_delta, to_front);
+                rc = detok_advance(t, st, e, fresh, (detok_emit_fn)send_delta, to_front);
                 if (rc >= 0)
                     seen[e->slot] = e->req_id;
                 if (rc == 1) {
@@ -113,10 +87,9 @@ int main(int argc, char **argv)
     ipc_close(to_router);
     zmq_ctx_term(zctx);
     tok_free(t);
-    store_orphan_cleanup(&st, run_dir, PROC_DETOKENIZER);
-    store_close(&st);
+    proc_free(&p);
     return 0;
 usage:
-    fprintf(stderr, "usage: detokenizer --run-dir DIR --shm NAME --model-dir DIR [--verbose]\n");
+    fprintf(stderr, "usage: detokenizer " PROC_USAGE "\n");
     return 2;
 }

@@ -6,7 +6,7 @@
  * worker runs step N, step N+1 already waits in its socket, so the GPU never idles on the
  * router. When a step is done it sends one DETOK with the new token counts.
  *
- *   router --run-dir DIR --shm NAME --model-dir DIR [--max-batch-tokens N]
+ *   router --run-dir DIR --shm NAME --model-dir DIR [--verbose] [--max-batch-tokens N]
  *          [--max-total-tokens N] [--max-running N] [--new-token-ratio F] [--policy fcfs|spf]
  *          [--pipeline-depth 1|2] [--worker-wait-ms N]
  *   --worker-wait-ms: how long requests wait for a worker (one that died, or a restarted one
@@ -15,7 +15,7 @@
 #include "../common/ipc.h"
 #include "../common/log.h"
 #include "../common/model_config.h"
-#include "../common/store.h"
+#include "../common/proc.h"
 #include "sched.h"
 
 #include <getopt.h>
@@ -25,7 +25,6 @@
 #include <uv.h>
 #include <zmq.h>
 
-#define HEARTBEAT_MS 100
 #define MAX_DEPTH 2
 
 typedef struct {
@@ -34,7 +33,7 @@ typedef struct {
     uv_timer_t timer;
     uv_signal_t sigterm, sigint;
     void *zctx, *pull, *to_worker, *to_detok, *to_front;
-    store st;
+    proc p;                       /* common flags, the store */
     model_config cfg;
     sched sched;
     msg_any in;                   /* last received message */
@@ -83,7 +82,7 @@ static void kick(router *r)
         msg_step *st = &r->inflight[(r->head + r->n_inflight) % MAX_DEPTH];
         if (sched_build_step(&r->sched, st) == 0)
             break;
-        st->epoch = atomic_load(&r->st.hdr->epoch[PROC_ROUTER]);
+        st->epoch = atomic_load(&r->p.st.hdr->epoch[PROC_ROUTER]);
         r->n_inflight++;
         if (ipc_send(r->to_worker, MSG_STEP, st) != 0) { /* not connected yet: retry later */
             r->n_inflight--;
@@ -154,9 +153,9 @@ static void on_readable(uv_poll_t *h, int status, int events)
 static void on_timer(uv_timer_t *t)
 {
     router *r = t->data;
-    store_heartbeat(&r->st, PROC_ROUTER);
-    if (r->worker_up && (store_gone(&r->st, PROC_WORKER) ||
-                         atomic_load(&r->st.hdr->epoch[PROC_WORKER]) != r->worker_epoch)) {
+    store_heartbeat(&r->p.st, PROC_ROUTER);
+    if (r->worker_up && (store_gone(&r->p.st, PROC_WORKER) ||
+                         atomic_load(&r->p.st.hdr->epoch[PROC_WORKER]) != r->worker_epoch)) {
         /* its KV cache and steps are gone; requests wait for the next worker (recompute). A
            new worker registers (a new epoch) and beats while it loads, before it announces
            itself: the one we had is gone then, and --worker-wait counts from now */
@@ -192,32 +191,26 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: router --run-dir DIR --shm NAME --model-dir DIR [--max-batch-tokens N]"
+    fprintf(stderr, "usage: router " PROC_USAGE " [--max-batch-tokens N]"
                     " [--max-total-tokens N] [--max-running N] [--new-token-ratio F]"
-                    " [--policy fcfs|spf] [--pipeline-depth 1|2] [--worker-wait-ms N]"
-                    " [--verbose]\n");
+                    " [--policy fcfs|spf] [--pipeline-depth 1|2] [--worker-wait-ms N]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    log_proc = "router";
-    const char *run_dir = NULL, *shm = NULL, *model_dir = NULL;
+    static router r; /* large: the step and detok arrays */
+    proc_init(&r.p, PROC_ROUTER);
     sched_opts so = {.max_batch_tokens = 2048, .max_running = 256, .new_token_ratio = 1.0f};
     int depth = MAX_DEPTH, worker_wait_ms = 30000;
     static const struct option opts[] = {
-        {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
-        {"max-batch-tokens", 1, 0, 'b'}, {"max-total-tokens", 1, 0, 't'},
+        PROC_OPTIONS, {"max-batch-tokens", 1, 0, 'b'}, {"max-total-tokens", 1, 0, 't'},
         {"max-running", 1, 0, 'n'}, {"new-token-ratio", 1, 0, 'R'}, {"policy", 1, 0, 'P'},
-        {"pipeline-depth", 1, 0, 'd'}, {"worker-wait-ms", 1, 0, 'w'}, {"verbose", 0, 0, 'v'},
-        {0, 0, 0, 0},
+        {"pipeline-depth", 1, 0, 'd'}, {"worker-wait-ms", 1, 0, 'w'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'r': run_dir = optarg; break;
-        case 's': shm = optarg; break;
-        case 'm': model_dir = optarg; break;
         case 'b': so.max_batch_tokens = atoi(optarg); break;
         case 't': so.max_total_tokens = atoi(optarg); break;
         case 'n': so.max_running = atoi(optarg); break;
@@ -230,37 +223,31 @@ int main(int argc, char **argv)
             break;
         case 'd': depth = atoi(optarg); break;
         case 'w': worker_wait_ms = atoi(optarg); break;
-        case 'v': log_verbose = 1; break;
-        default: return usage();
+        default:
+            if (!proc_option(&r.p, c, optarg))
+                return usage();
         }
     }
-    if (!run_dir || !shm || !model_dir || so.max_batch_tokens < 1 || so.max_running < 1 ||
-        depth < 1 || depth > MAX_DEPTH || worker_wait_ms < 1)
+    if (so.max_batch_tokens < 1 || so.max_running < 1 || depth < 1 || depth > MAX_DEPTH ||
+        worker_wait_ms < 1 || proc_open(&r.p) < 0)
         return usage();
-
-    static router r; /* large: the step and detok arrays */
+    const char *run_dir = r.p.run_dir;
     r.depth = depth;
     r.worker_wait_ms = worker_wait_ms;
     char err[256];
-    int rc;
-    if ((rc = store_open(&r.st, shm))) {
-        LOG_ERR("open shared memory %s: %s", shm, strerror(-rc));
-        return 1;
-    }
-    if (model_config_load(&r.cfg, model_dir, err, sizeof err)) {
+    if (model_config_load(&r.cfg, r.p.model_dir, err, sizeof err)) {
         LOG_ERR("%s", err);
         return 1;
     }
-    if (sched_init(&r.sched, &r.st, &r.cfg, &so))
+    if (sched_init(&r.sched, &r.p.st, &r.cfg, &so))
         DIE("out of memory");
-    store_register(&r.st, PROC_ROUTER);
-    signal(SIGPIPE, SIG_IGN);
+    proc_register(&r.p, PROC_STOP_DEFAULT);   /* the loop's signal watchers take them below */
     r.zctx = zmq_ctx_new();
     r.pull = ipc_open(r.zctx, ZMQ_PULL, run_dir, IPC_ROUTER, 1);
     r.to_worker = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_WORKER, 1);
     r.to_detok = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_DETOK, 1);
-    r.to_front = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_FRONTEND, 0);
-    r.pending = calloc(r.st.hdr->n_slots, sizeof *r.pending);
+    r.to_front = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_TOKENIZER, 0);
+    r.pending = calloc(r.p.st.hdr->n_slots, sizeof *r.pending);
     if (!r.pull || !r.to_worker || !r.to_detok || !r.to_front || !r.pending)
         return 1;
 
@@ -270,13 +257,13 @@ int main(int argc, char **argv)
     uv_poll_start(&r.poll, UV_READABLE, on_readable);
     uv_timer_init(r.loop, &r.timer);
     r.timer.data = &r;
-    uv_timer_start(&r.timer, on_timer, 0, HEARTBEAT_MS);
+    uv_timer_start(&r.timer, on_timer, 0, PROC_BEAT_MS);
     uv_signal_init(r.loop, &r.sigterm);
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
     uv_signal_init(r.loop, &r.sigint);
     uv_signal_start(&r.sigint, on_signal, SIGINT);
-    LOG_INFO("ready: %u slots, block size %u, max_seq_len %u", r.st.hdr->n_slots,
-             r.st.hdr->block_size, r.st.hdr->max_seq_len);
+    LOG_INFO("ready: %u slots, block size %u, max_seq_len %u", r.p.st.hdr->n_slots,
+             r.p.st.hdr->block_size, r.p.st.hdr->max_seq_len);
     uv_run(r.loop, UV_RUN_DEFAULT);
 
     ipc_close(r.pull);
@@ -286,7 +273,6 @@ int main(int argc, char **argv)
     zmq_ctx_term(r.zctx);
     free(r.pending);
     sched_free(&r.sched);
-    store_orphan_cleanup(&r.st, run_dir, PROC_ROUTER); /* launcher gone: nothing is left */
-    store_close(&r.st);
+    proc_free(&r.p); /* launcher gone: nothing is left */
     return 0;
 }

@@ -91,11 +91,9 @@ static void *receiver_main(void *arg)
 {
     front *f = arg;
     static msg_any in;
-    while (!f->stopping) {
+    while (!atomic_load(&f->stopping)) {
         store_heartbeat(&f->st, PROC_TOKENIZER);
-        uint32_t epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
-        if (epoch != f->router_epoch) { /* a new router knows none of the lost requests */
-            f->router_epoch = epoch;
+        if (proc_router_restarted(f->p)) { /* a new router knows none of the lost requests */
             pthread_mutex_lock(&f->send_mu);
             if (ipc_reopen(&f->to_router, f->zctx, ZMQ_PUSH, f->run_dir, IPC_ROUTER, 0))
                 DIE("cannot reconnect to the router");
@@ -119,14 +117,12 @@ static void *receiver_main(void *arg)
     return NULL;
 }
 
-int front_init(front *f, const char *run_dir, const char *shm, const char *model_dir)
+int front_init(front *f, proc *p)
 {
     memset(f, 0, sizeof *f);
-    int rc = store_open(&f->st, shm);
-    if (rc) {
-        LOG_ERR("open shared memory %s: %s", shm, strerror(-rc));
-        return -1;
-    }
+    f->p = p;
+    f->st = p->st;
+    const char *run_dir = p->run_dir, *model_dir = p->model_dir;
     char path[PATH_MAX], err[512];
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
     if (!(f->tok = tok_load(path, err, sizeof err))) {
@@ -144,7 +140,6 @@ int front_init(front *f, const char *run_dir, const char *shm, const char *model
     f->lost = calloc((size_t)n, 1);
     if (!f->boxes || !f->free_slots || !f->orphan || !f->lost)
         return -1;
-    f->router_epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
     for (int i = 0; i < n; i++) {
         pthread_mutex_init(&f->boxes[i].mu, NULL);
         pthread_cond_init(&f->boxes[i].cv, NULL);
@@ -159,9 +154,8 @@ int front_init(front *f, const char *run_dir, const char *shm, const char *model
     }
     pthread_mutex_init(&f->send_mu, NULL);
     pthread_mutex_init(&f->slot_mu, NULL);
-    store_register(&f->st, PROC_TOKENIZER);
     f->zctx = zmq_ctx_new();
-    f->pull = ipc_open(f->zctx, ZMQ_PULL, run_dir, IPC_FRONTEND, 1);
+    f->pull = ipc_open(f->zctx, ZMQ_PULL, run_dir, IPC_TOKENIZER, 1);
     snprintf(f->run_dir, sizeof f->run_dir, "%s", run_dir);
     f->to_router = ipc_open(f->zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0);
     if (!f->pull || !f->to_router)
@@ -178,7 +172,7 @@ int front_init(front *f, const char *run_dir, const char *shm, const char *model
 
 void front_free(front *f)
 {
-    f->stopping = 1;
+    atomic_store(&f->stopping, 1);
     if (f->receiver)
         pthread_join(f->receiver, NULL);
     ipc_close(f->pull);
@@ -194,7 +188,6 @@ void front_free(front *f)
     free((void *)f->lost);
     encode_pool_free(f->encoders);
     tok_free(f->tok);
-    store_close(&f->st);
 }
 
 int front_slot_take(front *f)
@@ -279,6 +272,17 @@ delta_node *front_next(front *f, int slot, long timeout_ms)
     }
     pthread_mutex_unlock(&b->mu);
     return d;
+}
+
+int front_failure(front *f, int slot, char *why, size_t n_why)
+{
+    mailbox *b = &f->boxes[slot];
+    pthread_mutex_lock(&b->mu);   /* deliver_failure writes them under it */
+    int status = b->failed ? (b->status >= 400 ? b->status : 500) : 0;
+    if (status)
+        snprintf(why, n_why, "%s", b->error);
+    pthread_mutex_unlock(&b->mu);
+    return status;
 }
 
 int front_n_queued(front *f)

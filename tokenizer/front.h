@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include "../common/msg.h"
+#include "../common/proc.h"
 #include "../common/store.h"
 #include "encode_pool.h"
 #include "tok.h"
@@ -34,7 +35,8 @@ typedef struct {
 } mailbox;
 
 typedef struct {
-    store st;
+    proc *p;                  /* the process: its flags, the store it mapped */
+    store st;                 /* p->st */
     tok *tok;
     encode_pool *encoders;    /* prompts are encoded here, not on the HTTP threads */
     int max_seq_len;
@@ -43,7 +45,7 @@ typedef struct {
     char run_dir[256];
     void *to_router;          /* PUSH; guarded by send_mu */
     pthread_mutex_t send_mu;
-    void *pull;               /* PULL frontend.ipc; receiver thread only */
+    void *pull;               /* PULL tokenizer.ipc; receiver thread only */
     mailbox *boxes;           /* [n_slots] */
     pthread_mutex_t slot_mu;  /* guards free_slots */
     int *free_slots;          /* [n_slots] stack */
@@ -52,12 +54,13 @@ typedef struct {
     _Atomic uint8_t *lost;    /* [n_slots] 1: failed because the router went away; freed once
                                  a new router runs (it never heard of the request) or the
                                  resumed router lets go of it */
-    uint32_t router_epoch;    /* receiver thread: the router epoch it last saw */
     pthread_t receiver;
-    volatile int stopping;
+    _Atomic int stopping;
 } front;
 
-int front_init(front *f, const char *run_dir, const char *shm, const char *model_dir);
+/* Sets up slots, mailboxes, sockets and the receiver thread over P's store (proc_open'ed and
+ * registered: the receiver beats for the process). */
+int front_init(front *f, proc *p);
 void front_free(front *f);
 
 /* Takes a free slot, or -1 when all are in use. */
@@ -68,6 +71,9 @@ uint64_t front_submit(front *f, int slot);
 /* Waits up to TIMEOUT_MS for the next delta of the request in SLOT. Returns the delta (the
  * caller frees it), or NULL on timeout or failure (check the mailbox's failed flag). */
 delta_node *front_next(front *f, int slot, long timeout_ms);
+/* When a REQ_FAILED came for the request in SLOT: its HTTP status, with the message in WHY
+ * [N_WHY]; else 0. */
+int front_failure(front *f, int slot, char *why, size_t n_why);
 /* Asks the router to drop the request (client gone). */
 void front_abort(front *f, int slot);
 /* Returns the slot to the free pool once the final delta came. */

@@ -16,48 +16,41 @@
 
 #include <civetweb.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stopping;
-static void on_signal(int sig) { stopping = sig; }
 
 int main(int argc, char **argv)
 {
-    log_proc = "tokenizer";
-    const char *run_dir = NULL, *shm = NULL, *model_dir = NULL, *host = "127.0.0.1", *name = NULL;
+    static proc p;
+    proc_init(&p, PROC_TOKENIZER);
+    const char *host = "127.0.0.1", *name = NULL;
     int port = 8000, n_threads = 256, max_queue = 0;
     static const struct option opts[] = {
-        {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
-        {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"http-threads", 1, 0, 't'},
-        {"max-queue", 1, 0, 'q'}, {"served-model-name", 1, 0, 'n'}, {"verbose", 0, 0, 'v'},
-        {0, 0, 0, 0},
+        PROC_OPTIONS, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"http-threads", 1, 0, 't'},
+        {"max-queue", 1, 0, 'q'}, {"served-model-name", 1, 0, 'n'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'r': run_dir = optarg; break;
-        case 's': shm = optarg; break;
-        case 'm': model_dir = optarg; break;
         case 'H': host = optarg; break;
         case 'p': port = atoi(optarg); break;
         case 't': n_threads = atoi(optarg); break;
         case 'q': max_queue = atoi(optarg); break;
         case 'n': name = optarg; break;
-        case 'v': log_verbose = 1; break;
-        default: goto usage;
+        default:
+            if (!proc_option(&p, c, optarg))
+                goto usage;
         }
     }
-    if (!run_dir || !shm || !model_dir || port <= 0 || n_threads < 1)
+    if (port <= 0 || n_threads < 1 || proc_open(&p) < 0)
         goto usage;
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    const char *model_dir = p.model_dir;
+    proc_register(&p, PROC_STOP_WAIT);   /* before any thread: they inherit the mask */
     static front f;
-    if (front_init(&f, run_dir, shm, model_dir))
+    if (front_init(&f, &p))
         return 1;
     f.max_queue = max_queue;
     if (!name) { /* the model directory's name */
@@ -74,15 +67,14 @@ int main(int argc, char **argv)
     if (!ctx)
         return 1;
     LOG_INFO("listening on %s:%d", host, port);
-    while (!stopping)
-        pause();
+    proc_wait_stop();
     LOG_INFO("stopping");
     mg_stop(ctx);
-    store_orphan_cleanup(&f.st, run_dir, PROC_TOKENIZER);
     front_free(&f);
+    proc_free(&p);
     return 0;
 usage:
-    fprintf(stderr, "usage: tokenizer --run-dir DIR --shm NAME --model-dir DIR [--host H] [--port N]"
-                    " [--http-threads N] [--max-queue N] [--served-model-name NAME] [--verbose]\n");
+    fprintf(stderr, "usage: tokenizer " PROC_USAGE " [--host H] [--port N] [--http-threads N]"
+                    " [--max-queue N] [--served-model-name NAME]\n");
     return 2;
 }

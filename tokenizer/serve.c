@@ -55,7 +55,8 @@ static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, s
  * the close; a failed write says so too): the request is aborted, the router ends it
  * within one iteration, and the final delta still comes. */
 static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_state *s, text_buf *text,
-                 uint64_t t0_us, double *ttft_s, uint32_t router_epoch, const char **why, int *lost)
+                 uint64_t t0_us, double *ttft_s, uint32_t router_epoch, char *why, size_t n_why,
+                 int *lost)
 {
     int client_gone = 0, fd = http_conn_fd(c);
     uint64_t last_us = 0, checked_us = 0; /* the first check at once */
@@ -69,13 +70,12 @@ static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_
         }
         delta_node *d = front_next(f, slot, WAIT_MS);
         if (!d) {
-            if (f->boxes[slot].failed) {
-                *why = f->boxes[slot].error;
-                return f->boxes[slot].status >= 400 ? f->boxes[slot].status : 500;
-            }
+            int status = front_failure(f, slot, why, n_why);
+            if (status)
+                return status;
             /* a router that died, hung or was replaced has forgotten the request */
             if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch || store_gone(&f->st, PROC_ROUTER)) {
-                *why = "the router went away; the request was not completed";
+                snprintf(why, n_why, "the router went away; the request was not completed");
                 *lost = 1;
                 return 503;
             }
@@ -102,9 +102,8 @@ static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_
     }
     if (s->finish == FINISH_ERROR) {   /* the router wrote why before it published finish */
         const slot_hdr *h = store_slot(&f->st, slot);
-        snprintf(f->boxes[slot].error, sizeof f->boxes[slot].error, "%.*s",
-                 STORE_ERROR_BYTES - 1, h->error[0] ? h->error : "the request failed");
-        *why = f->boxes[slot].error;
+        snprintf(why, n_why, "%.*s", STORE_ERROR_BYTES - 1,
+                 h->error[0] ? h->error : "the request failed");
         return h->error_status >= 400 && h->error_status <= 599 ? h->error_status : 500;
     }
     return 200;
@@ -143,9 +142,9 @@ int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const ch
     double ttft = -1;
     if (o->stream && o->begin(c, o))
         front_abort(f, slot);
-    const char *why = "";
+    char why[256] = "";
     int lost = 0;
-    status = relay(f, c, slot, o, &s, &text, t0, &ttft, router_epoch, &why, &lost);
+    status = relay(f, c, slot, o, &s, &text, t0, &ttft, router_epoch, why, sizeof why, &lost);
     if (status == 200) {
         if (o->stream)
             o->end(c, o, &s);

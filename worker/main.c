@@ -11,21 +11,17 @@
  */
 #include "../common/ipc.h"
 #include "../common/log.h"
-#include "../common/store.h"
+#include "../common/proc.h"
 #include "backend.h"
 
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
-#define HEARTBEAT_MS 100 /* how often the loop looks at the router's epoch */
 #define GAP_COUNTED_US 100000 /* longer idle spells mean no work, not a slow router */
 
-static volatile sig_atomic_t stopping;
-static void on_signal(int sig) { stopping = sig; }
 
 /* Checks a step against the store and fills SEQS [m->n_seqs] and the backend's batch B
  * (over RUN): every entry except those whose new tokens hold a failed sample (-1, see
@@ -96,65 +92,60 @@ static void step_publish(store *st, const fwd_seq *seqs, int n, int vocab)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: worker --run-dir DIR --shm NAME --model-dir DIR [--backend auto|cpu|cuda]"
+    fprintf(stderr, "usage: worker " PROC_USAGE " [--backend auto|cpu|cuda]"
                     " [--kv-tokens N] [--max-batch-tokens N] [--threads N]"
-                    " [--gpu-memory-utilization F] [--load-format auto|dummy] [--verbose] %s\n",
+                    " [--gpu-memory-utilization F] [--load-format auto|dummy] %s\n",
             backend_opts_usage);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    log_proc = "worker";
-    const char *run_dir = NULL, *shm = NULL, *backend_name = "auto";
+    static proc p;
+    proc_init(&p, PROC_WORKER);
+    const char *backend_name = "auto";
     backend_opts bo = {.max_batch_tokens = 2048, .mem_util = 0.9f};
     static const struct option opts[] = {
-        {"run-dir", 1, 0, 'r'}, {"shm", 1, 0, 's'}, {"model-dir", 1, 0, 'm'},
-        {"backend", 1, 0, 'B'}, {"kv-tokens", 1, 0, 'k'}, {"max-batch-tokens", 1, 0, 'b'},
+        PROC_OPTIONS, {"backend", 1, 0, 'B'}, {"kv-tokens", 1, 0, 'k'}, {"max-batch-tokens", 1, 0, 'b'},
         {"threads", 1, 0, 't'}, {"gpu-memory-utilization", 1, 0, 'u'},
-        {"load-format", 1, 0, 'l'}, {"verbose", 0, 0, 'v'},
+        {"load-format", 1, 0, 'l'},
         {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},
         {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {0, 0, 0, 0},
     };
     int c, idx;
     while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
-        case 'r': run_dir = optarg; break;
-        case 's': shm = optarg; break;
-        case 'm': bo.model_dir = optarg; break;
         case 'B': backend_name = optarg; break;
         case 'k': bo.kv_tokens = atoll(optarg); break;
         case 'b': bo.max_batch_tokens = atoi(optarg); break;
         case 't': bo.n_threads = atoi(optarg); break;
         case 'u': bo.mem_util = (float)atof(optarg); break;
         case 'l': bo.dummy_weights = !strcmp(optarg, "dummy"); break;
-        case 'v': log_verbose = 1; break;
         case 'X':   /* the CUDA backend's switches */
             if (backend_opts_parse(&bo, opts[idx].name, optarg) != 1)
                 return usage();
             break;
-        default: return usage();
+        default:
+            if (!proc_option(&p, c, optarg))
+                return usage();
         }
     }
-    if (!run_dir || !shm || !bo.model_dir || bo.max_batch_tokens < 1)
+    if (bo.max_batch_tokens < 1 || proc_open(&p) < 0)
         return usage();
-
-    static store st;
-    int rc = store_open(&st, shm);
-    if (rc) {
-        LOG_ERR("open shared memory %s: %s", shm, strerror(-rc));
-        return 1;
-    }
-    bo.block_size = (int)st.hdr->block_size;
-    bo.max_seq_len = (int)st.hdr->max_seq_len;
-    bo.max_seqs = MSG_MAX_SEQS < (int)st.hdr->n_slots ? MSG_MAX_SEQS : (int)st.hdr->n_slots;
+    bo.model_dir = p.model_dir;
+    const char *run_dir = p.run_dir;
+    store *st = &p.st;
+    int rc;
+    bo.block_size = (int)st->hdr->block_size;
+    bo.max_seq_len = (int)st->hdr->max_seq_len;
+    bo.max_seqs = MSG_MAX_SEQS < (int)st->hdr->n_slots ? MSG_MAX_SEQS : (int)st->hdr->n_slots;
     /* no KV until this worker has loaded (a previous worker's figure would make /health and
        the front end take requests now); published before the pid, so no window shows both */
-    atomic_store(&st.hdr->n_kv_blocks, 0);
-    store_register(&st, PROC_WORKER);
+    atomic_store(&st->hdr->n_kv_blocks, 0);
+    proc_register(&p, PROC_STOP_DEFAULT);   /* a stop while loading ends it at once */
     /* beats from now on: loading can take long, and the heartbeat is also where a worker
        notices that its launcher is gone (SIGTERM's default action stops it while loading) */
-    if (store_heartbeat_thread(&st, PROC_WORKER))
+    if (store_heartbeat_thread(st, PROC_WORKER))
         DIE("cannot start the heartbeat thread");
 
     char err[512] = "";
@@ -182,73 +173,71 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if ((uint32_t)be->cfg.vocab_size != st.hdr->vocab_size) {
-        LOG_ERR("model vocab %d does not match the store's %u", be->cfg.vocab_size, st.hdr->vocab_size);
+    if ((uint32_t)be->cfg.vocab_size != st->hdr->vocab_size) {
+        LOG_ERR("model vocab %d does not match the store's %u", be->cfg.vocab_size, st->hdr->vocab_size);
         return 1;
     }
-    atomic_store(&st.hdr->n_kv_blocks, be->n_kv_blocks);
+    atomic_store(&st->hdr->n_kv_blocks, be->n_kv_blocks);
 
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    proc_catch_stop();
     void *zctx = zmq_ctx_new();
     void *pull = ipc_open(zctx, ZMQ_PULL, run_dir, IPC_WORKER, 0);
     void *push = ipc_open(zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0);
     if (!pull || !push)
         return 1;
     msg_worker_ready ready = {
-        .epoch = atomic_load(&st.hdr->epoch[PROC_WORKER]),
+        .epoch = atomic_load(&st->hdr->epoch[PROC_WORKER]),
         .n_kv_blocks = be->n_kv_blocks,
         .max_batch_tokens = bo.max_batch_tokens,
     };
     ipc_send(push, MSG_WORKER_READY, &ready);
-    uint32_t router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
     LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo.block_size);
 
     static msg_any in;
     static fwd_seq seqs[MSG_MAX_SEQS], run[MSG_MAX_SEQS];
     uint64_t t_end = 0; /* when the last step ended */
     uint64_t announced_ms = now_ms();
-    while (!stopping) {
+    while (!proc_stopping()) {
         /* announce again to a new router at once, and every second in case a message was lost
          * while a router restarted (the router ignores repeats from the worker it knows) */
-        if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch || now_ms() - announced_ms >= 1000) {
-            if (atomic_load(&st.hdr->epoch[PROC_ROUTER]) != router_epoch) {
+        int restarted = proc_router_restarted(&p);
+        if (restarted || now_ms() - announced_ms >= 1000) {
+            if (restarted) {
                 LOG_INFO("router restarted: connecting to it afresh and announcing this worker");
                 if (ipc_reopen(&push, zctx, ZMQ_PUSH, run_dir, IPC_ROUTER, 0) ||
                     ipc_reopen(&pull, zctx, ZMQ_PULL, run_dir, IPC_WORKER, 0))
                     DIE("cannot reconnect to the router");
             }
-            router_epoch = atomic_load(&st.hdr->epoch[PROC_ROUTER]);
             ipc_send(push, MSG_WORKER_READY, &ready);
             announced_ms = now_ms();
         }
-        if (ipc_wait(pull, HEARTBEAT_MS) <= 0)
+        if (ipc_wait(pull, PROC_BEAT_MS) <= 0)
             continue;
-        while (!stopping && (rc = ipc_recv(pull, &in)) != 0) {
+        while (!proc_stopping() && (rc = ipc_recv(pull, &in)) != 0) {
             if (rc < 0 || in.type != MSG_STEP)
                 continue;
-            if (in.u.step.epoch != atomic_load(&st.hdr->epoch[PROC_ROUTER]))
+            if (in.u.step.epoch != atomic_load(&st->hdr->epoch[PROC_ROUTER]))
                 continue; /* from a router that is gone: its requests are being failed */
             msg_step_done done = {.step_id = in.u.step.step_id, .epoch = ready.epoch};
             uint64_t t0 = now_us();
             if (t_end && t0 - t_end < GAP_COUNTED_US) { /* work was queued: the router's gap */
-                atomic_fetch_add(&st.hdr->step_gap_us, t0 - t_end);
-                atomic_fetch_add(&st.hdr->n_step_gaps, 1);
+                atomic_fetch_add(&st->hdr->step_gap_us, t0 - t_end);
+                atomic_fetch_add(&st->hdr->n_step_gaps, 1);
             }
             fwd_batch batch;
-            done.status = step_prepare(&st, &in.u.step, seqs, run, &batch);
+            done.status = step_prepare(st, &in.u.step, seqs, run, &batch);
             if (done.status)
                 LOG_ERR("step %llu rejected: inconsistent with the store", (unsigned long long)done.step_id);
             else if ((done.status = batch.n_seqs ? be->forward(be, &batch) : 0) == 0 &&
-                     in.u.step.epoch == atomic_load(&st.hdr->epoch[PROC_ROUTER])) {
+                     in.u.step.epoch == atomic_load(&st->hdr->epoch[PROC_ROUTER])) {
                 step_collect(seqs, in.u.step.n_seqs, &batch);
                 /* slots of a gone router may already be reused */
-                step_publish(&st, seqs, in.u.step.n_seqs, be->cfg.vocab_size);
+                step_publish(st, seqs, in.u.step.n_seqs, be->cfg.vocab_size);
             }
             t_end = now_us();
             done.step_ms = (float)(t_end - t0) / 1000.0f;
-            atomic_fetch_add(&st.hdr->step_busy_us, t_end - t0);
-            atomic_fetch_add(&st.hdr->n_worker_steps, 1);
+            atomic_fetch_add(&st->hdr->step_busy_us, t_end - t0);
+            atomic_fetch_add(&st->hdr->n_worker_steps, 1);
             ipc_send(push, MSG_STEP_DONE, &done);
         }
     }
@@ -257,7 +246,6 @@ int main(int argc, char **argv)
     ipc_close(push);
     zmq_ctx_term(zctx);
     be->free(be);
-    store_orphan_cleanup(&st, run_dir, PROC_WORKER);
-    store_close(&st);
+    proc_free(&p);
     return 0;
 }
