@@ -3,7 +3,8 @@
 # Conventions (no need to edit this file to add code):
 #   DIR/main.c        -> build/bin/DIR            (the four processes)
 #   DIR/cmd_NAME.c    -> build/bin/NAME            (tools; '_' in NAME becomes '-')
-#   other DIR/*.c     -> build/lib/libcinder_DIR.a (linked into every program)
+#   other DIR/*.c     -> build/lib/libcinder_DIR.a (linked into every program; common/tok:
+#                        libcinder_common_tok.a)
 #   kernels/*.cu, worker/*.cu, kernels/*_ref.c -> build/lib/libcinder_cuda.a (when nvcc exists)
 #   tests/unit/test_*.c -> build/test/test_*       (cmocka; run by `make test`)
 #   tests/e2e/test_*.c  -> build/test/e2e_*        (real processes over HTTP; `make test`)
@@ -39,11 +40,13 @@ CFLAGS   += -DCINDER_CUDA_BACKEND
 endif
 endif
 
-LIB_DIRS := common tokenizer router worker detokenizer scripts bench
+# common/tok: the HF tokenizer library that the tokenizer and detokenizer processes (and
+# bench/, scripts/) share; its archive is libcinder_common_tok.a
+LIB_DIRS := common common/tok tokenizer router worker detokenizer scripts bench
 lib_srcs = $(filter-out $(1)/main.c $(1)/cmd_%.c,$(wildcard $(1)/*.c))
 obj      = $(patsubst %.c,$(BUILD)/obj/%.o,$(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(1)))
 
-$(foreach d,$(LIB_DIRS),$(eval LIB_$(d) := $(if $(call lib_srcs,$(d)),$(BUILD)/lib/libcinder_$(d).a)))
+$(foreach d,$(LIB_DIRS),$(eval LIB_$(d) := $(if $(call lib_srcs,$(d)),$(BUILD)/lib/libcinder_$(subst /,_,$(d)).a)))
 C_LIBS   := $(foreach d,$(LIB_DIRS),$(LIB_$(d)))
 
 # bench/*.cu (the device ceilings, the decode breakdown) join the archive for the benchmark
@@ -56,10 +59,10 @@ endif
 ALL_LIBS := $(C_LIBS) $(CUDA_LIB)
 # link order: dependents first, common last
 LINK_LIBS := $(LIB_bench) $(LIB_scripts) $(LIB_detokenizer) $(LIB_router) $(LIB_worker) \
-             $(CUDA_LIB) $(LIB_tokenizer) $(LIB_common)
+             $(CUDA_LIB) $(LIB_tokenizer) $(LIB_common/tok) $(LIB_common)
 
 PROCS    := $(foreach d,tokenizer router worker detokenizer,$(if $(wildcard $(d)/main.c),$(d)))
-CMDS     := $(wildcard */cmd_*.c)
+CMDS     := $(wildcard */cmd_*.c */*/cmd_*.c)
 cmd_name = $(subst _,-,$(patsubst cmd_%.c,%,$(notdir $(1))))
 BINS     := $(addprefix $(BUILD)/bin/,$(PROCS)) \
             $(foreach c,$(CMDS),$(BUILD)/bin/$(call cmd_name,$(c)))
@@ -98,7 +101,7 @@ $(BUILD)/lib/libcinder_cuda.a: $(call obj,$(CUDA_SRCS))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/lib/libcinder_%.a: $$(call obj,$$(call lib_srcs,%))
+$(BUILD)/lib/libcinder_%.a: $$(call obj,$$(call lib_srcs,$$(subst _,/,%)))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

@@ -15,7 +15,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../tokenizer/tok.h"
+#include "../common/tok/tok.h"
 #include "../common/json_util.h"
 
 static double now_s(void)

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "../tokenizer/tok.h"
+#include "../common/tok/tok.h"
 #include "serving_http.h"
 
 /* ---- random numbers: splitmix64, seeded, the same sequence on every machine */

@@ -11,7 +11,7 @@
 
 #include "../common/msg.h"
 #include "../common/store.h"
-#include "../tokenizer/tok.h"
+#include "../common/tok/tok.h"
 
 typedef void (*detok_emit_fn)(void *arg, const msg_text_delta *d);
 

@@ -6,7 +6,7 @@
 #                                (scripts/fuzz.sh; crashes land in build-fuzz/artifacts/)
 #   make fuzz-build              builds build-fuzz/fuzz_* only
 #
-# The tokenizer and common sources are compiled again with coverage instrumentation into
+# The tokenizer, tokenizer library and common sources are compiled again with coverage instrumentation into
 # build-fuzz/obj (apart from the normal build); each target links them with libFuzzer.
 
 FUZZ_CC      ?= clang
@@ -16,7 +16,7 @@ FUZZ_HAVE_CC := $(shell command -v $(FUZZ_CC) 2>/dev/null)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -MMD -MP \
                 -fno-strict-aliasing -D_GNU_SOURCE $(FUZZ_SAN)
-FUZZ_SRCS    := $(call lib_srcs,tokenizer) $(call lib_srcs,common)
+FUZZ_SRCS    := $(call lib_srcs,tokenizer) $(call lib_srcs,common/tok) $(call lib_srcs,common)
 FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_LIB     := $(FUZZ_BUILD)/lib/libcinder_fuzz.a
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))

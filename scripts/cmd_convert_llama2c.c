@@ -18,7 +18,7 @@
 
 #include "../common/json_util.h"
 #include "../common/safetensors.h"
-#include "../tokenizer/tok.h"
+#include "../common/tok/tok.h"
 
 typedef struct {
     int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;

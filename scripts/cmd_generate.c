@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
-#include "../tokenizer/tok.h"
+#include "../common/tok/tok.h"
 #include "../worker/backend.h"
 
 static double now_s(void)

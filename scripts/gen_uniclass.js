@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-/* gen_uniclass.js - writes tokenizer/tok_uniclass.c: the code points that HF tokenizers' regex
+/* gen_uniclass.js - writes common/tok/tok_uniclass.c: the code points that HF tokenizers' regex
  * engine (Oniguruma, with its own Unicode version) puts in \p{L}, \p{N} and \s, asked of the
  * oracle itself by pre-tokenizing every code point with a Split(Regex) pre-tokenizer.
  * tok_regex.c compares them with PCRE2's tables at run time and patches patterns so both
  * engines agree (PCRE2 10.42 has Unicode 14; the oracle knows later scripts, and PCRE2's \s
  * holds U+180E, which White_Space has not since Unicode 6.3).
  *
- *   node scripts/gen_uniclass.js --oracle /tmp/oracle > tokenizer/tok_uniclass.c
+ *   node scripts/gen_uniclass.js --oracle /tmp/oracle > common/tok/tok_uniclass.c
  */
 'use strict';
 const path = require('path');

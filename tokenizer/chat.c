@@ -9,7 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "chat.h"
-#include "tok_impl.h"
+#include "../common/tok/tok_impl.h"
 
 /* Python's str.isspace for one code point */
 static int py_space(uint32_t c)

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "tok.h"
+#include "../common/tok/tok.h"
 
 typedef struct encode_pool encode_pool;
 

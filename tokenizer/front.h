@@ -14,7 +14,7 @@
 #include "../common/proc.h"
 #include "../common/store.h"
 #include "encode_pool.h"
-#include "tok.h"
+#include "../common/tok/tok.h"
 
 typedef struct delta_node {
     struct delta_node *next;

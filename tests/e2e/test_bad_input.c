@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../tokenizer/tok.h"
+#include "../../common/tok/tok.h"
 #include "cluster.h"
 #include "http_client.h"
 #include "../../common/json_util.h"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tokenizer/tok.h"
+#include "../../common/tok/tok.h"
 #include "fuzz_util.h"
 
 #define FUZZ_MAX_TOKS 4

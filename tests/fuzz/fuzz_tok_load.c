@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "../../tokenizer/tok.h"
+#include "../../common/tok/tok.h"
 #include "fuzz_util.h"
 
 static const char *const texts[] = {

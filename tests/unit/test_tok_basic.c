@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../../tokenizer/tok.h"
+#include "../../common/tok/tok.h"
 
 static char g_dir[] = "/tmp/cinder_tokbasic_XXXXXX";
 

@@ -25,7 +25,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../../tokenizer/tok.h"
+#include "../../common/tok/tok.h"
 #include "../../common/json_util.h"
 
 typedef struct {

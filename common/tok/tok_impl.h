@@ -1,5 +1,5 @@
 /* tok_impl.h - internals of the tokenizer library shared by its source files (not a public
- * interface: include tok.h outside tokenizer/tok_*.c).
+ * interface: include tok.h outside common/tok/tok_*.c).
  *
  * A tok is built once by tok_load and never written again, so encode/decode only read it;
  * everything they write lives in a per-call tok_buf or in thread-local storage.
