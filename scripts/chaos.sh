@@ -66,8 +66,18 @@ faults > "$OUT/faults.log" 2>&1 &
 fpid=$!
 end=$(( $(date +%s) + MINUTES * 60 )) i=0 status=0
 echo "round  identical  errors  wrong_text  hung"
+healthy() {   # waits up to 60 s for /health 200 (the supervisor brings a killed process back)
+  for _ in $(seq 1 300); do
+    curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
 while [ "$(date +%s)" -lt "$end" ]; do
   i=$((i + 1))
+  # a round starts on a healthy server (else every request of it is refused in a few
+  # milliseconds, which says nothing); the faults go on during it
+  healthy || { echo "FAIL: the server did not come back within 60 s"; status=1; break; }
   round "$OUT/round$i.json"
   read -r same err wrong hung < <(python3 - "$OUT/reference.json" "$OUT/round$i.json" <<'EOF'
 import json, sys
@@ -93,10 +103,7 @@ touch "$OUT/stop"
 wait "$fpid"
 cat "$OUT/faults.log"
 # the faults are over: once the supervisor has brought everything back, nothing may be held
-for _ in $(seq 1 150); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null && break
-  sleep 0.2
-done
+healthy || { echo "FAIL: the server did not come back within 60 s"; status=1; }
 sleep 2
 active=$("$BIN/shm-tool" stat --name "$SHM" | python3 -c "import json,sys; print(json.load(sys.stdin)['active_slots'])")
 free=$(metric cinder_kv_cache_blocks_free) total=$(metric cinder_kv_cache_blocks_total)
