@@ -1,12 +1,24 @@
 /* test_sched.c - the router's scheduler over a real shared-memory store, driven by a fake
- * worker that writes tokens into the slots as the real one does.
+ * worker that writes tokens into the slots as the real one does and keeps a fake KV cache:
+ * each position of a block holds a hash of the tokens up to it, as real KV depends on all
+ * of them. Before a step the fake worker checks that every position the sequence reads
+ * (below its n_cached, shared blocks included) holds its own prefix's value; it writes only
+ * blocks nobody else holds and that are not cached; its tokens follow from the KV it read,
+ * so a request's output depends only on its prompt.
  *
  * Checks: chunked prefill splits prompts under the token budget and samples only after the
- * last chunk; randomized load (one or two steps in flight, both policies) never uses more KV
+ * last chunk; randomized load (one or two steps in flight, every policy) never uses more KV
  * than the limit, completes every request with the right count and returns every block;
  * with a low new_token_ratio the same holds through preemption; LightLLM's estimate admits
  * what fits; EOS while a second step is in flight; cancel in the queue, in flight and after
- * a worker restart.
+ * a worker restart. Prefix caching: a randomized run of requests sharing prefixes (block
+ * sizes 1 to 256, with adds, aborts, preemption, eviction and worker restarts interleaved)
+ * keeps every block's reference count equal to the requests holding it, the free / held /
+ * evictable partition and admission's shared counts exact, gives every request the output
+ * its prompt alone gives and leaks nothing; a repeated prompt takes its cached blocks (at
+ * most n - 1 tokens) and reports them; a request waits for the blocks another is computing;
+ * shared blocks count once in admission; lpm picks the longest cached prefix; a worker
+ * restart drops the cache.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,7 +36,7 @@
 
 #define EOS 2
 
-static store st;
+static store st; /* block size 4; some tests swap in a store of another block size */
 static model_config cfg;
 static msg_step step;
 static msg_detok detok;
@@ -65,19 +77,118 @@ static uint64_t put_req(int slot, int n_prompt, int max_new)
     return h->req_id;
 }
 
-/* What the worker does: check the block tables cover the step, write sampled tokens. */
+/* ---- the fake worker's KV: kv_mem[block * block_size + offset] */
+static uint64_t *kv_mem;
+static int kv_mem_blocks;
+
+static void kv_lost(int n_blocks) /* a (re)started worker: nothing valid */
+{
+    free(kv_mem);
+    kv_mem_blocks = n_blocks;
+    kv_mem = malloc(sizeof *kv_mem * (size_t)(n_blocks > 0 ? n_blocks : 1) * st.hdr->block_size);
+    memset(kv_mem, 0xab, sizeof *kv_mem * (size_t)(n_blocks > 0 ? n_blocks : 1) * st.hdr->block_size);
+}
+
+static uint64_t hash_next(uint64_t h, int32_t tok)
+{
+    h ^= (uint64_t)(uint32_t)tok + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h * 0xbf58476d1ce4e5b9ULL;
+}
+
+/* The token a sequence whose last position's KV is H samples. */
+static int32_t next_token(uint64_t h, int eos)
+{
+    return eos ? EOS : 10 + (int32_t)((h >> 33) % 80);
+}
+
+/* What the worker does: check the block tables cover the step and the KV it reads, write
+ * the KV of the new positions and the sampled tokens. */
 static void fake_worker(sched *s, const msg_step *m, int eos_slot)
 {
+    int bs = (int)st.hdr->block_size;
     for (int i = 0; i < m->n_seqs; i++) {
         const step_seq *q = &m->seqs[i];
         slot_hdr *h = store_slot(&st, q->slot);
-        assert_true(atomic_load(&h->n_blocks) * 4 >= q->n_cached + q->n_new);
+        const int32_t *tok = slot_tokens(&st, q->slot), *table = slot_blocks(&st, q->slot);
+        int end = q->n_cached + q->n_new;
+        assert_true(atomic_load(&h->n_blocks) * bs >= end);
+        uint64_t hh = 1;
+        for (int p = 0; p < end; p++) {
+            hh = hash_next(hh, tok[p]);
+            int32_t b = table[p / bs];
+            assert_true(b >= 0 && b < kv_mem_blocks);
+            uint64_t *cell = &kv_mem[(size_t)b * bs + p % bs];
+            if (p < q->n_cached) {
+                assert_true(*cell == hh); /* what it reads is its own prefix's KV */
+            } else {
+                /* never written while shared or cached */
+                assert_int_equal(s->kv.ref[b], 1);
+                assert_false(s->kv.cached[b]);
+                *cell = hh;
+            }
+        }
         if (q->sample) {
-            int pos = q->n_cached + q->n_new;
-            slot_tokens(&st, q->slot)[pos] = q->slot == eos_slot ? EOS : 10 + rand() % 80;
-            atomic_store(&h->n_tokens, pos + 1);
+            slot_tokens(&st, q->slot)[end] = next_token(hh, q->slot == eos_slot);
+            atomic_store(&h->n_tokens, end + 1);
         }
     }
+}
+
+/* Every block's reference count equals the running requests that hold it; the free stack,
+ * the LRU list and the held blocks partition the blocks; admission's shared counts are
+ * those of the tables. */
+static void check_blocks(const sched *s)
+{
+    int n = s->kv.n_blocks, bs = s->block_size;
+    assert_int_equal(n, s->kv_limit);
+    int *holders = calloc((size_t)n + 1, sizeof *holders), *takers = calloc((size_t)n + 1, sizeof *takers);
+    for (int slot = 0; slot < s->n_slots; slot++) {
+        const sched_req *r = &s->reqs[slot];
+        const int32_t *table = slot_blocks(s->st, slot);
+        if (r->state != REQ_RUNNING) {
+            assert_int_equal(r->n_blocks, 0);
+            continue;
+        }
+        assert_true(r->n_taken <= r->n_blocks && r->n_cached <= r->proj_cached);
+        assert_true(r->proj_cached <= r->n_blocks * bs);
+        for (int i = 0; i < r->n_blocks; i++) {
+            assert_true(table[i] >= 0 && table[i] < n);
+            holders[table[i]]++;
+            if (i < r->n_taken)
+                takers[table[i]]++;
+        }
+        int lent = 0;
+        for (int i = 0; i < r->n_blocks; i++)
+            lent += s->owner[table[i]] == slot && s->n_sharers[table[i]] > 0;
+        assert_int_equal(r->n_lent, lent);
+    }
+    int n_free = 0, n_lru = 0, n_shared = 0;
+    for (int b = 0; b < n; b++) {
+        assert_int_equal(s->kv.ref[b], holders[b]);
+        assert_int_equal(s->n_sharers[b], takers[b]);
+        n_shared += takers[b] > 0;
+        n_free += !holders[b] && !s->kv.cached[b];
+        n_lru += !holders[b] && s->kv.cached[b];
+        if (s->owner[b] >= 0) { /* an owner holds what it owns */
+            const int32_t *t = slot_blocks(s->st, s->owner[b]);
+            int found = 0;
+            for (int i = 0; i < s->reqs[s->owner[b]].n_blocks; i++)
+                found |= t[i] == b;
+            assert_true(found && s->kv.cached[b]);
+        }
+    }
+    assert_int_equal(s->kv.n_free, n_free);
+    assert_int_equal(s->kv.n_lru, n_lru);
+    assert_int_equal(s->n_shared, n_shared);
+    free(holders);
+    free(takers);
+}
+
+/* A worker reports N_BLOCKS: the scheduler starts over, the fake KV is lost. */
+static int set_cap(sched *s, int n_blocks)
+{
+    kv_lost(n_blocks);
+    return sched_set_capacity(s, n_blocks, 0);
 }
 
 static int drain(sched *s, int *finish_of)
@@ -95,7 +206,7 @@ static void test_chunked_prefill(void **state)
     sched s;
     sched_opts o = {.max_batch_tokens = 32, .max_running = 8};
     assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-    assert_int_equal(sched_set_capacity(&s, 100, 0), 0);
+    assert_int_equal(set_cap(&s, 100), 0);
     uint64_t id = put_req(0, 100, 3);
     assert_int_equal(sched_add(&s, 0, id), 0);
     int chunks[] = {32, 32, 32, 4}, finish_of[64] = {0};
@@ -115,7 +226,7 @@ static void test_chunked_prefill(void **state)
     }
     drain(&s, finish_of);
     assert_int_equal(finish_of[0], FINISH_LENGTH);
-    assert_int_equal(s.kv.n_free, 100);
+    assert_int_equal(kv_alloc_available(&s.kv), 100);
     assert_int_equal(sched_build_step(&s, &step), 0);
     sched_free(&s);
 }
@@ -129,7 +240,7 @@ static void test_outbox_after_stall(void **state)
     sched s;
     sched_opts o = {.max_batch_tokens = 256, .max_running = 64};
     assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-    assert_int_equal(sched_set_capacity(&s, 64 * 40, 0), 0);
+    assert_int_equal(set_cap(&s, 64 * 40), 0);
     uint64_t ids[64];
     for (int slot = 0; slot < 64; slot++) {
         ids[slot] = put_req(slot, 3, 50);
@@ -168,7 +279,7 @@ static void run_load(int depth, float ratio, const char *policy)
                     .policy = policy_find(policy)};
     static msg_step ring[2];
     assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-    assert_int_equal(sched_set_capacity(&s, 200, 0), 0);
+    assert_int_equal(set_cap(&s, 200), 0);
     int finish_of[64] = {0}, max_new[64], n_prompt[64];
     for (int slot = 0; slot < 64; slot++) {
         n_prompt[slot] = 1 + rand() % 100;
@@ -184,7 +295,7 @@ static void run_load(int depth, float ratio, const char *policy)
                 tokens += m->seqs[i].n_new;
             assert_true(tokens <= o.max_batch_tokens);
             assert_true(m->n_seqs <= o.max_running);
-            assert_true(200 - s.kv.n_free <= s.kv_limit);
+            check_blocks(&s);
             n_inflight++;
         }
         if (n_inflight == 0)
@@ -206,7 +317,8 @@ static void run_load(int depth, float ratio, const char *policy)
             assert_int_equal(n, max_new[slot]);
         }
     }
-    assert_int_equal(s.kv.n_free, 200);
+    assert_int_equal(kv_alloc_available(&s.kv), s.kv_limit);
+    check_blocks(&s);
     assert_int_equal(s.n_running + s.n_waiting, 0);
     if (ratio >= 1.0f)
         assert_int_equal(s.n_preempted, 0); /* the exact estimate never runs out */
@@ -219,6 +331,7 @@ static void test_random_load_never_overcommits(void **state)
         run_load(1, 1.0f, "fcfs");
         run_load(2, 1.0f, "fcfs");
         run_load(2, 1.0f, "spf");
+        run_load(2, 1.0f, "lpm");
     }
 }
 
@@ -237,7 +350,7 @@ static void test_admission_estimate(void **state)
     sched s;
     sched_opts o = {.max_batch_tokens = 1000, .max_running = 64};
     assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-    assert_int_equal(sched_set_capacity(&s, 40, 0), 0); /* 160 tokens */
+    assert_int_equal(set_cap(&s, 40), 0); /* 160 tokens */
     /* peaks 4+100, 4+4, 4+4, 4+4: sum 128 tokens = 32 blocks + 4 slack = 36 <= 40 fits;
      * a fifth with peak 4+100 cannot (two long ones need 208 tokens) */
     uint64_t ids[5];
@@ -257,7 +370,7 @@ static void test_spf_policy(void **state)
     sched s;
     sched_opts o = {.max_batch_tokens = 1000, .max_running = 1, .policy = policy_find("spf")};
     assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-    assert_int_equal(sched_set_capacity(&s, 100, 0), 0);
+    assert_int_equal(set_cap(&s, 100), 0);
     int lens[4] = {50, 7, 30, 7};
     for (int i = 0; i < 4; i++)
         sched_add(&s, 20 + i, put_req(20 + i, lens[i], 1));
@@ -284,7 +397,7 @@ static void test_pipelined_eos(void **state)
     sched_opts o = {.max_batch_tokens = 64, .max_running = 8};
     static msg_step a, b;
     assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-    assert_int_equal(sched_set_capacity(&s, 50, 0), 0);
+    assert_int_equal(set_cap(&s, 50), 0);
     uint64_t id = put_req(5, 6, 20);
     sched_add(&s, 5, id);
     int finish_of[64] = {0};
@@ -304,7 +417,7 @@ static void test_pipelined_eos(void **state)
     drain(&s, finish_of);
     assert_int_equal(finish_of[5], FINISH_STOP);
     assert_int_equal(s.reqs[5].n_tokens, 8); /* the EOS is the last accepted token */
-    assert_int_equal(s.kv.n_free, 50);
+    assert_int_equal(kv_alloc_available(&s.kv), 50);
     sched_free(&s);
 }
 
@@ -313,7 +426,7 @@ static void test_cancel_paths(void **state)
     sched s;
     sched_opts o = {.max_batch_tokens = 64, .max_running = 1};
     assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-    assert_int_equal(sched_set_capacity(&s, 50, 0), 0);
+    assert_int_equal(set_cap(&s, 50), 0);
     uint64_t a = put_req(1, 10, 50), b = put_req(2, 10, 50);
     sched_add(&s, 1, a);
     sched_add(&s, 2, b);
@@ -329,7 +442,7 @@ static void test_cancel_paths(void **state)
     sched_step_done(&s, &step, 0);
     drain(&s, finish_of);
     assert_int_equal(finish_of[1], FINISH_ABORT);
-    assert_int_equal(s.kv.n_free, 50);
+    assert_int_equal(kv_alloc_available(&s.kv), 50);
     assert_int_equal(sched_build_step(&s, &step), 0);
     sched_free(&s);
 }
@@ -339,7 +452,7 @@ static void test_worker_restart_recomputes(void **state)
     sched s;
     sched_opts o = {.max_batch_tokens = 64, .max_running = 8};
     assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
-    assert_int_equal(sched_set_capacity(&s, 50, 0), 0);
+    assert_int_equal(set_cap(&s, 50), 0);
     uint64_t a = put_req(3, 20, 10);
     sched_add(&s, 3, a);
     int finish_of[64] = {0};
@@ -350,7 +463,7 @@ static void test_worker_restart_recomputes(void **state)
     }
     drain(&s, finish_of);
     sched_build_step(&s, &step); /* in flight when the worker dies */
-    assert_int_equal(sched_set_capacity(&s, 40, 0), 0);
+    assert_int_equal(set_cap(&s, 40), 0);
     sched_step_done(&s, &step, 0); /* a late answer from the dead worker is ignored */
     assert_int_equal(sched_build_step(&s, &step), 1);
     assert_int_equal(step.seqs[0].n_cached, 0);
