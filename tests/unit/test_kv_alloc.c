@@ -41,6 +41,9 @@ static void check(const kv_alloc *a, const model_block *m)
         n_cached += m[b].cached;
         if (m[b].cached) /* found under its key */
             assert_int_equal(kv_alloc_match(a, m[b].parent, m[b].parent_gen, m[b].tokens), b);
+        if (m[b].cached && m[b].parent >= 0 && a->gen[m[b].parent] != m[b].parent_gen)
+            /* its parent was evicted since: unreachable under the parent's new contents */
+            assert_int_not_equal(kv_alloc_match(a, m[b].parent, a->gen[m[b].parent], m[b].tokens), b);
     }
     assert_int_equal(a->n_free, n_free);
     assert_int_equal(a->n_lru, n_lru);
