@@ -6,8 +6,8 @@
 #   scripts/launch.sh [--model-dir DIR] [--port N] [--host H] [--backend auto|cpu|cuda]
 #       [--run-dir DIR] [--max-total-tokens N] [--max-batch-tokens N] [--slots N]
 #       [--block-size N] [--max-seq-len N] [--threads N] [--load-format auto|dummy]
-#       [--gpu-memory-utilization F] [--max-queue N] [--new-token-ratio F] [--policy fcfs|spf]
-#       [--pipeline-depth 1|2] [--http-threads N] [--worker-wait S] [--supervise] [--detach]
+#       [--gpu-memory-utilization F] [--max-queue N] [--new-token-ratio F] [--policy fcfs|spf|lpm]
+#       [--pipeline-depth 1|2] [--http-threads N] [--worker-wait S] [--no-prefix-caching] [--supervise] [--detach]
 #   --worker-wait S: requests wait at most S seconds for a worker that died or is still
 #     restarting, then fail with 503 (default 30).
 #   --detach: return once ready and leave the processes running (stop with scripts/stop.sh).
@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=0.0.0.0 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
-MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
+MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30 PREFIX_CACHING=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --model-dir) MODEL_DIR=$2; shift ;;
@@ -40,6 +40,7 @@ while [ $# -gt 0 ]; do
     --pipeline-depth) DEPTH=$2; shift ;;
     --http-threads) HTTP_THREADS=$2; shift ;;
     --worker-wait) WORKER_WAIT=$2; shift ;;
+    --no-prefix-caching) PREFIX_CACHING=0 ;;
     --supervise) SUPERVISE=1 ;;
     --detach) DETACH=1 ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
@@ -80,6 +81,7 @@ POLICY=$POLICY
 DEPTH=$DEPTH
 HTTP_THREADS=$HTTP_THREADS
 WORKER_WAIT=$WORKER_WAIT
+PREFIX_CACHING=$PREFIX_CACHING
 ENV
 
 "$BIN/shm-tool" create --name "$SHM" --model-dir "$MODEL_DIR" --slots "$SLOTS" \
