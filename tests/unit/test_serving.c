@@ -92,7 +92,7 @@ static void test_arrivals(void **state)
 
 static void test_backend_bodies(void **state)
 {
-    sv_prompt p = {"Once \"upon\"\n a time", 7, 33};
+    sv_prompt p = {"Once \"upon\"\n a time", 7, 33, 0};
     sv_req_opts o = {SV_CINDER, "stories15M", 1};
     char *s = sv_backend_body(&o, &p);
     cJSON *j = cJSON_Parse(s);
@@ -219,7 +219,7 @@ static void test_summary(void **state)
 static void test_summary_exact(void **state)
 {
     /* two done requests and a failed one, by hand */
-    sv_prompt p[3] = {{"a", 10, 4}, {"b", 20, 1}, {"c", 30, 5}};
+    sv_prompt p[3] = {{"a", 10, 4, 0}, {"b", 20, 1, 0}, {"c", 30, 5, 0}};
     sv_dataset d = {p, 3};
     double g0[] = {10, 20, 30};
     sv_outcome o[3] = {
