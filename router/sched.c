@@ -53,8 +53,8 @@ int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o
     s->held = calloc(n, sizeof *s->held);
     s->order = calloc(n, sizeof *s->order);
     s->lend = calloc(n, sizeof *s->lend);
-    if (!s->lend ||!s->reqs || !s->waiting || !s->running || !s->outbox || !s->outbox_pos || !s->est_cur ||
-        !s->est_left || !s->match || !s->held || !s->order) {
+    if (!s->reqs || !s->waiting || !s->running || !s->outbox || !s->outbox_pos || !s->est_cur ||
+        !s->est_left || !s->match || !s->held || !s->order || !s->lend) {
         sched_free(s);
         return -ENOMEM;
     }
