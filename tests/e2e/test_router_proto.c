@@ -2,8 +2,8 @@
  * this test playing tokenizer, worker and detokenizer.
  *
  * The fake worker checks every STEP it gets (token budget, block tables covering the tokens,
- * no block shared by two requests: their random prompts share no prefix cache block, never
- * more blocks than the limit) and writes random
+ * no block shared by two requests: no two prompts begin alike, so the prefix cache shares
+ * none, never more blocks than the limit) and writes random
  * tokens into the slots as the real worker does. Covered: admission and chunking under load,
  * preemption (a low --new-token-ratio), abort mid-generation (blocks back at once), a worker
  * restart (requests recomputed from their tokens), and junk on the router's socket.
@@ -135,6 +135,10 @@ static void submit(int slot, int n_prompt, int max_new)
     memset(h, 0, sizeof *h);
     for (int i = 0; i < n_prompt; i++)
         slot_tokens(&R.st, slot)[i] = 10 + rand() % 80;
+    if (n_prompt >= 2) { /* no two prompts begin alike: no block is shared through the cache */
+        slot_tokens(&R.st, slot)[0] = 10 + (int32_t)(next_id / 80 % 80);
+        slot_tokens(&R.st, slot)[1] = 10 + (int32_t)(next_id % 80);
+    }
     h->n_prompt = R.n_prompt[slot] = n_prompt;
     h->params.max_new_tokens = R.max_new[slot] = max_new;
     h->req_id = next_id++;
