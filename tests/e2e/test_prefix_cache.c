@@ -5,7 +5,8 @@
  * alike, so prompts part in the middle of blocks): with prefix caching on they give the
  * same texts as with --no-prefix-caching, the router's hit counters show most prompt tokens
  * came from the cache (and none with it off), /metrics reports the same counters, and a
- * repeated OpenAI completion reports usage.prompt_tokens_details.cached_tokens. Killing the
+ * repeated OpenAI completion reports usage.prompt_tokens_details.cached_tokens, and a seeded
+ * sampled request gives the same text from the cache as without it. Killing the
  * worker drops the cache with the KV: after a kill the same requests share their openings
  * again, and a second kill mid-run (requests recomputed from their tokens) still gives the
  * same texts. Every slot and KV
@@ -67,6 +68,7 @@ static const char *const nexts[8] = {
 static cluster C;
 static char prompts[N_REQ][2048];
 static char *texts[N_REQ];   /* with the cache, from the first run */
+static char *sampled;        /* a seeded sampled text, its prompt cached */
 
 static int start_on(void **state) { return cluster_start(&C, ""); }
 static int start_off(void **state) { return cluster_start(&C, "--no-prefix-caching"); }
@@ -110,6 +112,28 @@ static double metric(const char *name)
     double v = p ? atof(p + strlen(pat)) : -1;
     http_resp_free(&r);
     return v;
+}
+
+/* The text of a sampled /generate with a seed (its prompt the second opening), or NULL. */
+static char *seeded_text(void)
+{
+    cJSON *b = cJSON_CreateObject(), *p = cJSON_AddObjectToObject(b, "parameters");
+    cJSON_AddStringToObject(b, "inputs", openings[1]);
+    cJSON_AddNumberToObject(p, "max_new_tokens", 20);
+    cJSON_AddBoolToObject(p, "do_sample", 1);
+    cJSON_AddNumberToObject(p, "temperature", 1.0);
+    cJSON_AddNumberToObject(p, "seed", 1234);
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    http_resp r;
+    http_request(C.port, "POST", "/generate", body, &r);
+    free(body);
+    cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+    cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "generated_text"), 0);
+    char *text = cJSON_IsString(t) ? strdup(t->valuestring) : NULL;
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    return text;
 }
 
 static int healthy(void)
@@ -166,6 +190,13 @@ static void test_cache_on(void **state)
     printf("# /v1/completions of %d prompt tokens: cached_tokens %d, then %d\n", n_prompt, first, second);
     assert_true(first >= 0 && second >= first);
     assert_int_equal(second, (n_prompt - 1) / 16 * 16);
+    /* sampling with a seed: the same text whether its prompt came from the cache or not */
+    sampled = seeded_text();
+    assert_non_null(sampled);
+    char *again = seeded_text();
+    assert_non_null(again);
+    assert_string_equal(again, sampled);
+    free(again);
     assert_int_equal(load_wait_reclaimed(&C), 0);
 }
 
@@ -204,6 +235,11 @@ static void test_cache_off(void **state)
     int n_prompt;
     completion_cached_tokens(openings[0], &n_prompt);
     assert_int_equal(completion_cached_tokens(openings[0], &n_prompt), 0);
+    char *off = seeded_text();
+    assert_non_null(off);
+    assert_string_equal(off, sampled);
+    free(off);
+    free(sampled);
     assert_int_equal(load_wait_reclaimed(&C), 0);
     for (int i = 0; i < N_REQ; i++)
         free(texts[i]);
