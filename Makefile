@@ -139,11 +139,12 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/kernels/%.cu.o $(ALL_LIBS)
 	$(NVCC) $(filter-out -MMD -MP,$(NVFLAGS)) $< $(LINK_LIBS) -lcublasLt -lcublas $(LDLIBS) -o $@
 
 # `make test`: sets the machine up when needed (packages, default model), builds, runs
-# every CPU test and a short fuzzing run (10 s a target), and prints one summary line.
+# every CPU test and a short fuzzing run (10 s a target), and prints one summary line. The
+# end-to-end tests launch the programs of $(BUILD) (CINDER_BIN), not whatever build/ holds.
 test:
 	@scripts/setup.sh --check-only >/dev/null 2>&1 || scripts/setup.sh
 	@$(MAKE) --no-print-directory all
-	@FUZZ_SECONDS=10 BUILD=$(BUILD) tests/run.sh $(UNIT_TESTS) $(E2E_TESTS) scripts/fuzz.sh
+	@FUZZ_SECONDS=10 BUILD=$(BUILD) CINDER_BIN=$(CURDIR)/$(BUILD)/bin tests/run.sh $(UNIT_TESTS) $(E2E_TESTS) scripts/fuzz.sh
 
 # On the GPU machine (binaries built here, libraries bundled, none of our Debian packages
 # there): `make test-gpu PREBUILT=1 BUILD=.devcarry/build` runs what scripts/gpu_carry.sh built

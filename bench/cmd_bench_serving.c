@@ -1,10 +1,12 @@
 /* cmd_bench_serving.c - build/bin/bench-serving: the serving benchmark client, after vLLM's
  * benchmark_serving. Loads a workload, sends it to a running server over many concurrent
  * streams (one thread, libuv), prints vLLM's result table, writes a JSON result, and with
- * --sweep-rates runs several request rates and plots latency against rate.
+ * --sweep-rates runs several request rates and plots latency against rate. The server's
+ * prefix cache counters (/metrics) read before and after each run give its hit rate.
  *
  *   bench-serving [--backend cinder|openai] [--host H] [--port N] [--model NAME]
- *       [--tokenizer tokenizer.json] [--dataset-name sharegpt|instruction|random]
+ *       [--tokenizer tokenizer.json]
+ *       [--dataset-name sharegpt|instruction|random|prefix_repetition|multiturn]
  *       [--dataset-path FILE] [--num-prompts N] [--seed S] [--request-rate R|inf]
  *       [--burstiness B] [--max-concurrency N] [--sweep-rates R1,R2,...] [--plot FILE.png]
  *       [--result-file FILE.json] [--save-detailed] ...   (--help lists every option)
@@ -36,7 +38,8 @@ static void usage(FILE *f)
             "  --timeout S                 a request open longer fails (default 3600, 0: never)\n"
             "workload:\n"
             "  --tokenizer FILE            tokenizer.json counting tokens (default models/stories15M/tokenizer.json)\n"
-            "  --dataset-name NAME         sharegpt, instruction or random (default random)\n"
+            "  --dataset-name NAME         sharegpt, instruction, random, prefix_repetition (alias prefix)\n"
+            "                              or multiturn (default random)\n"
             "  --dataset-path FILE         the JSON file of sharegpt / instruction\n"
             "  --num-prompts N             requests (default 1000)\n"
             "  --seed S                    shuffles, random prompts and arrivals (default 0)\n"
@@ -48,6 +51,13 @@ static void usage(FILE *f)
             "  --random-input-len N        random: prompt tokens (default 1024)\n"
             "  --random-output-len N       random: output tokens (default 128)\n"
             "  --random-range-ratio R      random: lengths uniform in [len*(1-R), len*(1+R)] (default 0)\n"
+            "  --prefix-repetition-prefix-len N    prefix_repetition: shared prefix tokens (default 256)\n"
+            "  --prefix-repetition-suffix-len N    prefix_repetition: each request's own tokens (default 256)\n"
+            "  --prefix-repetition-num-prefixes N  prefix_repetition: distinct prefixes (default 10)\n"
+            "  --prefix-repetition-output-len N    prefix_repetition: output tokens (default 128)\n"
+            "  --multiturn-turns N         multiturn: turns per conversation, each resending the history;\n"
+            "                              questions of --random-input-len, answers of --random-output-len\n"
+            "                              tokens (default 4)\n"
             "traffic:\n"
             "  --request-rate R            requests/s, Poisson arrivals; inf sends all at once (default inf)\n"
             "  --burstiness B              gamma arrivals of shape B (1: Poisson; default 1)\n"
@@ -105,7 +115,7 @@ static int parse_args(int argc, char **argv, options *o)
 {
     enum { O_BACKEND = 256, O_HOST, O_PORT, O_MODEL, O_NO_EOS, O_TIMEOUT, O_TOK, O_DNAME, O_DPATH, O_NUM,
            O_SEED, O_OUT, O_FIXED, O_MIN, O_MAXP, O_MAXT, O_RIN, O_ROUT, O_RR, O_RATE, O_BURST, O_CONC,
-           O_SWEEP, O_RESULT, O_DETAIL, O_PLOT, O_NOPROG };
+           O_SWEEP, O_RESULT, O_DETAIL, O_PLOT, O_NOPROG, O_PLEN, O_SLEN, O_NPRE, O_POUT, O_TURNS };
     static const struct option opts[] = {
         {"backend", 1, 0, O_BACKEND}, {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT},
         {"model", 1, 0, O_MODEL}, {"no-ignore-eos", 0, 0, O_NO_EOS}, {"timeout", 1, 0, O_TIMEOUT},
@@ -116,7 +126,10 @@ static int parse_args(int argc, char **argv, options *o)
         {"random-output-len", 1, 0, O_ROUT}, {"random-range-ratio", 1, 0, O_RR},
         {"request-rate", 1, 0, O_RATE}, {"burstiness", 1, 0, O_BURST}, {"max-concurrency", 1, 0, O_CONC},
         {"sweep-rates", 1, 0, O_SWEEP}, {"result-file", 1, 0, O_RESULT}, {"save-detailed", 0, 0, O_DETAIL},
-        {"plot", 1, 0, O_PLOT}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"plot", 1, 0, O_PLOT}, {"no-progress", 0, 0, O_NOPROG},
+        {"prefix-repetition-prefix-len", 1, 0, O_PLEN}, {"prefix-repetition-suffix-len", 1, 0, O_SLEN},
+        {"prefix-repetition-num-prefixes", 1, 0, O_NPRE}, {"prefix-repetition-output-len", 1, 0, O_POUT},
+        {"multiturn-turns", 1, 0, O_TURNS}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     sv_client_cfg *c = &o->client;
     sv_data_cfg *d = &o->data;
     double seed = 0, rate = INFINITY;
@@ -150,6 +163,11 @@ static int parse_args(int argc, char **argv, options *o)
         case O_DETAIL: o->detailed = 1; break;
         case O_PLOT: o->plot = optarg; break;
         case O_NOPROG: no_progress = 1; break;
+        case O_PLEN: bad = parse_int(optarg, &d->prefix_len); break;
+        case O_SLEN: bad = parse_int(optarg, &d->suffix_len); break;
+        case O_NPRE: bad = parse_int(optarg, &d->num_prefixes); break;
+        case O_POUT: bad = parse_int(optarg, &d->prefix_output_len); break;
+        case O_TURNS: bad = parse_int(optarg, &d->turns); break;
         case 'h': usage(stdout); exit(0);
         default: bad = 1;
         }
@@ -201,7 +219,9 @@ int main(int argc, char **argv)
         .client = {.req = {.backend = SV_CINDER, .ignore_eos = 1}, .host = "127.0.0.1", .port = 8000,
                    .burstiness = 1, .timeout_s = 3600},
         .data = {.name = "random", .num_prompts = 1000, .min_len = 4, .max_prompt_len = 1024,
-                 .max_total_len = 2048, .random_input_len = 1024, .random_output_len = 128},
+                 .max_total_len = 2048, .random_input_len = 1024, .random_output_len = 128,
+                 .prefix_len = 256, .suffix_len = 256, .num_prefixes = 10, .prefix_output_len = 128,
+                 .turns = 4},
         .tokenizer = "models/stories15M/tokenizer.json",
     };
     char err[512];
@@ -242,11 +262,18 @@ int main(int argc, char **argv)
             snprintf(conc, sizeof conc, "%d", c.max_concurrency);
         fprintf(stderr, "bench-serving: %s at http://%s:%d%s, %d prompts (%s), rate %g req/s, max concurrency %s\n",
                 ri.backend, c.host, c.port, sv_backend_path(c.req.backend), d.n, ri.dataset, c.request_rate, conc);
+        double q0, h0, q1, h1;
+        int counters = !sv_prefix_counters(c.host, c.port, &q0, &h0);
         if (sv_client_run(&c, &d, out, &duration, err, sizeof err)) {
             fprintf(stderr, "bench-serving: %s\n", err);
             goto out;
         }
         sv_summarize(&d, out, duration, &sums[i]);
+        sums[i].prefix_queries = sums[i].prefix_hits = -1;
+        if (counters && !sv_prefix_counters(c.host, c.port, &q1, &h1)) {
+            sums[i].prefix_queries = q1 - q0;
+            sums[i].prefix_hits = h1 - h0;
+        }
         for (int k = 0, shown = 0; k < d.n && shown < 3; k++)
             if (!out[k].ok)
                 fprintf(stderr, "bench-serving: request %d failed: %s%s\n", k, out[k].err,

@@ -37,6 +37,8 @@ typedef struct {
     char *prompt;       /* NUL-terminated text sent as is */
     int prompt_len;     /* its tokens as the server counts them (with BOS if the tokenizer adds one) */
     int output_len;     /* tokens requested (max_new_tokens / max_tokens, with ignore_eos) */
+    int after;          /* multi-turn: 1 + the index of the request whose answer must come
+                           first (an earlier one); 0: none */
 } sv_prompt;
 
 typedef struct {
@@ -45,7 +47,8 @@ typedef struct {
 } sv_dataset;
 
 typedef struct {
-    const char *name;        /* "sharegpt", "instruction" or "random" */
+    const char *name;        /* "sharegpt", "instruction", "random", "prefix_repetition" or
+                                "multiturn" */
     const char *path;        /* the JSON file (sharegpt, instruction) */
     int num_prompts;
     uint64_t seed;
@@ -56,11 +59,19 @@ typedef struct {
     int max_total_len;       /* prompt + output <= max_total_len */
     int random_input_len, random_output_len;
     double random_range_ratio; /* lengths uniform in [len * (1 - r), len * (1 + r)] */
+    /* prefix_repetition (vLLM's names): num_prefixes random prefixes of prefix_len tokens,
+       each shared by num_prompts / num_prefixes requests with random suffixes */
+    int prefix_len, suffix_len, num_prefixes, prefix_output_len;
+    int turns;               /* multiturn: turns per conversation */
 } sv_data_cfg;
 
 /* Loads the workload of CFG, token counts by TOK. 0, or -1 with a message in ERR. */
 int sv_data_load(const sv_data_cfg *cfg, const tok *t, sv_dataset *d, char *err, size_t n_err);
 void sv_data_free(sv_dataset *d);
+
+/* /metrics' prefix cache counters (cinder's, or vLLM's vllm:prefix_cache_*): 0, or -1 when
+ * the server has none (or cannot be reached). A blocking GET, outside the timed run. */
+int sv_prefix_counters(const char *host, int port, double *queries, double *hits);
 
 /* Arrival times (ms from the start) of N requests: a gamma process of RATE requests/s
  * (BURSTINESS 1 = Poisson; smaller is burstier), all 0 when RATE is infinite. */
@@ -143,6 +154,8 @@ typedef struct {
     long long total_input, total_output;
     double request_tput, output_tput, total_tput; /* per second */
     int max_concurrent;                           /* most requests in flight at once */
+    double prefix_queries, prefix_hits;           /* the server's prefix cache counters over the
+                                                     run (prompt tokens); -1: not reported */
     sv_dist ttft, tpot, itl, e2el;
 } sv_summary;
 

@@ -3,6 +3,9 @@
  * max_concurrency are in flight, each streamed through the HTTP and SSE parsers with a
  * timestamp taken as each event is parsed.
  *
+ * Multi-turn workloads: a request with a predecessor (sv_prompt.after) is queued when the
+ * predecessor's answer has ended, not at an arrival time; arrivals pace the first turns.
+ *
  * Times are from just before the connect (loopback connects cost microseconds; the request
  * says Connection: close, as cinder's streams do) to the first output event (TTFT), between
  * output events (ITL), and to the end of the response (e2e).
@@ -42,7 +45,9 @@ struct run {
     uv_loop_t loop;
     uv_timer_t arrive_timer, tick_timer;
     struct sockaddr_storage addr;
-    double *arrive_ms;       /* [d->n] */
+    double *arrive_ms;       /* [n_starts] */
+    int *starts, n_starts;   /* requests with no predecessor, the ones that arrive */
+    int *follow;             /* [d->n] the request sent once this one ends, or -1 */
     int next_arrival;
     int *queue, q_head, q_tail; /* arrived, waiting for a concurrency slot */
     conn **live;             /* [d->n] requests in flight */
@@ -77,17 +82,26 @@ static void progress(run *r)
 
 static void start_next(run *r);
 
+/* Request IDX is over: its next turn, if any, may go. */
+static void done_one(run *r, int idx)
+{
+    r->n_done++;
+    if (r->follow[idx] >= 0)
+        r->queue[r->q_tail++] = r->follow[idx];
+}
+
 static void on_close(uv_handle_t *h)
 {
     conn *c = h->data;
     run *r = c->r;
+    int idx = c->idx;
     sv_http_free(&c->http);
     sv_sse_free(&c->sse);
     sv_buf_free(&c->err_body);
     free(c->req);
     free(c);
     r->in_flight--;
-    r->n_done++;
+    done_one(r, idx);
     progress(r);
     if (r->n_done == r->d->n) {
         uv_close((uv_handle_t *)&r->arrive_timer, NULL);
@@ -257,7 +271,7 @@ static void start(run *r, int idx)
     conn *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(o->err, sizeof o->err, "out of memory");
-        r->n_done++;
+        done_one(r, idx);
         return;
     }
     c->r = r;
@@ -276,7 +290,7 @@ static void start(run *r, int idx)
         free(c);
         r->in_flight--;
         r->live[idx] = NULL;
-        r->n_done++;
+        done_one(r, idx);
         return;
     }
     c->req = http_request_text(r->cfg, &r->d->v[idx], &c->n_req);
@@ -305,9 +319,9 @@ static void on_arrive(uv_timer_t *t)
 {
     run *r = t->data;
     double now = ms_since(r->t_start_ns);
-    while (r->next_arrival < r->d->n && r->arrive_ms[r->next_arrival] <= now + 0.5)
-        r->queue[r->q_tail++] = r->next_arrival++;
-    if (r->next_arrival < r->d->n) {
+    while (r->next_arrival < r->n_starts && r->arrive_ms[r->next_arrival] <= now + 0.5)
+        r->queue[r->q_tail++] = r->starts[r->next_arrival++];
+    if (r->next_arrival < r->n_starts) {
         double wait = ceil(r->arrive_ms[r->next_arrival] - now);
         uv_timer_start(&r->arrive_timer, on_arrive, wait < 1 ? 1 : (uint64_t)wait, 0);
     }
@@ -357,14 +371,25 @@ int sv_client_run(const sv_client_cfg *cfg, const sv_dataset *d, sv_outcome *out
     r->arrive_ms = malloc((size_t)d->n * sizeof *r->arrive_ms);
     r->queue = malloc((size_t)d->n * sizeof *r->queue);
     r->live = calloc((size_t)d->n, sizeof *r->live);
-    if (!r->arrive_ms || !r->queue || !r->live) {
+    r->starts = malloc((size_t)d->n * sizeof *r->starts);
+    r->follow = malloc((size_t)d->n * sizeof *r->follow);
+    if (!r->arrive_ms || !r->queue || !r->live || !r->starts || !r->follow) {
         snprintf(err, n_err, "out of memory");
         goto out;
+    }
+    for (int i = 0; i < d->n; i++)
+        r->follow[i] = -1;
+    for (int i = 0; i < d->n; i++) {
+        int prev = d->v[i].after - 1;
+        if (prev >= 0 && prev < i && r->follow[prev] < 0)
+            r->follow[prev] = i;
+        else
+            r->starts[r->n_starts++] = i; /* no (usable) predecessor: it arrives */
     }
     if (resolve(cfg, &r->addr, err, n_err))
         goto out;
     signal(SIGPIPE, SIG_IGN); /* a server that hangs up must not kill the client */
-    sv_arrivals(d->n, cfg->request_rate, cfg->burstiness, cfg->seed, r->arrive_ms);
+    sv_arrivals(r->n_starts, cfg->request_rate, cfg->burstiness, cfg->seed, r->arrive_ms);
     uv_loop_init(&r->loop);
     uv_timer_init(&r->loop, &r->arrive_timer);
     uv_timer_init(&r->loop, &r->tick_timer);
@@ -380,6 +405,8 @@ out:
     free(r->arrive_ms);
     free(r->queue);
     free(r->live);
+    free(r->starts);
+    free(r->follow);
     free(r);
     return rc;
 }

@@ -7,6 +7,16 @@
  *                the output's length the output length; shuffled and filtered the same way.
  *   random       N prompts of random vocabulary tokens decoded to text, lengths uniform in
  *                [len * (1 - r), len * (1 + r)].
+ *   prefix_repetition  (vLLM's, alias "prefix"; SGLang's generated-shared-prefix) a few random
+ *                prefixes, a system prompt each, shared by N / num_prefixes requests with their
+ *                own random suffixes (questions), in shuffled order: prefix caching's case.
+ *   multiturn    conversations of `turns` turns, each turn resending the whole history
+ *                (question, answer, question, ...) with the next question: each request's
+ *                prompt starts with the previous turn's prompt. A turn is sent when the
+ *                previous one has been answered (sv_prompt.after). Questions and answers are
+ *                random text (questions of --random-input-len, answers of --random-output-len
+ *                tokens, which is also what each turn asks for); the history holds these
+ *                fixed answers, not the server's, so the workload is the same for any server.
  *
  * Every length is counted with the model's tokenizer: prompts with its special tokens (the
  * BOS the server adds, so the count is the server's), replies without.
@@ -141,7 +151,7 @@ static int load_records(const sv_data_cfg *c, const tok *t, sv_dataset *d, char 
             free(prompt);
             continue;
         }
-        d->v[d->n++] = (sv_prompt){prompt, p_len, o_len};
+        d->v[d->n++] = (sv_prompt){prompt, p_len, o_len, 0};
     }
     fprintf(stderr, "%s: %d records; %d prompts taken; skipped %d shorter than %d tokens, %d longer than "
                     "%d (prompt) or %d (prompt + output), %d without a reply (--output-len), %d malformed\n",
@@ -275,10 +285,127 @@ static int load_random(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *
             snprintf(err, n_err, "random: cannot make a prompt of %d tokens", target);
             return -1;
         }
-        d->v[d->n++] = (sv_prompt){p, p_len, out_len};
+        d->v[d->n++] = (sv_prompt){p, p_len, out_len, 0};
     }
     free(vocab);
     return 0;
+}
+
+/* Random text of about LEN tokens (as encoded after other text), for composing prompts. */
+static char *random_text(const tok *t, sv_rng *r, const int *vocab, int n_vocab, int len, int n_special)
+{
+    int got;
+    return random_prompt(t, r, vocab, n_vocab, len + n_special, n_special, &got);
+}
+
+/* A + SEP + B, malloc'd. */
+static char *concat(const char *a, const char *sep, const char *b)
+{
+    size_t na = strlen(a), ns = strlen(sep), nb = strlen(b);
+    char *s = malloc(na + ns + nb + 1);
+    if (s) {
+        memcpy(s, a, na);
+        memcpy(s + na, sep, ns);
+        memcpy(s + na + ns, b, nb + 1);
+    }
+    return s;
+}
+
+static int load_prefix(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *err, size_t n_err)
+{
+    if (c->prefix_len < 1 || c->suffix_len < 1 || c->num_prefixes < 1 || c->prefix_output_len < 1) {
+        snprintf(err, n_err, "prefix_repetition: lengths and --prefix-repetition-num-prefixes must be >= 1");
+        return -1;
+    }
+    int n_vocab, n_special = count_tokens(t, "", 1), rc = -1;
+    int *vocab = clean_vocab(t, &n_vocab), *idx = malloc((size_t)c->num_prompts * sizeof *idx);
+    char **prefixes = calloc((size_t)c->num_prefixes, sizeof *prefixes);
+    d->v = calloc((size_t)c->num_prompts, sizeof *d->v);
+    if (!vocab || !idx || !prefixes || !d->v || n_vocab == 0) {
+        snprintf(err, n_err, "out of memory");
+        goto out;
+    }
+    sv_rng r = {c->seed};
+    for (int p = 0; p < c->num_prefixes; p++)
+        if (!(prefixes[p] = random_text(t, &r, vocab, n_vocab, c->prefix_len, n_special))) {
+            snprintf(err, n_err, "prefix_repetition: cannot make a prefix of %d tokens", c->prefix_len);
+            goto out;
+        }
+    shuffle(idx, c->num_prompts, c->seed ^ 0x5bd1e995ULL);
+    for (int i = 0; i < c->num_prompts; i++) { /* request idx[i] shares prefix i % num_prefixes */
+        char *suffix = random_text(t, &r, vocab, n_vocab, c->suffix_len, n_special);
+        char *p = suffix ? concat(prefixes[i % c->num_prefixes], " ", suffix) : NULL;
+        free(suffix);
+        if (!p) {
+            snprintf(err, n_err, "out of memory");
+            goto out;
+        }
+        d->v[idx[i]] = (sv_prompt){p, count_tokens(t, p, 1), c->prefix_output_len, 0};
+        d->n++;
+    }
+    rc = 0;
+out:
+    for (int p = 0; prefixes && p < c->num_prefixes; p++)
+        free(prefixes[p]);
+    free(prefixes);
+    free(idx);
+    free(vocab);
+    return rc;
+}
+
+static int load_multiturn(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *err, size_t n_err)
+{
+    if (c->turns < 1 || c->random_input_len < 1 || c->random_output_len < 1) {
+        snprintf(err, n_err, "multiturn: --multiturn-turns and the random lengths must be >= 1");
+        return -1;
+    }
+    int n_vocab, n_special = count_tokens(t, "", 1), rc = -1;
+    int *vocab = clean_vocab(t, &n_vocab);
+    d->v = calloc((size_t)c->num_prompts, sizeof *d->v);
+    char *history = NULL;
+    if (!vocab || !d->v || n_vocab == 0) {
+        snprintf(err, n_err, "out of memory");
+        goto out;
+    }
+    sv_rng r = {c->seed};
+    while (d->n < c->num_prompts) { /* one conversation */
+        free(history);
+        history = NULL;
+        for (int turn = 0; turn < c->turns && d->n < c->num_prompts; turn++) {
+            char *q = random_text(t, &r, vocab, n_vocab, c->random_input_len, n_special);
+            char *p = q ? history ? concat(history, "\n", q) : strdup(q) : NULL;
+            free(q);
+            if (!p) {
+                snprintf(err, n_err, "out of memory");
+                goto out;
+            }
+            int len = count_tokens(t, p, 1);
+            if (len + c->random_output_len > c->max_total_len) { /* the context is full: next one */
+                free(p);
+                if (turn == 0) {
+                    snprintf(err, n_err, "multiturn: one turn needs %d tokens, more than --max-total-len %d",
+                             len + c->random_output_len, c->max_total_len);
+                    goto out;
+                }
+                break;
+            }
+            d->v[d->n] = (sv_prompt){p, len, c->random_output_len, turn ? d->n : 0};
+            d->n++;
+            char *a = random_text(t, &r, vocab, n_vocab, c->random_output_len, n_special);
+            char *h = a ? concat(p, "\n", a) : NULL;
+            free(a);
+            free(history);
+            if (!(history = h)) {
+                snprintf(err, n_err, "out of memory");
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    free(history);
+    free(vocab);
+    return rc;
 }
 
 int sv_data_load(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *err, size_t n_err)
@@ -291,6 +418,10 @@ int sv_data_load(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *err, s
     }
     if (!strcmp(c->name, "random"))
         rc = load_random(c, t, d, err, n_err);
+    else if (!strcmp(c->name, "prefix_repetition") || !strcmp(c->name, "prefix"))
+        rc = load_prefix(c, t, d, err, n_err);
+    else if (!strcmp(c->name, "multiturn"))
+        rc = load_multiturn(c, t, d, err, n_err);
     else if (!strcmp(c->name, "sharegpt") || !strcmp(c->name, "instruction")) {
         if (!c->path) {
             snprintf(err, n_err, "--dataset-name %s needs --dataset-path", c->name);
@@ -298,7 +429,8 @@ int sv_data_load(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *err, s
         }
         rc = load_records(c, t, d, err, n_err);
     } else {
-        snprintf(err, n_err, "unknown dataset '%s' (sharegpt, instruction, random)", c->name);
+        snprintf(err, n_err, "unknown dataset '%s' (sharegpt, instruction, random, prefix_repetition, "
+                 "multiturn)", c->name);
         return -1;
     }
     if (rc)

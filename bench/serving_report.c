@@ -56,6 +56,8 @@ void sv_report_table(FILE *f, const sv_run_info *ri, const sv_summary *s)
     row_num(f, "Request throughput (req/s):", s->request_tput);
     row_num(f, "Output token throughput (tok/s):", s->output_tput);
     row_num(f, "Total Token throughput (tok/s):", s->total_tput);
+    if (s->prefix_queries > 0)
+        row_num(f, "Prefix cache hit rate (%):", 100.0 * s->prefix_hits / s->prefix_queries);
     section(f, "Time to First Token", "TTFT", &s->ttft);
     section(f, "Time per Output Token (excl. 1st token)", "TPOT", &s->tpot);
     section(f, "Inter-token Latency", "ITL", &s->itl);
@@ -118,6 +120,14 @@ cJSON *sv_report_json(const sv_run_info *ri, const sv_summary *s, const sv_datas
     cJSON_AddNumberToObject(j, "output_throughput", s->output_tput);
     cJSON_AddNumberToObject(j, "total_token_throughput", s->total_tput);
     cJSON_AddNumberToObject(j, "max_concurrent_requests", s->max_concurrent);
+    if (s->prefix_queries >= 0) { /* the server's counters over the run */
+        cJSON_AddNumberToObject(j, "prefix_cache_queries", s->prefix_queries);
+        cJSON_AddNumberToObject(j, "prefix_cache_hits", s->prefix_hits);
+        cJSON_AddNumberToObject(j, "prefix_cache_hit_rate",
+                                s->prefix_queries > 0 ? s->prefix_hits / s->prefix_queries : 0);
+    } else {
+        cJSON_AddNullToObject(j, "prefix_cache_hit_rate");
+    }
     add_dist(j, "ttft", &s->ttft);
     add_dist(j, "tpot", &s->tpot);
     add_dist(j, "itl", &s->itl);

@@ -73,14 +73,17 @@ static int cmd_stat(const char *name)
            "\"active_slots\": %d, \"n_waiting\": %d, \"n_running\": %d, \"n_free_blocks\": %d, "
            "\"kv_limit_blocks\": %d, \"n_preempted\": %llu, \"worker_steps\": %llu, "
            "\"mean_step_ms\": %.3f, \"mean_gap_us\": %.1f, \"step_busy_us\": %llu, \"step_gap_us\": %llu, "
-           "\"n_step_gaps\": %llu, \"alive\": {",
+           "\"n_step_gaps\": %llu, \"n_cached_blocks\": %d, \"prefix_queries\": %llu, "
+           "\"prefix_hits\": %llu, \"alive\": {",
            h->n_slots, h->max_seq_len, h->block_size, atomic_load(&h->n_kv_blocks), n_active,
            atomic_load(&h->n_waiting), atomic_load(&h->n_running), atomic_load(&h->n_free_blocks),
            atomic_load(&h->kv_limit_blocks), (unsigned long long)atomic_load(&h->n_preempted),
            (unsigned long long)n_steps, n_steps ? atomic_load(&h->step_busy_us) / 1000.0 / n_steps : 0.0,
            n_gaps ? (double)atomic_load(&h->step_gap_us) / n_gaps : 0.0,
            (unsigned long long)atomic_load(&h->step_busy_us), (unsigned long long)atomic_load(&h->step_gap_us),
-           (unsigned long long)n_gaps);
+           (unsigned long long)n_gaps, atomic_load(&h->n_cached_blocks),
+           (unsigned long long)atomic_load(&h->prefix_queries),
+           (unsigned long long)atomic_load(&h->prefix_hits));
     for (int p = 0; p < N_PROC; p++)
         printf("%s\"%s\": %s", p ? ", " : "", proc_names[p], store_alive(&s, p) ? "true" : "false");
     printf("}}\n");

@@ -21,7 +21,7 @@
 #include "sampling_params.h"
 
 #define STORE_MAGIC 0x315245444e4943ULL /* "CINDER1" */
-#define STORE_VERSION 3
+#define STORE_VERSION 4
 #define STORE_STOP_BYTES 512  /* stop strings, NUL-separated */
 #define STORE_PENDING_BYTES 512 /* detokenizer text held back (stop-string prefix, partial UTF-8) */
 #define STORE_MAX_STOP_IDS 16   /* stop token ids per request, besides the model's EOS ids */
@@ -55,6 +55,9 @@ typedef struct {
     int32_t error_status;         /* with FINISH_ERROR: the HTTP status to answer (written
                                      before finish is published) */
     char error[STORE_ERROR_BYTES]; /* with FINISH_ERROR: the message, NUL-terminated */
+    _Atomic int32_t n_prompt_cached; /* prompt tokens taken from the prefix cache at the
+                                        request's first admission (0 until then; OpenAI's
+                                        usage.prompt_tokens_details.cached_tokens) */
     /* written by the detokenizer */
     _Atomic uint64_t detok_req_id; /* request the fields below belong to (resume after restart) */
     _Atomic int32_t detok_prefix; /* token offset where the last decode window starts */
@@ -98,6 +101,9 @@ typedef struct {
     _Atomic int32_t n_free_blocks;   /* KV blocks free */
     _Atomic int32_t kv_limit_blocks; /* KV blocks the router may use */
     _Atomic uint64_t n_preempted;    /* requests preempted (recomputed later) */
+    _Atomic int32_t n_cached_blocks; /* KV blocks in the prefix cache (held or evictable) */
+    _Atomic uint64_t prefix_queries; /* prompt tokens of requests at their first admission */
+    _Atomic uint64_t prefix_hits;    /* of them, tokens taken from the prefix cache */
     /* written by the tokenizer */
     _Atomic uint64_t next_req_id;
 } store_hdr;

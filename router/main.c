@@ -7,10 +7,12 @@
  * router. When a step is done it sends one DETOK with the new token counts.
  *
  *   router --run-dir DIR --shm NAME --model-dir DIR [--verbose] [--max-batch-tokens N]
- *          [--max-total-tokens N] [--max-running N] [--new-token-ratio F] [--policy fcfs|spf]
- *          [--pipeline-depth 1|2] [--worker-wait-ms N]
+ *          [--max-total-tokens N] [--max-running N] [--new-token-ratio F] [--policy fcfs|spf|lpm]
+ *          [--pipeline-depth 1|2] [--worker-wait-ms N] [--no-prefix-caching]
  *   --worker-wait-ms: how long requests wait for a worker (one that died, or a restarted one
  *   still loading) before they fail with 503 (default 30000).
+ *   --no-prefix-caching: every request computes its whole prompt (prefix caching is on by
+ *   default: see sched.h).
  */
 #include "../common/ipc.h"
 #include "../common/log.h"
@@ -193,7 +195,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: router " PROC_USAGE " [--max-batch-tokens N]"
                     " [--max-total-tokens N] [--max-running N] [--new-token-ratio F]"
-                    " [--policy fcfs|spf] [--pipeline-depth 1|2] [--worker-wait-ms N]\n");
+                    " [--policy fcfs|spf|lpm] [--pipeline-depth 1|2] [--worker-wait-ms N]"
+                    " [--no-prefix-caching]\n");
     return 2;
 }
 
@@ -206,7 +209,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         PROC_OPTIONS, {"max-batch-tokens", 1, 0, 'b'}, {"max-total-tokens", 1, 0, 't'},
         {"max-running", 1, 0, 'n'}, {"new-token-ratio", 1, 0, 'R'}, {"policy", 1, 0, 'P'},
-        {"pipeline-depth", 1, 0, 'd'}, {"worker-wait-ms", 1, 0, 'w'}, {0, 0, 0, 0},
+        {"pipeline-depth", 1, 0, 'd'}, {"worker-wait-ms", 1, 0, 'w'},
+        {"no-prefix-caching", 0, 0, 'C'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -223,6 +227,7 @@ int main(int argc, char **argv)
             break;
         case 'd': depth = atoi(optarg); break;
         case 'w': worker_wait_ms = atoi(optarg); break;
+        case 'C': so.no_prefix_caching = 1; break;
         default:
             if (!proc_option(&r.p, c, optarg))
                 return usage();

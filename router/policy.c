@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-extern const sched_policy policy_fcfs, policy_spf;
-static const sched_policy *const policies[] = {&policy_fcfs, &policy_spf};
+extern const sched_policy policy_fcfs, policy_spf, policy_lpm;
+static const sched_policy *const policies[] = {&policy_fcfs, &policy_spf, &policy_lpm};
 
 const sched_policy *policy_find(const char *name)
 {

@@ -16,7 +16,7 @@ typedef struct {
     int (*pick)(const struct sched *s);
 } sched_policy;
 
-/* The policy named NAME ("fcfs", "spf"), or NULL. */
+/* The policy named NAME ("fcfs", "spf", "lpm"), or NULL. */
 const sched_policy *policy_find(const char *name);
 
 #endif

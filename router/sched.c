@@ -49,13 +49,20 @@ int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o
     s->outbox_pos = malloc(n * sizeof *s->outbox_pos);
     s->est_cur = calloc(n + 1, sizeof *s->est_cur);
     s->est_left = calloc(n + 1, sizeof *s->est_left);
+    s->match = calloc(st->hdr->max_blocks_per_seq + 1, sizeof *s->match);
+    s->held = calloc(n, sizeof *s->held);
+    s->order = calloc(n, sizeof *s->order);
+    s->lend = calloc(n, sizeof *s->lend);
     if (!s->reqs || !s->waiting || !s->running || !s->outbox || !s->outbox_pos || !s->est_cur ||
-        !s->est_left) {
+        !s->est_left || !s->match || !s->held || !s->order || !s->lend) {
         sched_free(s);
         return -ENOMEM;
     }
     for (size_t i = 0; i < n; i++)
         s->outbox_pos[i] = -1;
+    /* counters go on where an earlier router left them (the store outlives it) */
+    s->prefix_queries = atomic_load(&st->hdr->prefix_queries);
+    s->prefix_hits = atomic_load(&st->hdr->prefix_hits);
     return 0;
 }
 
@@ -68,6 +75,12 @@ void sched_free(sched *s)
     free(s->outbox_pos);
     free(s->est_cur);
     free(s->est_left);
+    free(s->match);
+    free(s->held);
+    free(s->order);
+    free(s->n_sharers);
+    free(s->owner);
+    free(s->lend);
     kv_alloc_free(&s->kv);
     memset(s, 0, sizeof *s);
 }
@@ -92,14 +105,46 @@ static void outbox_add(sched *s, int slot, int finish)
     s->outbox[s->n_outbox++] = e;
 }
 
+/* Forgets the request's blocks (after a worker restart their KV is gone anyway). */
+static void reset_blocks(sched_req *r)
+{
+    r->n_blocks = r->n_cached = r->proj_cached = 0;
+    r->n_taken = r->n_keyed = r->n_lent = 0;
+}
+
+/* Block B joins or leaves the set admission counts once (see fits_with). */
+static void share_add(sched *s, int32_t b)
+{
+    if (s->n_sharers[b]++ == 0) {
+        s->n_shared++;
+        if (s->owner[b] >= 0)
+            s->reqs[s->owner[b]].n_lent++;
+    }
+}
+
+static void share_drop(sched *s, int32_t b)
+{
+    if (--s->n_sharers[b] == 0) {
+        s->n_shared--;
+        if (s->owner[b] >= 0)
+            s->reqs[s->owner[b]].n_lent--;
+    }
+}
+
+/* Releases the request's blocks, last first: the tail of a cached prefix becomes the
+ * least recently used, evicted before the blocks it hangs under. */
 static void free_blocks(sched *s, int slot)
 {
     sched_req *r = &s->reqs[slot];
     const int32_t *table = slot_blocks(s->st, slot);
-    for (int i = 0; i < r->n_blocks; i++)
+    for (int i = r->n_blocks - 1; i >= 0; i--) {
+        if (i < r->n_taken)
+            share_drop(s, table[i]);
+        if (s->owner[table[i]] == slot)
+            s->owner[table[i]] = -1;
         kv_alloc_put(&s->kv, table[i]);
-    r->n_blocks = 0;
-    r->n_cached = r->proj_cached = 0;
+    }
+    reset_blocks(r);
     atomic_store_explicit(&store_slot(s->st, slot)->n_blocks, 0, memory_order_release);
 }
 
@@ -187,7 +232,8 @@ int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens)
     for (int i = s->n_running - 1; i >= 0; i--) {
         int slot = s->running[i];
         sched_req *r = &s->reqs[slot];
-        r->n_blocks = r->n_cached = r->proj_cached = r->n_inflight = 0;
+        reset_blocks(r);
+        r->n_inflight = 0;
         r->proj_tokens = r->n_tokens;
         atomic_store(&store_slot(s->st, slot)->n_blocks, 0);
         waiting_push_front(s, slot);
@@ -195,17 +241,27 @@ int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens)
             finish_req(s, slot, r->cancel);
     }
     s->n_running = 0;
-    kv_alloc_free(&s->kv);
-    if (kv_alloc_init(&s->kv, n_kv_blocks))
-        return -ENOMEM;
+    /* the allocator manages the blocks the router may use, so evictable cached blocks never
+       take more than max_total_tokens either; the prefix cache starts empty */
     int limit = s->opts.max_total_tokens > 0 ? s->opts.max_total_tokens / s->block_size : n_kv_blocks;
     s->kv_limit = limit < n_kv_blocks ? limit : n_kv_blocks;
+    kv_alloc_free(&s->kv);
+    free(s->n_sharers);
+    free(s->owner);
+    s->n_shared = 0;
+    size_t nb = (size_t)(s->kv_limit > 0 ? s->kv_limit : 1);
+    s->n_sharers = calloc(nb, sizeof *s->n_sharers);
+    s->owner = malloc(nb * sizeof *s->owner);
+    if (!s->n_sharers || !s->owner || kv_alloc_init(&s->kv, s->kv_limit, s->block_size))
+        return -ENOMEM;
+    memset(s->owner, 0xff, nb * sizeof *s->owner);
     s->max_batch_tokens = s->opts.max_batch_tokens;
     if (worker_max_batch_tokens > 0 && worker_max_batch_tokens < s->max_batch_tokens)
         s->max_batch_tokens = worker_max_batch_tokens;
     s->ready = n_kv_blocks > 0;
-    LOG_INFO("capacity: %d KV blocks of %d tokens (router uses %d), %d tokens per step, policy %s",
-             n_kv_blocks, s->block_size, s->kv_limit, s->max_batch_tokens, s->opts.policy->name);
+    LOG_INFO("capacity: %d KV blocks of %d tokens (router uses %d), %d tokens per step, policy %s, "
+             "prefix caching %s", n_kv_blocks, s->block_size, s->kv_limit, s->max_batch_tokens,
+             s->opts.policy->name, s->opts.no_prefix_caching ? "off" : "on");
     return 0;
 }
 
@@ -224,7 +280,9 @@ int sched_add(sched *s, int slot, uint64_t req_id)
     r->req_id = req_id;
     r->n_prompt = r->n_tokens = r->proj_tokens = h->n_prompt;
     r->max_new = h->params.max_new_tokens;
+    r->cached_prompt = -1;
     atomic_store(&h->finish, FINISH_NONE);
+    atomic_store(&h->n_prompt_cached, 0);
     atomic_store(&h->n_blocks, 0);
     h->error_status = 0;
     h->error[0] = 0;
@@ -270,8 +328,15 @@ static int cmp_desc(const void *a, const void *b)
  * admission order with at least the budget the decodes leave). Its KV never exceeds
  * cur_i + t at step t; with the requests sorted by T (longest first), when request j ends
  * requests 0..j are alive, so the peak is the largest cum_cur[j] + T_j * (j + 1).
- * One block of rounding slack per request. */
-static int fits_with(sched *s, const sched_req *cand)
+ * One block of rounding slack per request.
+ * With prefix caching, the blocks running requests took from the cache (the shared set) are
+ * counted once however many requests hold them, and as if alive throughout; cur_i counts
+ * the tokens of request i's other blocks: less those it took, and less those it computed
+ * and cached that others took (n_lent). Every block a request holds is in the shared set
+ * or among its other blocks, so this is still an upper bound. The candidate would take
+ * N_HIT blocks, N_NEW of them not shared yet, s->lend[j] of those computed by running
+ * request j; evictable blocks count as free. Nothing shared: exactly the estimate above. */
+static int fits_with(sched *s, const sched_req *cand, int n_hit, int n_new)
 {
     int n = 0;
     int64_t prefill_left = 0, per_step = s->max_batch_tokens - (s->n_running + 1);
@@ -279,10 +344,12 @@ static int fits_with(sched *s, const sched_req *cand)
         per_step = 1;
     for (int i = 0; i <= s->n_running; i++) {
         const sched_req *r = i < s->n_running ? &s->reqs[s->running[i]] : cand;
-        prefill_left += r->proj_tokens - r->proj_cached;
+        int taken = i < s->n_running ? r->n_taken + r->n_lent + s->lend[s->running[i]] : n_hit;
+        int computed = i < s->n_running ? r->proj_cached : n_hit * s->block_size;
+        prefill_left += r->proj_tokens - computed;
         int64_t t = left_tokens(s, r) + (prefill_left + per_step - 1) / per_step;
         s->est_left[n] = t << 20 | n; /* sort keys carry the index */
-        s->est_cur[n++] = r->proj_tokens;
+        s->est_cur[n++] = r->proj_tokens - (int64_t)taken * s->block_size;
     }
     qsort(s->est_left, (size_t)n, sizeof *s->est_left, cmp_desc);
     int64_t cum = 0, peak = 0;
@@ -292,7 +359,88 @@ static int fits_with(sched *s, const sched_req *cand)
         if (cum + t * (j + 1) > peak)
             peak = cum + t * (j + 1);
     }
-    return blocks_for(s, peak) + n <= s->kv_limit;
+    return blocks_for(s, peak) + s->n_shared + n_new + n <= s->kv_limit;
+}
+
+/* The cached blocks equal to R's first tokens (at most n_tokens - 1 of them, so one is
+ * always computed), into OUT when given; returns how many. */
+static int prefix_match(const sched *s, int slot, int32_t *out)
+{
+    const sched_req *r = &s->reqs[slot];
+    if (s->opts.no_prefix_caching || s->kv.n_cached == 0)
+        return 0;
+    const int32_t *tok = slot_tokens(s->st, slot);
+    int max = (r->n_tokens - 1) / s->block_size, k = 0;
+    int32_t parent = KV_NO_PARENT;
+    uint32_t gen = 0;
+    for (; k < max; k++) {
+        int32_t b = kv_alloc_match(&s->kv, parent, gen, tok + (size_t)k * s->block_size);
+        if (b < 0)
+            break;
+        if (out)
+            out[k] = b;
+        parent = b;
+        gen = s->kv.gen[b];
+    }
+    return k;
+}
+
+int sched_cached_prefix(const sched *s, int slot)
+{
+    return prefix_match(s, slot, NULL) * s->block_size;
+}
+
+/* Whether a running request is computing the block SLOT's request would compute next (its
+ * block N_HIT: the same tokens after the same cached blocks MATCH[0..N_HIT)): it is cached
+ * once that step returns, so the request waits for it rather than compute it twice. */
+static int prefix_in_flight(const sched *s, int slot, int n_hit)
+{
+    const sched_req *c = &s->reqs[slot];
+    int bs = s->block_size, end = (n_hit + 1) * bs;
+    if (s->opts.no_prefix_caching || end > c->n_tokens - 1)
+        return 0;
+    const int32_t *want = slot_tokens(s->st, slot) + (size_t)n_hit * bs;
+    for (int i = 0; i < s->n_running; i++) {
+        int other = s->running[i];
+        const sched_req *r = &s->reqs[other];
+        if (r->cancel || r->n_keyed < 0 || r->n_cached >= end || r->n_tokens < end ||
+            r->n_keyed < n_hit)
+            continue;
+        /* its block N_HIT - 1 is the one we matched, or keyed to it */
+        if (n_hit > 0 && slot_blocks(s->st, other)[n_hit - 1] != s->match[n_hit - 1] &&
+            !(r->n_keyed == n_hit && r->key_parent == s->match[n_hit - 1]))
+            continue;
+        if (!memcmp(slot_tokens(s->st, other) + (size_t)n_hit * bs, want, sizeof(int32_t) * (size_t)bs))
+            return 1;
+    }
+    return 0;
+}
+
+/* Puts the N_HIT cached blocks in s->match at the head of SLOT's block table. */
+static void take_prefix(sched *s, int slot, int n_hit)
+{
+    sched_req *r = &s->reqs[slot];
+    int32_t *table = slot_blocks(s->st, slot);
+    for (int i = 0; i < n_hit; i++) {
+        int32_t b = s->match[i];
+        kv_alloc_take(&s->kv, b);
+        share_add(s, b);
+        table[i] = b;
+    }
+    r->n_blocks = r->n_taken = r->n_keyed = n_hit;
+    r->n_cached = r->proj_cached = n_hit * s->block_size;
+    r->key_parent = n_hit ? table[n_hit - 1] : KV_NO_PARENT;
+    r->key_gen = n_hit ? s->kv.gen[table[n_hit - 1]] : 0;
+    atomic_store_explicit(&store_slot(s->st, slot)->n_blocks, r->n_blocks, memory_order_release);
+    if (r->cached_prompt < 0) { /* first admission: what the request is billed as cached */
+        slot_hdr *h = store_slot(s->st, slot);
+        r->cached_prompt = r->n_cached < r->n_prompt ? r->n_cached : r->n_prompt;
+        atomic_store_explicit(&h->n_prompt_cached, r->cached_prompt, memory_order_release);
+        if (!s->opts.no_prefix_caching) {
+            s->prefix_queries += (uint64_t)r->n_prompt;
+            s->prefix_hits += (uint64_t)r->cached_prompt;
+        }
+    }
 }
 
 static void admit(sched *s)
@@ -301,6 +449,8 @@ static void admit(sched *s)
     int max_running = s->opts.max_running < MSG_MAX_SEQS ? s->opts.max_running : MSG_MAX_SEQS;
     if (max_running > s->max_batch_tokens)
         max_running = s->max_batch_tokens;
+    int n_held = 0, n_order = s->n_waiting;
+    memcpy(s->order, s->waiting, sizeof(int) * (size_t)n_order);
     while (s->n_waiting > 0 && s->n_running < max_running) {
         int k = s->opts.policy->pick(s);
         int slot = s->waiting[k];
@@ -310,13 +460,38 @@ static void admit(sched *s)
                      "needs %d", s->kv_limit * s->block_size, peak_tokens(s, r));
             continue;
         }
-        if (!fits_with(s, r))
+        int n_hit = prefix_match(s, slot, s->match), n_new = 0;
+        for (int i = 0; i < n_hit; i++) {
+            int32_t b = s->match[i];
+            if (s->n_sharers[b] == 0) {
+                n_new++;
+                if (s->owner[b] >= 0)
+                    s->lend[s->owner[b]]++;
+            }
+        }
+        int wait = prefix_in_flight(s, slot, n_hit);
+        int fits = wait || fits_with(s, r, n_hit, n_new);
+        for (int i = 0; i < n_hit; i++)
+            if (s->owner[s->match[i]] >= 0)
+                s->lend[s->owner[s->match[i]]] = 0;
+        if (!fits)
             break;
         memmove(s->waiting + k, s->waiting + k + 1, sizeof(int) * (size_t)(s->n_waiting - k - 1));
         s->n_waiting--;
+        if (wait) { /* passed over this time, keeps its place in the queue */
+            s->held[n_held++] = slot;
+            continue;
+        }
         r->state = REQ_RUNNING;
         r->admit_seq = ++s->n_admitted;
         s->running[s->n_running++] = slot;
+        take_prefix(s, slot, n_hit);
+    }
+    if (n_held > 0) { /* the queue in its order again, less those admitted or ended */
+        s->n_waiting = 0;
+        for (int i = 0; i < n_order; i++)
+            if (s->reqs[s->order[i]].state == REQ_WAITING)
+                s->waiting[s->n_waiting++] = s->order[i];
     }
 }
 
@@ -348,17 +523,14 @@ static int grow_blocks(sched *s, int slot, int n_tokens)
     sched_req *r = &s->reqs[slot];
     int32_t *table = slot_blocks(s->st, slot);
     int need = blocks_for(s, n_tokens);
-    int used = s->kv.n_blocks - s->kv.n_free;
     while (r->n_blocks < need) {
-        if (used >= s->kv_limit && preempt_one(s, slot))
-            return -1;
-        used = s->kv.n_blocks - s->kv.n_free;
-        if (used >= s->kv_limit)
+        int32_t b = kv_alloc_get(&s->kv); /* a free block, else the LRU evictable one */
+        if (b < 0) {
+            if (preempt_one(s, slot))
+                return -1;
             continue;
-        int32_t b = kv_alloc_get(&s->kv);
-        CHECK(b >= 0);
+        }
         table[r->n_blocks++] = b;
-        used++;
     }
     atomic_store_explicit(&store_slot(s->st, slot)->n_blocks, r->n_blocks, memory_order_release);
     return 0;
@@ -428,6 +600,33 @@ static int is_stop_token(const sched *s, const slot_hdr *h, int32_t tok)
     return 0;
 }
 
+/* Caches the request's blocks that completed steps have filled: each under the cached
+ * block holding the contents of the one before it (its own, or one another request cached
+ * first: then this copy stays private). The chain stops for good if that block was evicted
+ * meanwhile (its generation moved on). */
+static void cache_computed(sched *s, int slot)
+{
+    sched_req *r = &s->reqs[slot];
+    if (s->opts.no_prefix_caching)
+        return;
+    const int32_t *table = slot_blocks(s->st, slot), *tok = slot_tokens(s->st, slot);
+    int bs = s->block_size;
+    while (r->n_keyed >= 0 && (r->n_keyed + 1) * bs <= r->n_cached) {
+        int k = r->n_keyed;
+        if (k > 0 && s->kv.gen[r->key_parent] != r->key_gen) {
+            r->n_keyed = -1;
+            break;
+        }
+        int32_t c = kv_alloc_insert(&s->kv, table[k], k ? r->key_parent : KV_NO_PARENT,
+                                    k ? r->key_gen : 0, tok + (size_t)k * bs);
+        if (c == table[k])
+            s->owner[c] = slot;
+        r->key_parent = c;
+        r->key_gen = s->kv.gen[c];
+        r->n_keyed++;
+    }
+}
+
 void sched_step_done(sched *s, const msg_step *step, int status)
 {
     for (int i = 0; i < step->n_seqs; i++) {
@@ -443,6 +642,7 @@ void sched_step_done(sched *s, const msg_step *step, int status)
             fail_req(s, q->slot, 500, "the worker failed the step (status %d)", status);
         } else if (!r->cancel) {
             r->n_cached += q->n_new;
+            cache_computed(s, q->slot);
             if (q->sample) {
                 /* the token sampled at position pos; with two steps in flight the worker
                  * may already have written the next one too */
@@ -497,7 +697,10 @@ void sched_publish(const sched *s)
     store_hdr *h = s->st->hdr;
     atomic_store(&h->n_waiting, s->n_waiting);
     atomic_store(&h->n_running, s->n_running);
-    atomic_store(&h->n_free_blocks, s->kv.n_free);
+    atomic_store(&h->n_free_blocks, kv_alloc_available(&s->kv)); /* evictable ones are free */
     atomic_store(&h->kv_limit_blocks, s->kv_limit);
     atomic_store(&h->n_preempted, s->n_preempted);
+    atomic_store(&h->n_cached_blocks, s->kv.n_cached);
+    atomic_store(&h->prefix_queries, s->prefix_queries);
+    atomic_store(&h->prefix_hits, s->prefix_hits);
 }

@@ -13,6 +13,29 @@
  *    state after the first (every sampling sequence one token longer), so the worker never
  *    waits for the router between iterations. A request that ends in step N while also in
  *    step N+1 is finished (blocks freed, final delta sent) once N+1 returns.
+ *  - Prefix caching (on unless no_prefix_caching; the cache itself is in kv_alloc.h):
+ *    . a block enters the cache once the steps that computed all its tokens have returned
+ *      (sched_step_done), never while a step in flight may still write it; a sequence only
+ *      writes positions >= its n_cached, so a cached block is never written again, and the
+ *      worker needs no change (a shared block just appears in several block tables);
+ *    . a request takes its cached prefix when it is admitted (again after a preemption or a
+ *      worker restart): the longest chain of cached blocks equal to its first tokens,
+ *      capped at n_tokens - 1 so at least one token is computed (the last block is then
+ *      computed again, as in vLLM: a sequence starts at a block boundary and never writes
+ *      into a shared block); its prefill starts after them;
+ *    . a request whose next block a running request is computing right now (the same
+ *      tokens after the same cached blocks) waits for it instead of computing it too
+ *      (SGLang's in-batch prefix sharing): later requests may be admitted past it;
+ *    . admission counts the blocks requests took from the cache once, however many share
+ *      them (and not again for the request that computed them), and evictable blocks as
+ *      free (they are dropped when their space is needed);
+ *    . a request releases its blocks last first, so the tails of cached prefixes leave
+ *      the LRU list first; preempted or finished, its computed blocks stay cached;
+ *    . a worker restart loses the KV: sched_set_capacity drops the whole cache.
+ *    The prompt tokens a request took from the cache at its first admission go to its
+ *    slot (n_prompt_cached, OpenAI's usage.prompt_tokens_details.cached_tokens) and into
+ *    the store's prefix_queries / prefix_hits counters (prompt tokens at first admission;
+ *    re-admissions are not counted again).
  * Results leave through an outbox of detok_seq entries the caller sends to the detokenizer.
  */
 #ifndef CINDER_SCHED_H
@@ -30,6 +53,7 @@ typedef struct {
     int max_total_tokens;   /* KV tokens the router may use; 0 = all the worker has */
     float new_token_ratio;  /* share of max_new_tokens admission reserves (0, 1]; 1 = never preempt */
     const sched_policy *policy; /* NULL = first come, first served */
+    int no_prefix_caching;  /* 1: no prefix cache, every request computes its whole prompt */
 } sched_opts;
 
 enum req_state { REQ_NONE = 0, REQ_WAITING, REQ_RUNNING };
@@ -47,6 +71,14 @@ typedef struct {
     int n_blocks;    /* blocks in the slot's block table */
     int cancel;      /* finish_reason to apply once no step carries it */
     uint64_t admit_seq; /* admission order, for picking a preemption victim */
+    /* prefix caching */
+    int n_taken;     /* leading blocks taken from the cache at admission (shared) */
+    int n_lent;      /* blocks it computed and cached that running requests took (shared) */
+    int n_keyed;     /* leading blocks whose contents are in the cache (taken, inserted, or
+                        cached by another request first); -1: the chain broke, cache no more */
+    int32_t key_parent;  /* the cached block with the contents of block n_keyed - 1 */
+    uint32_t key_gen;    /* its generation then (the parent key of block n_keyed) */
+    int cached_prompt;   /* prompt tokens taken from the cache at the first admission; -1 before */
 } sched_req;
 
 typedef struct sched {
@@ -59,7 +91,7 @@ typedef struct sched {
     int n_waiting;
     int *running;        /* [n_slots] slots in admission order */
     int n_running;
-    kv_alloc kv;
+    kv_alloc kv;         /* kv_limit blocks and the prefix cache over them */
     int kv_limit;        /* blocks the router may use */
     int ready;           /* a worker has reported its capacity */
     int max_batch_tokens;
@@ -68,6 +100,15 @@ typedef struct sched {
     int n_outbox;
     uint64_t n_steps, n_admitted, n_preempted;
     int64_t *est_cur, *est_left; /* [n_slots] scratch for the admission estimate */
+    int32_t *match;      /* [max_blocks_per_seq] scratch: a candidate's cached prefix */
+    int *held, *order;   /* [n_slots] scratch: requests admit() passed over, waiting order */
+    int32_t *n_sharers;  /* [kv_limit] running requests that took the block from the cache */
+    int32_t *owner;      /* [kv_limit] the request that computed and cached the block while
+                            it holds it, or -1 */
+    int *lend;           /* [n_slots] scratch: blocks a candidate would take from each owner */
+    int n_shared;        /* blocks with n_sharers > 0: admission counts each once */
+    uint64_t prefix_queries, prefix_hits; /* prompt tokens at first admission, and of them
+                                             taken from the cache */
 } sched;
 
 int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o);
@@ -109,6 +150,10 @@ void sched_step_done(sched *s, const msg_step *step, int status);
  * however many steps complete between two takes (a router that was stopped, then
  * continued, handles them all at once) it never holds more than n_slots entries. */
 int sched_take_outbox(sched *s, msg_detok *out);
+
+/* Tokens of SLOT's waiting request that the prefix cache holds now (what admission would
+ * take); 0 with prefix caching off. For policies (policy_lpm.c). */
+int sched_cached_prefix(const sched *s, int slot);
 
 /* Publishes queue and KV figures into the store header (for /metrics). */
 void sched_publish(const sched *s);

@@ -12,6 +12,7 @@ MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
 DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
+PREFIX_CACHING=1
 # the supervisor: first restart after 0.2 s, doubling after each quick failure (a death within
 # 30 s of the start) up to 10 s; it gives up on a process after 5 quick failures in a row
 SUP_FIRST_MS=200 SUP_MAX_MS=10000 SUP_QUICK_S=30 SUP_GIVE_UP=5
@@ -39,7 +40,9 @@ Starts cinder (router, worker, detokenizer, tokenizer/HTTP) and prints its URL o
   --gpu-memory-utilization F   share of GPU memory for weights and KV (default 0.9)
   --max-queue N         requests waiting beyond N get 503 with Retry-After (default 0: no limit)
   --new-token-ratio F   admission estimate of output tokens (default 1.0)
-  --policy P            fcfs|spf (default fcfs)
+  --policy P            fcfs|spf|lpm (default fcfs; lpm: longest cached prefix first)
+  --no-prefix-caching   every request computes its whole prompt (on by default: requests
+                        that share a prefix share its KV blocks; README "Prefix caching")
   --pipeline-depth N    steps in flight, 1 or 2 (default 2)
   --http-threads N      HTTP handler threads (default 256)
   --worker-wait S       requests wait at most S seconds for a worker that died or is still
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
     --supervise) SUPERVISE=1 ;;
     --detach) DETACH=1 ;;
     --enforce-eager) EAGER=1 ;;
+    --no-prefix-caching) PREFIX_CACHING=0 ;;
     -h|--help) usage; exit 0 ;;
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\

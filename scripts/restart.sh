@@ -45,7 +45,8 @@ common=(--run-dir "$RUN_DIR" --shm "$SHM" --model-dir "$MODEL_DIR")
 case $PROC in
   router) args=(--max-batch-tokens "$MAX_BATCH" --max-total-tokens "$MAX_TOTAL"
                 --new-token-ratio "$RATIO" --policy "$POLICY" --pipeline-depth "$DEPTH"
-                --worker-wait-ms "$(( ${WORKER_WAIT:-30} * 1000 ))") ;;
+                --worker-wait-ms "$(( ${WORKER_WAIT:-30} * 1000 ))")
+          [ "${PREFIX_CACHING:-1}" = 1 ] || args+=(--no-prefix-caching) ;;
   worker) args=(--backend "$BACKEND" --kv-tokens "$KV_TOKENS" --max-batch-tokens "$MAX_BATCH"
                 --threads "$THREADS" --load-format "$LOAD" --gpu-memory-utilization "$MEM_UTIL")
           [ -z "$DTYPE" ] || args+=(--dtype "$DTYPE")

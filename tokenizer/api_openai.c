@@ -4,7 +4,9 @@
  * Request fields map onto LightLLM's parameters (req_parse.c validates them): max_tokens,
  * temperature (default 1: sampling), top_p, stop, seed, presence/frequency_penalty, plus the
  * common extensions top_k, repetition_penalty, ignore_eos, stop_token_ids. n must be 1.
- * Chat messages go through the model's chat template (chat.h). Errors use OpenAI's shape:
+ * Chat messages go through the model's chat template (chat.h). usage carries
+ * prompt_tokens_details.cached_tokens: the prompt tokens the prefix cache supplied.
+ * Errors use OpenAI's shape:
  * {"error": {"message", "type", "param", "code"}}.
  */
 #include "api.h"
@@ -64,6 +66,8 @@ static void add_usage(cJSON *j, const serve_state *s)
     cJSON_AddNumberToObject(u, "prompt_tokens", s->n_prompt);
     cJSON_AddNumberToObject(u, "completion_tokens", s->n_out);
     cJSON_AddNumberToObject(u, "total_tokens", s->n_prompt + s->n_out);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", s->n_cached);
 }
 
 /* One choice: text (completions) or delta/message (chat). */

@@ -128,6 +128,13 @@ char *metrics_render(const store *st)
           limit > 0 ? (double)(limit - free_blocks) / limit : 0.0);
     counter(&o, "cinder_num_preemptions_total", "Requests preempted and recomputed.",
           (double)atomic_load(&h->n_preempted));
+    counter(&o, "cinder_prefix_cache_queries_total",
+            "Prompt tokens looked up in the prefix cache (each request once, when first admitted).",
+            (double)atomic_load(&h->prefix_queries));
+    counter(&o, "cinder_prefix_cache_hits_total", "Of them, tokens taken from the prefix cache.",
+            (double)atomic_load(&h->prefix_hits));
+    gauge(&o, "cinder_prefix_cache_blocks", "KV blocks in the prefix cache (in use or evictable).",
+          atomic_load(&h->n_cached_blocks));
     uint64_t n_steps = atomic_load(&h->n_worker_steps), n_gaps = atomic_load(&h->n_step_gaps);
     counter(&o, "cinder_worker_steps_total", "Iterations the worker ran.", (double)n_steps);
     gauge(&o, "cinder_worker_step_gap_seconds_mean", "Mean idle time between iterations with work queued.",

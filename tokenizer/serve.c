@@ -145,6 +145,7 @@ int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const ch
     char why[256] = "";
     int lost = 0;
     status = relay(f, c, slot, o, &s, &text, t0, &ttft, router_epoch, why, sizeof why, &lost);
+    s.n_cached = atomic_load_explicit(&store_slot(&f->st, slot)->n_prompt_cached, memory_order_acquire);
     if (status == 200) {
         if (o->stream)
             o->end(c, o, &s);

@@ -18,6 +18,7 @@ typedef struct {
     int finish;         /* finish_reason, FINISH_NONE before the end */
     int n_out;          /* output tokens so far */
     int n_prompt;
+    int n_cached;       /* prompt tokens the router took from the prefix cache (at the end) */
 } serve_state;
 
 typedef struct api_out api_out;

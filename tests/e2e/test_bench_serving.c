@@ -1,7 +1,8 @@
 /* test_bench_serving.c - build/bin/bench-serving against a real cinder (CPU backend,
  * stories15M): random prompts all at once and at a finite rate under a concurrency cap,
- * ShareGPT prompts from ../shared/data, the OpenAI endpoint, a sweep with its plot, and a
- * run where every request fails. Each run's JSON must account for every request and token
+ * ShareGPT prompts from ../shared/data, the OpenAI endpoint, shared-prefix and multi-turn
+ * workloads with the run's prefix cache hit rate, a sweep with its plot, and a run where
+ * every request fails. Each run's JSON must account for every request and token
  * (ignore_eos: output == the lengths asked for), and agree with the server's /metrics
  * (cinder_requests_total{outcome=...}, cinder_prompt_tokens_total,
  * cinder_generation_tokens_total) over the same run.
@@ -239,6 +240,46 @@ static void test_openai(void **state)
     cJSON_Delete(r);
 }
 
+/* Shared prefixes and conversations: the run's prefix cache hit rate comes from the
+ * server's counters; later turns go only once the turn before them has been answered. */
+static void test_prefix_workloads(void **state)
+{
+    counters before;
+    int have_metrics = !scrape(&before);
+    cJSON *r;
+    assert_int_equal(bench("--dataset-name prefix_repetition --num-prompts 16 --prefix-repetition-prefix-len 96 "
+                           "--prefix-repetition-suffix-len 16 --prefix-repetition-num-prefixes 2 "
+                           "--prefix-repetition-output-len 8 --seed 4", &r), 0);
+    assert_non_null(r);
+    check_run(r, 16);
+    double q = num(r, "prefix_cache_queries"), h = num(r, "prefix_cache_hits");
+    printf("# prefix_repetition: %.0f of %.0f prompt tokens from the cache\n", h, q);
+    assert_true(q == num(r, "total_input_tokens"));
+    assert_true(h >= 14 * 96 * 0.9); /* all but the first of each prefix find it cached */
+    assert_float_equal(num(r, "prefix_cache_hit_rate"), h / q, 1e-9);
+    assert_true(out_has("Prefix cache hit rate (%):"));
+    if (have_metrics)
+        check_metrics(&before, r, 16);
+    cJSON_Delete(r);
+
+    have_metrics = !scrape(&before);
+    assert_int_equal(bench("--dataset-name multiturn --num-prompts 12 --multiturn-turns 3 --random-input-len 16 "
+                           "--random-output-len 8 --max-total-len 256 --request-rate 50 --seed 6", &r), 0);
+    assert_non_null(r);
+    check_run(r, 12);
+    const cJSON *start = cJSON_GetObjectItem(r, "start_ms"), *e2e = cJSON_GetObjectItem(r, "e2els_ms");
+    for (int i = 0; i < 12; i++)
+        if (i % 3) /* a turn starts after the previous one's answer ended */
+            assert_true(cJSON_GetArrayItem(start, i)->valuedouble >=
+                        cJSON_GetArrayItem(start, i - 1)->valuedouble + cJSON_GetArrayItem(e2e, i - 1)->valuedouble - 1);
+    printf("# multiturn: %.0f of %.0f prompt tokens from the cache\n", num(r, "prefix_cache_hits"),
+           num(r, "prefix_cache_queries"));
+    assert_true(num(r, "prefix_cache_hits") > 0);
+    if (have_metrics)
+        check_metrics(&before, r, 12);
+    cJSON_Delete(r);
+}
+
 static void test_failures_counted(void **state)
 {
     cJSON *r;
@@ -326,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_rate_and_concurrency),
         cmocka_unit_test(test_sharegpt),
         cmocka_unit_test(test_openai),
+        cmocka_unit_test(test_prefix_workloads),
         cmocka_unit_test(test_failures_counted),
         cmocka_unit_test(test_sweep_plot),
     };

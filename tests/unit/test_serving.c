@@ -92,7 +92,7 @@ static void test_arrivals(void **state)
 
 static void test_backend_bodies(void **state)
 {
-    sv_prompt p = {"Once \"upon\"\n a time", 7, 33};
+    sv_prompt p = {"Once \"upon\"\n a time", 7, 33, 0};
     sv_req_opts o = {SV_CINDER, "stories15M", 1};
     char *s = sv_backend_body(&o, &p);
     cJSON *j = cJSON_Parse(s);
@@ -219,7 +219,7 @@ static void test_summary(void **state)
 static void test_summary_exact(void **state)
 {
     /* two done requests and a failed one, by hand */
-    sv_prompt p[3] = {{"a", 10, 4}, {"b", 20, 1}, {"c", 30, 5}};
+    sv_prompt p[3] = {{"a", 10, 4, 0}, {"b", 20, 1, 0}, {"c", 30, 5, 0}};
     sv_dataset d = {p, 3};
     double g0[] = {10, 20, 30};
     sv_outcome o[3] = {
@@ -408,6 +408,98 @@ static void test_instruction(void **state)
     tok_free(t);
 }
 
+/* prefix_repetition: num_prefixes prefixes of about prefix_len tokens, each the start of
+ * num_prompts / num_prefixes prompts in shuffled order, suffixes of their own; the seed
+ * decides. */
+static void test_prefix_dataset(void **state)
+{
+    char err[256];
+    tok *t = tok_load(TOKENIZER, err, sizeof err);
+    assert_non_null(t);
+    sv_data_cfg c = data_cfg("prefix_repetition", NULL);
+    c.num_prompts = 24;
+    c.prefix_len = 64;
+    c.suffix_len = 16;
+    c.num_prefixes = 3;
+    c.prefix_output_len = 7;
+    sv_dataset d, e;
+    assert_int_equal(sv_data_load(&c, t, &d, err, sizeof err), 0);
+    assert_int_equal(d.n, 24);
+    int group[24], n_group[3] = {0}, n_prefix = 0;
+    char prefix[3][4096];
+    for (int i = 0; i < d.n; i++) {
+        assert_int_equal(d.v[i].prompt_len, n_tokens(t, d.v[i].prompt, 1));
+        assert_true(abs(d.v[i].prompt_len - (1 + 64 + 16)) <= 4); /* BOS, prefix, suffix */
+        assert_int_equal(d.v[i].output_len, 7);
+        assert_int_equal(d.v[i].after, 0);
+        group[i] = -1; /* which prefix: the text before the first 40 bytes agree */
+        for (int g = 0; g < n_prefix && group[i] < 0; g++)
+            if (!strncmp(prefix[g], d.v[i].prompt, 40))
+                group[i] = g;
+        if (group[i] < 0) {
+            assert_true(n_prefix < 3);
+            snprintf(prefix[n_prefix], sizeof prefix[n_prefix], "%s", d.v[i].prompt);
+            group[i] = n_prefix++;
+        }
+        n_group[group[i]]++;
+    }
+    assert_int_equal(n_prefix, 3);
+    for (int g = 0; g < 3; g++)
+        assert_int_equal(n_group[g], 8);
+    int round_robin = 1; /* the order is shuffled, not prefix by prefix in turn */
+    for (int i = 0; i < d.n; i++)
+        round_robin &= group[i] == group[i % 3];
+    assert_false(round_robin);
+    assert_int_equal(sv_data_load(&c, t, &e, err, sizeof err), 0);
+    for (int i = 0; i < d.n; i++)
+        assert_string_equal(d.v[i].prompt, e.v[i].prompt);
+    sv_data_free(&d);
+    sv_data_free(&e);
+    c.name = "prefix"; /* the short name */
+    assert_int_equal(sv_data_load(&c, t, &d, err, sizeof err), 0);
+    sv_data_free(&d);
+    c.num_prefixes = 0;
+    assert_int_equal(sv_data_load(&c, t, &d, err, sizeof err), -1);
+    tok_free(t);
+}
+
+/* multiturn: each turn's prompt starts with the previous turn's prompt and answer and waits
+ * for it (after); a conversation ends early when the next turn would not fit. */
+static void test_multiturn_dataset(void **state)
+{
+    char err[256];
+    tok *t = tok_load(TOKENIZER, err, sizeof err);
+    assert_non_null(t);
+    sv_data_cfg c = data_cfg("multiturn", NULL);
+    c.num_prompts = 20;
+    c.turns = 3;
+    c.random_input_len = 20;
+    c.random_output_len = 10;
+    c.max_total_len = 2048;
+    sv_dataset d;
+    assert_int_equal(sv_data_load(&c, t, &d, err, sizeof err), 0);
+    assert_int_equal(d.n, 20);
+    for (int i = 0; i < d.n; i++) {
+        assert_int_equal(d.v[i].prompt_len, n_tokens(t, d.v[i].prompt, 1));
+        assert_int_equal(d.v[i].output_len, 10);
+        if (i % 3 == 0) {
+            assert_int_equal(d.v[i].after, 0);
+        } else {
+            assert_int_equal(d.v[i].after, i); /* the request before it */
+            const char *prev = d.v[i - 1].prompt;
+            assert_memory_equal(d.v[i].prompt, prev, strlen(prev));
+            assert_true(d.v[i].prompt_len > d.v[i - 1].prompt_len + 25);
+        }
+    }
+    sv_data_free(&d);
+    c.max_total_len = 80; /* room for two turns of 30 + 10 tokens, not three */
+    assert_int_equal(sv_data_load(&c, t, &d, err, sizeof err), 0);
+    for (int i = 0; i < d.n; i++)
+        assert_true(d.v[i].prompt_len + 10 <= 80 && (d.v[i].after == 0 || d.v[d.v[i].after - 1].after == 0));
+    sv_data_free(&d);
+    tok_free(t);
+}
+
 int main(void)
 {
     SEED = getenv("TEST_SEED") ? strtoull(getenv("TEST_SEED"), NULL, 10) : (uint64_t)time(NULL);
@@ -424,6 +516,8 @@ int main(void)
         cmocka_unit_test(test_random_dataset),
         cmocka_unit_test(test_sharegpt_filters),
         cmocka_unit_test(test_instruction),
+        cmocka_unit_test(test_prefix_dataset),
+        cmocka_unit_test(test_multiturn_dataset),
     };
     return cmocka_run_group_tests_name("serving", tests, NULL, NULL);
 }
