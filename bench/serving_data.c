@@ -295,7 +295,7 @@ static int load_random(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *
 static char *random_text(const tok *t, sv_rng *r, const int *vocab, int n_vocab, int len, int n_special)
 {
     int got;
-    return random_prompt(t, r, vocab, n_vocab, len + n_special, n_special, &got);
+    return random_prompt_try(t, r, vocab, n_vocab, len + n_special, n_special, &got);
 }
 
 /* A + SEP + B, malloc'd. */
