@@ -47,7 +47,7 @@ typedef struct {
     int32_t stop_ids[STORE_MAX_STOP_IDS];
     _Atomic int32_t n_delivered;  /* output tokens whose text delta reached the tokenizer: a
                                      restarted detokenizer resends from there */
-    /* written by the worker */
+    /* written by the tokenizer when it fills the slot (n_prompt), then by the worker */
     _Atomic int32_t n_tokens;     /* valid tokens in tokens[]: n_prompt + generated */
     /* written by the router */
     _Atomic int32_t n_blocks;     /* valid entries in the block table */

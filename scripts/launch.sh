@@ -12,7 +12,7 @@ MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
 DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
-PREFIX_CACHING=1
+PREFIX_CACHING=1 SERVED_NAME=
 # the supervisor: first restart after 0.2 s, doubling after each quick failure (a death within
 # 30 s of the start) up to 10 s; it gives up on a process after 5 quick failures in a row
 SUP_FIRST_MS=200 SUP_MAX_MS=10000 SUP_QUICK_S=30 SUP_GIVE_UP=5
@@ -45,6 +45,7 @@ Starts cinder (router, worker, detokenizer, tokenizer/HTTP) and prints its URL o
                         that share a prefix share its KV blocks; README "Prefix caching")
   --pipeline-depth N    steps in flight, 1 or 2 (default 2)
   --http-threads N      HTTP handler threads (default 256)
+  --served-model-name NAME   the model's name in the OpenAI API (default: the directory's)
   --worker-wait S       requests wait at most S seconds for a worker that died or is still
                         restarting, then fail with 503 (default 30)
   --dtype D             CUDA backend: bf16 (default) or fp16 weights and activations
@@ -78,7 +79,7 @@ while [ $# -gt 0 ]; do
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
     --new-token-ratio|--policy|--pipeline-depth|--http-threads|--worker-wait|--dtype|\
-    --gemv-max-tokens|--gemv-warps|--pdl)
+    --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name)
       if [ $# -lt 2 ] || [[ $2 == --* ]] || [ -z "$2" ]; then
         echo "launch.sh: $1 needs a value (see scripts/launch.sh --help)" >&2; exit 2
       fi
@@ -106,6 +107,7 @@ while [ $# -gt 0 ]; do
         --gemv-max-tokens) GEMV_MAX=$2 ;;
         --gemv-warps) GEMV_WARPS=$2 ;;
         --pdl) PDL=$2 ;;
+        --served-model-name) SERVED_NAME=$2 ;;
       esac
       shift ;;
     *) echo "launch.sh: unknown option $1 (see scripts/launch.sh --help)" >&2; exit 2 ;;
