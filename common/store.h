@@ -36,7 +36,7 @@ enum finish_reason { FINISH_NONE = 0, FINISH_LENGTH, FINISH_STOP, FINISH_ABORT, 
 extern const char *const finish_names[]; /* "", "length", "stop", "abort", "error" */
 
 typedef struct {
-    /* written by the tokenizer (front end) */
+    /* written by the tokenizer */
     _Atomic uint32_t state;       /* slot_state; FREE -> ACTIVE on accept, ACTIVE -> FREE when answered */
     uint64_t req_id;              /* unique per request; messages carry it to reject stale ones */
     sampling_params params;

@@ -42,9 +42,9 @@ int main(int argc, char **argv)
     proc_register(&p, PROC_STOP_FLAG);
     void *zctx = zmq_ctx_new();
     void *pull = ipc_open(zctx, ZMQ_PULL, p.run_dir, IPC_DETOK, 0);
-    void *to_front = ipc_open(zctx, ZMQ_PUSH, p.run_dir, IPC_TOKENIZER, 0);
+    void *to_tokenizer = ipc_open(zctx, ZMQ_PUSH, p.run_dir, IPC_TOKENIZER, 0);
     void *to_router = ipc_open(zctx, ZMQ_PUSH, p.run_dir, IPC_ROUTER, 0);
-    if (!pull || !to_front || !to_router)
+    if (!pull || !to_tokenizer || !to_router)
         return 1;
     LOG_INFO("ready");
 
@@ -68,7 +68,7 @@ int main(int argc, char **argv)
                 if (e->slot < 0 || (uint32_t)e->slot >= st->hdr->n_slots)
                     continue;
                 int fresh = seen[e->slot] != e->req_id; /* new, or from before a restart */
-                rc = detok_advance(t, st, e, fresh, (detok_emit_fn)send_delta, to_front);
+                rc = detok_advance(t, st, e, fresh, (detok_emit_fn)send_delta, to_tokenizer);
                 if (rc >= 0)
                     seen[e->slot] = e->req_id;
                 if (rc == 1) {
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     LOG_INFO("stopping");
     free(seen);
     ipc_close(pull);
-    ipc_close(to_front);
+    ipc_close(to_tokenizer);
     ipc_close(to_router);
     zmq_ctx_term(zctx);
     tok_free(t);

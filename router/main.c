@@ -34,7 +34,7 @@ typedef struct {
     uv_poll_t poll;
     uv_timer_t timer;
     uv_signal_t sigterm, sigint;
-    void *zctx, *pull, *to_worker, *to_detok, *to_front;
+    void *zctx, *pull, *to_worker, *to_detok, *to_tokenizer;
     proc p;                       /* common flags, the store */
     model_config cfg;
     sched sched;
@@ -105,9 +105,9 @@ static void handle(router *r, const msg_any *m)
         break;
     case MSG_ABORT:
         if (!sched_cancel(&r->sched, m->u.abort.slot, m->u.abort.req_id, FINISH_ABORT)) {
-            /* not ours (ended, or sent to an earlier router): the front end can let it go */
+            /* not ours (ended, or sent to an earlier router): the tokenizer can let it go */
             msg_req_failed f = {m->u.abort.slot, m->u.abort.req_id, 410, "the router holds no such request"};
-            ipc_send(r->to_front, MSG_REQ_FAILED, &f);
+            ipc_send(r->to_tokenizer, MSG_REQ_FAILED, &f);
         }
         break;
     case MSG_STOP_REQ:
@@ -251,9 +251,9 @@ int main(int argc, char **argv)
     r.pull = ipc_open(r.zctx, ZMQ_PULL, run_dir, IPC_ROUTER, 1);
     r.to_worker = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_WORKER, 1);
     r.to_detok = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_DETOK, 1);
-    r.to_front = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_TOKENIZER, 0);
+    r.to_tokenizer = ipc_open(r.zctx, ZMQ_PUSH, run_dir, IPC_TOKENIZER, 0);
     r.pending = calloc(r.p.st.hdr->n_slots, sizeof *r.pending);
-    if (!r.pull || !r.to_worker || !r.to_detok || !r.to_front || !r.pending)
+    if (!r.pull || !r.to_worker || !r.to_detok || !r.to_tokenizer || !r.pending)
         return 1;
 
     r.loop = uv_default_loop();
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
     ipc_close(r.pull);
     ipc_close(r.to_worker);
     ipc_close(r.to_detok);
-    ipc_close(r.to_front);
+    ipc_close(r.to_tokenizer);
     zmq_ctx_term(r.zctx);
     free(r.pending);
     sched_free(&r.sched);

@@ -193,7 +193,7 @@ static void end_req(sched *s, int slot, int reason)
     }
 }
 
-/* Records why the request fails (read by the front end with FINISH_ERROR), then ends it. */
+/* Records why the request fails (read by the tokenizer with FINISH_ERROR), then ends it. */
 static void fail_req(sched *s, int slot, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void fail_req(sched *s, int slot, int status, const char *fmt, ...)

@@ -4,19 +4,19 @@
 #define CINDER_API_H
 
 #include "chat.h"
-#include "front.h"
+#include "tokenizer.h"
 
 struct mg_connection;
 
 typedef struct {
-    front *f;
+    tokenizer *f;
     const char *model_name;  /* the served model's name (OpenAI "model") */
     chat_template chat;
     int have_chat;           /* the chat template loaded */
     char chat_err[256];      /* why not, for /v1/chat/completions */
 } api_ctx;
 
-int api_generate(front *f, struct mg_connection *c, int stream);     /* LightLLM */
+int api_generate(tokenizer *f, struct mg_connection *c, int stream);     /* LightLLM */
 int api_completions(api_ctx *a, struct mg_connection *c, int chat); /* OpenAI */
 int api_models(api_ctx *a, struct mg_connection *c);
 int api_openai_error(struct mg_connection *c, int status, const char *msg);

@@ -66,7 +66,7 @@ static void gen_respond(struct mg_connection *c, api_out *o, const serve_state *
     http_send_cjson(c, 200, j);
 }
 
-int api_generate(front *f, struct mg_connection *c, int stream)
+int api_generate(tokenizer *f, struct mg_connection *c, int stream)
 {
     char *body = NULL, err[512];
     long n = http_read_body(c, &body);

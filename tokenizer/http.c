@@ -40,7 +40,7 @@ static api_ctx A;
 static atomic_int gen_busy; /* threads inside a generation request, its body read included */
 static int gen_max;         /* at most this many (http_start) */
 
-static int handle_metrics(struct mg_connection *c, front *f)
+static int handle_metrics(struct mg_connection *c, tokenizer *f)
 {
     char *text = metrics_render(&f->st);
     if (!text)
@@ -66,7 +66,7 @@ static const route routes[] = {
 
 static int dispatch(struct mg_connection *c, void *arg)
 {
-    front *f = arg;
+    tokenizer *f = arg;
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *uri = ri->local_uri ? ri->local_uri : "";
     int k = -1;
@@ -82,7 +82,7 @@ static int dispatch(struct mg_connection *c, void *arg)
     }
     switch (k) {
     case 0:
-        if (!front_healthy(f))
+        if (!tokenizer_healthy(f))
             return http_send_error(c, 503, "not all processes are up");
         http_send_json(c, 200, "{\"status\":\"ok\"}", NULL);
         return 200;
@@ -126,7 +126,7 @@ static int on_begin_request(struct mg_connection *c) { return http_frame_check(c
 
 static void on_connection_close(const struct mg_connection *c) { http_frame_conn_end(c); }
 
-struct mg_context *http_start(front *f, const http_opts *o)
+struct mg_context *http_start(tokenizer *f, const http_opts *o)
 {
     char listen[128], threads[16], path[PATH_MAX];
     A.f = f;

@@ -2,7 +2,7 @@
 #ifndef CINDER_HTTP_H
 #define CINDER_HTTP_H
 
-#include "front.h"
+#include "tokenizer.h"
 
 typedef struct {
     const char *host;
@@ -14,6 +14,6 @@ typedef struct {
 
 struct mg_context;
 /* Listens as O says; NULL on failure. mg_stop() ends it. */
-struct mg_context *http_start(front *f, const http_opts *o);
+struct mg_context *http_start(tokenizer *f, const http_opts *o);
 
 #endif

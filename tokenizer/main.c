@@ -1,4 +1,4 @@
-/* main.c - the tokenizer process (front end): HTTP API, prompt encoding, slot ownership.
+/* main.c - the tokenizer process: HTTP API, prompt encoding, slot ownership.
  *
  *   tokenizer --run-dir DIR --shm NAME --model-dir DIR [--host H] [--port N] [--http-threads N]
  *             (--host: the address to listen on, default 127.0.0.1; 0.0.0.0 for every interface:
@@ -8,10 +8,10 @@
  *             threads, kept for /health and /metrics; past it they get 503, see http.c)
  *             [--served-model-name NAME]   (OpenAI's "model"; default: the directory's name)
  *
- * See front.h for how requests flow through it and http.c for the API.
+ * See tokenizer.h for how requests flow through it and http.c for the API.
  */
 #include "../common/log.h"
-#include "front.h"
+#include "tokenizer.h"
 #include "http.h"
 
 #include <civetweb.h>
@@ -49,8 +49,8 @@ int main(int argc, char **argv)
         goto usage;
     const char *model_dir = p.model_dir;
     proc_register(&p, PROC_STOP_WAIT);   /* before any thread: they inherit the mask */
-    static front f;
-    if (front_init(&f, &p))
+    static tokenizer f;
+    if (tokenizer_init(&f, &p))
         return 1;
     f.max_queue = max_queue;
     if (!name) { /* the model directory's name */
@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     proc_wait_stop();
     LOG_INFO("stopping");
     mg_stop(ctx);
-    front_free(&f);
+    tokenizer_free(&f);
     proc_free(&p);
     return 0;
 usage:

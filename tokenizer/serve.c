@@ -13,7 +13,7 @@
 
 /* Encodes the prompt into the slot and writes the request's header; 0 or an HTTP status
  * with a message in ERR. */
-static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, size_t n_prompt,
+static int fill_slot(tokenizer *f, int slot, const gen_req *g, const char *prompt, size_t n_prompt,
                      int add_special, char *err, size_t n_err)
 {
     slot_hdr *h = store_slot(&f->st, slot);
@@ -54,7 +54,7 @@ static int fill_slot(front *f, int slot, const gen_req *g, const char *prompt, s
  * A client that goes away is noticed within WAIT_MS, streaming or not (its socket reports
  * the close; a failed write says so too): the request is aborted, the router ends it
  * within one iteration, and the final delta still comes. */
-static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_state *s, text_buf *text,
+static int relay(tokenizer *f, struct mg_connection *c, int slot, api_out *o, serve_state *s, text_buf *text,
                  uint64_t t0_us, double *ttft_s, uint32_t router_epoch, char *why, size_t n_why,
                  int *lost)
 {
@@ -65,12 +65,12 @@ static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_
             checked_us = now_us();
             if (http_conn_gone(fd)) {
                 client_gone = 1;
-                front_abort(f, slot); /* the router ends it; the final delta still comes */
+                tokenizer_abort(f, slot); /* the router ends it; the final delta still comes */
             }
         }
-        delta_node *d = front_next(f, slot, WAIT_MS);
+        delta_node *d = tokenizer_next(f, slot, WAIT_MS);
         if (!d) {
-            int status = front_failure(f, slot, why, n_why);
+            int status = tokenizer_failure(f, slot, why, n_why);
             if (status)
                 return status;
             /* a router that died, hung or was replaced has forgotten the request */
@@ -96,7 +96,7 @@ static int relay(front *f, struct mg_connection *c, int slot, api_out *o, serve_
         s->n_out = d->n_out;
         if (o->stream && !client_gone && o->event(c, o, d, s)) {
             client_gone = 1;
-            front_abort(f, slot); /* the router ends it; the final delta still comes */
+            tokenizer_abort(f, slot); /* the router ends it; the final delta still comes */
         }
         free(d);
     }
@@ -115,33 +115,33 @@ static int reject(struct mg_connection *c, api_out *o, const char *msg)
     return o->error(c, 503, msg);
 }
 
-int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const char *prompt, size_t n,
+int serve_generate(tokenizer *f, struct mg_connection *c, const gen_req *g, const char *prompt, size_t n,
                    int add_special, api_out *o)
 {
     char err[512];
     uint64_t t0 = now_us();
-    if (!front_ready(f))
+    if (!tokenizer_ready(f))
         return reject(c, o, "the server is not ready");
-    if (f->max_queue > 0 && front_n_queued(f) >= f->max_queue)
+    if (f->max_queue > 0 && tokenizer_n_queued(f) >= f->max_queue)
         return reject(c, o, "the request queue is full; retry later");
-    int slot = front_slot_take(f);
+    int slot = tokenizer_slot_take(f);
     if (slot < 0)
         return reject(c, o, "all request slots are in use; retry later");
     int status = fill_slot(f, slot, g, prompt, n, add_special, err, sizeof err);
     if (status) {
-        front_slot_release(f, slot);
+        tokenizer_slot_release(f, slot);
         return o->error(c, status, err);
     }
     uint32_t router_epoch = atomic_load(&f->st.hdr->epoch[PROC_ROUTER]);
-    if (!front_submit(f, slot)) {
-        front_slot_release(f, slot);
+    if (!tokenizer_submit(f, slot)) {
+        tokenizer_slot_release(f, slot);
         return o->error(c, 503, "the router cannot be reached");
     }
     serve_state s = {.text = "", .n_prompt = store_slot(&f->st, slot)->n_prompt};
     text_buf text = {0};
     double ttft = -1;
     if (o->stream && o->begin(c, o))
-        front_abort(f, slot);
+        tokenizer_abort(f, slot);
     char why[256] = "";
     int lost = 0;
     status = relay(f, c, slot, o, &s, &text, t0, &ttft, router_epoch, why, sizeof why, &lost);
@@ -151,16 +151,16 @@ int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const ch
             o->end(c, o, &s);
         else
             o->respond(c, o, &s);
-        front_slot_release(f, slot);
+        tokenizer_slot_release(f, slot);
     } else {
         if (o->stream)
             o->fail(c, o, status, why);
         else
             o->error(c, status, why);
         if (lost)
-            front_slot_lost(f, slot, router_epoch);
+            tokenizer_slot_lost(f, slot, router_epoch);
         else
-            front_slot_release(f, slot); /* the router reported it and let it go */
+            tokenizer_slot_release(f, slot); /* the router reported it and let it go */
     }
     metrics_request(status == 200 ? metrics_outcome_of(s.finish) : OUT_ERROR, s.n_prompt, s.n_out, ttft,
                     (double)(now_us() - t0) / 1e6);

@@ -7,7 +7,7 @@
 #ifndef CINDER_SERVE_H
 #define CINDER_SERVE_H
 
-#include "front.h"
+#include "tokenizer.h"
 #include "req_parse.h"
 
 struct mg_connection;
@@ -41,7 +41,7 @@ struct api_out {
 
 /* Serves G with its prompt PROMPT (N bytes; ADD_SPECIAL: apply the post-processor, e.g.
  * BOS). Returns the HTTP status sent. */
-int serve_generate(front *f, struct mg_connection *c, const gen_req *g, const char *prompt, size_t n,
+int serve_generate(tokenizer *f, struct mg_connection *c, const gen_req *g, const char *prompt, size_t n,
                    int add_special, api_out *o);
 
 #endif

@@ -140,7 +140,7 @@ int main(int argc, char **argv)
     bo.max_seq_len = (int)st->hdr->max_seq_len;
     bo.max_seqs = MSG_MAX_SEQS < (int)st->hdr->n_slots ? MSG_MAX_SEQS : (int)st->hdr->n_slots;
     /* no KV until this worker has loaded (a previous worker's figure would make /health and
-       the front end take requests now); published before the pid, so no window shows both */
+       the tokenizer take requests now); published before the pid, so no window shows both */
     atomic_store(&st->hdr->n_kv_blocks, 0);
     proc_register(&p, PROC_STOP_DEFAULT);   /* a stop while loading ends it at once */
     /* beats from now on: loading can take long, and the heartbeat is also where a worker

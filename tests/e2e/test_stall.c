@@ -3,7 +3,7 @@
  *   short stall (2 s, 200 streams): nothing fails; every stream gets all its tokens, with the
  *     same greedy text as alone (the router handled the steps and aborts that piled up at
  *     once: its outbox overflowed before);
- *   long stall (7 s > STORE_HUNG_MS, 80 streams): the front end gives up on the requests
+ *   long stall (7 s > STORE_HUNG_MS, 80 streams): the tokenizer gives up on the requests
  *     (an error event, not a hang), and once the router continues every slot and KV block
  *     comes back (they leaked for good before) and new requests are served.
  */

@@ -252,7 +252,7 @@ static void test_outbox_after_stall(void **state)
         sched_step_done(&s, &step, 0);
         assert_true(s.n_outbox <= 64);
     }
-    for (int slot = 0; slot < 32; slot++)   /* then the front end's aborts */
+    for (int slot = 0; slot < 32; slot++)   /* then the tokenizer's aborts */
         assert_int_equal(sched_cancel(&s, slot, ids[slot], FINISH_ABORT), 1);
     assert_int_equal(s.n_outbox, 64);
     int n = 0, n_final = 0;

@@ -1,4 +1,4 @@
-/* front.h - the tokenizer process's shared state: slots, mailboxes and its two sockets.
+/* tokenizer.h - the tokenizer process's shared state: slots, mailboxes and its two sockets.
  *
  * HTTP handler threads (civetweb) take a slot, write the prompt into it and send NEW_REQ;
  * then each waits on its slot's mailbox. One receiver thread reads TEXT_DELTA / REQ_FAILED
@@ -6,8 +6,8 @@
  * frees the slot after the final delta, which the router sends only once it has let go of
  * the request (its KV blocks are free), so a slot is never reused while still in use.
  */
-#ifndef CINDER_FRONT_H
-#define CINDER_FRONT_H
+#ifndef CINDER_TOKENIZER_H
+#define CINDER_TOKENIZER_H
 
 #include <pthread.h>
 #include "../common/msg.h"
@@ -56,38 +56,38 @@ typedef struct {
                                  resumed router lets go of it */
     pthread_t receiver;
     _Atomic int stopping;
-} front;
+} tokenizer;
 
 /* Sets up slots, mailboxes, sockets and the receiver thread over P's store (proc_open'ed and
  * registered: the receiver beats for the process). */
-int front_init(front *f, proc *p);
-void front_free(front *f);
+int tokenizer_init(tokenizer *f, proc *p);
+void tokenizer_free(tokenizer *f);
 
 /* Takes a free slot, or -1 when all are in use. */
-int front_slot_take(front *f);
+int tokenizer_slot_take(tokenizer *f);
 /* Publishes slot SLOT (already filled by the caller except state/req_id) to the router;
  * returns the request id, or 0 if the router cannot be reached. */
-uint64_t front_submit(front *f, int slot);
+uint64_t tokenizer_submit(tokenizer *f, int slot);
 /* Waits up to TIMEOUT_MS for the next delta of the request in SLOT. Returns the delta (the
  * caller frees it), or NULL on timeout or failure (check the mailbox's failed flag). */
-delta_node *front_next(front *f, int slot, long timeout_ms);
+delta_node *tokenizer_next(tokenizer *f, int slot, long timeout_ms);
 /* When a REQ_FAILED came for the request in SLOT: its HTTP status, with the message in WHY
  * [N_WHY]; else 0. */
-int front_failure(front *f, int slot, char *why, size_t n_why);
+int tokenizer_failure(tokenizer *f, int slot, char *why, size_t n_why);
 /* Asks the router to drop the request (client gone). */
-void front_abort(front *f, int slot);
+void tokenizer_abort(tokenizer *f, int slot);
 /* Returns the slot to the free pool once the final delta came. */
-void front_slot_release(front *f, int slot);
+void tokenizer_slot_release(tokenizer *f, int slot);
 /* The request in SLOT failed because its router went away (died, or silent past
  * STORE_HUNG_MS): the slot is freed as soon as a new router runs (at once if one already
  * does), or, when the same router resumes, once it ends the request (it is sent an abort). */
-void front_slot_lost(front *f, int slot, uint32_t router_epoch_at_submit);
+void tokenizer_slot_lost(tokenizer *f, int slot, uint32_t router_epoch_at_submit);
 /* Requests accepted and not yet in the router's running batch. */
-int front_n_queued(front *f);
+int tokenizer_n_queued(tokenizer *f);
 /* 1 when all four processes beat within the last second and the worker has KV (/health). */
-int front_healthy(const front *f);
+int tokenizer_healthy(const tokenizer *f);
 /* 1 when all four processes run and the worker has KV: requests are taken (a heartbeat late
  * under load is no reason to turn them away). */
-int front_ready(const front *f);
+int tokenizer_ready(const tokenizer *f);
 
 #endif

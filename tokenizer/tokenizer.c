@@ -1,5 +1,5 @@
-/* front.c - slots, mailboxes and the receiver thread of the tokenizer process (see front.h). */
-#include "front.h"
+/* tokenizer.c - slots, mailboxes and the receiver thread of the tokenizer process (see tokenizer.h). */
+#include "tokenizer.h"
 #include "../common/ipc.h"
 #include "../common/log.h"
 
@@ -34,7 +34,7 @@ static void mailbox_clear(mailbox *b)
     b->failed = 0;
 }
 
-static void deliver_delta(front *f, const msg_text_delta *m)
+static void deliver_delta(tokenizer *f, const msg_text_delta *m)
 {
     if (m->slot < 0 || (uint32_t)m->slot >= f->st.hdr->n_slots)
         return;
@@ -56,24 +56,24 @@ static void deliver_delta(front *f, const msg_text_delta *m)
     free(d); /* stale: the request is gone */
     if (m->finish && f->orphan[m->slot] && store_slot(&f->st, m->slot)->req_id == m->req_id) {
         f->orphan[m->slot] = 0; /* the router has let go of an earlier tokenizer's request */
-        front_slot_release(f, m->slot);
+        tokenizer_slot_release(f, m->slot);
     }
     if (m->finish && store_slot(&f->st, m->slot)->req_id == m->req_id &&
         atomic_exchange(&f->lost[m->slot], 0))
-        front_slot_release(f, m->slot); /* given up on, but the router came back and let go */
+        tokenizer_slot_release(f, m->slot); /* given up on, but the router came back and let go */
 }
 
-static void deliver_failure(front *f, const msg_req_failed *m)
+static void deliver_failure(tokenizer *f, const msg_req_failed *m)
 {
     if (m->slot < 0 || (uint32_t)m->slot >= f->st.hdr->n_slots)
         return;
     if (f->orphan[m->slot] && store_slot(&f->st, m->slot)->req_id == m->req_id) {
         f->orphan[m->slot] = 0; /* the router never had it (any more) */
-        front_slot_release(f, m->slot);
+        tokenizer_slot_release(f, m->slot);
         return;
     }
     if (store_slot(&f->st, m->slot)->req_id == m->req_id && atomic_exchange(&f->lost[m->slot], 0)) {
-        front_slot_release(f, m->slot); /* the router answered our abort: it holds nothing */
+        tokenizer_slot_release(f, m->slot); /* the router answered our abort: it holds nothing */
         return;
     }
     mailbox *b = &f->boxes[m->slot];
@@ -89,7 +89,7 @@ static void deliver_failure(front *f, const msg_req_failed *m)
 
 static void *receiver_main(void *arg)
 {
-    front *f = arg;
+    tokenizer *f = arg;
     static msg_any in;
     while (!atomic_load(&f->stopping)) {
         store_heartbeat(&f->st, PROC_TOKENIZER);
@@ -100,7 +100,7 @@ static void *receiver_main(void *arg)
             pthread_mutex_unlock(&f->send_mu);
             for (uint32_t i = 0; i < f->st.hdr->n_slots; i++)
                 if (atomic_exchange(&f->lost[i], 0))
-                    front_slot_release(f, (int)i);
+                    tokenizer_slot_release(f, (int)i);
         }
         if (ipc_wait(f->pull, RECV_WAIT_MS) <= 0)
             continue;
@@ -117,7 +117,7 @@ static void *receiver_main(void *arg)
     return NULL;
 }
 
-int front_init(front *f, proc *p)
+int tokenizer_init(tokenizer *f, proc *p)
 {
     memset(f, 0, sizeof *f);
     f->p = p;
@@ -163,14 +163,14 @@ int front_init(front *f, proc *p)
     for (int i = 0; i < n; i++)
         if (f->orphan[i]) {
             LOG_WARN("slot %d was left active by an earlier tokenizer: aborting it", i);
-            front_abort(f, i);
+            tokenizer_abort(f, i);
         }
     if (pthread_create(&f->receiver, NULL, receiver_main, f))
         return -1;
     return 0;
 }
 
-void front_free(front *f)
+void tokenizer_free(tokenizer *f)
 {
     atomic_store(&f->stopping, 1);
     if (f->receiver)
@@ -190,7 +190,7 @@ void front_free(front *f)
     tok_free(f->tok);
 }
 
-int front_slot_take(front *f)
+int tokenizer_slot_take(tokenizer *f)
 {
     pthread_mutex_lock(&f->slot_mu);
     int slot = f->n_free > 0 ? f->free_slots[--f->n_free] : -1;
@@ -198,7 +198,7 @@ int front_slot_take(front *f)
     return slot;
 }
 
-void front_slot_release(front *f, int slot)
+void tokenizer_slot_release(tokenizer *f, int slot)
 {
     mailbox *b = &f->boxes[slot];
     pthread_mutex_lock(&b->mu);
@@ -211,19 +211,19 @@ void front_slot_release(front *f, int slot)
     pthread_mutex_unlock(&f->slot_mu);
 }
 
-void front_slot_lost(front *f, int slot, uint32_t router_epoch_at_submit)
+void tokenizer_slot_lost(tokenizer *f, int slot, uint32_t router_epoch_at_submit)
 {
     atomic_store(&f->lost[slot], 1);
     /* a router that was only stopped or slow may come back still holding the request: ask
        it to end it; its final delta (or its answer that it has no such request) frees the
        slot. Without this a router stall of more than STORE_HUNG_MS leaked every slot. */
-    front_abort(f, slot);
+    tokenizer_abort(f, slot);
     /* already a new router: the receiver may have passed its check; free it here */
     if (atomic_load(&f->st.hdr->epoch[PROC_ROUTER]) != router_epoch_at_submit && atomic_exchange(&f->lost[slot], 0))
-        front_slot_release(f, slot);
+        tokenizer_slot_release(f, slot);
 }
 
-uint64_t front_submit(front *f, int slot)
+uint64_t tokenizer_submit(tokenizer *f, int slot)
 {
     slot_hdr *h = store_slot(&f->st, slot);
     uint64_t id = atomic_fetch_add(&f->st.hdr->next_req_id, 1);
@@ -241,7 +241,7 @@ uint64_t front_submit(front *f, int slot)
     return rc ? 0 : id;
 }
 
-void front_abort(front *f, int slot)
+void tokenizer_abort(tokenizer *f, int slot)
 {
     msg_abort m = {slot, store_slot(&f->st, slot)->req_id};
     pthread_mutex_lock(&f->send_mu);
@@ -249,7 +249,7 @@ void front_abort(front *f, int slot)
     pthread_mutex_unlock(&f->send_mu);
 }
 
-delta_node *front_next(front *f, int slot, long timeout_ms)
+delta_node *tokenizer_next(tokenizer *f, int slot, long timeout_ms)
 {
     mailbox *b = &f->boxes[slot];
     struct timespec until;
@@ -274,7 +274,7 @@ delta_node *front_next(front *f, int slot, long timeout_ms)
     return d;
 }
 
-int front_failure(front *f, int slot, char *why, size_t n_why)
+int tokenizer_failure(tokenizer *f, int slot, char *why, size_t n_why)
 {
     mailbox *b = &f->boxes[slot];
     pthread_mutex_lock(&b->mu);   /* deliver_failure writes them under it */
@@ -285,7 +285,7 @@ int front_failure(front *f, int slot, char *why, size_t n_why)
     return status;
 }
 
-int front_n_queued(front *f)
+int tokenizer_n_queued(tokenizer *f)
 {
     pthread_mutex_lock(&f->slot_mu);
     int active = (int)f->st.hdr->n_slots - f->n_free;
@@ -294,7 +294,7 @@ int front_n_queued(front *f)
     return queued > 0 ? queued : 0;
 }
 
-int front_ready(const front *f)
+int tokenizer_ready(const tokenizer *f)
 {
     for (int p = 0; p < N_PROC; p++)
         if (!store_running(&f->st, p))
@@ -302,7 +302,7 @@ int front_ready(const front *f)
     return atomic_load(&f->st.hdr->n_kv_blocks) > 0;
 }
 
-int front_healthy(const front *f)
+int tokenizer_healthy(const tokenizer *f)
 {
     for (int p = 0; p < N_PROC; p++)
         if (!store_alive(&f->st, p))
