@@ -98,6 +98,7 @@ void proc_free(proc *p)
 {
     if (!p->opened)
         return;
+    store_heartbeat_stop();
     store_orphan_cleanup(&p->st, p->run_dir, p->id);
     store_close(&p->st);
     p->opened = 0;

@@ -225,6 +225,11 @@ int store_gone(const store *s, int proc)
     return beat_age_ms(s, proc) > STORE_HUNG_MS || !store_running(s, proc);
 }
 
+/* The heartbeat thread of this process, if any (one store per process). */
+static pthread_t beat_thread;
+static int beat_started;
+static _Atomic int beat_stopping;
+
 typedef struct {
     store *s;
     int proc;
@@ -236,7 +241,7 @@ static void *beat_main(void *p)
     free(p);
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
-    for (;;) {
+    while (!atomic_load(&beat_stopping)) {
         store_heartbeat(a.s, a.proc);
         next.tv_nsec += STORE_BEAT_MS * 1000000L;
         if (next.tv_nsec >= 1000000000L) {
@@ -254,12 +259,20 @@ int store_heartbeat_thread(store *s, int proc)
     if (!a)
         return -ENOMEM;
     *a = (beat_arg){s, proc};
-    pthread_t t;
-    int rc = pthread_create(&t, NULL, beat_main, a);
+    int rc = pthread_create(&beat_thread, NULL, beat_main, a);
     if (rc) {
         free(a);
         return -rc;
     }
-    pthread_detach(t);
+    beat_started = 1;
     return 0;
+}
+
+void store_heartbeat_stop(void)
+{
+    if (!beat_started)
+        return;
+    atomic_store(&beat_stopping, 1);
+    pthread_join(beat_thread, NULL);   /* within one beat period */
+    beat_started = 0;
 }

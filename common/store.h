@@ -38,7 +38,9 @@ extern const char *const finish_names[]; /* "", "length", "stop", "abort", "erro
 typedef struct {
     /* written by the tokenizer */
     _Atomic uint32_t state;       /* slot_state; FREE -> ACTIVE on accept, ACTIVE -> FREE when answered */
-    uint64_t req_id;              /* unique per request; messages carry it to reject stale ones */
+    _Atomic uint64_t req_id;      /* unique per request; messages carry it to reject stale ones
+                                     (atomic: the tokenizer's receiver thread reads it while a
+                                     handler thread takes the slot for a new request) */
     sampling_params params;
     int32_t n_prompt;             /* prompt tokens in tokens[0..n_prompt) */
     int32_t n_stop;               /* stop strings in stop[] */
@@ -167,6 +169,8 @@ void store_orphan_cleanup(const store *s, const char *run_dir, int proc);
 /* Stamps PROC's heartbeat every STORE_BEAT_MS from a thread of its own, for a process whose
  * loop can be busy longer than that (the worker inside a long step). 0 or negative. */
 int store_heartbeat_thread(store *s, int proc);
+/* Stops that thread (before the store is unmapped: it writes there); no-op without one. */
+void store_heartbeat_stop(void);
 /* PROC's process exists (all run on this host): a crash is seen at once. */
 int store_running(const store *s, int proc);
 /* Running and beat within STORE_SLOW_MS: healthy. */
