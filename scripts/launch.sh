@@ -120,6 +120,7 @@ done
 for v in GEMV_MAX GEMV_WARPS PDL; do
   [[ -z ${!v} || ${!v} =~ ^[0-9]+$ ]] || { echo "launch.sh: ${v} must be a whole number, not '${!v}'" >&2; exit 2; }
 done
+[[ $BACKEND == auto || $BACKEND == cpu || $BACKEND == cuda ]] || { echo "launch.sh: --backend is auto, cpu or cuda, not '$BACKEND'" >&2; exit 2; }
 [[ -z $DTYPE || $DTYPE == bf16 || $DTYPE == fp16 ]] || { echo "launch.sh: --dtype is bf16 or fp16, not '$DTYPE'" >&2; exit 2; }
 
 BIN=${CINDER_BIN:-$ROOT/build/bin}

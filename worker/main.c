@@ -90,6 +90,40 @@ static void step_publish(store *st, const fwd_seq *seqs, int n, int vocab)
     }
 }
 
+/* The backend NAME (auto: CUDA when this build and the machine have it, else the CPU);
+ * NULL with the reason logged. */
+static backend *backend_open(const char *name, const backend_opts *bo)
+{
+    char err[512] = "";
+    backend *be = NULL;
+    if (strcmp(name, "auto") && strcmp(name, "cpu") && strcmp(name, "cuda")) {
+        LOG_ERR("unknown backend \"%s\" (auto, cpu or cuda)", name);
+        return NULL;
+    }
+#ifdef CINDER_CUDA_BACKEND
+    if (strcmp(name, "cpu")) {
+        be = cuda_backend_init(bo, err, sizeof err);
+        if (!be && !strcmp(name, "cuda")) {
+            LOG_ERR("cuda backend: %s", err);
+            return NULL;
+        }
+        if (!be)
+            LOG_INFO("no CUDA backend (%s): using the CPU backend", err);
+    }
+#else
+    if (!strcmp(name, "cuda")) {
+        LOG_ERR("this build has no CUDA backend");
+        return NULL;
+    }
+#endif
+    if (!be) {
+        be = cpu_backend_init(bo, err, sizeof err);
+        if (!be)
+            LOG_ERR("cpu backend: %s", err);
+    }
+    return be;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: worker " PROC_USAGE " [--backend auto|cpu|cuda]"
@@ -99,85 +133,12 @@ static int usage(void)
     return 2;
 }
 
-int main(int argc, char **argv)
+/* Announces the worker to the router and runs its steps until a stop signal; the exit code. */
+static int serve(proc *p, backend *be, const backend_opts *bo)
 {
-    static proc p;
-    proc_init(&p, PROC_WORKER);
-    const char *backend_name = "auto";
-    backend_opts bo = {.max_batch_tokens = 2048, .mem_util = 0.9f};
-    static const struct option opts[] = {
-        PROC_OPTIONS, {"backend", 1, 0, 'B'}, {"kv-tokens", 1, 0, 'k'}, {"max-batch-tokens", 1, 0, 'b'},
-        {"threads", 1, 0, 't'}, {"gpu-memory-utilization", 1, 0, 'u'},
-        {"load-format", 1, 0, 'l'},
-        {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},
-        {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {0, 0, 0, 0},
-    };
-    int c, idx;
-    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
-        switch (c) {
-        case 'B': backend_name = optarg; break;
-        case 'k': bo.kv_tokens = atoll(optarg); break;
-        case 'b': bo.max_batch_tokens = atoi(optarg); break;
-        case 't': bo.n_threads = atoi(optarg); break;
-        case 'u': bo.mem_util = (float)atof(optarg); break;
-        case 'l': bo.dummy_weights = !strcmp(optarg, "dummy"); break;
-        case 'X':   /* the CUDA backend's switches */
-            if (backend_opts_parse(&bo, opts[idx].name, optarg) != 1)
-                return usage();
-            break;
-        default:
-            if (!proc_option(&p, c, optarg))
-                return usage();
-        }
-    }
-    if (bo.max_batch_tokens < 1 || proc_open(&p) < 0)
-        return usage();
-    bo.model_dir = p.model_dir;
-    const char *run_dir = p.run_dir;
-    store *st = &p.st;
+    store *st = &p->st;
+    const char *run_dir = p->run_dir;
     int rc;
-    bo.block_size = (int)st->hdr->block_size;
-    bo.max_seq_len = (int)st->hdr->max_seq_len;
-    bo.max_seqs = MSG_MAX_SEQS < (int)st->hdr->n_slots ? MSG_MAX_SEQS : (int)st->hdr->n_slots;
-    /* no KV until this worker has loaded (a previous worker's figure would make /health and
-       the tokenizer take requests now); published before the pid, so no window shows both */
-    atomic_store(&st->hdr->n_kv_blocks, 0);
-    proc_register(&p, PROC_STOP_DEFAULT);   /* a stop while loading ends it at once */
-    /* beats from now on: loading can take long, and the heartbeat is also where a worker
-       notices that its launcher is gone (SIGTERM's default action stops it while loading) */
-    if (store_heartbeat_thread(st, PROC_WORKER))
-        DIE("cannot start the heartbeat thread");
-
-    char err[512] = "";
-    backend *be = NULL;
-#ifdef CINDER_CUDA_BACKEND
-    if (!strcmp(backend_name, "cuda") || !strcmp(backend_name, "auto")) {
-        be = cuda_backend_init(&bo, err, sizeof err);
-        if (!be && !strcmp(backend_name, "cuda")) {
-            LOG_ERR("cuda backend: %s", err);
-            return 1;
-        }
-        if (!be)
-            LOG_INFO("no CUDA backend (%s): using the CPU backend", err);
-    }
-#else
-    if (!strcmp(backend_name, "cuda")) {
-        LOG_ERR("this build has no CUDA backend");
-        return 1;
-    }
-#endif
-    if (!be && strcmp(backend_name, "cuda")) {
-        be = cpu_backend_init(&bo, err, sizeof err);
-        if (!be) {
-            LOG_ERR("cpu backend: %s", err);
-            return 1;
-        }
-    }
-    if ((uint32_t)be->cfg.vocab_size != st->hdr->vocab_size) {
-        LOG_ERR("model vocab %d does not match the store's %u", be->cfg.vocab_size, st->hdr->vocab_size);
-        return 1;
-    }
-    atomic_store(&st->hdr->n_kv_blocks, be->n_kv_blocks);
 
     proc_catch_stop();
     void *zctx = zmq_ctx_new();
@@ -188,10 +149,10 @@ int main(int argc, char **argv)
     msg_worker_ready ready = {
         .epoch = atomic_load(&st->hdr->epoch[PROC_WORKER]),
         .n_kv_blocks = be->n_kv_blocks,
-        .max_batch_tokens = bo.max_batch_tokens,
+        .max_batch_tokens = bo->max_batch_tokens,
     };
     ipc_send(push, MSG_WORKER_READY, &ready);
-    LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo.block_size);
+    LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo->block_size);
 
     static msg_any in;
     static fwd_seq seqs[MSG_MAX_SEQS], run[MSG_MAX_SEQS];
@@ -200,7 +161,7 @@ int main(int argc, char **argv)
     while (!proc_stopping()) {
         /* announce again to a new router at once, and every second in case a message was lost
          * while a router restarted (the router ignores repeats from the worker it knows) */
-        int restarted = proc_router_restarted(&p);
+        int restarted = proc_router_restarted(p);
         if (restarted || now_ms() - announced_ms >= 1000) {
             if (restarted) {
                 LOG_INFO("router restarted: connecting to it afresh and announcing this worker");
@@ -246,6 +207,64 @@ int main(int argc, char **argv)
     ipc_close(push);
     zmq_ctx_term(zctx);
     be->free(be);
-    proc_free(&p);
+    proc_free(p);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static proc p;
+    proc_init(&p, PROC_WORKER);
+    const char *backend_name = "auto";
+    backend_opts bo = {.max_batch_tokens = 2048, .mem_util = 0.9f};
+    static const struct option opts[] = {
+        PROC_OPTIONS, {"backend", 1, 0, 'B'}, {"kv-tokens", 1, 0, 'k'}, {"max-batch-tokens", 1, 0, 'b'},
+        {"threads", 1, 0, 't'}, {"gpu-memory-utilization", 1, 0, 'u'},
+        {"load-format", 1, 0, 'l'},
+        {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},
+        {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {0, 0, 0, 0},
+    };
+    int c, idx;
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+        switch (c) {
+        case 'B': backend_name = optarg; break;
+        case 'k': bo.kv_tokens = atoll(optarg); break;
+        case 'b': bo.max_batch_tokens = atoi(optarg); break;
+        case 't': bo.n_threads = atoi(optarg); break;
+        case 'u': bo.mem_util = (float)atof(optarg); break;
+        case 'l': bo.dummy_weights = !strcmp(optarg, "dummy"); break;
+        case 'X':   /* the CUDA backend's switches */
+            if (backend_opts_parse(&bo, opts[idx].name, optarg) != 1)
+                return usage();
+            break;
+        default:
+            if (!proc_option(&p, c, optarg))
+                return usage();
+        }
+    }
+    if (bo.max_batch_tokens < 1 || proc_open(&p) < 0)
+        return usage();
+    bo.model_dir = p.model_dir;
+    store *st = &p.st;
+    bo.block_size = (int)st->hdr->block_size;
+    bo.max_seq_len = (int)st->hdr->max_seq_len;
+    bo.max_seqs = MSG_MAX_SEQS < (int)st->hdr->n_slots ? MSG_MAX_SEQS : (int)st->hdr->n_slots;
+    /* no KV until this worker has loaded (a previous worker's figure would make /health and
+       the tokenizer take requests now); published before the pid, so no window shows both */
+    atomic_store(&st->hdr->n_kv_blocks, 0);
+    proc_register(&p, PROC_STOP_DEFAULT);   /* a stop while loading ends it at once */
+    /* beats from now on: loading can take long, and the heartbeat is also where a worker
+       notices that its launcher is gone (SIGTERM's default action stops it while loading) */
+    if (store_heartbeat_thread(st, PROC_WORKER))
+        DIE("cannot start the heartbeat thread");
+
+    backend *be = backend_open(backend_name, &bo);
+    if (!be)
+        return 1;
+    if ((uint32_t)be->cfg.vocab_size != st->hdr->vocab_size) {
+        LOG_ERR("model vocab %d does not match the store's %u", be->cfg.vocab_size, st->hdr->vocab_size);
+        return 1;
+    }
+    atomic_store(&st->hdr->n_kv_blocks, be->n_kv_blocks);
+    return serve(&p, be, &bo);
 }
