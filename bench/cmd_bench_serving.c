@@ -213,6 +213,7 @@ static int write_json(const char *path, cJSON *j)
     return rc;
 }
 
+/* Options, the workload, then the runs and their reports, top to bottom (over 80 lines). */
 int main(int argc, char **argv)
 {
     options o = {

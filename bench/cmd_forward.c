@@ -113,6 +113,8 @@ static void batch_free(bench_batch *b)
     free(b->blocks);
 }
 
+/* The benchmark's script, top to bottom (over 80 lines): options, ceilings, the model, then
+ * each prefill and decode case with its roofline. */
 int main(int argc, char **argv)
 {
     log_proc = "forward";

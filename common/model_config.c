@@ -139,6 +139,7 @@ static int check_unsupported(const cJSON *j, char *err, size_t n_err)
     return 0;
 }
 
+/* config.json's fields one after the other (a flat list of checks, over 80 lines). */
 static int parse_config(model_config *c, const cJSON *j, char *err, size_t n_err)
 {
     if (!cJSON_IsObject(j)) {

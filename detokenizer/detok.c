@@ -103,6 +103,8 @@ static void flush_pending(slot_hdr *h, msg_text_delta *d)
     atomic_store(&h->n_pending, 0);
 }
 
+/* Over 80 lines: one pass over a request's new tokens whose steps (resume after a restart,
+ * decode window, UTF-8 hold-back, stop strings, deltas) share the slot state they update. */
 int detok_advance(const tok *t, store *st, const detok_seq *e, int fresh, detok_emit_fn emit, void *arg)
 {
     if (e->slot < 0 || (uint32_t)e->slot >= st->hdr->n_slots)

@@ -19,6 +19,9 @@
 #define DA_STAGES 3
 #define DA_MAX_SPLITS 32
 
+/* One kernel body, longer than 80 lines on purpose: the load pipeline, the scores, the online
+ * softmax and the split's partial output share registers and shared memory; split into device
+ * functions they would pass fragments by reference and the compiler would spill them. */
 template <typename T, int HD>
 __global__ void __launch_bounds__(DA_NT)
 decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restrict__ ws_lse,

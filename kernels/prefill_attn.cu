@@ -11,7 +11,9 @@
 #include "prefill_attn.cuh"
 #include "attn_common.cuh"
 
-/* NW warps of MT x 16 query rows each, BN keys per tile. */
+/* NW warps of MT x 16 query rows each, BN keys per tile. Over 80 lines on purpose: one
+ * pipeline (Q load, K/V stages, S = QK^T, mask, online softmax, O += PV, store) whose
+ * fragments live in registers across every stage (the shared steps are in attn_common.cuh). */
 template <typename T, int HD, int NW, int MT, int BN>
 __global__ void __launch_bounds__(NW * 32)
 prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,

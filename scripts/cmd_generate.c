@@ -31,6 +31,7 @@ static int usage(void)
     return 2;
 }
 
+/* Options, the model, then the generation loop, top to bottom (a tool, over 80 lines). */
 int main(int argc, char **argv)
 {
     log_proc = "generate";

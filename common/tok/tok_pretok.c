@@ -133,7 +133,8 @@ typedef struct {
 } segment;
 
 /* Split: every (match | gap) segment, then combined per the behavior as HF's
- * NormalizedString::split. */
+ * NormalizedString::split. One function (over 80 lines) because the five behaviors are one
+ * table of cases over the same segment walk, kept side by side with HF's to compare. */
 static int pre_split(const tok *t, int k, const tok_pre *p, const char *s, size_t n, int at_start,
                      tok_piece_fn fn, void *ctx)
 {
