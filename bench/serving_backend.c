@@ -80,7 +80,7 @@ static int cinder_event(const cJSON *j, sv_event *ev, sv_buf *text)
     }
     ev->output = 1;
     ev->n_tokens = 1;
-    sv_buf_add(text, s->valuestring, strlen(s->valuestring));
+    strbuf_add(text, s->valuestring, strlen(s->valuestring));
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "finished"))) {
         ev->end = 1;
         take_finish(cJSON_GetObjectItemCaseSensitive(j, "finish_reason"), ev);
@@ -105,7 +105,7 @@ static int openai_event(const cJSON *j, sv_event *ev, sv_buf *text)
         if (!s) /* a chat completion chunk */
             s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "delta"), "content");
         if (cJSON_IsString(s))
-            sv_buf_add(text, s->valuestring, strlen(s->valuestring));
+            strbuf_add(text, s->valuestring, strlen(s->valuestring));
         ev->output = 1;
         take_finish(cJSON_GetObjectItemCaseSensitive(c, "finish_reason"), ev);
     }

@@ -194,7 +194,7 @@ static void on_body(void *ctx, const char *p, size_t n)
     if (c->http.status == 200)
         sv_sse_feed(&c->sse, p, n);
     else if (c->err_body.n < 512)
-        sv_buf_add(&c->err_body, p, n);
+        strbuf_add(&c->err_body, p, n);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)

@@ -11,25 +11,6 @@
 
 #define MAX_LINE 65536 /* longest status, header or chunk-size line accepted */
 
-int sv_buf_add(sv_buf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
-}
-
 void sv_buf_free(sv_buf *b)
 {
     free(b->p);
@@ -175,7 +156,7 @@ int sv_http_feed(sv_http *h, const char *p, size_t n)
         size_t take = nl ? (size_t)(nl - p) + 1 : n;
         if (h->line.n + take > MAX_LINE)
             return fail(h, "line too long");
-        if (sv_buf_add(&h->line, p, take))
+        if (strbuf_add(&h->line, p, take))
             return fail(h, "out of memory");
         p += take;
         n -= take;
@@ -233,8 +214,8 @@ static void sse_line(sv_sse *s, const char *l, size_t n)
     if (v < l + n && *v == ' ')
         v++;
     if (s->has_data)
-        sv_buf_add(&s->data, "\n", 1);
-    sv_buf_add(&s->data, v, (size_t)(l + n - v));
+        strbuf_add(&s->data, "\n", 1);
+    strbuf_add(&s->data, v, (size_t)(l + n - v));
     s->has_data = 1;
 }
 
@@ -250,7 +231,7 @@ void sv_sse_feed(sv_sse *s, const char *p, size_t n)
         size_t j = i;
         while (j < n && p[j] != '\n' && p[j] != '\r')
             j++;
-        sv_buf_add(&s->line, p + i, j - i);
+        strbuf_add(&s->line, p + i, j - i);
         if (j == n)
             break;
         s->after_cr = p[j] == '\r';

@@ -8,15 +8,11 @@
 #ifndef CINDER_SERVING_HTTP_H
 #define CINDER_SERVING_HTTP_H
 
+#include "../common/strbuf.h"
 #include <stddef.h>
 
 /* A growable byte buffer, always NUL-terminated after its N bytes. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sv_buf;
-
-int sv_buf_add(sv_buf *b, const char *s, size_t n); /* 0, or -1 out of memory */
+typedef strbuf sv_buf;   /* common/strbuf.h: NUL-terminated, strbuf_add */
 void sv_buf_free(sv_buf *b);
 
 typedef void (*sv_body_fn)(void *ctx, const char *p, size_t n);

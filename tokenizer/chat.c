@@ -38,14 +38,14 @@ static void py_strip(const char *s, size_t *a, size_t *b)
 
 static int put(tok_buf *b, const char *s)
 {
-    return tok_buf_add(b, s, strlen(s));
+    return strbuf_add(b, s, strlen(s));
 }
 
 static int put_stripped(tok_buf *b, const char *s)
 {
     size_t i, j;
     py_strip(s, &i, &j);
-    return tok_buf_add(b, s + i, j - i);
+    return strbuf_add(b, s + i, j - i);
 }
 
 static int render_llama3(const chat_template *ct, const chat_msg *m, int n, int gen, tok_buf *b)
@@ -87,7 +87,7 @@ static int render_llama2(const chat_template *ct, const chat_msg *m, int n, tok_
             rc |= put(&content, "\n<</SYS>>\n\n");
         }
         rc |= put(&content, m[i].content);
-        rc |= tok_buf_add(&content, "", 1);
+        rc |= strbuf_add(&content, "", 1);
         if (rc == 0 && user) {
             rc |= put(b, ct->bos);
             rc |= put(b, "[INST] ");
@@ -226,7 +226,7 @@ int chat_template_load(chat_template *ct, const char *path, char *err, size_t n_
     size_t k;
     int rc = 0;
     while (rc == 0 && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = tok_buf_add(&b, chunk, k);
+        rc = strbuf_add(&b, chunk, k);
     fclose(f);
     cJSON *j = rc == 0 ? cJSON_ParseWithLength(b.p, b.n) : NULL;
     free(b.p);

@@ -51,6 +51,26 @@ static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
     return (uint16_t *)base + row * width;
 }
 
+/* Layer L's K and V caches, [n_blocks, block_size, n_kv_heads, head_dim] each. */
+static void layer_cache(cuda_engine *e, int l, void **kc, void **vc)
+{
+    *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
+    *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
+}
+
+/* The first N rows' attention (flash-decoding over their paged context) into e->att; their
+ * queries at Q, rows e->qkv_dim apart. */
+static void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
+                        const void *vc, int n, int splits)
+{
+    const model_config *c = &e->cfg;
+    CUDA_CHECK(decode_attn_run(e->att, q, e->qkv_dim, kc, vc, e->d_bt, e->max_bps, in->seq_len, n,
+                               c->n_heads, c->n_kv_heads, c->head_dim, e->bs,
+                               1.f / sqrtf((float)c->head_dim), splits,
+                               splits > 1 ? e->dec_ws : NULL, (e->pdl_mask >> 1) & 1, e->dt,
+                               e->stream));
+}
+
 /* The model from embedding to logits rows [n_rows, vocab]: the final norm and the LM head run
  * on the N_ROWS token rows that GATHER lists (every row when GATHER is NULL, then n_rows =
  * n_tok <= max_seqs) and are skipped when no row samples (n_rows = 0: a prefill chunk that is
@@ -65,8 +85,8 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
     CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *ly = &e->w.layers[l];
-        void *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
-        void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
+        void *kc, *vc;
+        layer_cache(e, l, &kc, &vc);
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, l ? e->y : NULL, ly->attn_norm, n_tok, dim,
                                c->norm_eps, e->dt, s));
         ce_gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim);
@@ -77,10 +97,7 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
         CUDA_CHECK(kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
                                 c->n_kv_heads, hd, e->dt, s));
         if (n_dec)
-            CUDA_CHECK(decode_attn_run(e->att, q, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
-                                       in->seq_len, n_dec, c->n_heads, c->n_kv_heads, hd, e->bs,
-                                       scale, splits, splits > 1 ? e->dec_ws : NULL,
-                                       (e->pdl_mask >> 1) & 1, e->dt, s));
+            decode_attn(e, in, q, kc, vc, n_dec, splits);
         if (n_pre)
             CUDA_CHECK(prefill_attn_run(row_ptr(e, e->att, n_dec, e->q_dim),
                                         row_ptr(e, e->qkv, n_dec, e->qkv_dim), e->qkv_dim, kc, vc,
@@ -108,23 +125,16 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
 void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
 {
     const model_config *c = &e->cfg;
-    cudaStream_t s = e->stream;
-    const int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
-    const float scale = 1.f / sqrtf((float)hd);
-    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
+    const int dim = c->dim, hid = c->hidden_dim;
+    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, e->stream));
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *ly = &e->w.layers[l];
-        void *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
-        void *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
-        gemv_epi qkv = {};
-        qkv.n_heads = c->n_heads, qkv.n_kv_heads = c->n_kv_heads, qkv.head_dim = hd;
-        qkv.out_stride = e->qkv_dim, qkv.pos = in->pos, qkv.slot = in->slot;
-        qkv.k_cache = kc, qkv.v_cache = vc, qkv.rope = e->rp;
+        gemv_epi qkv = {};   /* RoPE on q and k, k and v into the cache, in the epilogue */
+        layer_cache(e, l, &qkv.k_cache, &qkv.v_cache);
+        qkv.n_heads = c->n_heads, qkv.n_kv_heads = c->n_kv_heads, qkv.head_dim = c->head_dim;
+        qkv.out_stride = e->qkv_dim, qkv.pos = in->pos, qkv.slot = in->slot, qkv.rope = e->rp;
         ce_gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_QKV, ly->attn_norm, &qkv);
-        CUDA_CHECK(decode_attn_run(e->att, e->qkv, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
-                                   in->seq_len, n_tok, c->n_heads, c->n_kv_heads, hd, e->bs,
-                                   scale, splits, splits > 1 ? e->dec_ws : NULL,
-                                   (e->pdl_mask >> 1) & 1, e->dt, s));
+        decode_attn(e, in, e->qkv, qkv.k_cache, qkv.v_cache, n_tok, splits);
         ce_gemv(e, e->x, e->att, ly->wo, n_tok, dim, e->q_dim, GEMV_RESID, NULL, NULL);
         ce_gemv(e, e->act, e->x, ly->w_gate_up, n_tok, 2 * hid, dim, GEMV_SILU, ly->ffn_norm, NULL);
         ce_gemv(e, e->x, e->act, ly->w_down, n_tok, dim, hid, GEMV_RESID, NULL, NULL);

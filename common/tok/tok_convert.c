@@ -72,7 +72,7 @@ static int read_blob(const unsigned char *p, size_t len, int n, char **piece, ui
         tok_buf b = {0};
         if (i < 3) {
             static const char *const special[3] = {"<unk>", "<s>", "</s>"};
-            if (tok_buf_add(&b, special[i], strlen(special[i])) < 0)
+            if (strbuf_add(&b, special[i], strlen(special[i])) < 0)
                 goto oom;
         } else if (i < 259) {
             int cl = 0;
@@ -82,14 +82,14 @@ static int read_blob(const unsigned char *p, size_t len, int n, char **piece, ui
                 return -1;
             }
             snprintf(tmp, sizeof tmp, "<0x%02X>", i - 3);
-            if (tok_buf_add(&b, tmp, 6) < 0)
+            if (strbuf_add(&b, tmp, 6) < 0)
                 goto oom;
         } else {
             for (int k = 0; k < l; k++)
-                if (tok_buf_add(&b, s[k] == ' ' ? SP_MARK : s + k, s[k] == ' ' ? 3 : 1) < 0)
+                if (strbuf_add(&b, s[k] == ' ' ? SP_MARK : s + k, s[k] == ' ' ? 3 : 1) < 0)
                     goto oom;
         }
-        if (tok_buf_add(&b, "", 1) < 0)
+        if (strbuf_add(&b, "", 1) < 0)
             goto oom;
         piece[i] = b.p;
         piece_len[i] = (uint32_t)b.n - 1;

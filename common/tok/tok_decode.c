@@ -33,7 +33,7 @@ static int sl_end(strlist *l) /* closes the string being written */
 
 static int sl_add(strlist *l, const char *s, size_t n)
 {
-    return tok_buf_add(&l->buf, s, n) < 0 ? -1 : sl_end(l);
+    return strbuf_add(&l->buf, s, n) < 0 ? -1 : sl_end(l);
 }
 
 static void sl_reset(strlist *l)
@@ -80,7 +80,7 @@ static int dec_bytefallback(const strlist *in, strlist *out)
         int b = byte_token(SL_STR(in, i), SL_LEN(in, i));
         if (b >= 0) {
             char c = (char)b;
-            rc = tok_buf_add(&bytes, &c, 1);
+            rc = strbuf_add(&bytes, &c, 1);
         } else if ((rc = flush_bytes(out, &bytes)) == 0)
             rc = sl_add(out, SL_STR(in, i), SL_LEN(in, i));
     }
@@ -97,13 +97,13 @@ static int dec_replace(const tok_dec *d, const strlist *in, strlist *out)
         size_t n = SL_LEN(in, i), k = 0;
         while (d->na && k + d->na <= n) {
             if (memcmp(s + k, d->a, d->na) == 0) {
-                if (tok_buf_add(&out->buf, d->b, d->nb) < 0)
+                if (strbuf_add(&out->buf, d->b, d->nb) < 0)
                     return -1;
                 k += d->na;
-            } else if (tok_buf_add(&out->buf, s + k++, 1) < 0)
+            } else if (strbuf_add(&out->buf, s + k++, 1) < 0)
                 return -1;
         }
-        if (tok_buf_add(&out->buf, s + k, n - k) < 0 || sl_end(out) < 0)
+        if (strbuf_add(&out->buf, s + k, n - k) < 0 || sl_end(out) < 0)
             return -1;
     }
     return 0;
@@ -143,11 +143,11 @@ static int dec_bytelevel(const strlist *in, strlist *out)
             k += (size_t)l;
             if (b < 0) { /* not a byte character: the token stands for its own bytes */
                 bytes.n = start;
-                rc = tok_buf_add(&bytes, s, n);
+                rc = strbuf_add(&bytes, s, n);
                 break;
             }
             char c = (char)b;
-            rc = tok_buf_add(&bytes, &c, 1);
+            rc = strbuf_add(&bytes, &c, 1);
         }
     }
     if (rc == 0 && (rc = tok_utf8_lossy(&out->buf, bytes.p, bytes.n)) == 0)
@@ -166,9 +166,9 @@ static int dec_metaspace(const tok_dec *d, const strlist *in, strlist *out)
             uint32_t c = tok_utf8_decode(s + k, &l);
             int rc;
             if (c != d->repl)
-                rc = tok_buf_add(&out->buf, s + k, (size_t)l);
+                rc = strbuf_add(&out->buf, s + k, (size_t)l);
             else
-                rc = i == 0 && d->prepend ? 0 : tok_buf_add(&out->buf, " ", 1);
+                rc = i == 0 && d->prepend ? 0 : strbuf_add(&out->buf, " ", 1);
             if (rc < 0)
                 return -1;
             k += (size_t)l;
@@ -192,7 +192,7 @@ int tok_decode_tokens(const tok *t, const char *const *tok_s, const size_t *tok_
         switch (d->type) {
         case TOK_DEC_REPLACE: rc = dec_replace(d, cur, nxt); break;
         case TOK_DEC_BYTEFALLBACK: rc = dec_bytefallback(cur, nxt); break;
-        case TOK_DEC_FUSE: rc = tok_buf_add(&nxt->buf, cur->buf.p, cur->buf.n) < 0 ? -1 : sl_end(nxt); break;
+        case TOK_DEC_FUSE: rc = strbuf_add(&nxt->buf, cur->buf.p, cur->buf.n) < 0 ? -1 : sl_end(nxt); break;
         case TOK_DEC_STRIP: rc = dec_strip(d, cur, nxt); break;
         case TOK_DEC_BYTELEVEL: rc = dec_bytelevel(cur, nxt); break;
         default: rc = dec_metaspace(d, cur, nxt); break;
@@ -203,9 +203,9 @@ int tok_decode_tokens(const tok *t, const char *const *tok_s, const size_t *tok_
     }
     for (size_t i = 0; i < cur->n && rc == 0; i++) {
         if (!t->has_decoder && i > 0)
-            rc = tok_buf_add(out, " ", 1);
+            rc = strbuf_add(out, " ", 1);
         if (rc == 0)
-            rc = tok_buf_add(out, SL_STR(cur, i), SL_LEN(cur, i));
+            rc = strbuf_add(out, SL_STR(cur, i), SL_LEN(cur, i));
     }
     free(a.buf.p);
     free(a.off);

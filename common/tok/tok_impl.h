@@ -7,6 +7,7 @@
 #ifndef CINDER_TOK_IMPL_H
 #define CINDER_TOK_IMPL_H
 
+#include "../strbuf.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,18 +16,13 @@
 typedef struct tok_re tok_re; /* a compiled pre-tokenizer regex (tok_regex.c) */
 
 /* ---- growable byte / id buffers (per call) */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} tok_buf;
+typedef strbuf tok_buf;   /* common/strbuf.h */
 
 typedef struct {
     int32_t *p;
     size_t n, cap;
 } tok_ids;
 
-int tok_buf_reserve(tok_buf *b, size_t extra);
-int tok_buf_add(tok_buf *b, const void *s, size_t n);
 int tok_ids_add(tok_ids *v, int32_t id);
 
 /* ---- UTF-8 */

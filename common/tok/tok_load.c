@@ -83,7 +83,7 @@ static int load_merges(tok *t, const cJSON *merges, char *err, size_t n_err)
             goto fail;
         }
         cat.n = 0;
-        int ok = tok_buf_add(&cat, a, strlen(a)) == 0 && tok_buf_add(&cat, b, strlen(b)) == 0;
+        int ok = strbuf_add(&cat, a, strlen(a)) == 0 && strbuf_add(&cat, b, strlen(b)) == 0;
         int32_t l = tok_strmap_get(&t->vocab, a, strlen(a));
         int32_t r = tok_strmap_get(&t->vocab, b, strlen(b));
         int32_t id = ok ? tok_strmap_get(&t->vocab, cat.p, cat.n) : -1;

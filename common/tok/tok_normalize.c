@@ -18,11 +18,11 @@ static int replace_all(const char *s, size_t n, const char *pat, size_t n_pat, c
         if (!hit)
             break;
         size_t at = (size_t)(hit - s);
-        if (tok_buf_add(out, s + i, at - i) < 0 || tok_buf_add(out, with, n_with) < 0)
+        if (strbuf_add(out, s + i, at - i) < 0 || strbuf_add(out, with, n_with) < 0)
             return -1;
         i = at + n_pat;
     }
-    return tok_buf_add(out, s + i, n - i);
+    return strbuf_add(out, s + i, n - i);
 }
 
 int tok_normalize(const tok *t, const char *s, size_t n, tok_buf *out)
@@ -36,16 +36,16 @@ int tok_normalize(const tok *t, const char *s, size_t n, tok_buf *out)
         tok_buf *dst = (k % 2) ? &b : &a;
         dst->n = 0;
         if (nm->type == TOK_NORM_PREPEND) {
-            if (n_cur && tok_buf_add(dst, nm->a, nm->na) < 0)
+            if (n_cur && strbuf_add(dst, nm->a, nm->na) < 0)
                 goto fail;
-            if (tok_buf_add(dst, cur, n_cur) < 0)
+            if (strbuf_add(dst, cur, n_cur) < 0)
                 goto fail;
         } else if (replace_all(cur, n_cur, nm->a, nm->na, nm->b, nm->nb, dst) < 0)
             goto fail;
         cur = dst->p;
         n_cur = dst->n;
     }
-    rc = tok_buf_add(out, cur, n_cur);
+    rc = strbuf_add(out, cur, n_cur);
 fail:
     free(a.p);
     free(b.p);

@@ -85,7 +85,7 @@ static int add_ranges(tok_buf *b, const uint8_t *x, const uint8_t *y, int mode)
             d++;
         int k = c == d ? snprintf(item, sizeof item, "\\x{%x}", c)
                        : snprintf(item, sizeof item, "\\x{%x}-\\x{%x}", c, d);
-        if (tok_buf_add(b, item, (size_t)k) < 0)
+        if (strbuf_add(b, item, (size_t)k) < 0)
             return -1;
         c = d + 1;
     }
@@ -132,7 +132,7 @@ static void uniclass_init(void)
                 add_ranges(&g_not_s, theirs, NULL, 2) == 0)
                 g_patch[k] = 1;
         } else if (missing && !extra) { /* widened; a narrower \p{L} is left alone */
-            if (tok_buf_add(b, prop[k], strlen(prop[k])) == 0 && add_ranges(b, theirs, mine, 0) == 0)
+            if (strbuf_add(b, prop[k], strlen(prop[k])) == 0 && add_ranges(b, theirs, mine, 0) == 0)
                 g_patch[k] = 1;
         }
     }
@@ -190,22 +190,22 @@ static char *regex_adapt(const char *pat, size_t n)
         if (k >= 0 && g_patch[k]) {
             const tok_buf *in = &g_in[k];
             if (in_class && !neg)
-                rc = tok_buf_add(&b, in->p, in->n);
+                rc = strbuf_add(&b, in->p, in->n);
             else if (in_class && k == CL_S)
-                rc = tok_buf_add(&b, g_not_s.p, g_not_s.n);
+                rc = strbuf_add(&b, g_not_s.p, g_not_s.n);
             else if (in_class) /* \P{L} inside [...]: left to PCRE2 */
-                rc = tok_buf_add(&b, pat + i, len);
+                rc = strbuf_add(&b, pat + i, len);
             else
-                rc = tok_buf_add(&b, neg ? "[^" : "[", neg ? 2 : 1) | tok_buf_add(&b, in->p, in->n) |
-                     tok_buf_add(&b, "]", 1);
+                rc = strbuf_add(&b, neg ? "[^" : "[", neg ? 2 : 1) | strbuf_add(&b, in->p, in->n) |
+                     strbuf_add(&b, "]", 1);
             i += len;
         } else if (c == '\\' && i + 1 < n && pat[i + 1] == 'Q') { /* \Q...\E: copied as is */
             const char *e = strstr(pat + i + 2, "\\E");
             size_t end = e && (size_t)(e - pat) < n ? (size_t)(e - pat) + 2 : n;
-            rc = tok_buf_add(&b, pat + i, end - i);
+            rc = strbuf_add(&b, pat + i, end - i);
             i = end;
         } else if (c == '\\') {
-            rc = tok_buf_add(&b, pat + i, i + 1 < n ? 2 : 1);
+            rc = strbuf_add(&b, pat + i, i + 1 < n ? 2 : 1);
             i += i + 1 < n ? 2 : 1;
         } else if (!in_class && c == '[') {
             size_t j = i + 1;
@@ -213,23 +213,23 @@ static char *regex_adapt(const char *pat, size_t n)
                 j++;
             if (j < n && pat[j] == ']') /* a leading ']' is a literal */
                 j++;
-            rc = tok_buf_add(&b, pat + i, j - i);
+            rc = strbuf_add(&b, pat + i, j - i);
             in_class = 1;
             i = j;
         } else if (in_class && c == '[' && i + 1 < n && pat[i + 1] == ':') { /* [:alpha:] */
             const char *e = strstr(pat + i + 2, ":]");
             size_t end = e && (size_t)(e - pat) < n ? (size_t)(e - pat) + 2 : i + 1;
-            rc = tok_buf_add(&b, pat + i, end - i);
+            rc = strbuf_add(&b, pat + i, end - i);
             i = end;
         } else {
             if (in_class && c == ']')
                 in_class = 0;
-            rc = tok_buf_add(&b, &c, 1);
+            rc = strbuf_add(&b, &c, 1);
             i++;
         }
     }
     if (rc == 0)
-        rc = tok_buf_add(&b, "", 1);
+        rc = strbuf_add(&b, "", 1);
     if (rc < 0) {
         free(b.p);
         return NULL;

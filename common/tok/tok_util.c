@@ -7,32 +7,6 @@
 #include "tok_impl.h"
 
 /* ---- buffers */
-int tok_buf_reserve(tok_buf *b, size_t extra)
-{
-    if (b->n + extra <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < b->n + extra)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p)
-        return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-int tok_buf_add(tok_buf *b, const void *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (tok_buf_reserve(b, n) < 0)
-        return -1;
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    return 0;
-}
-
 int tok_ids_add(tok_ids *v, int32_t id)
 {
     if (v->n == v->cap) {
@@ -162,12 +136,12 @@ int tok_utf8_lossy(tok_buf *b, const char *s, size_t n)
             run += (size_t)len;
             continue;
         }
-        if (tok_buf_add(b, s + i - run, run) < 0 || tok_buf_add(b, "\xEF\xBF\xBD", 3) < 0)
+        if (strbuf_add(b, s + i - run, run) < 0 || strbuf_add(b, "\xEF\xBF\xBD", 3) < 0)
             return -1;
         run = 0;
         i += bad;
     }
-    return run ? tok_buf_add(b, s + n - run, run) : 0; /* S may be NULL when N is 0 */
+    return run ? strbuf_add(b, s + n - run, run) : 0; /* S may be NULL when N is 0 */
 }
 
 /* ---- hashing and maps */

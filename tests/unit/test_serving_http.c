@@ -25,14 +25,14 @@ typedef struct {
     sv_buf events; /* each event's data followed by '|' */
 } sink;
 
-static void on_body(void *ctx, const char *p, size_t n) { sv_buf_add(&((sink *)ctx)->body, p, n); }
+static void on_body(void *ctx, const char *p, size_t n) { strbuf_add(&((sink *)ctx)->body, p, n); }
 
 static void on_event(void *ctx, const char *d, size_t n)
 {
     sink *s = ctx;
     s->n_events++;
-    sv_buf_add(&s->events, d, n);
-    sv_buf_add(&s->events, "|", 1);
+    strbuf_add(&s->events, d, n);
+    strbuf_add(&s->events, "|", 1);
 }
 
 static void sink_free(sink *s)
@@ -67,17 +67,17 @@ static void random_sse(sv_buf *body, sv_buf *want, int n_ev)
             data[i] = (char)sv_rng_int(&R, 32, 126);
         data[len] = 0;
         if (sv_rng_int(&R, 0, 3) == 0) { /* a comment line first */
-            sv_buf_add(body, ": keep-alive", 12);
-            sv_buf_add(body, nl, strlen(nl));
+            strbuf_add(body, ": keep-alive", 12);
+            strbuf_add(body, nl, strlen(nl));
         }
         int space = sv_rng_int(&R, 0, 1); /* "data: x" and "data:x" mean the same */
-        sv_buf_add(body, "data: ", space ? 6 : 5);
-        sv_buf_add(body, data, (size_t)len);
-        sv_buf_add(body, nl, strlen(nl));
-        sv_buf_add(body, nl, strlen(nl));
+        strbuf_add(body, "data: ", space ? 6 : 5);
+        strbuf_add(body, data, (size_t)len);
+        strbuf_add(body, nl, strlen(nl));
+        strbuf_add(body, nl, strlen(nl));
         int drop = !space && len && data[0] == ' '; /* without one, a leading space is the one dropped */
-        sv_buf_add(want, data + drop, (size_t)(len - drop));
-        sv_buf_add(want, "|", 1);
+        strbuf_add(want, data + drop, (size_t)(len - drop));
+        strbuf_add(want, "|", 1);
     }
 }
 
@@ -89,19 +89,19 @@ static void test_chunked_random_splits(void **state)
         random_sse(&body, &want, n_ev);
         const char *hdr = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                           "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-        sv_buf_add(&raw, hdr, strlen(hdr));
+        strbuf_add(&raw, hdr, strlen(hdr));
         for (size_t i = 0; i < body.n;) {
             size_t k = (size_t)sv_rng_int(&R, 1, 700);
             if (k > body.n - i)
                 k = body.n - i;
             char line[32];
             int m = snprintf(line, sizeof line, sv_rng_int(&R, 0, 1) ? "%zx\r\n" : "%zX;ext=1\r\n", k);
-            sv_buf_add(&raw, line, (size_t)m);
-            sv_buf_add(&raw, body.p + i, k);
-            sv_buf_add(&raw, "\r\n", 2);
+            strbuf_add(&raw, line, (size_t)m);
+            strbuf_add(&raw, body.p + i, k);
+            strbuf_add(&raw, "\r\n", 2);
             i += k;
         }
-        sv_buf_add(&raw, "0\r\nX-Trailer: 1\r\n\r\n", 20);
+        strbuf_add(&raw, "0\r\nX-Trailer: 1\r\n\r\n", 20);
         sink s = {0};
         sv_sse sse;
         sv_sse_init(&sse, on_event, &s);
