@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ typedef struct {
 
 static rig R;
 static msg_any in;
-static volatile int beating;
+static _Atomic int beating;   /* the rig's heartbeat thread runs while set */
 static pthread_t beat_thread;
 
 static void *beat_main(void *arg)
