@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static void *job_main(void *arg)
     return NULL;
 }
 
-static volatile int load_running;
+static _Atomic int load_running;   /* the health thread polls while set */
 static int health_failures;
 static void *health_main(void *arg)
 {
