@@ -1,4 +1,4 @@
-/* cpu_weights.c - fp32 LLaMA weights: allocation, safetensors loading, random init
+/* cpu_weights.c - fp32 model weights: allocation, safetensors loading, random init
  * (see cpu_weights.h), all through the one table of common/weights_layout.h.
  */
 #include "cpu_weights.h"
@@ -28,11 +28,14 @@ static int alloc_weights(cpu_weights *w, const model_config *c, char *err, size_
     w->embed = w->mem + l->embed;
     w->lm_head = w->mem + l->lm_head;
     w->norm = w->mem + l->norm;
+    const wl_layer *y = &l->layer;
     for (int i = 0; i < c->n_layers; i++) {
         float *b = w->mem + l->layer0 + (size_t)i * l->layer_stride;
-        w->layers[i] = (cpu_layer){b + l->layer.attn_norm, b + l->layer.wqkv, b + l->layer.wo,
-                                   b + l->layer.ffn_norm, b + l->layer.w_gate_up,
-                                   b + l->layer.w_down};
+#define AT(off) ((off) == WL_NONE ? NULL : b + (off))
+        w->layers[i] = (cpu_layer){AT(y->attn_norm), AT(y->wqkv), AT(y->bqkv), AT(y->q_norm),
+                                   AT(y->k_norm), AT(y->wo), AT(y->ffn_norm), AT(y->w_router),
+                                   AT(y->w_gate_up), AT(y->w_down)};
+#undef AT
     }
     return 0;
 }
@@ -54,7 +57,11 @@ int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, cha
         st_free(&st);
         return -1;
     }
-    wl_tensor t[WL_MAX_TENSORS];
+    wl_tensor *t = malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
+    if (!t) {
+        snprintf(err, n_err, "out of memory");
+        goto fail;
+    }
     for (int l = -1; l < c->n_layers; l++) {
         int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++)
@@ -64,9 +71,11 @@ int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, cha
     }
     if (st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0)
         goto fail;
+    free(t);
     st_free(&st);
     return 0;
 fail:
+    free(t);
     st_free(&st);
     cpu_weights_free(w);
     return -1;
@@ -95,7 +104,12 @@ int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu
 {
     if (alloc_weights(w, c, err, n_err) < 0)
         return -1;
-    wl_tensor t[WL_MAX_TENSORS];
+    wl_tensor *t = malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
+    if (!t) {
+        snprintf(err, n_err, "out of memory");
+        cpu_weights_free(w);
+        return -1;
+    }
     uint64_t ordinal = 0;
     for (int l = -1; l < c->n_layers; l++) {
         int n = weights_layout_tensors(&w->layout, c, l, t);
@@ -111,5 +125,6 @@ int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu
                     fill_task(&j, k, 0);
         }
     }
+    free(t);
     return 0;
 }

@@ -37,11 +37,14 @@ static int alloc_weights(cuda_weights *w, const model_config *c, kdtype dt, char
     w->embed = p + l->embed;
     w->lm_head = p + l->lm_head;
     w->norm = p + l->norm;
+    const wl_layer *y = &l->layer;
     for (int i = 0; i < c->n_layers; i++) {
         uint16_t *b = p + l->layer0 + (size_t)i * l->layer_stride;
-        w->layers[i] = cuda_layer{b + l->layer.attn_norm, b + l->layer.wqkv, b + l->layer.wo,
-                                  b + l->layer.ffn_norm, b + l->layer.w_gate_up,
-                                  b + l->layer.w_down};
+#define AT(off) ((off) == WL_NONE ? NULL : b + (off))
+        w->layers[i] = cuda_layer{AT(y->attn_norm), AT(y->wqkv), AT(y->bqkv), AT(y->q_norm),
+                                  AT(y->k_norm), AT(y->wo), AT(y->ffn_norm), AT(y->w_router),
+                                  AT(y->w_gate_up), AT(y->w_down)};
+#undef AT
     }
     return 0;
 }
@@ -65,6 +68,7 @@ int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, k
     safetensors st;
     float *f32 = NULL;
     uint16_t *h16 = NULL;
+    wl_tensor *t = NULL;    /* [weights_layout_max_tensors] */
     if (st_open_dir(&st, dir, err, n_err) < 0)
         return -1;
     if (alloc_weights(w, c, dt, err, n_err) < 0) {
@@ -77,14 +81,15 @@ int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, k
     if ((size_t)c->hidden_dim * c->dim > max_elems) max_elems = (size_t)c->hidden_dim * c->dim;
     if ((size_t)c->n_heads * c->head_dim * c->dim > max_elems)
         max_elems = (size_t)c->n_heads * c->head_dim * c->dim;
+    if ((size_t)c->n_experts * c->dim > max_elems) max_elems = (size_t)c->n_experts * c->dim;
     f32 = (float *)malloc(max_elems * sizeof *f32);
     h16 = (uint16_t *)malloc(max_elems * sizeof *h16);
-    if (!f32 || !h16) {
+    t = (wl_tensor *)malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
+    if (!f32 || !h16 || !t) {
         snprintf(err, n_err, "out of host memory converting weights");
         goto fail;
     }
     for (int l = -1; l < c->n_layers; l++) {
-        wl_tensor t[WL_MAX_TENSORS];
         int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++) {
             if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, f32, err, n_err) < 0)
@@ -99,11 +104,13 @@ int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, k
         goto fail;
     free(f32);
     free(h16);
+    free(t);
     st_free(&st);
     return 0;
 fail:
     free(f32);
     free(h16);
+    free(t);
     st_free(&st);
     cuda_weights_free(w);
     return -1;
@@ -137,9 +144,14 @@ int cuda_weights_random(cuda_weights *w, const model_config *c, uint64_t seed, k
 {
     if (alloc_weights(w, c, dt, err, n_err) < 0)
         return -1;
+    wl_tensor *t = (wl_tensor *)malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
+    if (!t) {
+        snprintf(err, n_err, "out of host memory");
+        cuda_weights_free(w);
+        return -1;
+    }
     uint64_t ordinal = 0;
     for (int l = -1; l < c->n_layers; l++) {
-        wl_tensor t[WL_MAX_TENSORS];
         int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++, ordinal++) {
             size_t ne = (size_t)t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1);
@@ -149,6 +161,7 @@ int cuda_weights_random(cuda_weights *w, const model_config *c, uint64_t seed, k
             CUDA_CHECK(fill(tensor_ptr(w, &t[i]), ne, key, scale, offset, dt));
         }
     }
+    free(t);
     CUDA_CHECK(cudaDeviceSynchronize());
     return 0;
 }

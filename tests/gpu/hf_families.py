@@ -25,6 +25,7 @@ every greedy step has a top-1 margin of at least MARGIN, so that fp32 rounding o
 flip a greedy choice in another implementation.
 """
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -199,8 +200,8 @@ def write_family(out, fam, spec, seed):
     randomize(model, seed)
     tmp = os.path.join(out, "_tmp_" + fam)
     shutil.rmtree(tmp, ignore_errors=True)
-    model.to(torch.bfloat16).save_pretrained(tmp, **save_kw)
-    model.to(torch.float32)
+    # a bf16 copy: casting the model itself would round its fp32 rotary inv_freq buffer too
+    copy.deepcopy(model).to(torch.bfloat16).save_pretrained(tmp, **save_kw)
     native = sorted(f for f in os.listdir(tmp) if f.startswith("model"))
     print(f"{fam}: save_pretrained wrote {native}", flush=True)
     keys = []
@@ -231,41 +232,50 @@ def write_family(out, fam, spec, seed):
                 os.symlink(os.path.join("..", f), os.path.join(sd_dir, f))
     shutil.rmtree(tmp)
 
+    # the reference is what transformers computes from the files (v5 style); the v4-style
+    # config and the model in memory must agree with it
     loaded = {s: load(os.path.join(d, s), model_cls) for s in ("v5", "v4")}
+    ref_model = loaded["v5"]
     g = torch.Generator().manual_seed(seed + 1)
     prompts, gens, margins, drifts, logit_rows = [], [], [], [], []
+    agree = {"v4": 0.0, "in_memory": 0.0}
     lengths = [5, 11, 17]
     for p in range(N_PROMPTS):
         for attempt in range(500):
             prompt = torch.randint(3, VOCAB, (lengths[p],), generator=g).tolist()
-            ids, rows, margin, drift = greedy(model, prompt)
+            ids, rows, margin, drift = greedy(ref_model, prompt)
             if margin >= MARGIN:
                 break
         else:
             raise RuntimeError(f"{fam}: no prompt of length {lengths[p]} without near-ties")
         with torch.no_grad():
             x = torch.tensor([prompt + ids])
-            want = model(input_ids=x).logits[0]
-            tol = 1e-4 * max(1.0, float(want.abs().max()))
-            for s, m in loaded.items():
+            want = ref_model(input_ids=x).logits[0]
+            for name, m in (("v4", loaded["v4"]), ("in_memory", model)):
                 err = float((m(input_ids=x).logits[0] - want).abs().max())
-                if err > tol:
-                    raise RuntimeError(f"{fam}: files in style {s} give other logits (max |diff| {err})")
+                agree[name] = max(agree[name], err / max(1.0, float(want.abs().max())))
         prompts.append(prompt)
         gens.append(ids)
         margins.append(margin)
         drifts.append(drift)
         logit_rows.append(rows)
+    if agree["v4"] > 1e-5:
+        print(f"{fam}: WARNING the v4-style config gives other logits (rel {agree['v4']:.2e}); "
+              "v4 dropped", flush=True)
+        shutil.rmtree(os.path.join(d, "v4"))
     ref = {"family": fam, "architecture": cfg5.get("architectures", [None])[0],
            "transformers": transformers.__version__, "torch": torch.__version__,
            "n_gen": N_GEN, "vocab": VOCAB, "prompts": prompts, "greedy": gens,
-           "min_margin": margins, "cache_vs_full_max_abs": drifts, "tensors": sorted(keys)}
+           "min_margin": margins, "cache_vs_full_max_abs": drifts,
+           "v4_vs_v5_max_rel": agree["v4"], "in_memory_vs_files_max_rel": agree["in_memory"],
+           "tensors": sorted(keys)}
     with open(os.path.join(d, "ref.json"), "w") as f:
         json.dump(ref, f, indent=1)
     with open(os.path.join(d, "logits.bin"), "wb") as f:
         f.write(torch.stack(logit_rows).to(torch.float32).numpy().tobytes())
     print(f"{fam}: ok, margins {['%.3g' % m for m in margins]}, cache drift "
-          f"{max(drifts):.2e}, {len(keys)} tensors", flush=True)
+          f"{max(drifts):.2e}, v4/v5 {agree['v4']:.1e}, memory/files {agree['in_memory']:.1e}, "
+          f"{len(keys)} tensors", flush=True)
 
 
 def main():
