@@ -1,5 +1,6 @@
 /* attn_ref.c - CPU reference for prefill_attn and decode_attn: causal attention of a
- * variable-length batch over the paged KV cache, one query row at a time, fp32. */
+ * variable-length batch over the paged KV cache, one query row at a time, fp32, optionally
+ * over a sliding window of the last WINDOW positions. */
 #include <math.h>
 #include <stdlib.h>
 #include "ref.h"
@@ -7,7 +8,7 @@
 void attn_ref(float *out, const float *q, int q_stride, const float *k_cache,
               const float *v_cache, const int32_t *block_tables, int max_blocks_per_seq,
               const int32_t *cu_seqlens_q, const int32_t *seq_lens, int n_seqs, int n_heads,
-              int n_kv_heads, int head_dim, int block_size, float scale)
+              int n_kv_heads, int head_dim, int block_size, float scale, int window)
 {
     int group = n_heads / n_kv_heads, max_len = 1;
     for (int s = 0; s < n_seqs; s++)
@@ -21,9 +22,9 @@ void attn_ref(float *out, const float *q, int q_stride, const float *k_cache,
             for (int h = 0; h < n_heads; h++) {
                 const float *qr = q + (size_t)tok * q_stride + (size_t)h * head_dim;
                 float *o = out + ((size_t)tok * n_heads + h) * head_dim;
-                int kvh = h / group;
+                int kvh = h / group, t0 = window > 0 && pos >= window ? pos - window + 1 : 0;
                 float mx = -INFINITY, sum = 0.f;
-                for (int t = 0; t <= pos; t++) {
+                for (int t = t0; t <= pos; t++) {
                     size_t slot = (size_t)bt[t / block_size] * block_size + t % block_size;
                     const float *kr = k_cache + (slot * n_kv_heads + kvh) * head_dim;
                     float d = 0.f;
@@ -32,7 +33,7 @@ void attn_ref(float *out, const float *q, int q_stride, const float *k_cache,
                     if (p[t] > mx) mx = p[t];
                 }
                 for (int e = 0; e < head_dim; e++) o[e] = 0.f;
-                for (int t = 0; t <= pos; t++) {
+                for (int t = t0; t <= pos; t++) {
                     size_t slot = (size_t)bt[t / block_size] * block_size + t % block_size;
                     const float *vr = v_cache + (slot * n_kv_heads + kvh) * head_dim;
                     float w = expf(p[t] - mx);

@@ -28,7 +28,7 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
                    const T *__restrict__ q, int q_stride, const T *__restrict__ kc,
                    const T *__restrict__ vc, const int32_t *__restrict__ bts, int max_bps,
                    const int32_t *__restrict__ ctx_lens, int n_heads, int n_kv, attn_bs bs,
-                   float scale_log2, int n_splits)
+                   float scale_log2, int window, int n_splits)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, TN = DA_TN, OSD = HD + 4;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -46,8 +46,9 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
     int kvh = blockIdx.y / n_hg, hg = blockIdx.y % n_hg;
     int h0 = kvh * G + hg * 16, nh = min(16, G - hg * 16);
     int ctx = ctx_lens[seq];
-    int chunk = ((ctx + n_splits - 1) / n_splits + TN - 1) / TN * TN;
-    int t_begin = split * chunk, t_end = min(ctx, t_begin + chunk);
+    int w0 = window > 0 && ctx > window ? ctx - window : 0;   /* sliding window: [w0, ctx) */
+    int chunk = ((ctx - w0 + n_splits - 1) / n_splits + TN - 1) / TN * TN;
+    int t_begin = w0 + split * chunk, t_end = min(ctx, t_begin + chunk);
     int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     size_t row0 = (size_t)seq * n_heads + h0;   /* output row of head h0 */
 
@@ -193,8 +194,8 @@ template <typename T, int HD>
 static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, const void *kc,
                                       const void *vc, const int32_t *bts, int max_bps,
                                       const int32_t *ctx_lens, int n_seqs, int n_heads,
-                                      int n_kv, int bs, float scale, int n_splits, void *ws,
-                                      int pdl, cudaStream_t stream)
+                                      int n_kv, int bs, float scale, int window, int n_splits,
+                                      void *ws, int pdl, cudaStream_t stream)
 {
     constexpr int SD = attn_sd<HD>::v;
     const size_t smem = (size_t)(2 * DA_STAGES * DA_TN + 16) * SD * sizeof(T);
@@ -213,7 +214,7 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
     cudaError_t e = pdl_launch(decode_attn_kernel<T, HD>, grid, dim3(DA_NT), smem, stream, pdl,
                                (T *)out, ws_o, ws_lse, (const T *)q, q_stride, (const T *)kc,
                                (const T *)vc, bts, max_bps, ctx_lens, n_heads, n_kv,
-                               attn_bs_make(bs), scale * 1.4426950408889634f, n_splits);
+                               attn_bs_make(bs), scale * 1.4426950408889634f, window, n_splits);
     if (e == cudaSuccess && n_splits > 1)
         e = pdl_launch(decode_attn_reduce<T, HD>, dim3(n_heads, n_seqs), dim3(HD), 0, stream, pdl,
                        (T *)out, (const float *)ws_o, (const float *)ws_lse, n_splits);
@@ -246,12 +247,13 @@ extern "C" cudaError_t decode_attn_run(void *out, const void *q, int q_stride,
                                        const int32_t *block_tables, int max_blocks_per_seq,
                                        const int32_t *ctx_lens, int n_seqs, int n_heads,
                                        int n_kv_heads, int head_dim, int block_size,
-                                       float scale, int n_splits, void *workspace, int pdl,
-                                       kdtype dt, cudaStream_t stream)
+                                       float scale, int window, int n_splits, void *workspace,
+                                       int pdl, kdtype dt, cudaStream_t stream)
 {
     if (n_seqs == 0) return cudaSuccess;
     if (n_seqs < 0 || n_kv_heads < 1 || n_heads % n_kv_heads || block_size < 1 ||
         n_splits < 1 || (n_splits > 1 && !workspace) || q_stride < n_heads * head_dim ||
+        window < 0 ||
         q_stride % 8 || n_seqs > 65535)
         return cudaErrorInvalidValue;
     KDT_DISPATCH(dt, T, {
@@ -260,8 +262,8 @@ extern "C" cudaError_t decode_attn_run(void *out, const void *q, int q_stride,
                : head_dim == 128 ? decode_attn_launch<T, 128> : nullptr;
         if (!f) return cudaErrorInvalidValue;
         return f(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, ctx_lens,
-                 n_seqs, n_heads, n_kv_heads, block_size, scale, n_splits, workspace, pdl,
-                 stream);
+                 n_seqs, n_heads, n_kv_heads, block_size, scale, window, n_splits, workspace,
+                 pdl, stream);
     });
     return cudaSuccess;
 }

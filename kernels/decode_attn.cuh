@@ -28,7 +28,8 @@ int decode_attn_splits(int n_seqs, int n_heads, int n_kv_heads, int head_dim, in
 size_t decode_attn_workspace_size(int n_seqs, int n_heads, int head_dim, int n_splits);
 
 /* out[s, h, :] = softmax(scale * q[s, h] . K_s^T) V_s over the ctx_lens[s] cached tokens of
- * sequence s (ctx_lens[s] == 0 writes zeros). head_dim 48, 64 or 128; any block_size >= 1;
+ * sequence s, or only their last WINDOW when WINDOW > 0 (a sliding window; the query is the
+ * last token), the splits then cutting the window (ctx_lens[s] == 0 writes zeros). head_dim 48, 64 or 128; any block_size >= 1;
  * n_heads a multiple of n_kv_heads. The split count is fixed by the caller (so a CUDA graph
  * can be captured once for a maximum context); each sequence's chunk length follows its own
  * ctx_lens on the device. WORKSPACE: decode_attn_workspace_size bytes, or NULL when
@@ -43,7 +44,7 @@ cudaError_t decode_attn_run(void *out,                  /* [n_seqs, n_heads, hea
                             int max_blocks_per_seq,
                             const int32_t *ctx_lens,    /* [n_seqs] */
                             int n_seqs, int n_heads, int n_kv_heads, int head_dim,
-                            int block_size, float scale, int n_splits,
+                            int block_size, float scale, int window, int n_splits,
                             void *workspace, int pdl, kdtype dt, cudaStream_t stream);
 
 #ifdef __cplusplus

@@ -20,7 +20,7 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
                     const T *__restrict__ kc, const T *__restrict__ vc,
                     const int32_t *__restrict__ bts, int max_bps,
                     const int32_t *__restrict__ cu_q, const int32_t *__restrict__ seq_lens,
-                    int n_heads, int n_kv, attn_bs bs, float scale_log2)
+                    int n_heads, int n_kv, attn_bs bs, float scale_log2, int window)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, BM = NW * MT * 16, NT = NW * 32;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -38,7 +38,10 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
     int rows = min(BM, q_len - i0);
     int n_keys = off + i0 + rows;                 /* keys [0, n_keys) are visible to the tile */
     int n_kt = (n_keys + BN - 1) / BN;
-    int n_full = (off + i0 + 1) / BN;             /* tiles below every row's diagonal */
+    /* sliding window: the tile's first row needs keys from off + i0 - window + 1 on; every
+       tile read is then masked at both ends */
+    int kt0 = window > 0 ? max(0, off + i0 - window + 1) / BN : 0;
+    int n_full = window > 0 ? kt0 : (off + i0 + 1) / BN;   /* tiles needing no mask */
     int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int32_t *bt = bts + (size_t)seq * max_bps;
 
@@ -48,8 +51,8 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
         cp_async16(sq + swz<SD>(r, c), r < rows ? qs + (size_t)r * q_stride + c * 8 : q,
                    r < rows);
     }
-    attn_slots<BN>(ss[0], bt, bs, 0, n_keys);
-    attn_slots<BN>(ss[1], bt, bs, BN, n_keys);
+    attn_slots<BN>(ss[0], bt, bs, kt0 * BN, n_keys);
+    attn_slots<BN>(ss[1], bt, bs, (kt0 + 1) * BN, n_keys);
     __syncthreads();
     attn_load_kv<T, HD, BN, NT>(sk, sv, kc, vc, ss[0], n_kv, kvh);
     cp_async_commit();
@@ -60,18 +63,19 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
     for (int mt = 0; mt < MT; mt++) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.f;
     int wrow = warp * MT * 16;   /* first query row of this warp within the tile */
 
-    for (int kt = 0; kt < n_kt; kt++) {
+    for (int kt = kt0; kt < n_kt; kt++) {
+        int it = kt - kt0;   /* stage of tile kt: it & 1 */
         cp_async_wait<0>();
         __syncthreads();
         if (kt + 1 < n_kt) {
-            int st = (kt + 1) & 1;
+            int st = (it + 1) & 1;
             attn_load_kv<T, HD, BN, NT>(sk + st * BN * SD, sv + st * BN * SD, kc, vc, ss[st],
                                         n_kv, kvh);
         }
         cp_async_commit();
         /* slots of tile kt + 2 replace tile kt's (its load was issued last iteration) */
-        if (kt + 2 < n_kt) attn_slots<BN>(ss[kt & 1], bt, bs, (kt + 2) * BN, n_keys);
-        const T *kt_s = sk + (kt & 1) * BN * SD, *vt_s = sv + (kt & 1) * BN * SD;
+        if (kt + 2 < n_kt) attn_slots<BN>(ss[it & 1], bt, bs, (kt + 2) * BN, n_keys);
+        const T *kt_s = sk + (it & 1) * BN * SD, *vt_s = sv + (it & 1) * BN * SD;
 
         float s[MT][BN / 8][4] = {};
 #pragma unroll
@@ -93,16 +97,19 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
                 }
             }
         }
-        if (kt >= n_full) {   /* the tile crosses the diagonal: mask keys after each row */
+        if (kt >= n_full || window > 0) {   /* mask keys after each row (and before its window) */
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
                 int pos = off + i0 + wrow + mt * 16 + (lane >> 2);   /* row g; g+8 is pos+8 */
 #pragma unroll
                 for (int j = 0; j < BN / 8; j++)
 #pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        if (kt * BN + j * 8 + (lane & 3) * 2 + (e & 1) > pos + (e >> 1) * 8)
+                    for (int e = 0; e < 4; e++) {
+                        int key = kt * BN + j * 8 + (lane & 3) * 2 + (e & 1);
+                        int p = pos + (e >> 1) * 8;
+                        if (key > p || (window > 0 && key <= p - window))
                             s[mt][j][e] = -INFINITY;
+                    }
             }
         }
 #pragma unroll
@@ -135,7 +142,7 @@ static cudaError_t prefill_attn_launch(void *out, const void *q, int q_stride, c
                                        const void *vc, const int32_t *bts, int max_bps,
                                        const int32_t *cu_q, const int32_t *seq_lens, int n_seqs,
                                        int max_q_len, int n_heads, int n_kv, int bs, float scale,
-                                       cudaStream_t stream)
+                                       int window, cudaStream_t stream)
 {
     constexpr int SD = attn_sd<HD>::v, BM = NW * MT * 16;
     const size_t smem = (size_t)(BM + 4 * BN) * SD * sizeof(T);
@@ -150,13 +157,13 @@ static cudaError_t prefill_attn_launch(void *out, const void *q, int q_stride, c
     dim3 grid(n_heads, (max_q_len + BM - 1) / BM, n_seqs);
     prefill_attn_kernel<T, HD, NW, MT, BN><<<grid, NW * 32, smem, stream>>>(
         (T *)out, (const T *)q, q_stride, (const T *)kc, (const T *)vc, bts, max_bps, cu_q,
-        seq_lens, n_heads, n_kv, attn_bs_make(bs), scale * 1.4426950408889634f);
+        seq_lens, n_heads, n_kv, attn_bs_make(bs), scale * 1.4426950408889634f, window);
     return cudaGetLastError();
 }
 
 typedef cudaError_t (*prefill_attn_fn)(void *, const void *, int, const void *, const void *,
                                        const int32_t *, int, const int32_t *, const int32_t *,
-                                       int, int, int, int, int, float, cudaStream_t);
+                                       int, int, int, int, int, float, int, cudaStream_t);
 
 template <typename T, int NW, int MT, int BN>
 static prefill_attn_fn prefill_attn_pick(int head_dim)
@@ -174,10 +181,10 @@ extern "C" cudaError_t prefill_attn_run_tiled(int variant, void *out, const void
                                               const int32_t *seq_lens, int n_seqs,
                                               int max_q_len, int n_heads, int n_kv_heads,
                                               int head_dim, int block_size, float scale,
-                                              kdtype dt, cudaStream_t stream)
+                                              int window, kdtype dt, cudaStream_t stream)
 {
     if (n_seqs == 0 || max_q_len == 0) return cudaSuccess;
-    if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || n_kv_heads < 1 ||
+    if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || n_kv_heads < 1 || window < 0 ||
         n_heads % n_kv_heads || block_size < 1 || q_stride < n_heads * head_dim ||
         q_stride % 8 || variant < 0 || variant > 4)
         return cudaErrorInvalidValue;
@@ -190,7 +197,7 @@ extern "C" cudaError_t prefill_attn_run_tiled(int variant, void *out, const void
         if (!f) return cudaErrorInvalidValue;
         return f(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq,
                  cu_seqlens_q, seq_lens, n_seqs, max_q_len, n_heads, n_kv_heads, block_size,
-                 scale, stream);
+                 scale, window, stream);
     });
     return cudaSuccess;
 }
@@ -200,10 +207,11 @@ extern "C" cudaError_t prefill_attn_run(void *out, const void *q, int q_stride,
                                         const int32_t *block_tables, int max_blocks_per_seq,
                                         const int32_t *cu_seqlens_q, const int32_t *seq_lens,
                                         int n_seqs, int max_q_len, int n_heads, int n_kv_heads,
-                                        int head_dim, int block_size, float scale, kdtype dt,
-                                        cudaStream_t stream)
+                                        int head_dim, int block_size, float scale, int window,
+                                        kdtype dt, cudaStream_t stream)
 {
     return prefill_attn_run_tiled(0, out, q, q_stride, k_cache, v_cache, block_tables,
                                   max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs, max_q_len,
-                                  n_heads, n_kv_heads, head_dim, block_size, scale, dt, stream);
+                                  n_heads, n_kv_heads, head_dim, block_size, scale, window, dt,
+                                  stream);
 }

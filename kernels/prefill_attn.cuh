@@ -4,7 +4,9 @@
  * tokens, which are the LAST q_len of its seq_lens[s] tokens (positions seq_lens[s] - q_len ..
  * seq_lens[s] - 1); earlier tokens are context from previous chunks. ALL keys and values,
  * the new tokens' included, are read from the paged cache, so kv_store_run must have written
- * this step's K/V into the pages first. Query i attends to keys 0 .. its position (causal).
+ * this step's K/V into the pages first. Query i attends to keys 0 .. its position (causal),
+ * or with WINDOW > 0 to the keys of positions p - WINDOW < t <= p only (sliding window: key
+ * tiles wholly before a query tile's window are not read).
  */
 #ifndef CINDER_PREFILL_ATTN_CUH
 #define CINDER_PREFILL_ATTN_CUH
@@ -29,8 +31,8 @@ cudaError_t prefill_attn_run(void *out,                 /* [n_tokens, n_heads, h
                              const int32_t *cu_seqlens_q, /* [n_seqs + 1], device */
                              const int32_t *seq_lens,   /* [n_seqs] cached + new, device */
                              int n_seqs, int max_q_len, int n_heads, int n_kv_heads,
-                             int head_dim, int block_size, float scale, kdtype dt,
-                             cudaStream_t stream);
+                             int head_dim, int block_size, float scale, int window,
+                             kdtype dt, cudaStream_t stream);
 
 /* The same with the tiling chosen, for tests and benchmarks comparing them (query rows per
  * warp x warps, keys per tile): VARIANT 1 = 16 x 4, 64 keys; 2 = 32 x 4, 64 keys; 3 = 32 x 8,
@@ -41,8 +43,8 @@ cudaError_t prefill_attn_run_tiled(int variant, void *out, const void *q, int q_
                                    const int32_t *block_tables, int max_blocks_per_seq,
                                    const int32_t *cu_seqlens_q, const int32_t *seq_lens,
                                    int n_seqs, int max_q_len, int n_heads, int n_kv_heads,
-                                   int head_dim, int block_size, float scale, kdtype dt,
-                                   cudaStream_t stream);
+                                   int head_dim, int block_size, float scale, int window,
+                                   kdtype dt, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

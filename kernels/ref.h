@@ -17,11 +17,12 @@ extern "C" {
 
 /* Causal attention over the paged cache for a variable-length batch: sequence s has query
  * tokens [cu_seqlens_q[s], cu_seqlens_q[s+1]), the last ones of its seq_lens[s] tokens.
- * Decode is the case q_len = 1. out [n_tokens, n_heads, head_dim]. */
+ * Decode is the case q_len = 1. WINDOW > 0: the query at position p attends to keys
+ * p - WINDOW < t <= p only (transformers' sliding window). out [n_tokens, n_heads, head_dim]. */
 void attn_ref(float *out, const float *q, int q_stride, const float *k_cache,
               const float *v_cache, const int32_t *block_tables, int max_blocks_per_seq,
               const int32_t *cu_seqlens_q, const int32_t *seq_lens, int n_seqs, int n_heads,
-              int n_kv_heads, int head_dim, int block_size, float scale);
+              int n_kv_heads, int head_dim, int block_size, float scale, int window);
 
 /* cache rows slot_mapping[t] (negative: skipped) <- k, v rows of token t. */
 void kv_store_ref(float *k_cache, float *v_cache, const float *k, int k_stride, const float *v,
@@ -35,6 +36,19 @@ void rmsnorm_ref(float *out, float *resid, const float *x, const float *w, int n
 /* In place, HF half rotation, on n_heads rows of q and n_kv_heads rows of k per token. */
 void rope_ref(float *q, int q_stride, float *k, int k_stride, const int32_t *pos, int n_tokens,
               int n_heads, int n_kv_heads, int head_dim, const rope_params *p);
+
+/* In place on the fused qkv rows [n_tok, stride]: += bias if BIAS, then RMSNorm of every q head
+ * with Q_NORM and every k head with K_NORM if given (qkv_prep.cuh). */
+void qkv_prep_ref(float *qkv, int stride, int n_tok, int n_heads, int n_kv_heads, int head_dim,
+                  const float *bias, const float *q_norm, const float *k_norm, float eps);
+
+/* MoE (moe.cuh): pairs sorted by expert; the expert GEMV over pairs; the weighted combine. */
+void moe_sort_ref(int32_t *offsets, int32_t *pos, int32_t *src, const int32_t *ids, int n_pairs,
+                  int k, int n_exp);
+void moe_gemv_ref(float *out, const float *x, int x_div, const float *w, size_t w_stride,
+                  const int32_t *ids, int n_pairs, int n_out, int n_in);
+void moe_combine_ref(float *y, const float *ys, const int32_t *pos, const float *weights,
+                     int n_tok, int k, int dim);
 
 /* out[r, i] = silu(in[r, i]) * in[r, hidden + i].  in [n, 2 * hidden]. */
 void silu_mul_ref(float *out, const float *in, int n, int hidden);

@@ -6,7 +6,10 @@
  * usage: make-model --out DIR [--config config.json] [--dim 64] [--hidden 172] [--layers 2]
  *          [--heads 4] [--kv-heads 2] [--head-dim N] [--vocab 300] [--max-pos 512]
  *          [--rope-theta 10000] [--llama3-scaling FACTOR] [--tie 1] [--dtype f32|f16|bf16]
- *          [--seed 0]
+ *          [--seed 0] [--arch llama|mistral|qwen2|qwen3|mixtral|qwen3_moe] [--window N]
+ *          [--window-from L] [--experts E] [--top-k K] [--moe-hidden N] [--norm-topk 0|1]
+ * --window: sliding_window (Qwen: with use_sliding_window, from layer --window-from);
+ * --experts: MoE (Mixtral's experts are --hidden wide, Qwen3-MoE's --moe-hidden).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,8 +22,9 @@
 #include "../worker/cpu_weights.h"
 
 typedef struct {
-    const char *out, *config, *dtype;
+    const char *out, *config, *dtype, *arch;
     int dim, hidden, layers, heads, kv_heads, head_dim, vocab, max_pos, tie;
+    int window, window_from, experts, top_k, moe_hidden, norm_topk;
     double rope_theta, llama3_factor;
     unsigned long long seed;
 } opts;
@@ -30,7 +34,9 @@ static int usage(void)
     fprintf(stderr, "usage: make-model --out DIR [--config config.json] [--dim N] [--hidden N] "
                     "[--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--vocab N] "
                     "[--max-pos N] [--rope-theta X] [--llama3-scaling FACTOR] [--tie 0|1] "
-                    "[--dtype f32|f16|bf16] [--seed N]\n");
+                    "[--dtype f32|f16|bf16] [--seed N] [--arch llama|mistral|qwen2|qwen3|"
+                    "mixtral|qwen3_moe] [--window N] [--window-from L] [--experts E] "
+                    "[--top-k K] [--moe-hidden N] [--norm-topk 0|1]\n");
     return 2;
 }
 
@@ -58,11 +64,35 @@ static int write_config(const opts *o, char *err, size_t n_err)
     }
     const char *dt = strcmp(o->dtype, "bf16") == 0 ? "bfloat16"
                      : strcmp(o->dtype, "f16") == 0 ? "float16" : "float32";
-    fprintf(f, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+    static const char *const archs[][2] = {
+        {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"},
+        {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"},
+        {"mixtral", "MixtralForCausalLM"}, {"qwen3_moe", "Qwen3MoeForCausalLM"}};
+    int a = 0;
+    while (a < 6 && strcmp(archs[a][0], o->arch))
+        a++;
+    fprintf(f, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n"
                "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
                "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
                "  \"num_key_value_heads\": %d,\n",
-            o->dim, o->hidden, o->layers, o->heads, o->kv_heads);
+            a < 6 ? archs[a][1] : o->arch, o->arch, o->dim, o->hidden, o->layers, o->heads,
+            o->kv_heads);
+    int qwen = !strncmp(o->arch, "qwen", 4);
+    if (o->window > 0 && qwen)
+        fprintf(f, "  \"sliding_window\": %d,\n  \"use_sliding_window\": true,\n"
+                   "  \"max_window_layers\": %d,\n", o->window, o->window_from);
+    else if (o->window > 0)
+        fprintf(f, "  \"sliding_window\": %d,\n", o->window);
+    else if (strcmp(o->arch, "llama"))
+        fprintf(f, "  \"sliding_window\": null,\n");
+    if (o->experts > 0 && qwen)
+        fprintf(f, "  \"num_experts\": %d,\n  \"num_experts_per_tok\": %d,\n"
+                   "  \"moe_intermediate_size\": %d,\n  \"norm_topk_prob\": %s,\n",
+                o->experts, o->top_k, o->moe_hidden > 0 ? o->moe_hidden : o->hidden,
+                o->norm_topk ? "true" : "false");
+    else if (o->experts > 0)
+        fprintf(f, "  \"num_local_experts\": %d,\n  \"num_experts_per_tok\": %d,\n",
+                o->experts, o->top_k);
     if (o->head_dim > 0)
         fprintf(f, "  \"head_dim\": %d,\n", o->head_dim);
     fprintf(f, "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n"
@@ -128,8 +158,8 @@ out:
 
 int main(int argc, char **argv)
 {
-    opts o = {.dtype = "f32", .dim = 64, .layers = 2, .heads = 4, .kv_heads = 2, .vocab = 300,
-              .max_pos = 512, .tie = 1, .rope_theta = 10000};
+    opts o = {.dtype = "f32", .arch = "llama", .dim = 64, .layers = 2, .heads = 4, .kv_heads = 2,
+              .vocab = 300, .max_pos = 512, .tie = 1, .rope_theta = 10000, .top_k = 2};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -150,6 +180,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--rope-theta")) o.rope_theta = atof(v);
         else if (!strcmp(a, "--llama3-scaling")) o.llama3_factor = atof(v);
         else if (!strcmp(a, "--seed")) o.seed = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--arch")) o.arch = v;
+        else if (!strcmp(a, "--window")) o.window = atoi(v);
+        else if (!strcmp(a, "--window-from")) o.window_from = atoi(v);
+        else if (!strcmp(a, "--experts")) o.experts = atoi(v);
+        else if (!strcmp(a, "--top-k")) o.top_k = atoi(v);
+        else if (!strcmp(a, "--moe-hidden")) o.moe_hidden = atoi(v);
+        else if (!strcmp(a, "--norm-topk")) o.norm_topk = atoi(v);
         else return usage();
     }
     st_dtype dtype = !strcmp(o.dtype, "f32") ? ST_F32 : !strcmp(o.dtype, "f16") ? ST_F16

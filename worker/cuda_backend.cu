@@ -284,6 +284,7 @@ void ce_free(cuda_engine *e)
     for (int g = 0; g < e->n_graphs; g++)
         CUDA_CHECK(cudaGraphExecDestroy(e->graph[g]));
     cuda_weights_free(&e->w);
+    ce_moe_free(e);
     void *dev[] = {e->k_cache, e->v_cache, e->x, e->xn, e->y, e->qkv, e->att, e->gu, e->act,
                    e->last, e->logits, e->dec_ws, e->d_in, e->d_bt, e->d_sp, e->d_rows,
                    e->d_pen, e->samp_ws, e->greedy_ws, e->d_tok, e->d_lp, e->blas_ws};
@@ -354,7 +355,7 @@ static int alloc_state(cuda_engine *e, char *err, size_t n_err)
     }
     memset(e->h_bt, 0, S * e->max_bps * 4);
     CUDA_CHECK(cudaMemset(e->d_bt, 0, S * e->max_bps * 4));
-    return 0;
+    return c->n_experts ? ce_moe_init(e, err, n_err) : 0;
 }
 
 /* KV blocks: KV_TOKENS if asked, else what mem_util of the device leaves free. */
@@ -409,12 +410,6 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
         snprintf(err, n_err, "unsupported shape: head_dim %d (48, 64 or 128), %d heads over %d "
                  "KV heads, dim %d and hidden %d (multiples of 8)", c->head_dim, c->n_heads,
                  c->n_kv_heads, c->dim, c->hidden_dim);
-        goto fail;
-    }
-    if (c->qkv_bias || c->qk_norm || c->sliding_window || c->n_experts) {
-        snprintf(err, n_err, "%s (q/k/v bias, q/k norm, sliding window or experts) is not "
-                 "supported by the CUDA backend yet; the CPU backend computes it",
-                 model_arch_name(c->arch));
         goto fail;
     }
     {

@@ -19,6 +19,10 @@
 #include <vector>
 
 #define MAX_GRAPHS 16
+#define CE_MOE_GEMV_PAIRS 64   /* MoE batches of at most this many (token, expert) pairs take
+                                  the expert GEMV path (no host sync; captured in graphs) */
+
+struct ce_moe;                 /* MoE buffers (cuda_moe.cu), NULL for a dense model */
 
 struct cuda_engine {
     model_config cfg;
@@ -73,6 +77,7 @@ struct cuda_engine {
     int n_last;
     std::vector<int> order, logit_row;  /* ordered -> original index; original -> logits row */
     float *h_row;                    /* [vocab] host copy for ce_logits */
+    ce_moe *moe;                     /* MoE models only */
 };
 
 /* Device pointers of one forward's packed inputs. */
@@ -105,5 +110,13 @@ size_t ce_layout_ints(int n_tok, int n_seqs, int n_pre, int n_gather);
 int ce_graph_for(const cuda_engine *e, int n);
 /* Captures the decode graphs for the sizes of graph_sizes that fit the engine. */
 void ce_capture_graphs(cuda_engine *e);
+
+/* cuda_moe.cu */
+int ce_moe_init(cuda_engine *e, char *err, size_t n_err);
+void ce_moe_free(cuda_engine *e);
+/* The MoE MLP of layer LY on e->xn [n_tok, dim] (ffn-normed) into e->y. */
+void ce_moe_layer(cuda_engine *e, const cuda_layer *ly, int n_tok);
+/* Whether a batch of N_TOK tokens runs without a host sync (so a graph may hold it). */
+bool ce_moe_graphable(const cuda_engine *e, int n_tok);
 
 #endif

@@ -1,10 +1,13 @@
-/* cuda_model.cu - the LLaMA forward of the CUDA engine (see cuda_engine.h): per layer RMSNorm
- * (+ residual), fused QKV GEMM, RoPE, K/V into the pages, decode attention (flash-decoding)
- * on the decode rows and flash prefill attention (over cached + new keys) on the prefill
- * rows, O GEMM, RMSNorm + residual, fused gate/up GEMM, SiLU-mul, down GEMM; then the final
- * norm and the LM head in fp32 on the rows that sample. Decode-only batches of at most
- * gemv_max tokens take the fused GEMV path (5-6 kernels a layer, programmatic dependent
- * launches); decode batches are captured as CUDA graphs for a set of sizes and replayed.
+/* cuda_model.cu - the forward of the CUDA engine (see cuda_engine.h): per layer RMSNorm
+ * (+ residual), fused QKV GEMM, (Qwen2 q/k/v bias, Qwen3 q/k head norm), RoPE, K/V into the
+ * pages, decode attention (flash-decoding) on the decode rows and flash prefill attention
+ * (over cached + new keys) on the prefill rows, both with the layer's sliding window if any,
+ * O GEMM, RMSNorm + residual, fused gate/up GEMM, SiLU-mul, down GEMM; then the final norm
+ * and the LM head in fp32 on the rows that sample; MoE layers run cuda_moe.cu instead of
+ * the gate/up, SiLU-mul and down steps. Decode-only batches of at most gemv_max
+ * tokens of a LLaMA or Mistral take the fused GEMV path (5-6 kernels a layer, programmatic
+ * dependent launches); decode batches are captured as CUDA graphs for a set of sizes and
+ * replayed.
  */
 #include "cuda_engine.h"
 #include "../kernels/cuda_check.cuh"
@@ -13,6 +16,7 @@
 #include "../kernels/gemv.cuh"
 #include "../kernels/kv_store.cuh"
 #include "../kernels/prefill_attn.cuh"
+#include "../kernels/qkv_prep.cuh"
 #include "../kernels/rmsnorm.cuh"
 #include "../kernels/rope.cuh"
 #include "../kernels/silu_mul.cuh"
@@ -61,12 +65,12 @@ static void layer_cache(cuda_engine *e, int l, void **kc, void **vc)
 /* The first N rows' attention (flash-decoding over their paged context) into e->att; their
  * queries at Q, rows e->qkv_dim apart. */
 static void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
-                        const void *vc, int n, int splits)
+                        const void *vc, int n, int splits, int window)
 {
     const model_config *c = &e->cfg;
     CUDA_CHECK(decode_attn_run(e->att, q, e->qkv_dim, kc, vc, e->d_bt, e->max_bps, in->seq_len, n,
                                c->n_heads, c->n_kv_heads, c->head_dim, e->bs,
-                               1.f / sqrtf((float)c->head_dim), splits,
+                               1.f / sqrtf((float)c->head_dim), window, splits,
                                splits > 1 ? e->dec_ws : NULL, (e->pdl_mask >> 1) & 1, e->dt,
                                e->stream));
 }
@@ -90,22 +94,30 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, l ? e->y : NULL, ly->attn_norm, n_tok, dim,
                                c->norm_eps, e->dt, s));
         ce_gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim);
+        CUDA_CHECK(qkv_prep_run(e->qkv, e->qkv_dim, n_tok, c->n_heads, c->n_kv_heads, hd,
+                                ly->bqkv, ly->q_norm, ly->k_norm, c->norm_eps, e->dt, s));
         void *q = e->qkv, *k = (uint16_t *)e->qkv + e->q_dim;
         void *v = (uint16_t *)e->qkv + e->q_dim + e->kv_dim;
         CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads,
                             c->n_kv_heads, hd, e->rp, e->dt, s));
         CUDA_CHECK(kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
                                 c->n_kv_heads, hd, e->dt, s));
+        int win = model_layer_window(c, l);
         if (n_dec)
-            decode_attn(e, in, q, kc, vc, n_dec, splits);
+            decode_attn(e, in, q, kc, vc, n_dec, splits, win);
         if (n_pre)
             CUDA_CHECK(prefill_attn_run(row_ptr(e, e->att, n_dec, e->q_dim),
                                         row_ptr(e, e->qkv, n_dec, e->qkv_dim), e->qkv_dim, kc, vc,
                                         e->d_bt + (size_t)n_dec * e->max_bps, e->max_bps,
                                         in->cu_q, in->seq_len + n_dec, n_pre, max_q_len,
-                                        c->n_heads, c->n_kv_heads, hd, e->bs, scale, e->dt, s));
+                                        c->n_heads, c->n_kv_heads, hd, e->bs, scale, win, e->dt,
+                                        s));
         ce_gemm(e, e->y, e->cdt, e->att, ly->wo, n_tok, dim, e->q_dim);
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, ly->ffn_norm, n_tok, dim, c->norm_eps, e->dt, s));
+        if (c->n_experts) {
+            ce_moe_layer(e, ly, n_tok);
+            continue;
+        }
         ce_gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
         CUDA_CHECK(silu_mul_run(e->act, e->gu, n_tok, hid, e->dt, s));
         ce_gemm(e, e->y, e->cdt, e->act, ly->w_down, n_tok, dim, hid);
@@ -134,7 +146,8 @@ void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
         qkv.n_heads = c->n_heads, qkv.n_kv_heads = c->n_kv_heads, qkv.head_dim = c->head_dim;
         qkv.out_stride = e->qkv_dim, qkv.pos = in->pos, qkv.slot = in->slot, qkv.rope = e->rp;
         ce_gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_QKV, ly->attn_norm, &qkv);
-        decode_attn(e, in, e->qkv, qkv.k_cache, qkv.v_cache, n_tok, splits);
+        decode_attn(e, in, e->qkv, qkv.k_cache, qkv.v_cache, n_tok, splits,
+                    model_layer_window(c, l));
         ce_gemv(e, e->x, e->att, ly->wo, n_tok, dim, e->q_dim, GEMV_RESID, NULL, NULL);
         ce_gemv(e, e->act, e->x, ly->w_gate_up, n_tok, 2 * hid, dim, GEMV_SILU, ly->ffn_norm, NULL);
         ce_gemv(e, e->x, e->act, ly->w_down, n_tok, dim, hid, GEMV_RESID, NULL, NULL);
@@ -143,9 +156,11 @@ void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
          NULL);
 }
 
+/* The fused GEMV epilogue computes RoPE and the KV store but not the q/k/v bias or q/k norm. */
 bool ce_use_fused(const cuda_engine *e, int n_tok, int n_pre)
 {
-    return n_pre == 0 && n_tok <= e->gemv_max;
+    const model_config *c = &e->cfg;
+    return n_pre == 0 && n_tok <= e->gemv_max && !c->qkv_bias && !c->qk_norm && !c->n_experts;
 }
 
 fwd_in ce_layout(const int32_t *base, int n_tok, int n_seqs, int n_pre, int n_gather)
@@ -194,7 +209,7 @@ void ce_capture_graphs(cuda_engine *e)
     int cap = e->max_seqs < e->max_tokens ? e->max_seqs : e->max_tokens;
     for (size_t i = 0; i < sizeof graph_sizes / sizeof *graph_sizes && e->n_graphs < MAX_GRAPHS; i++) {
         int G = graph_sizes[i];
-        if (G > cap)
+        if (G > cap || !ce_moe_graphable(e, G))
             break;
         int splits = decode_attn_splits(G, c->n_heads, c->n_kv_heads, c->head_dim,
                                         e->max_ctx, e->n_sms);

@@ -33,7 +33,7 @@ static void run(const bench_ceilings *c, int n_seqs, int ctx, int bs, int splits
     if (wsb) CUDA_CHECK(cudaMalloc(&ws, wsb));
     double ms = bench_ms([&] {
         CUDA_CHECK(decode_attn_run(out, q, nh * hd, k, v, bt, bps, lens, n_seqs, nh, nkv, hd, bs,
-                                   0.0883883f, splits, ws, 0, KDT_BF16, 0));
+                                   0.0883883f, 0, splits, ws, 0, KDT_BF16, 0));
     });
     double bytes = 2.0 * n_seqs * ctx * nkv * hd * 2 + 2.0 * n_seqs * nh * hd * 2;
     char cas[160];

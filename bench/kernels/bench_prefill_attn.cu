@@ -35,7 +35,7 @@ static void run(const bench_ceilings *c, int n_seqs, int q_len, int cached, int 
     CUDA_CHECK(cudaMemcpy(lens, hl.data(), sizeof(int32_t) * n_seqs, cudaMemcpyHostToDevice));
     double ms = bench_ms([&] {
         CUDA_CHECK(prefill_attn_run_tiled(variant, out, q, nh * hd, k, v, bt, bps, cu, lens,
-                                          n_seqs, q_len, nh, nkv, hd, bs, 0.0883883f, KDT_BF16,
+                                          n_seqs, q_len, nh, nkv, hd, bs, 0.0883883f, 0, KDT_BF16,
                                           0));
     }, 10);
     double pairs = (double)n_seqs * ((double)q_len * cached + (double)q_len * (q_len + 1) / 2);

@@ -13,7 +13,9 @@
  * top-1 agreement (near-ties aside), the GPU's greedy token and logprob consistent with its
  * own logits; teacher-forced with the CPU's tokens. Block sizes 1, 16 and 256; head dim 128
  * with GQA; graphs on and off; and a case whose unsampled chunk (2048 rows, vocab 32000) is
- * far larger than the logits buffer of max_seqs = 4 rows.
+ * far larger than the logits buffer of max_seqs = 4 rows. Then the families (make-model
+ * --arch): Qwen2 biases, Qwen3 q/k norms, Mistral / Qwen2 sliding windows, Mixtral and
+ * Qwen3-MoE experts (both the expert GEMV and the per-expert GEMM paths).
  */
 #include "backend_test.h"
 
@@ -175,6 +177,32 @@ int main(void)
         {"bs16 vocab32000 max_seqs4", "--dim 256 --hidden 512 --layers 2 --heads 2 --kv-heads 1 "
                                       "--head-dim 128 --vocab 32000 --dtype bf16 --seed 13",
          16, 4096, 2048, 4, 6, 1, 3},
+        /* the families: Qwen2 q/k/v bias, Qwen3 q/k norm (head_dim 128 != dim / heads),
+           Mistral sliding windows cutting blocks, key tiles and decode splits (graphs: the
+           general path; eager: the fused GEMV decode path), Qwen2 windowed from layer 1 */
+        {"qwen2 bias bs16 graphs", "--arch qwen2 " GQA128, 16, 1024, 256, 32, 30, 1, 2},
+        {"qwen3 qk-norm bs16 eager", "--arch qwen3 --dim 256 --hidden 512 --layers 2 --heads 4 "
+                                     "--kv-heads 2 --head-dim 128 --vocab 1024 --dtype bf16 "
+                                     "--seed 22", 16, 1024, 256, 24, 24, 0, 2},
+        {"mistral window 100 bs16 graphs", "--arch mistral --window 100 " GQA128, 16, 2048, 384,
+         32, 30, 1, 3},
+        {"mistral window 37 bs1 eager", "--arch mistral --window 37 " GQA128, 1, 1024, 256, 16,
+         20, 0, 2},
+        {"qwen2 window 64 from layer 1 bs7", "--arch qwen2 --window 64 --window-from 1 " GQA128,
+         7, 1024, 300, 24, 24, 1, 2},
+        /* MoE: decode batches up to 64 (token, expert) pairs on the expert GEMV path (in
+           graphs), larger ones and prefills on the sorted per-expert GEMMs */
+        {"mixtral 8 experts top-2 bs16 graphs", "--arch mixtral --experts 8 --top-k 2 " GQA128,
+         16, 1024, 256, 48, 40, 1, 2},
+        {"qwen3_moe 16 top-4 renorm eager", "--arch qwen3_moe --experts 16 --top-k 4 "
+                                            "--moe-hidden 256 --norm-topk 1 --dim 256 --hidden 512 "
+                                            "--layers 2 --heads 4 --kv-heads 2 --head-dim 128 "
+                                            "--vocab 1024 --dtype bf16 --seed 23",
+         16, 1024, 256, 24, 24, 0, 2},
+        {"qwen3_moe 64 top-8 graphs", "--arch qwen3_moe --experts 64 --top-k 8 --moe-hidden 128 "
+                                      "--norm-topk 0 --dim 256 --hidden 512 --layers 2 --heads 8 "
+                                      "--kv-heads 2 --head-dim 64 --vocab 1024 --dtype bf16 "
+                                      "--seed 24", 16, 1024, 256, 32, 30, 1, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         run_case(&cases[i]);

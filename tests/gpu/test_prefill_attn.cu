@@ -1,7 +1,8 @@
 /* test_prefill_attn.cu - prefill_attn_run(_tiled) against attn_ref: variable-length batches
  * with and without cached context (chunked prefill), single-token and odd lengths, GQA and
  * MHA, head dims 48/64/128, block sizes 1..256, every tiling variant and the default, bf16
- * and fp16. */
+ * and fp16; each case also with a sliding window (random, shorter than most sequences) and
+ * with a window of 1. */
 #include "gpu_test.h"
 #include "../../kernels/prefill_attn.cuh"
 #include "../../kernels/ref.h"
@@ -15,7 +16,7 @@ typedef struct {
     int q_len[MAX_SEQS], seq_len[MAX_SEQS];   /* seq_len >= q_len; -1: random */
 } pcase;
 
-static void run_case(const pcase *c, int variant)
+static void run_case(const pcase *c, int variant, int window)
 {
     int n = c->n_seqs, cu[MAX_SEQS + 1] = {0}, sl[MAX_SEQS], max_q = 0;
     for (int s = 0; s < n; s++) {
@@ -39,22 +40,22 @@ static void run_case(const pcase *c, int variant)
 
     CUDA_CHECK(prefill_attn_run_tiled(variant, dout, dq, q_stride, kv.dk, kv.dv, kv.dbt,
                                       kv.max_bps, dcu, dsl, n, max_q, c->n_heads, c->n_kv, c->hd,
-                                      c->bs, scale, c->dt, 0));
+                                      c->bs, scale, window, c->dt, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     float *out = (float *)malloc(sizeof(float) * n_out), *ref = (float *)malloc(sizeof(float) * n_out);
     dev_download16(out, dout, n_out, c->dt);
     attn_ref(ref, hq, q_stride, kv.hk, kv.hv, kv.hbt, kv.max_bps, cu, sl, n, c->n_heads, c->n_kv,
-             c->hd, c->bs, scale);
+             c->hd, c->bs, scale, window);
     double err = max_row_rel_err(out, ref, (size_t)n_tok * c->n_heads, c->hd);
     char lens[256];
     int o = 0;
     for (int s = 0; s < n && o < 200; s++)
         o += snprintf(lens + o, sizeof(lens) - o, " %d/%d", cu[s + 1] - cu[s], sl[s]);
     check(err <= dt_tol(c->dt),
-          "prefill_attn %s variant=%d heads=%d/%d hd=%d bs=%d q_pad=%d q/kv lens:%s: "
+          "prefill_attn %s variant=%d heads=%d/%d hd=%d bs=%d q_pad=%d window=%d q/kv lens:%s: "
           "max row rel err %.2e (bound %.0e)",
-          dt_name(c->dt), variant, c->n_heads, c->n_kv, c->hd, c->bs, c->q_pad, lens, err,
-          dt_tol(c->dt));
+          dt_name(c->dt), variant, c->n_heads, c->n_kv, c->hd, c->bs, c->q_pad, window, lens,
+          err, dt_tol(c->dt));
     paged_kv_free(&kv);
     free(hq); free(out); free(ref);
     CUDA_CHECK(cudaFree(dq)); CUDA_CHECK(cudaFree(dcu)); CUDA_CHECK(cudaFree(dsl));
@@ -75,11 +76,15 @@ int main(void)
         {6, 2, 48, 16, 0, KDT_BF16, 5, {-1, -1, -1, -1, -1}, {-1, -1, -1, -1, -1}},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        for (int v = 0; v <= 4; v++) run_case(&cases[i], v);
+        for (int v = 0; v <= 4; v++) {
+            run_case(&cases[i], v, 0);
+            run_case(&cases[i], v, rng_int(1, 200));
+        }
+        run_case(&cases[i], 0, 1);
     }
     int32_t z = 0;
     cudaError_t e = prefill_attn_run(NULL, NULL, 96 * 4, NULL, NULL, NULL, 1, &z, &z, 1, 1, 4,
-                                     4, 96, 16, 1.f, KDT_BF16, 0);
+                                     4, 96, 16, 1.f, 0, KDT_BF16, 0);
     check(e == cudaErrorInvalidValue, "prefill_attn rejects head_dim 96");
     return test_summary("test_prefill_attn");
 }

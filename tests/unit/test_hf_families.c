@@ -26,6 +26,7 @@
 
 #include "../../common/json_util.h"
 #include "../../worker/backend.h"
+#include "repo_path.h"
 
 #define REL_TOL 1e-4
 #define BLOCK 4
@@ -38,28 +39,6 @@ typedef struct {
     int32_t greedy[MAX_PROMPTS][MAX_LEN];
     float *logits;   /* [n_prompts, n_gen, vocab] */
 } family_ref;
-
-/* tests/data/hf under the working directory or the repository root above build/test/. */
-static int find_data(char *out, size_t n)
-{
-    snprintf(out, n, "tests/data/hf");
-    if (access(out, R_OK) == 0)
-        return 0;
-    char exe[1024];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0)
-        return -1;
-    exe[k] = 0;
-    for (int up = 0; up < 3; up++) {
-        char *s = strrchr(exe, '/');
-        if (!s)
-            return -1;
-        *s = 0;
-    }
-    if (snprintf(out, n, "%s/tests/data/hf", exe) >= (int)n)
-        return -1;
-    return access(out, R_OK) == 0 ? 0 : -1;
-}
 
 static int read_ids(const cJSON *a, int32_t *out, int cap)
 {
@@ -188,7 +167,7 @@ static double run_style(const family_ref *r, const char *style)
 static int family_dirs(char (*dirs)[2048], int cap)
 {
     char data[1024], pat[1100];
-    assert_int_equal(find_data(data, sizeof data), 0);
+    assert_int_equal(find_path("tests/data/hf", data, sizeof data), 0);
     snprintf(pat, sizeof pat, "%s/*/ref.json", data);
     glob_t g;
     assert_int_equal(glob(pat, 0, NULL, &g), 0);

@@ -28,6 +28,7 @@
 
 #include "../../common/tok/tok.h"
 #include "../../common/json_util.h"
+#include "repo_path.h"
 
 typedef struct {
     char *text;
@@ -56,28 +57,6 @@ static suite g_suites[MAX_SUITES] = {
      .vec_rel = "tests/data/tok/qwen3.jsonl"},
 };
 static int g_n_suites = 3, g_cur;
-
-/* REL under the repository root: the working directory, or two levels above this binary's
- * directory (build/test/). */
-static int find_path(const char *rel, char *out, size_t n)
-{
-    snprintf(out, n, "%s", rel);
-    if (access(out, R_OK) == 0)
-        return 0;
-    char exe[1024];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0)
-        return -1;
-    exe[k] = 0;
-    for (int up = 0; up < 3; up++) {
-        char *s = strrchr(exe, '/');
-        if (!s)
-            return -1;
-        *s = 0;
-    }
-    snprintf(out, n, "%s/%s", exe, rel);
-    return access(out, R_OK) == 0 ? 0 : -1;
-}
 
 static int32_t *int_array(const cJSON *a, int *n)
 {

@@ -1,0 +1,73 @@
+/* test_qkv_prep.cu - qkv_prep_run against qkv_prep_ref: bias only (Qwen2), norm only (Qwen3),
+ * both, head dims 48..256, GQA and MHA, rows inside a wider stride, bf16 and fp16; the
+ * padding past each row stays untouched. */
+#include "gpu_test.h"
+#include "../../kernels/qkv_prep.cuh"
+#include "../../kernels/ref.h"
+
+static void run_case(int n_tok, int nh, int nkv, int hd, int pad, int with_bias, int with_norm,
+                     kdtype dt)
+{
+    int width = (nh + 2 * nkv) * hd, stride = width + pad;
+    size_t sz = (size_t)n_tok * stride;
+    float *h = (float *)malloc(sizeof(float) * sz), *ref = (float *)malloc(sizeof(float) * sz);
+    float *out = (float *)malloc(sizeof(float) * sz), *b = (float *)malloc(sizeof(float) * width);
+    float *qn = (float *)malloc(sizeof(float) * hd), *kn = (float *)malloc(sizeof(float) * hd);
+    fill_uniform(h, sz, -3.f, 3.f);
+    fill_uniform(b, width, -1.f, 1.f);
+    fill_uniform(qn, hd, 0.2f, 2.f);
+    fill_uniform(kn, hd, 0.2f, 2.f);
+    void *dq = dev_upload16(h, sz, dt), *db = dev_upload16(b, width, dt);
+    void *dqn = dev_upload16(qn, hd, dt), *dkn = dev_upload16(kn, hd, dt);
+    dev_download16(ref, dq, sz, dt);   /* the inputs as rounded to the element type */
+    float eps = 1e-6f;
+    CUDA_CHECK(qkv_prep_run(dq, stride, n_tok, nh, nkv, hd, with_bias ? db : NULL,
+                            with_norm ? dqn : NULL, with_norm ? dkn : NULL, eps, dt, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    float *rb = (float *)malloc(sizeof(float) * width), *rqn = (float *)malloc(sizeof(float) * hd);
+    float *rkn = (float *)malloc(sizeof(float) * hd);
+    dev_download16(rb, db, width, dt);
+    dev_download16(rqn, dqn, hd, dt);
+    dev_download16(rkn, dkn, hd, dt);
+    float *pad_before = (float *)malloc(sizeof(float) * sz);
+    memcpy(pad_before, ref, sizeof(float) * sz);
+    qkv_prep_ref(ref, stride, n_tok, nh, nkv, hd, with_bias ? rb : NULL, with_norm ? rqn : NULL,
+                 with_norm ? rkn : NULL, eps);
+    dev_download16(out, dq, sz, dt);
+    double err = max_row_rel_err(out, ref, (size_t)n_tok * (nh + 2 * nkv), hd);
+    if (pad) err = 0;   /* rows with padding: compare head by head below */
+    int pad_ok = 1;
+    for (int t = 0; t < n_tok && pad; t++) {
+        double e = max_row_rel_err(out + (size_t)t * stride, ref + (size_t)t * stride,
+                                   nh + 2 * nkv, hd);
+        err = e > err ? e : err;
+        for (int i = width; i < stride; i++)
+            pad_ok &= out[(size_t)t * stride + i] == pad_before[(size_t)t * stride + i];
+    }
+    check(err <= dt_tol(dt) && pad_ok,
+          "qkv_prep %s tok=%d heads=%d/%d hd=%d pad=%d%s%s: max head rel err %.2e (bound %.0e)%s",
+          dt_name(dt), n_tok, nh, nkv, hd, pad, with_bias ? " bias" : "", with_norm ? " norm" : "",
+          err, dt_tol(dt), pad_ok ? "" : ", padding written");
+    free(h); free(ref); free(out); free(b); free(qn); free(kn); free(rb); free(rqn); free(rkn);
+    free(pad_before);
+    CUDA_CHECK(cudaFree(dq)); CUDA_CHECK(cudaFree(db)); CUDA_CHECK(cudaFree(dqn));
+    CUDA_CHECK(cudaFree(dkn));
+}
+
+int main(void)
+{
+    test_init("test_qkv_prep");
+    for (int rep = 0; rep < 2; rep++) {
+        run_case(rng_int(1, 40), 28, 4, 128, 0, 1, 0, KDT_BF16);    /* Qwen2.5-7B */
+        run_case(rng_int(1, 40), 32, 8, 128, 0, 0, 1, KDT_BF16);    /* Qwen3-8B */
+        run_case(rng_int(1, 40), 16, 8, 128, 64, 1, 1, KDT_BF16);
+        run_case(rng_int(1, 9), 6, 6, 48, 0, 1, 1, KDT_F16);
+        run_case(rng_int(1, 9), 64, 4, 256, 0, 0, 1, KDT_BF16);
+        run_case(rng_int(1, 9), 12, 2, 64, 8, 1, 0, KDT_F16);
+    }
+    check(qkv_prep_run(NULL, 384, 1, 1, 1, 128, NULL, (void *)1, NULL, 1e-6f, KDT_BF16, 0) ==
+              cudaErrorInvalidValue, "qkv_prep rejects a q norm without a k norm");
+    check(qkv_prep_run(NULL, 3 * 512, 1, 1, 1, 512, (void *)1, NULL, NULL, 1e-6f, KDT_BF16, 0) ==
+              cudaErrorInvalidValue, "qkv_prep rejects head_dim 512");
+    return test_summary("test_qkv_prep");
+}
