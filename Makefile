@@ -34,6 +34,8 @@ endif
 # fails); libzmq's own hand-offs, invisible to the sanitizer, are suppressed (tests/tsan.supp)
 ifeq ($(SANITIZE),thread)
 export TSAN_OPTIONS := suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 $(TSAN_OPTIONS)
+# the processes run several times slower: the e2e tests' speed bounds scale (cluster.h)
+export CINDER_TEST_TIME_SCALE ?= 6
 endif
 
 ifneq ($(NVCC),)

@@ -35,6 +35,13 @@ void cluster_use_build(void)
         setenv("CINDER_BIN", real, 1);
 }
 
+int cluster_time_scale(void)
+{
+    const char *s = getenv("CINDER_TEST_TIME_SCALE");
+    int k = s ? atoi(s) : 1;
+    return k < 1 ? 1 : k > 50 ? 50 : k;
+}
+
 int cluster_start(cluster *c, const char *extra)
 {
     cluster_use_build();

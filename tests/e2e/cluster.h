@@ -16,6 +16,11 @@ int cluster_free_port(void);
 /* Points CINDER_BIN (launch.sh's binaries) at $BUILD/bin when BUILD is set and CINDER_BIN
  * is not (make test passes BUILD). */
 void cluster_use_build(void);
+/* How much slower than a plain build the processes under test run: CINDER_TEST_TIME_SCALE
+ * (1 by default; `make SANITIZE=thread test` sets it). Time bounds that measure how fast the
+ * server is scale by it; bounds that check the server's own deadlines do not need to. */
+int cluster_time_scale(void);
+#define SCALED_MS(ms) ((ms) * cluster_time_scale())
 /* A shell command that prints `shm-tool stat` of the launch in RUN_DIR (run.env is read,
  * never sourced); a static buffer. */
 const char *cluster_shm_stat_cmd(const char *run_dir);
