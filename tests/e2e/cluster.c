@@ -1,5 +1,6 @@
 /* cluster.c - real launches for the end-to-end tests (see cluster.h). */
 #include "cluster.h"
+#include "http_client.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -83,6 +84,18 @@ double cluster_stat(const cluster *c, const char *key)
 }
 
 int cluster_active_slots(const cluster *c) { return (int)cluster_stat(c, "active_slots"); }
+
+double cluster_metric(const cluster *c, const char *name)
+{
+    http_resp r;
+    http_request(c->port, "GET", "/metrics", NULL, &r);
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *p = r.status == 200 && r.body ? strstr(r.body, pat) : NULL;
+    double v = p ? atof(p + strlen(pat)) : -1;
+    http_resp_free(&r);
+    return v;
+}
 
 int cluster_restart(const cluster *c, const char *process, const char *sig)
 {

@@ -35,7 +35,8 @@
 #define NOBODY "setpriv --reuid=65534 --regid=65534 --clear-groups "
 #define LAUNCH "scripts/launch.sh --backend cpu --threads 1 "
 
-static const char *const procs[] = {"tokenizer", "router", "worker", "detokenizer"};
+#define N_PROCS 5   /* the holder last: a launch with --no-holder has none (pid 0) */
+static const char *const procs[N_PROCS] = {"tokenizer", "router", "worker", "detokenizer", "holder"};
 static char T[128];            /* this test's scratch directory */
 static int started[64], n_started; /* pids to kill if a test fails half way */
 static char stop_dirs[8][256];
@@ -121,13 +122,16 @@ static int read_pid(const char *run_dir, const char *name)
 }
 
 /* The four processes' pids (each also tracked for the teardown); 0 if all were there. */
-static int read_pids(const char *run_dir, int pids[4])
+static int read_pids(const char *run_dir, int pids[N_PROCS])
 {
     int missing = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_PROCS; i++) {
         pids[i] = read_pid(run_dir, procs[i]);
-        missing |= pids[i] <= 1;
-        track(pids[i]);
+        missing |= pids[i] <= 1 && i < 4;
+        if (pids[i] > 1)
+            track(pids[i]);
+        else
+            pids[i] = 0;
     }
     return missing ? -1 : 0;
 }
@@ -288,7 +292,7 @@ static void test_run_dir_private(void **state)
     int port = cluster_free_port();
     stop_at_end(d);
     assert_int_equal(sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port, d), 0);
-    int pids[4];
+    int pids[N_PROCS];
     read_pids(d, pids);
     assert_string_equal(sh_line("stat -c %%a %s", d), "700");
     const char *loose = sh_line("find %s -mindepth 1 -perm /077 | head -n 3 | tr '\\n' ' '", d);
@@ -296,7 +300,7 @@ static void test_run_dir_private(void **state)
     assert_string_equal(loose, "");
     assert_int_equal(sh("ls %s/*.log %s/run.env %s/*.pid %s/*.ipc > /dev/null", d, d, d, d), 0);
     assert_int_equal(sh("scripts/stop.sh --run-dir %s", d), 0);
-    expect_gone(pids, 4, NULL, 10);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
 static void test_second_launch_refused(void **state)
@@ -306,21 +310,21 @@ static void test_second_launch_refused(void **state)
     int port1 = cluster_free_port();
     stop_at_end(d);
     assert_int_equal(sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port1, d), 0);
-    int pids[4];
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     int port2 = cluster_free_port();
     int rc = sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null 2> %s/err", port2, d, T);
     printf("# second launch: exit %d: %s\n", rc, sh_line("cat %s/err", T));
-    int now[4];
+    int now[N_PROCS];
     read_pids(d, now); /* whatever it started: stopped at the end */
     assert_int_not_equal(rc, 0);
     assert_int_equal(sh("grep -q 'in use' %s/err", T), 0);
     assert_int_equal(health(port2), -1);
     assert_int_equal(health(port1), 200); /* the first one goes on, and stop.sh still stops it */
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_PROCS; i++)
         assert_int_equal(now[i], pids[i]);
     assert_int_equal(sh("scripts/stop.sh --run-dir %s", d), 0);
-    expect_gone(pids, 4, NULL, 10);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
 /* ---- the launcher's death */
@@ -333,22 +337,26 @@ static void launcher_dies(const char *sig, const char *extra, int expect_supervi
     int port = cluster_free_port();
     int launcher = launch_fg(d, port, extra, log);
     assert_true(launcher > 0);
-    int pids[5];
+    int pids[N_PROCS + 1];
     assert_int_equal(read_pids(d, pids), 0);
-    pids[4] = pids[0];
-    for (int k = 0; expect_supervisor && k < 50 && (pids[4] = read_pid(d, "supervisor")) <= 1; k++)
+    assert_true(pids[4] > 1);   /* the holder */
+    pids[N_PROCS] = pids[0];
+    for (int k = 0; expect_supervisor && k < 50 && (pids[N_PROCS] = read_pid(d, "supervisor")) <= 1; k++)
         usleep(100000); /* written once ready */
-    track(pids[4]);
-    assert_true(pids[4] > 1);
-    char shm[300];
+    track(pids[N_PROCS]);
+    assert_true(pids[N_PROCS] > 1);
+    char shm[300], hold[310];
     snprintf(shm, sizeof shm, "%s", shm_path(d));
+    snprintf(hold, sizeof hold, "%s.hold", shm);
     assert_int_equal(access(shm, F_OK), 0);
+    assert_int_equal(access(hold, F_OK), 0);
     assert_int_equal(health(port), 200);
     assert_int_equal(sh("kill -%s %d", sig, launcher), 0);
-    expect_gone(pids, 5, shm, 5); /* its processes stop and the shared memory goes */
+    expect_gone(pids, N_PROCS + 1, shm, 5); /* its processes stop and the shared memory goes */
+    assert_int_not_equal(access(hold, F_OK), 0);   /* the holder's region too */
     assert_false(alive(launcher));
     assert_int_equal(health(port), -1);
-    for (int i = 0; i < 4; i++) { /* and no pid file is left to mislead stop.sh */
+    for (int i = 0; i < N_PROCS; i++) { /* and no pid file is left to mislead stop.sh */
         char path[512];
         snprintf(path, sizeof path, "%s/%s.pid", d, procs[i]);
         assert_int_not_equal(access(path, F_OK), 0);
@@ -365,15 +373,15 @@ static void test_detach_outlives(void **state)
     int port = cluster_free_port();
     stop_at_end(d);
     assert_int_equal(sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port, d), 0);
-    int pids[4];
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     sleep(3); /* the launcher is gone: they stay */
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_PROCS; i++)
         assert_true(alive(pids[i]));
     assert_int_equal(access(shm_path(d), F_OK), 0);
     assert_int_equal(health(port), 200);
     assert_int_equal(sh("scripts/stop.sh --run-dir %s", d), 0);
-    expect_gone(pids, 4, NULL, 10);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
 /* ---- the supervisor and a worker that cannot load */
@@ -395,10 +403,12 @@ static void test_supervisor_backoff(void **state)
                         model, model), 0);
     int port = cluster_free_port();
     char extra[512];
-    snprintf(extra, sizeof extra, "--supervise --model-dir %s", model);
+    /* no holder: the worker itself loads the weights (with one, a restarted worker would
+       attach to the weights the holder loaded at start and never read the broken file) */
+    snprintf(extra, sizeof extra, "--supervise --no-holder --model-dir %s", model);
     int launcher = launch_fg(d, port, extra, log);
     assert_true(launcher > 0);
-    int pids[4];
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     /* the weights get corrupted under the running server, then the worker dies */
     assert_int_equal(sh("head -c 4096 models/stories15M/model.safetensors > %s/w && mv -f %s/w %s/model.safetensors",
@@ -488,10 +498,11 @@ static void test_supervisor_backoff(void **state)
     assert_int_equal(r.status, 200);
     http_resp_free(&r);
     kill(launcher, SIGTERM);
-    expect_gone(pids, 4, NULL, 10);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
-/* A worker still loading (its weights a FIFO that nobody writes: open() blocks) is not
+/* A worker still loading (its weights a FIFO that nobody writes: open() blocks; no holder, so
+ * the worker loads them) is not
  * ready, though it runs and beats: /health 503, requests answered 503 at once instead of
  * held until --worker-wait (the worker before it had left its KV figure in the store). */
 static void test_loading_worker_not_ready(void **state)
@@ -503,9 +514,9 @@ static void test_loading_worker_not_ready(void **state)
                         model, model), 0);
     int port = cluster_free_port();
     stop_at_end(d);
-    assert_int_equal(sh(LAUNCH "--detach --worker-wait 5 --port %d --run-dir %s --model-dir %s > /dev/null",
+    assert_int_equal(sh(LAUNCH "--detach --no-holder --worker-wait 5 --port %d --run-dir %s --model-dir %s > /dev/null",
                         port, d, model), 0);
-    int pids[4];
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     assert_int_equal(health(port), 200);
     assert_int_equal(sh("rm %s/model.safetensors && mkfifo %s/model.safetensors", model, model), 0);
@@ -552,7 +563,7 @@ static void test_loopback_by_default(void **state)
     printf("# run dir %s\n", d);
     assert_true(d[0] == '/');
     stop_at_end(d);
-    int pids[4];
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     assert_int_equal(health(port), 200);
     const char *listen = sh_line("ss -Hltn 'sport = :%d' | awk '{print $4}' | tr '\\n' ' '", port);
