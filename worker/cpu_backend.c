@@ -379,9 +379,7 @@ backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err)
     if (o->hold) {
         if (attach_hold(b, o, err, n_err) < 0)
             goto fail;
-    } else if (kv_layout_cpu(&b->kv, c, o->kv_tokens, o->block_size) < 0) {
-        snprintf(err, n_err, "cpu backend: %lld KV tokens make no blocks of %d",
-                 (long long)o->kv_tokens, o->block_size);
+    } else if (kv_layout_cpu(&b->kv, c, o->kv_tokens, o->block_size, err, n_err) < 0) {
         goto fail;
     }
     b->base.n_kv_blocks = b->kv.n_blocks;

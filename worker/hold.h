@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "../common/msg.h"
 #include "backend.h"
 
@@ -30,6 +31,14 @@ extern "C" {
 static inline size_t hold_kv_offset(size_t weights_bytes)
 {
     return (weights_bytes + HOLD_ALIGN - 1) / HOLD_ALIGN * HOLD_ALIGN;
+}
+
+/* Milliseconds since T0 (CLOCK_MONOTONIC): the load and digest times the holder reports. */
+static inline double hold_ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 typedef struct hold hold;

@@ -25,20 +25,13 @@ typedef struct {
     size_t bytes;
 } cpu_hold;
 
-static double ms_since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 static void cpu_digest_now(hold *base, uint64_t *out, double *ms)
 {
     cpu_hold *h = (cpu_hold *)base;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     *out = digest_ref(h->mem, h->base.info.weights_bytes);
-    *ms = ms_since(&t0);
+    *ms = hold_ms_since(&t0);
 }
 
 static int cpu_load(hold *base, char *err, size_t n_err)
@@ -50,7 +43,7 @@ static int cpu_load(hold *base, char *err, size_t n_err)
         cpu_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED, NULL);
     else if (cpu_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0)
         return -1;
-    h->base.load_ms = ms_since(&t0);
+    h->base.load_ms = hold_ms_since(&t0);
     double digest_ms;
     cpu_digest_now(base, &h->base.digest, &digest_ms);
     LOG_INFO("weights %s: %zu MB in %.0f ms; digest %016llx in %.1f ms",
@@ -90,11 +83,8 @@ hold *hold_cpu_init(const backend_opts *o, const char *region, char *err, size_t
     weights_layout wl;
     if (model_config_load(&h->cfg, o->model_dir, err, n_err) < 0)
         goto fail;
-    if (kv_layout_cpu(&kv, &h->cfg, o->kv_tokens, o->block_size) < 0) {
-        snprintf(err, n_err, "%lld KV tokens make no blocks of %d", (long long)o->kv_tokens,
-                 o->block_size);
+    if (kv_layout_cpu(&kv, &h->cfg, o->kv_tokens, o->block_size, err, n_err) < 0)
         goto fail;
-    }
     weights_layout_init(&wl, &h->cfg, 1);
     msg_holder_attached *in = &h->base.info;
     in->kind = HOLD_CPU_F32;

@@ -31,13 +31,6 @@ typedef struct {
     int dummy;
 } cuda_hold;
 
-static double ms_since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 static void cuda_digest_now(hold *base, uint64_t *out, double *ms)
 {
     cuda_hold *h = (cuda_hold *)base;
@@ -45,7 +38,7 @@ static void cuda_digest_now(hold *base, uint64_t *out, double *ms)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CUDA_CHECK(weights_digest_run(h->w.mem, h->w.n_elems * 2, h->d_digest, 0));
     CUDA_CHECK(cudaMemcpy(out, h->d_digest, sizeof *out, cudaMemcpyDeviceToHost));
-    *ms = ms_since(&t0);
+    *ms = hold_ms_since(&t0);
 }
 
 static int cuda_load(hold *base, char *err, size_t n_err)
@@ -57,7 +50,7 @@ static int cuda_load(hold *base, char *err, size_t n_err)
         cuda_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED);
     else if (cuda_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0)
         return -1;
-    h->base.load_ms = ms_since(&t0);
+    h->base.load_ms = hold_ms_since(&t0);
     double digest_ms;
     cuda_digest_now(base, &h->base.digest, &digest_ms);
     LOG_INFO("weights %s: %zu MB in %.0f ms (%.2f GB/s); digest %016llx in %.2f ms on the GPU",

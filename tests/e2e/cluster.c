@@ -5,10 +5,12 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int cluster_free_port(void)
@@ -84,6 +86,17 @@ double cluster_stat(const cluster *c, const char *key)
 }
 
 int cluster_active_slots(const cluster *c) { return (int)cluster_stat(c, "active_slots"); }
+
+int cluster_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
 
 double cluster_metric(const cluster *c, const char *name)
 {

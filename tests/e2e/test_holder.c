@@ -30,6 +30,7 @@
 #define MAX_NEW 64
 
 static cluster C;
+#define SH(...) assert_int_equal(cluster_sh(__VA_ARGS__), 0)
 static char *reference[N_REQ];
 static const char *prompts[] = {"Once upon a time", "The little dog", "Tom and Sue", "The sky was",
                                 "One day, a girl", "In the park", "The cat sat", "Ben had a"};
@@ -54,16 +55,6 @@ static int health(void)
     int s = r.status;
     http_resp_free(&r);
     return s;
-}
-
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    assert_int_equal(system(cmd), 0);
 }
 
 /* The jobs' texts against the uninterrupted run's. */
@@ -102,7 +93,7 @@ static void test_worker_kill_resumes(void **state)
     void *run = load_start(&C, jobs, N_REQ);
     load_wait_steps(&C, 20);   /* every request admitted and decoding */
     double running = cluster_stat(&C, "n_running");
-    sh("kill -KILL $(cat %s/worker.pid)", C.run_dir);
+    SH("kill -KILL $(cat %s/worker.pid)", C.run_dir);
     usleep(150000);
     int down = health();
     assert_int_equal(cluster_restart(&C, "worker", "KILL"), 0);
@@ -111,13 +102,13 @@ static void test_worker_kill_resumes(void **state)
     double recomputed = cluster_metric(&C, "cinder_recomputed_tokens_total") - recomputed0;
     printf("# worker killed with %.0f running: /health %d while down; %.0f resumed, %.0f tokens "
            "recomputed\n", running, down, resumed, recomputed);
-    sh("grep 'attached to the holder' %s/worker.log | tail -n 1", C.run_dir);
+    SH("grep 'attached to the holder' %s/worker.log | tail -n 1", C.run_dir);
     assert_int_equal(down, 503);
     assert_true(running >= 32);
     assert_true(resumed > 0);
     assert_true(recomputed == 0);
     assert_true(cluster_metric(&C, "cinder_worker_restarts_total") == restarts0 + 1);
-    sh("grep -q 'digest checked in .* intact' %s/holder.log", C.run_dir);
+    SH("grep -q 'digest checked in .* intact' %s/holder.log", C.run_dir);
     check_texts(jobs);
 }
 
@@ -144,36 +135,36 @@ static void restart_holder(void) { assert_int_equal(cluster_restart(&C, "holder"
 
 static void corrupt_then_restart(void)
 {
-    sh("kill -KILL $(cat %s/worker.pid)", C.run_dir);
+    SH("kill -KILL $(cat %s/worker.pid)", C.run_dir);
     usleep(100000);
     /* one weight of the holder's region (the first layer's norm) changed by a "fault" */
-    sh("printf '\\377\\377\\377\\177' | dd of=/dev/shm$(sed -n 's/^SHM=//p' %s/run.env).hold "
+    SH("printf '\\377\\377\\377\\177' | dd of=/dev/shm$(sed -n 's/^SHM=//p' %s/run.env).hold "
        "bs=1 seek=$((288 * 32000 * 4 + 1000)) conv=notrunc status=none", C.run_dir);
     assert_int_equal(cluster_restart(&C, "worker", "KILL"), 0);
 }
 
 static void reload_worker(void)
 {
-    sh("scripts/restart.sh --run-dir %s --reload-weights worker", C.run_dir);
+    SH("scripts/restart.sh --run-dir %s --reload-weights worker", C.run_dir);
 }
 
 static void test_holder_restart_recomputes(void **state)
 {
     run_recomputed(restart_holder);
-    sh("grep -q 'new: any running requests are recomputed' %s/router.log", C.run_dir);
+    SH("grep -q 'new: any running requests are recomputed' %s/router.log", C.run_dir);
 }
 
 static void test_corrupt_weights_reloaded(void **state)
 {
     run_recomputed(corrupt_then_restart);
-    sh("grep 'MISMATCH' %s/holder.log && grep -q 'digest did not match' %s/holder.log", C.run_dir,
+    SH("grep 'MISMATCH' %s/holder.log && grep -q 'digest did not match' %s/holder.log", C.run_dir,
        C.run_dir);
 }
 
 static void test_reload_weights(void **state)
 {
     run_recomputed(reload_worker);
-    sh("grep -q 'asked for (--reload-weights)' %s/holder.log", C.run_dir);
+    SH("grep -q 'asked for (--reload-weights)' %s/holder.log", C.run_dir);
     for (int i = 0; i < N_REQ; i++)
         free(reference[i]);
 }
