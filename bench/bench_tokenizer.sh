@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench_tokenizer.sh - single-thread encode speed, cinder vs HF tokenizers (Rust, via its Node
-# binding), on the same real text, for the default model's Llama-2 tokenizer and Llama-3's.
+# binding), on the same real text, for the default model's Llama-2 tokenizer, Llama-3's and Qwen3's.
 # Prints both lines and the ratio for each (tokenizer, mode).
 #
 #   bench/bench_tokenizer.sh [--data PROMPTS.json] [--oracle DIR] [--secs S]
@@ -22,7 +22,7 @@ fi
 BUILD=${BUILD:-build}
 make -s BUILD="$BUILD" "$BUILD/bin/bench-tokenizer"
 export RAYON_RS_NUM_CPUS=1 RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false UV_THREADPOOL_SIZE=1
-for tk in models/stories15M/tokenizer.json build/assets/llama3/tokenizer.json; do
+for tk in models/stories15M/tokenizer.json build/assets/llama3/tokenizer.json build/assets/qwen3/tokenizer.json; do
   [ -f "$tk" ] || { echo "missing $tk (run scripts/setup.sh)" >&2; exit 1; }
   for mode in concat prompts; do
     c=$("$BUILD/bin/bench-tokenizer" --tokenizer "$tk" --data "$DATA" --mode $mode --secs "$SECS")

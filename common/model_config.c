@@ -1,9 +1,11 @@
-/* model_config.c - reads an HF LLaMA-family config.json (+ generation_config.json) into a
- * model_config (see model_config.h), as transformers 4.x and 5.x write it. Defaults follow
- * transformers' LlamaConfig; an architecture or a field cinder does not compute is refused.
+/* model_config.c - reads an HF config.json (+ generation_config.json) into a model_config
+ * (see model_config.h), as transformers 4.x and 5.x write it: the fields every family shares
+ * here (defaults of transformers' LlamaConfig), the family's own in model_family.c. An
+ * architecture or a field cinder does not compute is refused.
  */
 #include "model_config.h"
 #include "json_util.h"
+#include "model_family.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -77,68 +79,6 @@ static int parse_rope_scaling(model_config *c, const cJSON *rs, char *err, size_
     return 0;
 }
 
-/* The architectures cinder computes; config.json's "architectures" (or, without it, its
- * "model_type") must name one of them, or the load fails before any weight is read. */
-static const char *const supported_archs[] = {"LlamaForCausalLM", NULL};
-static const char *const supported_types[] = {"llama", NULL};
-
-static int in_list(const char *const *list, const char *s)
-{
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(list[i], s))
-            return 1;
-    return 0;
-}
-
-static int check_architecture(const cJSON *j, char *err, size_t n_err)
-{
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "architectures");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "model_type");
-    const char *name = NULL;
-    if (a && !cJSON_IsNull(a)) {
-        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 1 || !cJSON_IsString(a->child)) {
-            snprintf(err, n_err, "architectures: expected one architecture name");
-            return -1;
-        }
-        name = a->child->valuestring;
-        if (in_list(supported_archs, name))
-            return 0;
-    } else if (t && !cJSON_IsNull(t)) {
-        if (cJSON_IsString(t) && in_list(supported_types, t->valuestring))
-            return 0;
-        name = cJSON_IsString(t) ? t->valuestring : "(not a string)";
-    } else {
-        return 0;   /* neither given (llama2.c conversions): a LLaMA */
-    }
-    char list[256] = "";
-    for (int i = 0; supported_archs[i]; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                 supported_archs[i]);
-    snprintf(err, n_err, "architecture \"%.64s\" is not supported (supported: %s)", name, list);
-    return -1;
-}
-
-/* Fields that would change the math of a LLaMA and that cinder does not compute: refused,
- * never ignored. */
-static int check_unsupported(const cJSON *j, char *err, size_t n_err)
-{
-    static const char *const must_be_false[] = {"attention_bias", "mlp_bias", "qkv_bias",
-                                                "use_qk_norm", "use_sliding_window", NULL};
-    for (int i = 0; must_be_false[i]; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, must_be_false[i]);
-        if (v && !cJSON_IsFalse(v) && !cJSON_IsNull(v)) {
-            snprintf(err, n_err, "%s is not supported for LlamaForCausalLM", must_be_false[i]);
-            return -1;
-        }
-    }
-    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "sliding_window");
-    if (sw && !cJSON_IsNull(sw)) {
-        snprintf(err, n_err, "sliding_window is not supported for LlamaForCausalLM");
-        return -1;
-    }
-    return 0;
-}
-
 /* config.json's fields one after the other (a flat list of checks, over 80 lines). */
 static int parse_config(model_config *c, const cJSON *j, char *err, size_t n_err)
 {
@@ -146,7 +86,7 @@ static int parse_config(model_config *c, const cJSON *j, char *err, size_t n_err
         snprintf(err, n_err, "not a JSON object");
         return -1;
     }
-    if (check_architecture(j, err, n_err) < 0 || check_unsupported(j, err, n_err) < 0)
+    if (model_family_check(j, err, n_err) < 0)
         return -1;
     long long dim, hidden, layers, heads, kv, head_dim, vocab, max_pos, bos, tie;
     double eps, theta;
@@ -228,6 +168,8 @@ static int parse_config(model_config *c, const cJSON *j, char *err, size_t n_err
         snprintf(err, n_err, "bos_token_id out of the vocabulary");
         return -1;
     }
+    if (model_family_parse(c, j, err, n_err) < 0)
+        return -1;
     return parse_rope_scaling(c, rope ? rope : cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"),
                               err, n_err);
 }

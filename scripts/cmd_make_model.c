@@ -1,4 +1,4 @@
-/* make-model - writes a random-weight LLaMA model directory (config.json, model.safetensors)
+/* make-model - writes a random-weight model directory (config.json, model.safetensors)
  * of any shape, for tests and benchmarks. The weights are cpu_weights_random's: a backend
  * started with dummy weights on the same config.json computes the same model (exactly for
  * --dtype f32).
@@ -87,7 +87,7 @@ static int write_config(const opts *o, char *err, size_t n_err)
 static int write_weights(const cpu_weights *w, const model_config *c, const char *dir,
                          st_dtype dtype, char *err, size_t n_err)
 {
-    int n_max = WL_MAX_TENSORS * (1 + c->n_layers), n = 0, rc = -1;
+    int n_max = weights_layout_max_tensors(c) * (1 + c->n_layers), n = 0, rc = -1;
     wl_tensor *hf = calloc((size_t)n_max, sizeof *hf);
     st_write_tensor *t = calloc((size_t)n_max, sizeof *t);
     void **conv = calloc((size_t)n_max, sizeof *conv);

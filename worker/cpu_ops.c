@@ -152,23 +152,23 @@ void cpu_rope_apply(float *x, const float *cos_t, const float *sin_t, int n_half
 }
 
 void cpu_attend(float *out, const float *q, const float *k_cache, const float *v_cache,
-                const kv_layout *l, int layer, const int32_t *bt, int n_ctx, int kv_head,
-                float scale, float *scores)
+                const kv_layout *l, int layer, const int32_t *bt, int j0, int n_ctx,
+                int kv_head, float scale, float *scores)
 {
     int hd = l->head_dim;
     float max = -INFINITY;
-    for (int j = 0; j < n_ctx; j++) {
+    for (int j = j0; j < n_ctx; j++) {
         const float *k = k_cache + kv_token_offset(l, layer, bt, j) + (size_t)kv_head * hd;
         scores[j] = cpu_dot(q, k, hd) * scale;
         max = scores[j] > max ? scores[j] : max;
     }
     float sum = 0;
-    for (int j = 0; j < n_ctx; j++) {
+    for (int j = j0; j < n_ctx; j++) {
         scores[j] = expf(scores[j] - max);
         sum += scores[j];
     }
     memset(out, 0, (size_t)hd * sizeof *out);
-    for (int j = 0; j < n_ctx; j++) {
+    for (int j = j0; j < n_ctx; j++) {
         const float *v = v_cache + kv_token_offset(l, layer, bt, j) + (size_t)kv_head * hd;
         float p = scores[j];
         for (int d = 0; d < hd; d++)
@@ -177,4 +177,32 @@ void cpu_attend(float *out, const float *q, const float *k_cache, const float *v
     float inv = 1.0f / sum;
     for (int d = 0; d < hd; d++)
         out[d] *= inv;
+}
+
+void cpu_moe_route(const float *logits, int n, int k, int renorm, int *sel, float *w)
+{
+    float max = -INFINITY, sum = 0;
+    for (int i = 0; i < n; i++)
+        max = logits[i] > max ? logits[i] : max;
+    for (int i = 0; i < n; i++)
+        sum += expf(logits[i] - max);
+    for (int j = 0; j < k; j++) {   /* selection: k is small */
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            int taken = 0;
+            for (int m = 0; m < j; m++)
+                taken |= sel[m] == i;
+            if (!taken && (best < 0 || logits[i] > logits[best]))
+                best = i;
+        }
+        sel[j] = best;
+        w[j] = expf(logits[best] - max) / sum;
+    }
+    if (!renorm)
+        return;
+    float s = 0;
+    for (int j = 0; j < k; j++)
+        s += w[j];
+    for (int j = 0; j < k; j++)
+        w[j] /= s;
 }

@@ -1,6 +1,6 @@
 /* cpu_ops.h - the fp32 building blocks of the reference CPU forward pass: matmul over a block
  * of weight rows, RMSNorm, RoPE (HF half rotation, Llama-3.1 frequency scaling), attention of
- * one query head over the paged KV cache.
+ * one query head over the paged KV cache (optionally a sliding window), the MoE router.
  *
  * Every output element is computed by the same instruction sequence whatever the batch, the
  * row range or the thread: a sequence's results are bit-identical alone or in any batch.
@@ -29,10 +29,16 @@ void cpu_rope_cos_sin(float *cos_t, float *sin_t, const float *inv_freq, int n_h
 /* Rotates one head X [2 * n_half]: pairs (x[i], x[i + n_half]). */
 void cpu_rope_apply(float *x, const float *cos_t, const float *sin_t, int n_half);
 
-/* out [head_dim] = softmax(q . K[j] * scale) . V[j] over positions j < n_ctx of the sequence
- * with block table BT, KV head KV_HEAD of LAYER. scores: scratch [n_ctx]. */
+/* out [head_dim] = softmax(q . K[j] * scale) . V[j] over positions j0 <= j < n_ctx of the
+ * sequence with block table BT, KV head KV_HEAD of LAYER (j0 > 0: a sliding window).
+ * scores: scratch [n_ctx]. */
 void cpu_attend(float *out, const float *q, const float *k_cache, const float *v_cache,
-                const kv_layout *l, int layer, const int32_t *bt, int n_ctx, int kv_head,
-                float scale, float *scores);
+                const kv_layout *l, int layer, const int32_t *bt, int j0, int n_ctx,
+                int kv_head, float scale, float *scores);
+
+/* The MoE router of one token, as transformers: p = softmax(LOGITS [n]) in fp32, the K
+ * largest (ties: the lower index first) into SEL [k] and their p into W [k], divided by
+ * their sum when RENORM. */
+void cpu_moe_route(const float *logits, int n, int k, int renorm, int *sel, float *w);
 
 #endif

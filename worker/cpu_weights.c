@@ -1,4 +1,4 @@
-/* cpu_weights.c - fp32 LLaMA weights: allocation, safetensors loading, random init
+/* cpu_weights.c - fp32 model weights: allocation, safetensors loading, random init
  * (see cpu_weights.h), all through the one table of common/weights_layout.h.
  */
 #include "cpu_weights.h"
@@ -29,11 +29,14 @@ int cpu_weights_init(cpu_weights *w, const model_config *c, float *mem, char *er
     w->embed = w->mem + l->embed;
     w->lm_head = w->mem + l->lm_head;
     w->norm = w->mem + l->norm;
+    const wl_layer *y = &l->layer;
     for (int i = 0; i < c->n_layers; i++) {
         float *b = w->mem + l->layer0 + (size_t)i * l->layer_stride;
-        w->layers[i] = (cpu_layer){b + l->layer.attn_norm, b + l->layer.wqkv, b + l->layer.wo,
-                                   b + l->layer.ffn_norm, b + l->layer.w_gate_up,
-                                   b + l->layer.w_down};
+#define AT(off) ((off) == WL_NONE ? NULL : b + (off))
+        w->layers[i] = (cpu_layer){AT(y->attn_norm), AT(y->wqkv), AT(y->bqkv), AT(y->q_norm),
+                                   AT(y->k_norm), AT(y->wo), AT(y->ffn_norm), AT(y->w_router),
+                                   AT(y->w_gate_up), AT(y->w_down)};
+#undef AT
     }
     return 0;
 }
@@ -52,8 +55,12 @@ int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, cha
     safetensors st;
     if (st_open_dir(&st, dir, err, n_err) < 0)
         return -1;
-    wl_tensor t[WL_MAX_TENSORS];
+    wl_tensor *t = malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
     int rc = -1;
+    if (!t) {
+        snprintf(err, n_err, "out of memory");
+        goto done;
+    }
     for (int l = -1; l < c->n_layers; l++) {
         int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++)
@@ -63,6 +70,7 @@ int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, cha
     }
     rc = st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0 ? -1 : 0;
 done:
+    free(t);
     st_free(&st);
     return rc;
 }
@@ -102,13 +110,19 @@ int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu
 {
     if (cpu_weights_init(w, c, NULL, err, n_err) < 0)
         return -1;
-    cpu_weights_fill_random(w, c, seed, pool);
+    if (cpu_weights_fill_random(w, c, seed, pool) < 0) {
+        snprintf(err, n_err, "out of memory");
+        cpu_weights_free(w);
+        return -1;
+    }
     return 0;
 }
 
-void cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool)
+int cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool)
 {
-    wl_tensor t[WL_MAX_TENSORS];
+    wl_tensor *t = malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
+    if (!t)
+        return -1;
     uint64_t ordinal = 0;
     for (int l = -1; l < c->n_layers; l++) {
         int n = weights_layout_tensors(&w->layout, c, l, t);
@@ -124,4 +138,6 @@ void cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t see
                     fill_task(&j, k, 0);
         }
     }
+    free(t);
+    return 0;
 }

@@ -1,4 +1,4 @@
-/* cpu_weights.h - LLaMA weights in fp32 for the CPU backend, with q/k/v and gate/up fused
+/* cpu_weights.h - model weights (every supported family) in fp32 for the CPU backend, with q/k/v and gate/up fused
  * so that one matmul computes each group. Loaded from safetensors (F32/F16/BF16, HF names),
  * or random (same values for the same config and seed: `make-model` writes exactly these).
  */
@@ -14,10 +14,15 @@
 typedef struct {
     float *attn_norm;   /* [dim] input_layernorm */
     float *wqkv;        /* [q_dim + 2 * kv_dim, dim] rows of q_proj, then k_proj, then v_proj */
+    float *bqkv;        /* [q_dim + 2 * kv_dim] their biases; NULL without qkv_bias */
+    float *q_norm;      /* [head_dim] RMSNorm weight of every q head; NULL without qk_norm */
+    float *k_norm;      /* [head_dim] same for k */
     float *wo;          /* [dim, q_dim] o_proj */
     float *ffn_norm;    /* [dim] post_attention_layernorm */
-    float *w_gate_up;   /* [2 * hidden_dim, dim] rows of gate_proj, then up_proj */
-    float *w_down;      /* [dim, hidden_dim] down_proj */
+    float *w_router;    /* [n_experts, dim] MoE router; NULL for a dense MLP */
+    float *w_gate_up;   /* [2 * hidden_dim, dim] rows of gate_proj, then up_proj; MoE: expert
+                           e's at w_gate_up + e * layout.expert_gate_up_stride */
+    float *w_down;      /* [dim, hidden_dim] down_proj; MoE: + e * layout.expert_down_stride */
 } cpu_layer;
 
 typedef struct {
@@ -37,8 +42,9 @@ int cpu_weights_init(cpu_weights *w, const model_config *c, float *mem, char *er
 /* Reads the safetensors of model directory DIR into initialized weights; 0 or negative. */
 int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, char *err,
                      size_t n_err);
-/* Fills initialized weights with the random model of SEED (below). POOL may be NULL. */
-void cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool);
+/* Fills initialized weights with the random model of SEED (below). POOL may be NULL.
+ * 0, or -1 out of memory. */
+int cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool);
 /* Init (allocating) and read: loads the safetensors of model directory DIR; 0 or negative
  * with a message in ERR. */
 int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, char *err,

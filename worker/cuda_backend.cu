@@ -550,6 +550,12 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
                  c->n_kv_heads, c->dim, c->hidden_dim);
         goto fail;
     }
+    if (c->qkv_bias || c->qk_norm || c->sliding_window || c->n_experts) {
+        snprintf(err, n_err, "%s (q/k/v bias, q/k norm, sliding window or experts) is not "
+                 "supported by the CUDA backend yet; the CPU backend computes it",
+                 model_arch_name(c->arch));
+        goto fail;
+    }
     {
         int dev;
         CUDA_CHECK(cudaGetDevice(&dev));

@@ -44,11 +44,14 @@ int cuda_weights_init(cuda_weights *w, const model_config *c, kdtype dt, void *m
     w->embed = p + l->embed;
     w->lm_head = p + l->lm_head;
     w->norm = p + l->norm;
+    const wl_layer *y = &l->layer;
     for (int i = 0; i < c->n_layers; i++) {
         uint16_t *b = p + l->layer0 + (size_t)i * l->layer_stride;
-        w->layers[i] = cuda_layer{b + l->layer.attn_norm, b + l->layer.wqkv, b + l->layer.wo,
-                                  b + l->layer.ffn_norm, b + l->layer.w_gate_up,
-                                  b + l->layer.w_down};
+#define AT(off) ((off) == WL_NONE ? NULL : b + (off))
+        w->layers[i] = cuda_layer{AT(y->attn_norm), AT(y->wqkv), AT(y->bqkv), AT(y->q_norm),
+                                  AT(y->k_norm), AT(y->wo), AT(y->ffn_norm), AT(y->w_router),
+                                  AT(y->w_gate_up), AT(y->w_down)};
+#undef AT
     }
     return 0;
 }
@@ -80,6 +83,7 @@ int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, c
     double total = (double)w->n_elems * 2, done = 0, next_report = 0.1;
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    wl_tensor *t = NULL;    /* [weights_layout_max_tensors] */
     if (st_open_dir(&st, dir, err, n_err) < 0)
         return -1;
     size_t max_elems = (size_t)c->vocab_size * c->dim;
@@ -88,6 +92,7 @@ int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, c
     if ((size_t)c->hidden_dim * c->dim > max_elems) max_elems = (size_t)c->hidden_dim * c->dim;
     if ((size_t)c->n_heads * c->head_dim * c->dim > max_elems)
         max_elems = (size_t)c->n_heads * c->head_dim * c->dim;
+    if ((size_t)c->n_experts * c->dim > max_elems) max_elems = (size_t)c->n_experts * c->dim;
     f32 = (float *)malloc(max_elems * sizeof *f32);
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     for (int b = 0; b < N_STAGE; b++) {
@@ -95,12 +100,12 @@ int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, c
         CUDA_CHECK(cudaEventCreateWithFlags(&copied[b], cudaEventDisableTiming));
         CUDA_CHECK(cudaEventRecord(copied[b], stream));
     }
-    if (!f32) {
+    t = (wl_tensor *)malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
+    if (!f32 || !t) {
         snprintf(err, n_err, "out of host memory converting weights");
         goto done;
     }
     for (int l = -1; l < c->n_layers; l++) {
-        wl_tensor t[WL_MAX_TENSORS];
         int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++, k = (k + 1) % N_STAGE) {
             if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, f32, err, n_err) < 0)
@@ -133,6 +138,7 @@ done:
     }
     CUDA_CHECK(cudaStreamDestroy(stream));
     free(f32);
+    free(t);
     st_free(&st);
     return rc;
 }
@@ -177,15 +183,21 @@ int cuda_weights_random(cuda_weights *w, const model_config *c, uint64_t seed, k
 {
     if (cuda_weights_init(w, c, dt, NULL, err, n_err) < 0)
         return -1;
-    cuda_weights_fill_random(w, c, seed);
+    if (cuda_weights_fill_random(w, c, seed) < 0) {
+        snprintf(err, n_err, "out of host memory");
+        cuda_weights_free(w);
+        return -1;
+    }
     return 0;
 }
 
-void cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed)
+int cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed)
 {
+    wl_tensor *t = (wl_tensor *)malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
+    if (!t)
+        return -1;
     uint64_t ordinal = 0;
     for (int l = -1; l < c->n_layers; l++) {
-        wl_tensor t[WL_MAX_TENSORS];
         int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++, ordinal++) {
             size_t ne = (size_t)t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1);
@@ -195,5 +207,7 @@ void cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t s
             CUDA_CHECK(fill(tensor_ptr(w, &t[i]), ne, key, scale, offset, w->dt));
         }
     }
+    free(t);
     CUDA_CHECK(cudaDeviceSynchronize());
+    return 0;
 }

@@ -1,4 +1,4 @@
-/* cuda_weights.h - LLaMA weights on the GPU in bf16 (or fp16), with q/k/v and gate/up fused
+/* cuda_weights.h - model weights on the GPU in bf16 (or fp16), with q/k/v and gate/up fused
  * so that one GEMM computes each group (the CPU backend's layout, cpu_weights.h). Loaded from
  * safetensors (F32/F16/BF16 converted on the host), or random on the GPU with the CPU
  * backend's generator (cpu_weights_random): the same values, rounded to the 16-bit type.
@@ -21,10 +21,15 @@ extern "C" {
 typedef struct {
     void *attn_norm;    /* [dim] */
     void *wqkv;         /* [q_dim + 2 * kv_dim, dim] rows of q_proj, k_proj, v_proj */
+    void *bqkv;         /* [q_dim + 2 * kv_dim] their biases; NULL without qkv_bias */
+    void *q_norm;       /* [head_dim]; NULL without qk_norm */
+    void *k_norm;       /* [head_dim]; NULL without qk_norm */
     void *wo;           /* [dim, q_dim] */
     void *ffn_norm;     /* [dim] */
-    void *w_gate_up;    /* [2 * hidden_dim, dim] rows of gate_proj, then up_proj */
-    void *w_down;       /* [dim, hidden_dim] */
+    void *w_router;     /* [n_experts, dim]; NULL for a dense MLP */
+    void *w_gate_up;    /* [2 * hidden_dim, dim] rows of gate_proj, then up_proj (MoE: expert
+                           e's at + e * layout.expert_gate_up_stride elements) */
+    void *w_down;       /* [dim, hidden_dim] (MoE: + e * layout.expert_down_stride) */
 } cuda_layer;
 
 typedef struct {
@@ -46,8 +51,8 @@ int cuda_weights_init(cuda_weights *w, const model_config *c, kdtype dt, void *m
 /* Reads the safetensors of DIR into initialized weights (progress on the log); 0 or negative. */
 int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, char *err,
                       size_t n_err);
-/* Fills initialized weights with the random model of SEED. */
-void cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed);
+/* Fills initialized weights with the random model of SEED: 0, or -1 out of host memory. */
+int cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed);
 /* Init (allocating), then read or fill: 0, or negative with a message in ERR. */
 int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, kdtype dt,
                       char *err, size_t n_err);

@@ -39,10 +39,12 @@ static int cpu_load(hold *base, char *err, size_t n_err)
     cpu_hold *h = (cpu_hold *)base;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (h->dummy)
-        cpu_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED, NULL);
-    else if (cpu_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0)
+    if (h->dummy ? cpu_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED, NULL) < 0
+                 : cpu_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0) {
+        if (h->dummy)
+            snprintf(err, n_err, "out of memory");
         return -1;
+    }
     h->base.load_ms = hold_ms_since(&t0);
     double digest_ms;
     cpu_digest_now(base, &h->base.digest, &digest_ms);

@@ -46,10 +46,12 @@ static int cuda_load(hold *base, char *err, size_t n_err)
     cuda_hold *h = (cuda_hold *)base;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (h->dummy)
-        cuda_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED);
-    else if (cuda_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0)
+    if (h->dummy ? cuda_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED) < 0
+                 : cuda_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0) {
+        if (h->dummy)
+            snprintf(err, n_err, "out of host memory");
         return -1;
+    }
     h->base.load_ms = hold_ms_since(&t0);
     double digest_ms;
     cuda_digest_now(base, &h->base.digest, &digest_ms);

@@ -96,10 +96,11 @@ static inline int tok_pairmap_get(const tok_pairmap *m, int32_t l, int32_t r, ui
 }
 
 /* ---- components */
-enum { TOK_NORM_PREPEND, TOK_NORM_REPLACE };
+enum { TOK_NORM_PREPEND, TOK_NORM_REPLACE, TOK_NORM_NFC };
 typedef struct {
     int type;
-    char *a, *b; /* PREPEND: a = text; REPLACE: a = pattern (a literal string), b = content */
+    char *a, *b; /* PREPEND: a = text; REPLACE: a = pattern (a literal string), b = content;
+                    NFC: both "" */
     size_t na, nb;
 } tok_norm;
 

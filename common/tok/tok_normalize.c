@@ -1,13 +1,35 @@
-/* tok_normalize.c - the normalizers the LLaMA family uses (a Sequence flattened at load):
- * Prepend (only to non-empty text, as HF) and Replace of a literal string.
+/* tok_normalize.c - the normalizers of the LLaMA and Qwen families (a Sequence flattened at
+ * load): Prepend (only to non-empty text, as HF), Replace of a literal string, and Unicode NFC
+ * (Qwen2/3) through libutf8proc.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
 #endif
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "tok_impl.h"
+
+/* NFC of S [n] (valid UTF-8) appended to OUT. Code points below U+0300 are NFC and never
+ * compose with a neighbour (every NFC_QC=No/Maybe code point is >= U+0300), so text whose
+ * bytes are all below 0xCC (the lead byte of U+0300) is copied as it is. */
+static int nfc(const char *s, size_t n, tok_buf *out)
+{
+    size_t i = 0;
+    while (i < n && (unsigned char)s[i] < 0xCC)
+        i++;
+    if (i == n)
+        return strbuf_add(out, s, n);
+    utf8proc_uint8_t *r = NULL;
+    utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &r,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    if (k < 0)
+        return -1;
+    int rc = strbuf_add(out, (const char *)r, (size_t)k);
+    free(r);
+    return rc;
+}
 
 static int replace_all(const char *s, size_t n, const char *pat, size_t n_pat, const char *with,
                        size_t n_with, tok_buf *out)
@@ -39,6 +61,9 @@ int tok_normalize(const tok *t, const char *s, size_t n, tok_buf *out)
             if (n_cur && strbuf_add(dst, nm->a, nm->na) < 0)
                 goto fail;
             if (strbuf_add(dst, cur, n_cur) < 0)
+                goto fail;
+        } else if (nm->type == TOK_NORM_NFC) {
+            if (nfc(cur, n_cur, dst) < 0)
                 goto fail;
         } else if (replace_all(cur, n_cur, nm->a, nm->na, nm->b, nm->nb, dst) < 0)
             goto fail;

@@ -70,6 +70,9 @@ int tok_load_normalizer(tok *t, const cJSON *j, char *err, size_t n_err)
         if (!a)
             return -1;
         b = get_str(j, "content");
+    } else if (!strcmp(ty, "NFC")) {
+        nm.type = TOK_NORM_NFC;
+        a = b = "";
     } else {
         snprintf(err, n_err, "normalizer type \"%s\" is not implemented", ty);
         return -1;

@@ -1,6 +1,8 @@
 /* test_bad_model.c - broken model directories (issue 18, item 8), on real launches:
  *   a config.json that says 5 layers over a checkpoint of 6: the launch fails with a clear
  *     line naming the unexplained tensors (it served another model before);
+ *   an architecture cinder does not compute (over weights that are not even safetensors): the
+ *     launch fails, the logs name it and the supported ones, and no weight was read;
  *   NaN weights: every request fails with a clear 500 / error event naming non-finite logits
  *     (it emitted token 0 forever before), the server stays up and nothing leaks.
  */
@@ -85,6 +87,29 @@ static void test_config_fewer_layers(void **state)
     remove_model();
 }
 
+static void test_unsupported_architecture(void **state)
+{
+    copy_model();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"LlamaForCausalLM\"/\"Gemma2ForCausalLM\"/' "
+             "%s/config.json && grep -q Gemma2ForCausalLM %s/config.json && "
+             "echo 'not a checkpoint' > %s/model.safetensors", g_dir, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    /* launch.sh stops at its first reader of config.json (shm-tool), before any process */
+    char run[] = "/tmp/cinder-badarch.XXXXXX";
+    assert_non_null(mkdtemp(run));
+    snprintf(cmd, sizeof cmd, "if scripts/launch.sh --detach --backend cpu --threads 2 "
+             "--host 127.0.0.1 --port 1 --run-dir %s/run --model-dir %s >%s/out 2>&1; then "
+             "exit 1; fi; grep -q 'architecture \"Gemma2ForCausalLM\" is not supported "
+             "(supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+             "Qwen3ForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM)' %s/out && "
+             "! grep -qi safetensors %s/out", run, g_dir, run, run, run);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", run);
+    assert_int_equal(system(cmd), 0);
+    remove_model();
+}
+
 static void test_nan_weights(void **state)
 {
     copy_model();
@@ -113,6 +138,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_fewer_layers),
+        cmocka_unit_test(test_unsupported_architecture),
         cmocka_unit_test(test_nan_weights),
     };
     return cmocka_run_group_tests_name("e2e_bad_model", tests, NULL, NULL);

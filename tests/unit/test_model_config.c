@@ -1,6 +1,8 @@
 /* test_model_config.c - config.json parsing: Llama-2 style defaults, Llama-3.1 rope scaling
- * and EOS lists, generation_config.json EOS merge, transformers 5.x's rope_parameters, other
- * architectures and math-changing fields refused by name, and invalid configs rejected.
+ * and EOS lists, generation_config.json EOS merge, transformers 5.x's rope_parameters, the
+ * family fields (Qwen2 bias and window rules, Qwen3 head_dim and q/k norm, Mistral window,
+ * Mixtral and Qwen3-MoE experts), other architectures and math-changing fields refused by
+ * name, and invalid configs rejected.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,9 +129,24 @@ static void test_transformers5(void **state)
 static void test_refused(void **state)
 {
     static const struct { const char *extra, *want; } cases[] = {
-        {"\"architectures\":[\"Qwen2ForCausalLM\"]", "Qwen2ForCausalLM"},
-        {"\"architectures\":[\"MixtralForCausalLM\"]", "supported: LlamaForCausalLM"},
-        {"\"model_type\":\"qwen3\"", "qwen3"},
+        {"\"architectures\":[\"Gemma2ForCausalLM\"]", "Gemma2ForCausalLM"},
+        {"\"architectures\":[\"Qwen2MoeForCausalLM\"]",
+         "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+         "MixtralForCausalLM, Qwen3MoeForCausalLM"},
+        {"\"model_type\":\"phi3\"", "phi3"},
+        {"\"architectures\":[\"Qwen3ForCausalLM\"],\"attention_bias\":true", "attention_bias"},
+        {"\"architectures\":[\"Qwen3MoeForCausalLM\"],\"mlp_only_layers\":[1]", "mlp_only_layers"},
+        {"\"architectures\":[\"Qwen3MoeForCausalLM\"],\"decoder_sparse_step\":2", "decoder_sparse_step"},
+        {"\"architectures\":[\"Qwen3MoeForCausalLM\"],\"shared_expert_intermediate_size\":64",
+         "shared"},
+        {"\"architectures\":[\"Qwen3MoeForCausalLM\"],\"use_sliding_window\":true", "use_sliding_window"},
+        {"\"architectures\":[\"MistralForCausalLM\"],\"num_local_experts\":8", "num_local_experts"},
+        {"\"architectures\":[\"Qwen2ForCausalLM\"],\"layer_types\":[\"sliding_attention\","
+         "\"full_attention\"],\"use_sliding_window\":true", "layer_types"},
+        {"\"architectures\":[\"Qwen2ForCausalLM\"],\"layer_types\":[\"chunked_attention\","
+         "\"full_attention\"]", "layer_types"},
+        {"\"architectures\":[\"MistralForCausalLM\"],\"sliding_window\":8,\"layer_types\":["
+         "\"full_attention\",\"sliding_attention\"]", "layer_types"},
         {"\"architectures\":[\"LlamaForCausalLM\"],\"attention_bias\":true", "attention_bias"},
         {"\"architectures\":[\"LlamaForCausalLM\"],\"mlp_bias\":true", "mlp_bias"},
         {"\"architectures\":[\"LlamaForCausalLM\"],\"sliding_window\":4096", "sliding_window"},
@@ -153,6 +170,87 @@ static void test_refused(void **state)
                        "\"intermediate_size\":128,\"num_hidden_layers\":2,"
                        "\"num_attention_heads\":4,\"vocab_size\":300}");
     assert_int_equal(model_config_load(&c, g_dir, g_err, sizeof g_err), 0);
+}
+
+static void load_family(model_config *c, const char *fields)
+{
+    char cfg[2048];
+    put("generation_config.json", NULL);
+    snprintf(cfg, sizeof cfg, "{%s,\"hidden_size\":1024,\"intermediate_size\":3072,"
+             "\"num_hidden_layers\":4,\"num_attention_heads\":16,\"num_key_value_heads\":8,"
+             "\"vocab_size\":1000,\"bos_token_id\":null,\"eos_token_id\":5}", fields);
+    put("config.json", cfg);
+    g_err[0] = 0;
+    if (model_config_load(c, g_dir, g_err, sizeof g_err) < 0)
+        fail_msg("%s: %s", fields, g_err);
+}
+
+/* The family fields with transformers' defaults and rules. */
+static void test_families(void **state)
+{
+    model_config c;
+    /* Qwen2.5 on the hub: a window given but use_sliding_window false: none; q/k/v bias */
+    load_family(&c, "\"architectures\":[\"Qwen2ForCausalLM\"],\"sliding_window\":131072,"
+                    "\"use_sliding_window\":false,\"max_window_layers\":28,"
+                    "\"tie_word_embeddings\":true,\"torch_dtype\":\"bfloat16\"");
+    assert_int_equal(c.arch, MODEL_QWEN2);
+    assert_int_equal(c.qkv_bias, 1);
+    assert_int_equal(c.qk_norm, 0);
+    assert_int_equal(c.sliding_window, 0);
+    assert_int_equal(c.n_experts, 0);
+    assert_int_equal(c.tie_embeddings, 1);
+    assert_int_equal(c.bos_id, -1);
+    /* Qwen2 windowed from max_window_layers, or as transformers 5's layer_types say */
+    load_family(&c, "\"architectures\":[\"Qwen2ForCausalLM\"],\"sliding_window\":64,"
+                    "\"use_sliding_window\":true,\"max_window_layers\":3");
+    assert_int_equal(c.sliding_window, 64);
+    assert_int_equal(model_layer_window(&c, 2), 0);
+    assert_int_equal(model_layer_window(&c, 3), 64);
+    load_family(&c, "\"architectures\":[\"Qwen2ForCausalLM\"],\"sliding_window\":64,"
+                    "\"use_sliding_window\":true,\"max_window_layers\":3,\"layer_types\":["
+                    "\"full_attention\",\"sliding_attention\",\"sliding_attention\","
+                    "\"sliding_attention\"]");
+    assert_int_equal(model_layer_window(&c, 0), 0);
+    assert_int_equal(model_layer_window(&c, 1), 64);
+    /* Qwen3-0.6B: head_dim 128 != 1024 / 16; q/k norm */
+    load_family(&c, "\"architectures\":[\"Qwen3ForCausalLM\"],\"head_dim\":128,"
+                    "\"sliding_window\":null,\"use_sliding_window\":false,\"dtype\":\"bfloat16\"");
+    assert_int_equal(c.arch, MODEL_QWEN3);
+    assert_int_equal(c.head_dim, 128);
+    assert_int_equal(c.qk_norm, 1);
+    assert_int_equal(c.qkv_bias, 0);
+    /* Mistral: every layer windowed; transformers' default window 4096 when absent */
+    load_family(&c, "\"architectures\":[\"MistralForCausalLM\"],\"sliding_window\":8");
+    assert_int_equal(c.arch, MODEL_MISTRAL);
+    assert_int_equal(model_layer_window(&c, 0), 8);
+    assert_int_equal(model_layer_window(&c, 3), 8);
+    load_family(&c, "\"model_type\":\"mistral\"");
+    assert_int_equal(c.sliding_window, 4096);
+    load_family(&c, "\"architectures\":[\"MistralForCausalLM\"],\"sliding_window\":null");
+    assert_int_equal(c.sliding_window, 0);
+    /* Mixtral: experts of intermediate_size, always renormalised */
+    load_family(&c, "\"architectures\":[\"MixtralForCausalLM\"],\"num_local_experts\":8,"
+                    "\"num_experts_per_tok\":2,\"sliding_window\":null,\"router_jitter_noise\":0.0");
+    assert_int_equal(c.arch, MODEL_MIXTRAL);
+    assert_int_equal(c.n_experts, 8);
+    assert_int_equal(c.n_experts_used, 2);
+    assert_int_equal(c.hidden_dim, 3072);
+    assert_int_equal(c.moe_renorm, 1);
+    assert_int_equal(c.sliding_window, 0);
+    /* Qwen3-MoE: moe_intermediate_size; renormalised iff norm_topk_prob (default false) */
+    load_family(&c, "\"architectures\":[\"Qwen3MoeForCausalLM\"],\"num_experts\":128,"
+                    "\"num_experts_per_tok\":8,\"moe_intermediate_size\":768,\"head_dim\":128,"
+                    "\"decoder_sparse_step\":1,\"mlp_only_layers\":[],\"norm_topk_prob\":true");
+    assert_int_equal(c.arch, MODEL_QWEN3_MOE);
+    assert_int_equal(c.n_experts, 128);
+    assert_int_equal(c.n_experts_used, 8);
+    assert_int_equal(c.hidden_dim, 768);
+    assert_int_equal(c.moe_renorm, 1);
+    assert_int_equal(c.qk_norm, 1);
+    load_family(&c, "\"architectures\":[\"Qwen3MoeForCausalLM\"],\"num_experts\":4,"
+                    "\"num_experts_per_tok\":2,\"moe_intermediate_size\":32");
+    assert_int_equal(c.moe_renorm, 0);
+    assert_string_equal(model_arch_name(c.arch), "Qwen3MoeForCausalLM");
 }
 
 static void test_invalid(void **state)
@@ -189,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_llama31),
         cmocka_unit_test(test_transformers5),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_families),
         cmocka_unit_test(test_invalid),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /* test_tok_golden.c - the tokenizer library against HF tokenizers' own output: every vector
- * of tests/data/tok/{llama2,llama3}.jsonl (written by scripts/gen_golden.js with the Rust
+ * of tests/data/tok/{llama2,llama3,qwen3}.jsonl (written by scripts/gen_golden.js with the Rust
  * library as oracle) must encode to the same ids, with the post-processor's ids where
  * recorded, and decode to HF's text (the original text where HF round-trips). The same
  * vectors are then encoded from several threads at once on one shared tokenizer.
@@ -8,8 +8,9 @@
  * tokens with lstrip/rstrip/single_word/normalized).
  *
  * Tokenizers are found at run time: models/stories15M/tokenizer.json (made by setup from the
- * default model) and build/assets/llama3/tokenizer.json (scripts/fetch_assets.sh), relative
- * to the repository root, or at $CINDER_TOK_LLAMA2 / $CINDER_TOK_LLAMA3. A missing file fails.
+ * default model), build/assets/{llama3,qwen3}/tokenizer.json (scripts/fetch_assets.sh),
+ * relative to the repository root, or at $CINDER_TOK_LLAMA2 / _LLAMA3 / _QWEN3. A missing file
+ * fails.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,8 +52,10 @@ static suite g_suites[MAX_SUITES] = {
      .vec_rel = "tests/data/tok/llama2.jsonl"},
     {.name = "llama3", .env = "CINDER_TOK_LLAMA3", .tok_rel = "build/assets/llama3/tokenizer.json",
      .vec_rel = "tests/data/tok/llama3.jsonl"},
+    {.name = "qwen3", .env = "CINDER_TOK_QWEN3", .tok_rel = "build/assets/qwen3/tokenizer.json",
+     .vec_rel = "tests/data/tok/qwen3.jsonl"},
 };
-static int g_n_suites = 2, g_cur;
+static int g_n_suites = 3, g_cur;
 
 /* REL under the repository root: the working directory, or two levels above this binary's
  * directory (build/test/). */
