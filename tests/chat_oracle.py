@@ -15,6 +15,8 @@ tokenizer_config.json has no chat template must make chat-template refuse it.
 One cmocka-style result line per template (tests/run.sh counts them), then "N passed, N failed".
 
   tests/chat_oracle.py [BIN_DIR]      (default: $CINDER_BIN or build/bin)
+  CHAT_ORACLE_EXTRA=DIR tests/chat_oracle.py   also every DIR/*.jinja (templates gathered
+                                               by hand, for a wider check than the committed)
 """
 import datetime
 import glob
@@ -72,7 +74,10 @@ def templates():
         if isinstance(src, list):
             src = next((t["template"] for t in src if t.get("name") == "default"), None)
         out.append((name, src, special))
-    for path in sorted(glob.glob(os.path.join(ROOT, "tests/data/chat/*.jinja"))):
+    extra = os.environ.get("CHAT_ORACLE_EXTRA")
+    paths = glob.glob(os.path.join(ROOT, "tests/data/chat/*.jinja"))
+    paths += glob.glob(os.path.join(extra, "*.jinja")) if extra else []
+    for path in sorted(paths):
         with open(path, encoding="utf-8") as f:
             out.append((os.path.basename(path), f.read(),
                         {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}))
@@ -126,8 +131,10 @@ def main():
                 if "error" not in res:
                     bad.append(f"{conv} gen={gen}: Jinja2 raised, cinder rendered {res.get('text')!r:.300}")
             elif res.get("text") != want:
-                n_ok += 1
-                bad.append(f"{conv} gen={gen}:\n    jinja2 {want!r:.600}\n    cinder {res.get('text', res.get('error'))!r:.600}")
+                got_text = res.get("text", "(error) " + str(res.get("error")))
+                at = next((i for i, (a, b) in enumerate(zip(want, got_text)) if a != b), min(len(want), len(got_text)))
+                bad.append(f"{conv} gen={gen}: first difference at {at}:\n    jinja2 {want[max(0, at - 60):at + 100]!r}"
+                           f"\n    cinder {got_text[max(0, at - 60):at + 100]!r}")
             else:
                 n_ok += 1
         if tpl is None:

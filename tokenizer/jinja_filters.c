@@ -24,7 +24,7 @@ typedef struct {
 /* argument I (positional) or NAME (keyword), or DFLT */
 static jv arg(fargs *a, int i, const char *name, jv dflt)
 {
-    if (i < a->n_pos)
+    if (i >= 0 && i < a->n_pos)
         return a->pos[i];
     for (int k = 0; k < a->n_kw; k++)
         if (name && !strcmp(a->kw[k], name)) {
@@ -509,6 +509,11 @@ jv jfilter(jctx *c, jscope *s, const char *f, jv v, int n_pos, const jv *pos, in
         jv method = arg(&a, 1, "method", jv_cstr(c, "common"));
         double m = pow(10, (double)prec), x = jv_num(v) * m;
         const char *how = method.t == JV_STR ? method.s->p : "";
+        if (!strcmp(how, "common") && prec >= 0 && prec < 300) { /* Python's round: exact, ties to even */
+            char num[400];
+            snprintf(num, sizeof num, "%.*f", (int)prec, jv_num(v));
+            return jv_float(strtod(num, NULL));
+        }
         double r = !strcmp(how, "common") ? round(x) : !strcmp(how, "ceil") ? ceil(x)
                  : !strcmp(how, "floor") ? floor(x) : NAN;
         if (isnan(r))
