@@ -152,7 +152,7 @@ static void signature(jparser *p, jnode *x)
 }
 
 static const char *const END_IF[] = {"elif", "else", "endif", NULL};
-static const char *const END_FOR[] = {"endfor", "else", NULL};
+static const char *const END_FOR[] = {"else", "endfor", NULL};
 
 /* an if (or elif) from its test on: X gets a=test b=body c=elif chain or else body */
 static void if_chain(jparser *p, jnode *x)
@@ -300,9 +300,12 @@ static jnode *body(jparser *p, const char *const *ends)
     for (;;) {
         jtok *t = cur(p);
         if (t->type == T_EOF) {
-            if (ends)
-                jfail(p->c, JINJA_ESYNTAX, "line %d: unexpected end of template, expected '%s'", t->line,
-                      ends[0][0] == 'e' && ends[1] ? ends[1] : ends[0]);
+            if (ends) { /* the closing tag is the last of ENDS */
+                int k = 0;
+                while (ends[k + 1])
+                    k++;
+                jfail(p->c, JINJA_ESYNTAX, "line %d: unexpected end of template, expected '%s'", t->line, ends[k]);
+            }
             break;
         }
         if (t->type == T_TEXT) {
