@@ -365,8 +365,7 @@ static jv eval(jctx *c, jscope *s, const jnode *x)
 
 jv jeval(jctx *c, jscope *s, const jnode *x)
 {
-    if (++c->depth > c->lim.max_depth)
-        jfail(c, JINJA_ELIMIT, "line %d: nested deeper than %d levels", x->line, c->lim.max_depth);
+    jenter(c, x->line);
     jv v = eval(c, s, x);
     c->depth--;
     return v;

@@ -198,20 +198,9 @@ static int exec(jctx *c, jscope *s, const jnode *x)
         run_loop(c, s, x, jv_iter(c, it), 0);
         return FLOW_NEXT;
     }
-    case N_SET: {
-        jv v = jeval(c, s, x->b);
-        if (x->a->kind == N_NSREF) {
-            jv ns = jeval(c, s, x->a->a);
-            if (ns.t != JV_NS)
-                JERR(c, "line %d: cannot assign attribute on non-namespace object", x->line);
-            jd_sets(c, ns.d, x->a->name, v);
-        } else
-            assign(c, s, x->a, v);
-        return FLOW_NEXT;
-    }
-    case N_SETBLOCK: {
-        jv v = capture(c, s, x->b);
-        if (x->c)
+    case N_SET: case N_SETBLOCK: {
+        jv v = x->kind == N_SET ? jeval(c, s, x->b) : capture(c, s, x->b);
+        if (x->kind == N_SETBLOCK && x->c)
             v = jfilter_chain(c, s, x->c, v);
         if (x->a->kind == N_NSREF) {
             jv ns = jeval(c, s, x->a->a);
@@ -219,7 +208,7 @@ static int exec(jctx *c, jscope *s, const jnode *x)
                 JERR(c, "line %d: cannot assign attribute on non-namespace object", x->line);
             jd_sets(c, ns.d, x->a->name, v);
         } else
-            jscope_set(c, s, x->a->name, v);
+            assign(c, s, x->a, v);
         return FLOW_NEXT;
     }
     case N_MACRO: {
@@ -280,8 +269,7 @@ static int exec(jctx *c, jscope *s, const jnode *x)
 
 int jexec(jctx *c, jscope *s, const jnode *x)
 {
-    if (++c->depth > c->lim.max_depth)
-        jfail(c, JINJA_ELIMIT, "line %d: nested deeper than %d levels", x->line, c->lim.max_depth);
+    jenter(c, x->line);
     int flow = exec(c, s, x);
     c->depth--;
     return flow;

@@ -211,14 +211,7 @@ static jv do_sort(fargs *a, jv v, int dict)
     if (dict) {
         if (v.t != JV_DICT)
             JERR(c, "dictsort: a mapping is required, not %s", jv_type_name(v));
-        out = jv_list(c, v.d->n);
-        for (size_t i = 0; i < v.d->n; i++) {
-            jv pair = jv_list(c, 2);
-            pair.tuple = 1;
-            jl_push(c, pair.l, v.d->k[i]);
-            jl_push(c, pair.l, v.d->v[i]);
-            jl_push(c, out.l, pair);
-        }
+        out = jd_items(c, v.d);
     } else
         out = copy_list(c, jv_iter(c, v));
     size_t n = out.l->n;
@@ -443,15 +436,7 @@ jv jfilter(jctx *c, jscope *s, const char *f, jv v, int n_pos, const jv *pos, in
             return jv_list(c, 0);
         if (v.t != JV_DICT)
             JERR(c, "can only get item pairs from a mapping");
-        jv out = jv_list(c, v.d->n);
-        for (size_t i = 0; i < v.d->n; i++) {
-            jv pair = jv_list(c, 2);
-            pair.tuple = 1;
-            jl_push(c, pair.l, v.d->k[i]);
-            jl_push(c, pair.l, v.d->v[i]);
-            jl_push(c, out.l, pair);
-        }
-        return out;
+        return jd_items(c, v.d);
     }
     if (!strcmp(f, "map")) {
         const jlist *l = jv_iter(c, v);

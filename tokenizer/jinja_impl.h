@@ -155,6 +155,9 @@ jv *jd_get(const jdict *d, jv key);            /* NULL when absent */
 jv *jd_gets(const jdict *d, const char *key);
 void jd_set(jctx *c, jdict *d, jv key, jv val);
 void jd_sets(jctx *c, jdict *d, const char *key, jv val);
+jv jd_items(jctx *c, const jdict *d);           /* [(key, value), ...] */
+/* one level deeper (expression, statement, value); an error past max_depth (LINE for it) */
+void jenter(jctx *c, int line);
 
 const char *jv_type_name(jv v);
 int jv_truthy(jv v);

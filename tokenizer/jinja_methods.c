@@ -274,21 +274,12 @@ jv jmethod(jctx *c, jv self, const char *m, int n_pos, const jv *pos, int n_kw, 
                 jd_set(c, out.d, d->k[i], d->v[i]);
             return out;
         }
-        if (!strcmp(m, "items") || !strcmp(m, "keys") || !strcmp(m, "values")) {
+        if (!strcmp(m, "items"))
+            return jd_items(c, d);
+        if (!strcmp(m, "keys") || !strcmp(m, "values")) {
             jv out = jv_list(c, d->n);
-            for (size_t i = 0; i < d->n; i++) {
-                if (m[0] == 'k')
-                    jl_push(c, out.l, d->k[i]);
-                else if (m[0] == 'v')
-                    jl_push(c, out.l, d->v[i]);
-                else {
-                    jv pair = jv_list(c, 2);
-                    pair.tuple = 1;
-                    jl_push(c, pair.l, d->k[i]);
-                    jl_push(c, pair.l, d->v[i]);
-                    jl_push(c, out.l, pair);
-                }
-            }
+            for (size_t i = 0; i < d->n; i++)
+                jl_push(c, out.l, m[0] == 'k' ? d->k[i] : d->v[i]);
             return out;
         }
     }

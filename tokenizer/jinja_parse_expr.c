@@ -53,6 +53,15 @@ static void call_args(jparser *p, jnode *x)
     x->n_kw = n_kw;
 }
 
+/* X(args) */
+static jnode *call(jparser *p, jnode *x)
+{
+    jnode *y = jp_node(p, N_CALL);
+    y->a = x;
+    call_args(p, y);
+    return y;
+}
+
 jnode *jp_filter_chain(jparser *p, jnode *operand, int start_inline)
 {
     while (is_op(cur(p), "|") || start_inline) {
@@ -203,12 +212,9 @@ static jnode *postfix(jparser *p, jnode *x)
                 y->b = key;
                 x = y;
             }
-        } else if (is_op(cur(p), "(")) {
-            jnode *y = jp_node(p, N_CALL);
-            y->a = x;
-            call_args(p, y);
-            x = y;
-        } else
+        } else if (is_op(cur(p), "("))
+            x = call(p, x);
+        else
             return x;
     }
 }
@@ -247,12 +253,9 @@ static jnode *filter_expr(jparser *p, jnode *x)
             x = jp_filter_chain(p, x, 0);
         else if (is_name(cur(p), "is"))
             x = test(p, x);
-        else if (is_op(cur(p), "(")) {
-            jnode *y = jp_node(p, N_CALL);
-            y->a = x;
-            call_args(p, y);
-            x = y;
-        } else
+        else if (is_op(cur(p), "("))
+            x = call(p, x);
+        else
             return x;
     }
 }
@@ -382,31 +385,22 @@ static jnode *parse_not(jparser *p)
     return parse_compare(p);
 }
 
-static jnode *parse_and(jparser *p)
+/* NEXT ("and"|"or" NEXT)*: WORD's node KIND, left to right */
+static jnode *parse_logic(jparser *p, const char *word, int kind, jnode *(*next)(jparser *))
 {
-    jnode *x = parse_not(p);
-    while (is_name(cur(p), "and")) {
+    jnode *x = next(p);
+    while (is_name(cur(p), word)) {
         adv(p);
-        jnode *y = jp_node(p, N_AND);
+        jnode *y = jp_node(p, kind);
         y->a = x;
-        y->b = parse_not(p);
+        y->b = next(p);
         x = y;
     }
     return x;
 }
 
-static jnode *parse_or(jparser *p)
-{
-    jnode *x = parse_and(p);
-    while (is_name(cur(p), "or")) {
-        adv(p);
-        jnode *y = jp_node(p, N_OR);
-        y->a = x;
-        y->b = parse_and(p);
-        x = y;
-    }
-    return x;
-}
+static jnode *parse_and(jparser *p) { return parse_logic(p, "and", N_AND, parse_not); }
+static jnode *parse_or(jparser *p) { return parse_logic(p, "or", N_OR, parse_and); }
 
 jnode *jp_expr(jparser *p, int condexpr)
 {

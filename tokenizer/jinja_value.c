@@ -179,10 +179,26 @@ int jv_truthy(jv v)
     }
 }
 
-static void deeper(jctx *c)
+void jenter(jctx *c, int line)
 {
     if (++c->depth > c->lim.max_depth)
-        jfail(c, JINJA_ELIMIT, "values or expressions nested deeper than %d levels", c->lim.max_depth);
+        jfail(c, JINJA_ELIMIT, "line %d: values, expressions or statements nested deeper than %d levels", line,
+              c->lim.max_depth);
+}
+
+static void deeper(jctx *c) { jenter(c, 0); }
+
+jv jd_items(jctx *c, const jdict *d)
+{
+    jv out = jv_list(c, d->n);
+    for (size_t i = 0; i < d->n; i++) {
+        jv pair = jv_list(c, 2);
+        pair.tuple = 1;
+        jl_push(c, pair.l, d->k[i]);
+        jl_push(c, pair.l, d->v[i]);
+        jl_push(c, out.l, pair);
+    }
+    return out;
 }
 
 int jv_eq(jctx *c, jv a, jv b)
