@@ -151,7 +151,8 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/kernels/%.cu.o $(ALL_LIBS)
 test:
 	@scripts/setup.sh --check-only >/dev/null 2>&1 || scripts/setup.sh
 	@$(MAKE) --no-print-directory all
-	@FUZZ_SECONDS=10 BUILD=$(BUILD) CINDER_BIN=$(CURDIR)/$(BUILD)/bin tests/run.sh $(UNIT_TESTS) $(E2E_TESTS) scripts/fuzz.sh
+	@FUZZ_SECONDS=10 BUILD=$(BUILD) CINDER_BIN=$(CURDIR)/$(BUILD)/bin tests/run.sh $(UNIT_TESTS) $(E2E_TESTS) \
+	  tests/chat_oracle.py scripts/fuzz.sh
 
 # On the GPU machine (binaries built here, libraries bundled, none of our Debian packages
 # there): `make test-gpu PREBUILT=1 BUILD=.devcarry/build` runs what scripts/gpu_carry.sh built

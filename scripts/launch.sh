@@ -13,7 +13,7 @@ MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
 DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
-PREFIX_CACHING=1 SERVED_NAME= HOLDER=1
+PREFIX_CACHING=1 SERVED_NAME= HOLDER=1 CHAT_TEMPLATE=
 # the supervisor: first restart after 0.2 s, doubling after each quick failure (a death within
 # 30 s of the start) up to 10 s; it gives up on a process after 5 quick failures in a row
 SUP_FIRST_MS=200 SUP_MAX_MS=10000 SUP_QUICK_S=30 SUP_GIVE_UP=5
@@ -48,6 +48,8 @@ ready.
   --pipeline-depth N    steps in flight, 1 or 2 (default 2)
   --http-threads N      HTTP handler threads (default 256)
   --served-model-name NAME   the model's name in the OpenAI API (default: the directory's)
+  --chat-template FILE  the Jinja chat template for /v1/chat/completions instead of the
+                        model's own (README "Chat templates"); a model without one needs it
   --worker-wait S       requests wait at most S seconds for a worker that died or is still
                         restarting, then fail with 503 (default 30)
   --dtype D             CUDA backend: bf16 (default) or fp16 weights and activations
@@ -86,7 +88,7 @@ while [ $# -gt 0 ]; do
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
     --new-token-ratio|--policy|--pipeline-depth|--http-threads|--worker-wait|--dtype|\
-    --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name)
+    --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name|--chat-template)
       if [ $# -lt 2 ] || [[ $2 == --* ]] || [ -z "$2" ]; then
         echo "launch.sh: $1 needs a value (see scripts/launch.sh --help)" >&2; exit 2
       fi
@@ -115,6 +117,7 @@ while [ $# -gt 0 ]; do
         --gemv-warps) GEMV_WARPS=$2 ;;
         --pdl) PDL=$2 ;;
         --served-model-name) SERVED_NAME=$2 ;;
+        --chat-template) CHAT_TEMPLATE=$2 ;;
       esac
       shift ;;
     *) echo "launch.sh: unknown option $1 (see scripts/launch.sh --help)" >&2; exit 2 ;;
@@ -136,6 +139,10 @@ if [ "$MODEL_DIR" = "$ROOT/models/stories15M" ] && [ ! -f "$MODEL_DIR/model.safe
 fi
 [ -f "$MODEL_DIR/config.json" ] || { echo "launch.sh: no config.json in $MODEL_DIR" >&2; exit 1; }
 MODEL_DIR=$(cd "$MODEL_DIR" && pwd)
+if [ -n "$CHAT_TEMPLATE" ]; then
+  [ -f "$CHAT_TEMPLATE" ] && [ -r "$CHAT_TEMPLATE" ] || { echo "launch.sh: --chat-template: cannot read $CHAT_TEMPLATE" >&2; exit 2; }
+  CHAT_TEMPLATE=$(cd "$(dirname "$CHAT_TEMPLATE")" && pwd)/$(basename "$CHAT_TEMPLATE")
+fi
 
 # the run directory: stop.sh, restart.sh and the supervisor act on what it holds, as this
 # user, so nobody else may be able to write there (checked, never fixed up: refused)

@@ -65,7 +65,8 @@ case $PROC in
           [ "$RELOAD" = 0 ] || args+=(--reload-weights) ;;
   detokenizer) args=() ;;
   tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE" --http-threads "${HTTP_THREADS:-256}")
-             [ -z "$SERVED_NAME" ] || args+=(--served-model-name "$SERVED_NAME") ;;
+             [ -z "$SERVED_NAME" ] || args+=(--served-model-name "$SERVED_NAME")
+             [ -z "$CHAT_TEMPLATE" ] || args+=(--chat-template "$CHAT_TEMPLATE") ;;
 esac
 [ ! -f "$RUN_DIR/$PROC.log" ] || chmod go= "$RUN_DIR/$PROC.log" # one from an older version
 setsid "$BIN/$PROC" "${common[@]}" "${args[@]}" >> "$RUN_DIR/$PROC.log" 2>&1 < /dev/null 9>&- &

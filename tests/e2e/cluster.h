@@ -25,6 +25,9 @@ int cluster_time_scale(void);
  * never sourced); a static buffer. */
 const char *cluster_shm_stat_cmd(const char *run_dir);
 
+/* The default model has no chat template: tests that chat launch with this one. */
+#define CLUSTER_CHAT_TEMPLATE "--chat-template tests/data/chat/test_template.jinja"
+
 /* Launches with the CPU backend plus EXTRA launch.sh arguments (may be ""); 0 or -1. */
 int cluster_start(cluster *c, const char *extra);
 void cluster_stop(cluster *c);

@@ -70,7 +70,7 @@ static pid_t read_pid(const char *proc)
 static int setup(void **state)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (cluster_start(&C, ""))
+    if (cluster_start(&C, CLUSTER_CHAT_TEMPLATE))
         return -1;
     for (int i = 0; i < 4; i++)
         pids[i] = read_pid(procs[i]);
