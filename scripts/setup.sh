@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # libraries by package; tools by command (a machine may have them from elsewhere, e.g. a
 # Node.js that brings its own npm and conflicts with Debian's npm package)
 PKGS="pkg-config libzmq3-dev libmsgpack-dev libuv1-dev libcivetweb-dev libcjson-dev
-      libpcre2-dev libutf8proc-dev libcmocka-dev clang libclang-rt-14-dev gnuplot-nox"
+      libpcre2-dev libutf8proc-dev libcmocka-dev clang libclang-rt-14-dev gnuplot-nox python3-jinja2"
 TOOLS="cc:build-essential make:build-essential curl:curl node:nodejs npm:npm"
 MODEL_DIR=models/stories15M
 NPM_DIR=build/npm

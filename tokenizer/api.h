@@ -11,9 +11,8 @@ struct mg_connection;
 typedef struct {
     tokenizer *f;
     const char *model_name;  /* the served model's name (OpenAI "model") */
-    chat_template chat;
-    int have_chat;           /* the chat template loaded */
-    char chat_err[256];      /* why not, for /v1/chat/completions */
+    chat_template *chat;     /* the model's chat template; NULL: none */
+    char chat_err[512];      /* why none, for /v1/chat/completions */
 } api_ctx;
 
 int api_generate(tokenizer *f, struct mg_connection *c, int stream);     /* LightLLM */

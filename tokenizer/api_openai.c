@@ -4,7 +4,8 @@
  * Request fields map onto LightLLM's parameters (req_parse.c validates them): max_tokens,
  * temperature (default 1: sampling), top_p, stop, seed, presence/frequency_penalty, plus the
  * common extensions top_k, repetition_penalty, ignore_eos, stop_token_ids. n must be 1.
- * Chat messages go through the model's chat template (chat.h). usage carries
+ * Chat requests are rendered by the model's chat template (chat.h: messages of any role,
+ * tools, add_generation_prompt, continue_final_message, chat_template_kwargs). usage carries
  * prompt_tokens_details.cached_tokens: the prompt tokens the prefix cache supplied.
  * Errors use OpenAI's shape:
  * {"error": {"message", "type", "param", "code"}}.
@@ -207,76 +208,6 @@ static int oa_params(api_ctx *a, gen_req *g, const cJSON *req, int chat, char *e
     return rc;
 }
 
-/* The chat prompt rendered with the model's template; malloc'd, or NULL with ERR. */
-static char *oa_chat_prompt(api_ctx *a, const cJSON *msgs, size_t *n, char *err, size_t n_err)
-{
-    if (!a->have_chat) {
-        snprintf(err, n_err, "this model has no usable chat template: %s", a->chat_err);
-        return NULL;
-    }
-    int count = cJSON_GetArraySize(msgs);
-    if (!cJSON_IsArray(msgs) || count < 1 || count > 4096) {
-        bad(err, n_err, "\"messages\" must be a non-empty list");
-        return NULL;
-    }
-    chat_msg *m = calloc((size_t)count, sizeof *m);
-    char **parts = calloc((size_t)count, sizeof *parts);
-    char *out = NULL;
-    int i = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, msgs) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(e, "role");
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (!cJSON_IsString(role) || (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
-                                      strcmp(role->valuestring, "assistant"))) {
-            snprintf(err, n_err, "messages[%d].role must be \"system\", \"user\" or \"assistant\"", i);
-            goto done;
-        }
-        if (cJSON_IsArray(content)) { /* [{"type": "text", "text": ...}, ...] */
-            text_buf t = {0};
-            const cJSON *part;
-            text_append(&t, "", 0);
-            cJSON_ArrayForEach(part, content) {
-                const cJSON *txt = cJSON_GetObjectItemCaseSensitive(part, "text");
-                if (!cJSON_IsString(txt)) {
-                    text_free(&t);
-                    snprintf(err, n_err, "messages[%d].content: only text parts are supported", i);
-                    goto done;
-                }
-                text_append(&t, txt->valuestring, strlen(txt->valuestring));
-            }
-            parts[i] = t.p;
-        } else if (cJSON_IsString(content)) {
-            parts[i] = strdup(content->valuestring);
-        } else if ((!content || cJSON_IsNull(content)) && !strcmp(role->valuestring, "assistant")) {
-            parts[i] = strdup(""); /* OpenAI: an assistant message's content is optional */
-        } else {
-            snprintf(err, n_err, "messages[%d].content must be a string", i);
-            goto done;
-        }
-        m[i] = (chat_msg){role->valuestring, parts[i]};
-        i++;
-    }
-    int64_t len = chat_apply(&a->chat, m, count, 1, NULL, 0);
-    if (len < 0) {
-        snprintf(err, n_err, len == CHAT_EROLES ? "this model's chat format does not allow these roles in "
-                                                  "this order" : "cannot render the chat template");
-        goto done;
-    }
-    out = malloc((size_t)len + 1);
-    if (out && chat_apply(&a->chat, m, count, 1, out, (size_t)len + 1) != len) {
-        free(out);
-        out = NULL;
-    }
-    *n = (size_t)len;
-done:
-    for (int k = 0; k < count; k++)
-        free(parts[k]);
-    free(parts);
-    free(m);
-    return out;
-}
-
 int api_completions(api_ctx *a, struct mg_connection *c, int chat)
 {
     char *body = NULL, err[512];
@@ -284,7 +215,6 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
     if (n < 0)
         return api_openai_error(c, (int)-n, http_body_error(n));
     cJSON *req = json_parse_body(body, (size_t)n, err, sizeof err);
-    free(body);
     int status = 400;
     char *prompt = NULL;
     size_t n_prompt = 0;
@@ -305,8 +235,12 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
     }
     if (oa_params(a, &g, req, chat, err, sizeof err))
         goto fail;
-    if (chat) {
-        if (!(prompt = oa_chat_prompt(a, cJSON_GetObjectItemCaseSensitive(req, "messages"), &n_prompt, err, sizeof err)))
+    if (chat) { /* the model's chat template (chat.h) renders the whole request */
+        if (!a->chat) {
+            snprintf(err, sizeof err, "%s", a->chat_err);
+            goto fail;
+        }
+        if (!(prompt = chat_render(a->chat, body, (size_t)n, &n_prompt, err, sizeof err)))
             goto fail;
     } else {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
@@ -327,13 +261,14 @@ int api_completions(api_ctx *a, struct mg_connection *c, int chat)
              (unsigned long long)atomic_load(&a->f->st.hdr->next_req_id) ^ (unsigned long long)now_us() << 20);
     api_out o = {cJSON_IsTrue(stream), oa_begin, oa_event, oa_end, oa_respond, api_openai_error, oa_fail, &x};
     /* a template carries its own BOS; plain text gets the tokenizer's */
-    int add_special = !chat || a->chat.kind == CHAT_PLAIN;
-    status = serve_generate(a->f, c, &g, prompt, n_prompt, add_special, &o);
+    status = serve_generate(a->f, c, &g, prompt, n_prompt, !chat, &o);
     free(prompt);
+    free(body);
     cJSON_Delete(req);
     return status;
 fail:
     free(prompt);
+    free(body);
     cJSON_Delete(req);
     return api_openai_error(c, status, err);
 }

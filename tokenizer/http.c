@@ -128,13 +128,17 @@ static void on_connection_close(const struct mg_connection *c) { http_frame_conn
 
 struct mg_context *http_start(tokenizer *f, const http_opts *o)
 {
-    char listen[128], threads[16], path[PATH_MAX];
+    char listen[128], threads[16];
     A.f = f;
     A.model_name = o->model_name;
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", o->model_dir);
-    A.have_chat = chat_template_load(&A.chat, path, A.chat_err, sizeof A.chat_err) == 0;
-    if (!A.have_chat)
-        LOG_WARN("no chat template (%s): /v1/chat/completions will answer 400", A.chat_err);
+    /* a --chat-template that does not load stops the start; the model's own only the chat API */
+    if (chat_template_load(&A.chat, o->model_dir, o->chat_template, A.chat_err, sizeof A.chat_err) &&
+        o->chat_template) {
+        LOG_ERR("--chat-template %s: %s", o->chat_template, A.chat_err);
+        return NULL;
+    }
+    if (!A.chat)
+        LOG_WARN("%s: /v1/chat/completions will answer 400", A.chat_err);
     /* threads kept from generation requests: n/8, 1 to 4, one generation thread at least */
     int reserve = o->n_threads / 8 < 1 ? 1 : o->n_threads / 8 > 4 ? 4 : o->n_threads / 8;
     if (reserve > o->n_threads - 1)

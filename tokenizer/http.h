@@ -8,7 +8,8 @@ typedef struct {
     const char *host;
     int port;
     int n_threads;          /* civetweb handler threads: concurrent connections */
-    const char *model_dir;  /* for tokenizer_config.json's chat template */
+    const char *model_dir;  /* for the model's chat template (chat.h) */
+    const char *chat_template; /* --chat-template FILE, or NULL */
     const char *model_name; /* OpenAI's "model" */
 } http_opts;
 

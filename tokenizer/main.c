@@ -7,6 +7,7 @@
  *             (--http-threads: generation requests may hold all but a reserve of n/8, 1 to 4
  *             threads, kept for /health and /metrics; past it they get 503, see http.c)
  *             [--served-model-name NAME]   (OpenAI's "model"; default: the directory's name)
+ *             [--chat-template FILE]   (the Jinja chat template instead of the model's; chat.h)
  *
  * See tokenizer.h for how requests flow through it and http.c for the API.
  */
@@ -26,11 +27,12 @@ int main(int argc, char **argv)
 {
     static proc p;
     proc_init(&p, PROC_TOKENIZER);
-    const char *host = "127.0.0.1", *name = NULL;
+    const char *host = "127.0.0.1", *name = NULL, *chat_template = NULL;
     int port = 8000, n_threads = 256, max_queue = 0;
     static const struct option opts[] = {
         PROC_OPTIONS, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"http-threads", 1, 0, 't'},
-        {"max-queue", 1, 0, 'q'}, {"served-model-name", 1, 0, 'n'}, {0, 0, 0, 0},
+        {"max-queue", 1, 0, 'q'}, {"served-model-name", 1, 0, 'n'}, {"chat-template", 1, 0, 'c'},
+        {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -40,6 +42,7 @@ int main(int argc, char **argv)
         case 't': n_threads = atoi(optarg); break;
         case 'q': max_queue = atoi(optarg); break;
         case 'n': name = optarg; break;
+        case 'c': chat_template = optarg; break;
         default:
             if (!proc_option(&p, c, optarg))
                 goto usage;
@@ -62,7 +65,7 @@ int main(int argc, char **argv)
             b--;
         name = strndup(b, (size_t)(model_dir + n - b));
     }
-    http_opts ho = {host, port, n_threads, model_dir, name};
+    http_opts ho = {host, port, n_threads, model_dir, chat_template, name};
     struct mg_context *ctx = http_start(&f, &ho);
     if (!ctx)
         return 1;
@@ -75,6 +78,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: tokenizer " PROC_USAGE " [--host H] [--port N] [--http-threads N]"
-                    " [--max-queue N] [--served-model-name NAME]\n");
+                    " [--max-queue N] [--served-model-name NAME] [--chat-template FILE]\n");
     return 2;
 }

@@ -16,7 +16,7 @@
 
 static cluster C;
 
-static int setup(void **state) { return cluster_start(&C, ""); }
+static int setup(void **state) { return cluster_start(&C, CLUSTER_CHAT_TEMPLATE); }
 static int teardown(void **state)
 {
     cluster_stop(&C);
