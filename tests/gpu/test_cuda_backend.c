@@ -164,7 +164,8 @@ static void test_sampling(void)
             int n = s->n_tokens;
             float lp;
             const float *l = gpu->last_logits(gpu, i);
-            int32_t want = sampler_sample(&smp, l, &s->sp, s->tokens, n, s->n_prompt, &lp);
+            sample_input in = {&s->sp, s->tokens, n, s->n_prompt, NULL, 0};
+            int32_t want = sampler_sample(&smp, l, &in, &lp);
             n_rows++;
             if (want == f[i].out_token) n_same++;
             else printf("  seq %d step %d: gpu %d cpu %d (T %.2f k %d p %.2f rep %.2f)\n", i,
