@@ -6,6 +6,7 @@
  * section lists the same, with the reasons.
  */
 #include "oa.h"
+#include "../common/json_util.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -164,8 +165,11 @@ int oa_fields_check(const cJSON *req, int chat, char *err, size_t n_err, const c
                 f = &fields[k];
         *param = v->string;
         if (!f) {
-            snprintf(err, n_err, "%.64s: unknown parameter for %s (not supported)", v->string,
-                     chat ? "chat completions" : "completions");
+            char name[65];
+            snprintf(err, n_err, "%s: unknown parameter for %s (not supported)",
+                     json_safe_name(v->string, name, sizeof name), chat ? "chat completions" : "completions");
+            if (strcmp(name, v->string)) /* not plain ASCII: only in the message, made safe */
+                *param = NULL;
             return -1;
         }
         if (f->accept && !cJSON_IsNull(v) && !f->accept(v)) {

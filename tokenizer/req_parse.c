@@ -83,8 +83,9 @@ static int check_known(const cJSON *p, char *err, size_t n)
         size_t k = 0;
         while (k < sizeof known / sizeof *known && strcmp(v->string, known[k]))
             k++;
+        char name[65];
         if (k == sizeof known / sizeof *known)
-            return fail(err, n, "parameters.%.64s is not supported", v->string);
+            return fail(err, n, "parameters.%s is not supported", json_safe_name(v->string, name, sizeof name));
     }
     return 0;
 }
@@ -221,7 +222,9 @@ int gen_req_parse(gen_req *r, const char *body, size_t len, int max_new_cap, cha
     json_drop_nulls(cJSON_GetObjectItemCaseSensitive(root, "parameters"));
     const cJSON *f;
     cJSON_ArrayForEach(f, root) if (strcmp(f->string, "inputs") && strcmp(f->string, "parameters")) {
-        fail(err, n_err, "%.64s is not supported (only \"inputs\" and \"parameters\")", f->string);
+        char name[65];
+        fail(err, n_err, "%s is not supported (only \"inputs\" and \"parameters\")",
+             json_safe_name(f->string, name, sizeof name));
         goto done;
     }
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "inputs");
