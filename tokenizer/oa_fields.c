@@ -18,6 +18,7 @@ enum { CMPL = 1, CHAT = 2, BOTH = 3 };
 /* Whether value V is one that changes nothing (accepted); NULL in the table: implemented. */
 typedef int (*accept_fn)(const cJSON *v);
 
+static int is_null(const cJSON *v) { return 0; } /* any value given: refused (null is absent) */
 static int is_false(const cJSON *v) { return cJSON_IsFalse(v); }
 static int is_true(const cJSON *v) { return cJSON_IsTrue(v); }
 static int is_bool(const cJSON *v) { return cJSON_IsBool(v); }
@@ -130,26 +131,26 @@ static const oa_field fields[] = {
     {"continue_final_message", CHAT, is_false, "is not supported"},
     {"include_reasoning", CHAT, is_true, "is not supported (no reasoning parser)"},
     {"priority", BOTH, is_zero, "is not supported: requests are admitted by --policy"},
-    {"prompt_logprobs", BOTH, is_empty, "is not supported (no prompt logprobs)"},
+    {"prompt_logprobs", BOTH, is_null, "is not supported (no prompt logprobs)"},
     {"allowed_token_ids", BOTH, is_empty, "is not supported"},
     {"bad_words", BOTH, is_empty, "is not supported"},
-    {"guided_json", BOTH, is_empty, "is not supported (no structured output)"},
-    {"guided_regex", BOTH, is_empty, "is not supported (no structured output)"},
-    {"guided_choice", BOTH, is_empty, "is not supported (no structured output)"},
-    {"guided_grammar", BOTH, is_empty, "is not supported (no structured output)"},
-    {"structural_tag", BOTH, is_empty, "is not supported (no structured output)"},
-    {"structured_outputs", BOTH, is_empty, "is not supported (no structured output)"},
-    {"guided_decoding_backend", BOTH, is_empty, "is not supported (no structured output)"},
-    {"guided_whitespace_pattern", BOTH, is_empty, "is not supported (no structured output)"},
+    {"guided_json", BOTH, is_null, "is not supported (no structured output)"},
+    {"guided_regex", BOTH, is_null, "is not supported (no structured output)"},
+    {"guided_choice", BOTH, is_null, "is not supported (no structured output)"},
+    {"guided_grammar", BOTH, is_null, "is not supported (no structured output)"},
+    {"structural_tag", BOTH, is_null, "is not supported (no structured output)"},
+    {"structured_outputs", BOTH, is_null, "is not supported (no structured output)"},
+    {"guided_decoding_backend", BOTH, is_null, "is not supported (no structured output)"},
+    {"guided_whitespace_pattern", BOTH, is_null, "is not supported (no structured output)"},
     {"response_format", CMPL, is_text_format,
      "is not supported: only {\"type\": \"text\"} (no structured output)"},
-    {"logits_processors", BOTH, is_empty, "are not supported"},
+    {"logits_processors", BOTH, is_null, "are not supported"},
     {"documents", CHAT, is_empty, "are not supported by this chat template path"},
     {"chat_template", CHAT, is_empty, "is not supported: the model's own template is used"},
     {"chat_template_kwargs", CHAT, is_empty, "are not supported"},
     {"mm_processor_kwargs", CHAT, is_empty, "are not supported (text only)"},
-    {"prompt_embeds", CMPL, is_empty, "are not supported"},
-    {"cache_salt", BOTH, is_empty, "is not supported (the prefix cache is not salted)"},
+    {"prompt_embeds", CMPL, is_null, "are not supported"},
+    {"cache_salt", BOTH, is_null, "is not supported (the prefix cache is not salted)"},
     {"kv_transfer_params", BOTH, is_empty, "are not supported (no disaggregated serving)"},
     {"vllm_xargs", BOTH, is_empty, "are not supported"},
     {"return_token_ids", BOTH, is_false, "is not supported"},
