@@ -199,7 +199,7 @@ static int oa_extras(oa_req *r, gen_req *g, oa_ctx *x, int *echo, int *stream)
         get_count(r, "truncate_prompt_tokens", 1, r->a->f->max_seq_len, &g->truncate_prompt_tokens) ||
         oa_logprobs(r, g, x, *echo))
         return -1;
-    if (so && !*stream)
+    if (so && cJSON_GetArraySize(so) && !*stream) /* {} (all null) is none, as vLLM */
         return req_fail(r, "stream_options", "%s %s", "are only allowed with stream: true");
     if (so && !cJSON_IsObject(so))
         return req_fail(r, "stream_options", "%s %s", "must be an object");
