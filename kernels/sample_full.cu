@@ -11,6 +11,7 @@
  */
 #include "sample_full.cuh"
 #include "rng.h"
+#include "row_lse.cuh"
 #include <cub/cub.cuh>
 
 #define ST_NT 1024
@@ -168,31 +169,6 @@ __device__ int sf_scan_first(const float *v, int n, float max, P pred, sf_smem &
     return n;
 }
 
-/* The raw row's max and log of sum(exp(x - max)) (sum in double), as sampler_lse on the CPU:
- * the logprob of any token of the row is (double)(x - max) - log_sum. */
-__device__ void sf_raw_lse(const float *x, int vocab, sf_smem &sm, float *max_out,
-                           double *log_sum_out)
-{
-    __shared__ vi m_s;
-    __shared__ double s_s;
-    int tid = threadIdx.x;
-    vi m = {-INFINITY, 0x7fffffff};
-    for (int i = tid; i < vocab; i += ST_NT)
-        if (x[i] > m.v) m = vi{x[i], i};   /* NaN never wins: it makes the sum NaN below */
-    m = reduce_vi(sm.rvi).Reduce(m, vi_max());
-    if (tid == 0) m_s = m;
-    __syncthreads();
-    float max = m_s.v;
-    double s = 0.0;
-    for (int i = tid; i < vocab; i += ST_NT) s += exp((double)__fsub_rn(x[i], max));
-    __syncthreads();
-    s = reduce_d(sm.rd).Sum(s);
-    if (tid == 0) s_s = s;
-    __syncthreads();
-    *max_out = max;
-    *log_sum_out = log(s_s);
-}
-
 __global__ void __launch_bounds__(ST_NT)
 sf_final_kernel(int32_t *token, float *logprob, const float *proc, const float *keys,
                   const int32_t *ids_out, const float *__restrict__ logits,
@@ -200,16 +176,16 @@ sf_final_kernel(int32_t *token, float *logprob, const float *proc, const float *
                   int vocab)
 {
     __shared__ sf_smem sm;
+    __shared__ row_lse_smem<ST_NT> lse_sm;
     __shared__ vi best_s;
     __shared__ double tot_s, excl_s;
     __shared__ int found_s;
     int r = blockIdx.x, tid = threadIdx.x;
     sample_row_params p = params[r];
-    const float *raw = logits + (size_t)rows[r] * vocab;
+    const float *raw = logits + (size_t)rows[r] * vocab;   /* for the raw logprob */
     float raw_max;
     double raw_log_sum;
-    sf_raw_lse(raw, vocab, sm, &raw_max, &raw_log_sum);
-    __syncthreads();   /* sm is reused below */
+    row_lse<ST_NT>(raw, vocab, lse_sm, &raw_max, &raw_log_sum);
     bool sorts = row_sorts(p, vocab);
     const float *v = (sorts ? keys : proc) + (size_t)r * vocab;
     int n = row_top_k(p, vocab) && !row_greedy(p) ? row_top_k(p, vocab) : vocab;

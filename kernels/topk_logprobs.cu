@@ -8,38 +8,19 @@
  * Ties go to the lower id, a total order, so the result does not depend on the striding.
  */
 #include "topk_logprobs.cuh"
-#include <cub/cub.cuh>
+#include "row_lse.cuh"
 
 #define TK_NT 256
 
-struct tk_vi { float v; int i; };
-
-/* a before b: larger value, then lower id (NaN never comes first) */
-__device__ __forceinline__ bool tk_before(float av, int ai, float bv, int bi)
-{
-    return av > bv || (av == bv && ai < bi);
-}
-
-struct tk_max {
-    __device__ tk_vi operator()(const tk_vi &a, const tk_vi &b) const
-    {
-        return tk_before(b.v, b.i, a.v, a.i) ? b : a;
-    }
-};
-
-typedef cub::BlockReduce<tk_vi, TK_NT> tk_reduce_vi;
-typedef cub::BlockReduce<double, TK_NT> tk_reduce_d;
+typedef cub::BlockReduce<lse_vi, TK_NT> tk_reduce;
 
 __global__ void __launch_bounds__(TK_NT)
 topk_logprobs_kernel(int32_t *ids, float *logprobs, const float *__restrict__ logits,
                      const int32_t *__restrict__ rows, const int32_t *__restrict__ k, int vocab)
 {
-    __shared__ union {
-        typename tk_reduce_vi::TempStorage vi;
-        typename tk_reduce_d::TempStorage d;
-    } sm;
-    __shared__ tk_vi win_s;
-    __shared__ double sum_s;
+    __shared__ row_lse_smem<TK_NT> lse_sm;
+    __shared__ typename tk_reduce::TempStorage red;
+    __shared__ lse_vi win_s;
     int r = blockIdx.x, tid = threadIdx.x;
     int kk = k[r] < vocab ? k[r] : vocab;
     if (kk <= 0) return;   /* the whole block: nothing asked for this row */
@@ -47,20 +28,9 @@ topk_logprobs_kernel(int32_t *ids, float *logprobs, const float *__restrict__ lo
     const float *x = logits + (size_t)rows[r] * vocab;
 
     /* pass 1: max and log of the sum of exp(x - max) */
-    tk_vi m = {-INFINITY, 0x7fffffff};
-    for (int i = tid; i < vocab; i += TK_NT)
-        if (x[i] > m.v) m = tk_vi{x[i], i};
-    m = tk_reduce_vi(sm.vi).Reduce(m, tk_max());
-    if (tid == 0) win_s = m;
-    __syncthreads();
-    float max = win_s.v;
-    double s = 0.0;
-    for (int i = tid; i < vocab; i += TK_NT) s += exp((double)__fsub_rn(x[i], max));
-    __syncthreads();   /* the reduce storage is reused */
-    s = tk_reduce_d(sm.d).Sum(s);
-    if (tid == 0) sum_s = s;
-    __syncthreads();
-    double log_sum = log(sum_s);
+    float max;
+    double log_sum;
+    row_lse<TK_NT>(x, vocab, lse_sm, &max, &log_sum);
 
     /* pass 2: this thread's KK best, sorted */
     float bv[TOPK_LOGPROBS_MAX];
@@ -68,9 +38,9 @@ topk_logprobs_kernel(int32_t *ids, float *logprobs, const float *__restrict__ lo
     int n = 0;
     for (int i = tid; i < vocab; i += TK_NT) {
         float v = x[i];
-        if (n == kk && !tk_before(v, i, bv[kk - 1], bi[kk - 1])) continue;
+        if (n == kk && !lse_before(v, i, bv[kk - 1], bi[kk - 1])) continue;
         int j = n < kk ? n++ : kk - 1;   /* the slot freed at the end, then shift down */
-        while (j > 0 && tk_before(v, i, bv[j - 1], bi[j - 1])) {
+        while (j > 0 && lse_before(v, i, bv[j - 1], bi[j - 1])) {
             bv[j] = bv[j - 1];
             bi[j] = bi[j - 1];
             j--;
@@ -82,8 +52,8 @@ topk_logprobs_kernel(int32_t *ids, float *logprobs, const float *__restrict__ lo
     /* merge: KK rounds of a block arg-max over the heads */
     int head = 0;
     for (int round = 0; round < kk; round++) {
-        tk_vi c = head < n ? tk_vi{bv[head], bi[head]} : tk_vi{-INFINITY, 0x7fffffff};
-        tk_vi w = tk_reduce_vi(sm.vi).Reduce(c, tk_max());
+        lse_vi c = head < n ? lse_vi{bv[head], bi[head]} : lse_vi{-INFINITY, 0x7fffffff};
+        lse_vi w = tk_reduce(red).Reduce(c, lse_first());
         if (tid == 0) win_s = w;
         __syncthreads();
         w = win_s;

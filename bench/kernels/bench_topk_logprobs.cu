@@ -4,13 +4,6 @@
 #include "bench_util.cuh"
 #include "../../kernels/topk_logprobs.cuh"
 
-__global__ static void logits_fill(float *x, size_t n)
-{
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        x[i] = (float)((i * 2654435761u) % 100003) * 1e-4f;
-}
-
 static void run(const bench_ceilings *c, int n, int k)
 {
     const int vocab = 128256;
@@ -25,8 +18,7 @@ static void run(const bench_ceilings *c, int n, int k)
     CUDA_CHECK(cudaMalloc(&kk, sizeof(int32_t) * n));
     CUDA_CHECK(cudaMemcpy(rows, h_rows.data(), sizeof(int32_t) * n, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(kk, h_k.data(), sizeof(int32_t) * n, cudaMemcpyHostToDevice));
-    logits_fill<<<1024, 256>>>(x, (size_t)n * vocab);
-    CUDA_CHECK(cudaGetLastError());
+    bench_fill_logits(x, (size_t)n * vocab);
     double ms = bench_ms([&] { CUDA_CHECK(topk_logprobs_run(ids, lps, x, rows, kk, n, vocab, 0)); });
     char cas[96];
     snprintf(cas, sizeof(cas), "top %d logprobs, %d rows x 128256 fp32", k, n);
