@@ -1,7 +1,8 @@
 /* topk_logprobs.cu - top-k logprobs of selected logits rows (see topk_logprobs.cuh).
  *
  * One block of 256 threads per row. Pass 1: the row's max and the double-precision sum of
- * exp(x - max) (block reductions), as the sampler computes them. Pass 2: each thread keeps its
+ * exp(x - max) (block reductions, row_lse.cuh), as the sampler computes them; the sampled
+ * token's logprob from them. Pass 2: each thread keeps its
  * own K best (value, id) pairs of its strided share, sorted, in registers/local memory (most
  * candidates are rejected by one comparison with the thread's K-th). Merge: K rounds of a
  * block-wide arg-max over the threads' current heads; the winner's thread advances its head.
@@ -15,8 +16,9 @@
 typedef cub::BlockReduce<lse_vi, TK_NT> tk_reduce;
 
 __global__ void __launch_bounds__(TK_NT)
-topk_logprobs_kernel(int32_t *ids, float *logprobs, const float *__restrict__ logits,
-                     const int32_t *__restrict__ rows, const int32_t *__restrict__ k, int vocab)
+topk_logprobs_kernel(int32_t *ids, float *logprobs, float *tok_logprob, const float *__restrict__ logits,
+                     const int32_t *__restrict__ rows, const int32_t *__restrict__ k,
+                     const int32_t *__restrict__ tok, int vocab)
 {
     __shared__ row_lse_smem<TK_NT> lse_sm;
     __shared__ typename tk_reduce::TempStorage red;
@@ -31,6 +33,8 @@ topk_logprobs_kernel(int32_t *ids, float *logprobs, const float *__restrict__ lo
     float max;
     double log_sum;
     row_lse<TK_NT>(x, vocab, lse_sm, &max, &log_sum);
+    if (tid == 0 && tok[r] >= 0 && tok[r] < vocab)
+        tok_logprob[r] = (float)((double)__fsub_rn(x[tok[r]], max) - log_sum);
 
     /* pass 2: this thread's KK best, sorted */
     float bv[TOPK_LOGPROBS_MAX];
@@ -67,13 +71,15 @@ topk_logprobs_kernel(int32_t *ids, float *logprobs, const float *__restrict__ lo
     }
 }
 
-extern "C" cudaError_t topk_logprobs_run(int32_t *ids, float *logprobs, const float *logits,
-                                         const int32_t *rows, const int32_t *k, int n_rows,
-                                         int vocab, cudaStream_t stream)
+extern "C" cudaError_t topk_logprobs_run(int32_t *ids, float *logprobs, float *tok_logprob,
+                                         const float *logits, const int32_t *rows, const int32_t *k,
+                                         const int32_t *tok, int n_rows, int vocab,
+                                         cudaStream_t stream)
 {
     if (n_rows == 0) return cudaSuccess;
-    if (n_rows < 0 || vocab <= 0 || !ids || !logprobs || !logits || !rows || !k)
+    if (n_rows < 0 || vocab <= 0 || !ids || !logprobs || !tok_logprob || !logits || !rows || !k || !tok)
         return cudaErrorInvalidValue;
-    topk_logprobs_kernel<<<n_rows, TK_NT, 0, stream>>>(ids, logprobs, logits, rows, k, vocab);
+    topk_logprobs_kernel<<<n_rows, TK_NT, 0, stream>>>(ids, logprobs, tok_logprob, logits, rows, k,
+                                                         tok, vocab);
     return cudaGetLastError();
 }

@@ -20,13 +20,17 @@ extern "C" {
 
 /* For row r: the K[r] (0..TOPK_LOGPROBS_MAX, at most VOCAB) most likely ids of logits row
  * ROWS[r], most likely first, at IDS[r * TOPK_LOGPROBS_MAX ..] and their logprobs at
- * LOGPROBS[r * TOPK_LOGPROBS_MAX ..]; entries past K[r] are left untouched. All pointers are
- * device memory. */
+ * LOGPROBS[r * TOPK_LOGPROBS_MAX ..]; and, when K[r] > 0, the logprob of the row's sampled
+ * token TOK[r] into TOK_LOGPROB[r] (so the sampled token's and the top ones come from one
+ * log-sum-exp). Entries past K[r], and TOK_LOGPROB of rows with K = 0, are left untouched.
+ * All pointers are device memory. */
 cudaError_t topk_logprobs_run(int32_t *ids,             /* [n_rows, TOPK_LOGPROBS_MAX] */
                               float *logprobs,          /* [n_rows, TOPK_LOGPROBS_MAX] */
+                              float *tok_logprob,       /* [n_rows] */
                               const float *logits,      /* [*, vocab] */
                               const int32_t *rows,      /* [n_rows] */
                               const int32_t *k,         /* [n_rows] */
+                              const int32_t *tok,       /* [n_rows] each row's sampled token */
                               int n_rows, int vocab, cudaStream_t stream);
 
 #ifdef __cplusplus

@@ -197,7 +197,8 @@ static void run(cuda_engine *e, const fwd_plan *p)
 }
 
 /* The top logprobs of the rows that ask for them (only then: no cost otherwise), after the
- * sampling kernels on the same stream; copied back (async). */
+ * sampling kernels on the same stream, with those rows' sampled-token logprobs from the same
+ * log-sum-exp (d_lp rewritten there); copied back (async). */
 static void top_logprobs(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p, bool rows_up)
 {
     bool any = false;
@@ -218,8 +219,8 @@ static void top_logprobs(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p,
                                    cudaMemcpyHostToDevice, st));
     CUDA_CHECK(cudaMemcpyAsync(e->d_topk, e->h_topk, n * sizeof *e->h_topk, cudaMemcpyHostToDevice,
                                st));
-    CUDA_CHECK(topk_logprobs_run(e->d_top_ids, e->d_top_lps, e->logits, e->d_rows, e->d_topk, n,
-                                 e->cfg.vocab_size, st));
+    CUDA_CHECK(topk_logprobs_run(e->d_top_ids, e->d_top_lps, e->d_lp, e->logits, e->d_rows, e->d_topk,
+                                 e->d_tok, n, e->cfg.vocab_size, st));
     CUDA_CHECK(cudaMemcpyAsync(e->h_top_ids, e->d_top_ids, n * row * sizeof *e->h_top_ids,
                                cudaMemcpyDeviceToHost, st));
     CUDA_CHECK(cudaMemcpyAsync(e->h_top_lps, e->d_top_lps, n * row * sizeof *e->h_top_lps,
@@ -272,10 +273,10 @@ static void sample(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p)
         CUDA_CHECK(sample_full_run(e->d_tok, e->d_lp, e->logits, e->d_rows, e->d_sp, e->d_pen, n,
                                    c->vocab_size, any_sort, e->samp_ws, e->samp_ws_bytes, st));
     }
+    top_logprobs(e, seqs, p, !plain);
     CUDA_CHECK(cudaMemcpyAsync(e->h_tok, e->d_tok, n * sizeof *e->h_tok, cudaMemcpyDeviceToHost,
                                st));
     CUDA_CHECK(cudaMemcpyAsync(e->h_lp, e->d_lp, n * sizeof *e->h_lp, cudaMemcpyDeviceToHost, st));
-    top_logprobs(e, seqs, p, !plain);
 }
 
 /* Waits for the step and writes each sampled token and logprob into its sequence. */

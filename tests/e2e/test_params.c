@@ -11,7 +11,8 @@
  *  - n: seeded choices are reproducible, choice i is the single request with seed + i, greedy
  *    choices are equal, and the choices of a prompt share its KV blocks (prefix cache hits);
  *  - echo, prompt lists, token-id prompts, truncate_prompt_tokens, include_stop_str_in_output,
- *    skip_special_tokens, return_tokens_as_token_ids, LightLLM's return_details;
+ *    skip_special_tokens, return_tokens_as_token_ids, add_special_tokens, request_id, chat
+ *    echo, continuous usage stats, LightLLM's return_details;
  *  - each refused parameter (both endpoints and /generate) gets a 400 naming it;
  *  - at the end every slot is back.
  */
@@ -430,6 +431,39 @@ static void test_text_options(void **state)
     cJSON_Delete(j);
 }
 
+/* vLLM's smaller fields: add_special_tokens, request_id, chat echo, continuous usage. */
+static void test_small_fields(void **state)
+{
+    cJSON *j = post_ok("/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":2,"
+                                          "\"add_special_tokens\":false,\"request_id\":\"abc-1\"}");
+    assert_int_equal((int)num(cJSON_GetObjectItem(j, "usage"), "prompt_tokens"), 4); /* no BOS */
+    assert_string_equal(cJSON_GetObjectItem(j, "id")->valuestring, "cmpl-abc-1");
+    cJSON_Delete(j);
+    j = post_ok("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"},"
+                                        "{\"role\":\"assistant\",\"content\":\", there was\"}],\"max_tokens\":3,"
+                                        "\"echo\":true,\"temperature\":0}");
+    const char *content = cJSON_GetObjectItem(cJSON_GetObjectItem(choice(j, 0), "message"), "content")->valuestring;
+    assert_int_equal(strncmp(content, ", there was", 11), 0);
+    assert_true(strlen(content) > 11);
+    cJSON_Delete(j);
+    http_resp r;
+    http_request(C.port, "POST", "/v1/completions",
+                 "{\"prompt\":\"Once upon a time\",\"max_tokens\":4,\"stream\":true,"
+                 "\"stream_options\":{\"continuous_usage_stats\":true}}", &r);
+    int n_chunks = 0, last = 0;
+    for (char *p = r.body; (p = strstr(p, "data: {")); p++, n_chunks++) {
+        cJSON *e = cJSON_Parse(p + 6);
+        const cJSON *u = cJSON_GetObjectItem(e, "usage");
+        assert_true(cJSON_IsObject(u));
+        assert_int_equal((int)num(u, "prompt_tokens"), 5);
+        assert_true((int)num(u, "completion_tokens") >= last);
+        last = (int)num(u, "completion_tokens");
+        cJSON_Delete(e);
+    }
+    assert_true(n_chunks >= 1 && last == 4);
+    http_resp_free(&r);
+}
+
 /* Every parameter that is not implemented, and every unknown one, is a 400 naming it. */
 static void test_refused_by_name(void **state)
 {
@@ -489,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_n_choices),
         cmocka_unit_test(test_prompts_and_echo),
         cmocka_unit_test(test_text_options),
+        cmocka_unit_test(test_small_fields),
         cmocka_unit_test(test_refused_by_name),
         cmocka_unit_test(test_slots_returned),
     };

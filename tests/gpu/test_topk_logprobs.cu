@@ -2,9 +2,10 @@
  * sampler_top_logprobs (worker/sampling.c): random logits rows (some with many equal values,
  * so ties must go to the lower id; some with -inf entries; some with a narrow spread),
  * vocabularies from 1 to 128256, rows selected out of order (some twice), k from 0 to 20 and
- * up to the vocabulary. The ids must be the reference's, in order, and the logprobs within
- * 1e-5 (double sums on both sides, in another order); entries past k must stay untouched
- * (outputs poisoned with NaN / -1). */
+ * up to the vocabulary, a random sampled token per row. The ids must be the reference's, in
+ * order, and the logprobs (the top ones, and the sampled token's for rows with k > 0) within
+ * 1e-5 (double sums on both sides, in another order); entries past k, and the sampled logprob
+ * of rows with k = 0, must stay untouched (outputs poisoned with NaN / -1). */
 #include "gpu_test.h"
 #include "../../kernels/topk_logprobs.cuh"
 extern "C" {
@@ -27,22 +28,27 @@ static void run_case(int n_rows, int vocab, float spread, int k_max)
     }
     int32_t *rows = (int32_t *)malloc(sizeof(int32_t) * n_rows);
     int32_t *k = (int32_t *)malloc(sizeof(int32_t) * n_rows);
+    int32_t *tok = (int32_t *)malloc(sizeof(int32_t) * n_rows);
     for (int r = 0; r < n_rows; r++) {
         rows[r] = rng_int(0, n_src - 1);
         int hi = k_max < vocab ? k_max : vocab;
         k[r] = rng_int(0, 4) == 0 ? 0 : rng_int(1, hi);
+        tok[r] = rng_int(0, vocab - 1);
     }
     float *dx = (float *)dev_upload(x, sizeof(float) * sz);
     int32_t *drows = (int32_t *)dev_upload(rows, sizeof(int32_t) * n_rows);
     int32_t *dk = (int32_t *)dev_upload(k, sizeof(int32_t) * n_rows);
+    int32_t *dtok = (int32_t *)dev_upload(tok, sizeof(int32_t) * n_rows);
     int32_t *dids = (int32_t *)dev_alloc_poisoned(sizeof(int32_t) * n_rows * M);
     float *dlps = (float *)dev_alloc_poisoned(sizeof(float) * n_rows * M);
-    CUDA_CHECK(topk_logprobs_run(dids, dlps, dx, drows, dk, n_rows, vocab, 0));
+    float *dtlp = (float *)dev_alloc_poisoned(sizeof(float) * n_rows);
+    CUDA_CHECK(topk_logprobs_run(dids, dlps, dtlp, dx, drows, dk, dtok, n_rows, vocab, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     int32_t *ids = (int32_t *)malloc(sizeof(int32_t) * n_rows * M);
-    float *lps = (float *)malloc(sizeof(float) * n_rows * M);
+    float *lps = (float *)malloc(sizeof(float) * n_rows * M), *tlp = (float *)malloc(sizeof(float) * n_rows);
     CUDA_CHECK(cudaMemcpy(ids, dids, sizeof(int32_t) * n_rows * M, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(lps, dlps, sizeof(float) * n_rows * M, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(tlp, dtlp, sizeof(float) * n_rows, cudaMemcpyDeviceToHost));
     sampler smp;
     CUDA_CHECK(sampler_init(&smp, vocab) ? cudaErrorMemoryAllocation : cudaSuccess);
     int bad_ids = 0, touched = 0;
@@ -50,8 +56,16 @@ static void run_case(int n_rows, int vocab, float spread, int k_max)
     int32_t rid[M];
     float rlp[M];
     for (int r = 0; r < n_rows; r++) {
-        if (k[r] > 0)
-            sampler_top_logprobs(&smp, x + (size_t)rows[r] * vocab, k[r], rid, rlp);
+        const float *row = x + (size_t)rows[r] * vocab;
+        if (k[r] > 0) {
+            sampler_top_logprobs(&smp, row, k[r], rid, rlp);
+            float want = sampler_logprob(row, sampler_lse(row, vocab), tok[r]);
+            double d = isfinite(want) ? (isfinite(tlp[r]) ? fabs((double)tlp[r] - want) : INFINITY)
+                                      : (tlp[r] == want ? 0 : INFINITY);
+            if (!(d <= worst)) worst = d;
+        } else {
+            touched += !isnan(tlp[r]);
+        }
         for (int j = 0; j < M; j++) {
             int32_t id = ids[(size_t)r * M + j];
             float lp = lps[(size_t)r * M + j];
@@ -67,12 +81,13 @@ static void run_case(int n_rows, int vocab, float spread, int k_max)
     }
     check(bad_ids == 0 && touched == 0 && worst <= 1e-5,
           "topk_logprobs rows=%d vocab=%d spread=%g k<=%d: %d ids differ from the CPU reference, "
-          "%d entries past k written, logprob err %.2e (bound 1e-5)", n_rows, vocab, spread,
+          "%d entries past k (or sampled logprobs of k = 0 rows) written, logprob err %.2e (bound 1e-5)", n_rows, vocab, spread,
           k_max, bad_ids, touched, worst);
     sampler_free(&smp);
-    free(x); free(rows); free(k); free(ids); free(lps);
+    free(x); free(rows); free(k); free(tok); free(ids); free(lps); free(tlp);
     CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(drows)); CUDA_CHECK(cudaFree(dk));
-    CUDA_CHECK(cudaFree(dids)); CUDA_CHECK(cudaFree(dlps));
+    CUDA_CHECK(cudaFree(dtok)); CUDA_CHECK(cudaFree(dids)); CUDA_CHECK(cudaFree(dlps));
+    CUDA_CHECK(cudaFree(dtlp));
 }
 
 int main(void)
