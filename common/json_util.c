@@ -164,3 +164,13 @@ int json_get_int(const cJSON *obj, const char *name, long long def, long long *o
     *out = (long long)d;
     return 0;
 }
+
+const char *json_safe_name(const char *s, char *buf, size_t n)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++)
+        buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    if (n)
+        buf[i] = 0;
+    return buf;
+}

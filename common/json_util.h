@@ -28,6 +28,10 @@ cJSON *json_parse_body(const char *s, size_t len, char *err, size_t n_err);
  * field sent as null is then absent for every later check. Nothing when OBJ is no object. */
 void json_drop_nulls(cJSON *obj);
 
+/* S (a client's field name) made safe to quote in an error message: at most N - 1 bytes,
+ * every byte outside printable ASCII as '?' (a name need not be valid UTF-8). Returns BUF. */
+const char *json_safe_name(const char *s, char *buf, size_t n);
+
 /* Integer field NAME of OBJ: DEF when absent or null; -1 (and ERR set) when not an integer. */
 int json_get_int(const cJSON *obj, const char *name, long long def, long long *out,
                  char *err, size_t n_err);

@@ -50,7 +50,9 @@ int store_create(store *s, const char *name, const store_layout *l)
     if (l->n_slots == 0 || l->max_seq_len == 0 || l->block_size == 0)
         return -EINVAL;
     uint32_t max_blocks = (l->max_seq_len + l->block_size - 1) / l->block_size;
-    size_t slot_bytes = align64(sizeof(slot_hdr) + (size_t)l->max_seq_len * 8 + (size_t)max_blocks * 4);
+    /* tokens and logprobs, the top ids and logprobs, the block table */
+    size_t slot_bytes = align64(sizeof(slot_hdr) + (size_t)l->max_seq_len * 8 +
+                                (size_t)l->max_seq_len * STORE_TOP_LOGPROBS * 8 + (size_t)max_blocks * 4);
     size_t total = align64(sizeof(store_hdr)) + (size_t)l->n_slots * slot_bytes;
     shm_unlink(name);
     int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
@@ -70,6 +72,7 @@ int store_create(store *s, const char *name, const store_layout *l)
     h->block_size = l->block_size;
     h->max_blocks_per_seq = max_blocks;
     h->vocab_size = l->vocab_size;
+    h->n_top_logprobs = STORE_TOP_LOGPROBS;
     h->slot_bytes = slot_bytes;
     h->total_bytes = total;
     h->launcher_pid = l->launcher_pid;

@@ -6,6 +6,9 @@
  *   [store_hdr][slot 0][slot 1]...[slot n_slots-1]
  *   slot = [slot_hdr][tokens:   int32 x max_seq_len]     prompt tokens then output tokens
  *                    [logprobs: float x max_seq_len]     logprob of each sampled token
+ *                    [top_ids:  int32 x max_seq_len x n_top_logprobs] the most likely tokens at
+ *                    [top_lps:  float x max_seq_len x n_top_logprobs] each output position and
+ *                                                        their logprobs (only for requests that ask)
  *                    [blocks:   int32 x max_blocks_per_seq] KV block table of the request
  *
  * Every size is in the header; no process takes a size from its own flags. Every field of a
@@ -26,6 +29,8 @@
 #define STORE_PENDING_BYTES 512 /* detokenizer text held back (stop-string prefix, partial UTF-8) */
 #define STORE_MAX_STOP_IDS 16   /* stop token ids per request, besides the model's EOS ids */
 #define STORE_ERROR_BYTES 160   /* why the router ended a request with FINISH_ERROR */
+#define STORE_TOP_LOGPROBS 20   /* top logprobs kept per output token (OpenAI's top_logprobs limit);
+                                   the header's n_top_logprobs, which processes read */
 
 /* PROC_HOLDER: the holder of the weights and the KV cache (holder/main.c), in launches
  * whose store says with_holder. */
@@ -49,6 +54,9 @@ typedef struct {
     char stop[STORE_STOP_BYTES];  /* n_stop NUL-terminated strings back to back */
     int32_t n_stop_ids;           /* token ids in stop_ids[] that end the request */
     int32_t stop_ids[STORE_MAX_STOP_IDS];
+    uint8_t include_stop_str;     /* the detokenizer keeps a matched stop string in the text */
+    uint8_t keep_special;         /* the detokenizer writes special tokens' text (vLLM's
+                                     skip_special_tokens = false) */
     _Atomic int32_t n_delivered;  /* output tokens whose text delta reached the tokenizer: a
                                      restarted detokenizer resends from there */
     /* written by the tokenizer when it fills the slot (n_prompt), then by the worker */
@@ -82,6 +90,7 @@ typedef struct {
     uint32_t block_size;          /* KV tokens per block */
     uint32_t max_blocks_per_seq;  /* ceil(max_seq_len / block_size) */
     uint32_t vocab_size;
+    uint32_t n_top_logprobs;      /* entries per position in top_ids / top_lps */
     uint64_t slot_bytes;          /* bytes per slot, header and arrays, 64-byte aligned */
     uint64_t total_bytes;
     int32_t launcher_pid;         /* launch.sh in the foreground: every process stops once it is
@@ -157,9 +166,20 @@ static inline float *slot_logprobs(const store *s, int i)   /* [max_seq_len] */
 {
     return (float *)(slot_tokens(s, i) + s->hdr->max_seq_len);
 }
+/* The top logprobs of the token at position POS (an output position): the ids and their
+ * logprobs, most likely first; written by the worker before it publishes n_tokens past POS,
+ * for requests whose params.n_top_logprobs > 0 (that many entries). */
+static inline int32_t *slot_top_ids(const store *s, int i, int pos)   /* [n_top_logprobs] */
+{
+    return (int32_t *)(slot_logprobs(s, i) + s->hdr->max_seq_len) + (size_t)pos * s->hdr->n_top_logprobs;
+}
+static inline float *slot_top_lps(const store *s, int i, int pos)     /* [n_top_logprobs] */
+{
+    return (float *)(slot_top_ids(s, i, (int)s->hdr->max_seq_len)) + (size_t)pos * s->hdr->n_top_logprobs;
+}
 static inline int32_t *slot_blocks(const store *s, int i)   /* [max_blocks_per_seq] */
 {
-    return (int32_t *)(slot_logprobs(s, i) + s->hdr->max_seq_len);
+    return (int32_t *)slot_top_lps(s, i, (int)s->hdr->max_seq_len);
 }
 
 #define STORE_BEAT_MS 100   /* each process stamps its heartbeat this often */

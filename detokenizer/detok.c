@@ -12,11 +12,12 @@ typedef struct {
     size_t n, cap;
 } buf;
 
-/* Decodes tokens[from, to) into B (skipping special tokens); 0 or negative. */
-static int decode_into(const tok *t, const int32_t *tokens, int from, int to, buf *b)
+/* Decodes tokens[from, to) into B (skipping special tokens unless KEEP_SPECIAL); 0 or
+ * negative. */
+static int decode_into(const tok *t, const int32_t *tokens, int from, int to, int keep_special, buf *b)
 {
     for (;;) {
-        int64_t n = tok_decode(t, tokens + from, (size_t)(to - from), 1, b->p, b->cap);
+        int64_t n = tok_decode(t, tokens + from, (size_t)(to - from), !keep_special, b->p, b->cap);
         if (n < 0)
             return -1;
         if ((size_t)n <= b->cap) {
@@ -36,16 +37,19 @@ static int ends_incomplete(const buf *b) /* ends with U+FFFD: a character still 
     return b->n >= 3 && !memcmp(b->p + b->n - 3, "\xef\xbf\xbd", 3);
 }
 
-/* Earliest match of any stop string in S[0..n): its offset, or -1. */
-static long stop_find(const slot_hdr *h, const char *s, size_t n)
+/* Earliest match of any stop string in S[0..n) (the first listed on a tie): its offset, or
+ * -1; its length in *LEN. */
+static long stop_find(const slot_hdr *h, const char *s, size_t n, size_t *len)
 {
     long best = -1;
     const char *stop = h->stop;
     for (int k = 0; k < h->n_stop; k++, stop += strlen(stop) + 1) {
         size_t m = strlen(stop);
         const char *p = m ? memmem(s, n, stop, m) : NULL;
-        if (p && (best < 0 || p - s < best))
+        if (p && (best < 0 || p - s < best)) {
             best = p - s;
+            *len = m;
+        }
     }
     return best;
 }
@@ -66,7 +70,9 @@ static size_t stop_prefix_tail(const slot_hdr *h, const char *s, size_t n)
     return hold;
 }
 
-/* Appends TEXT to the delta, held-back text first, applying stop strings.
+/* Appends TEXT to the delta, held-back text first, applying stop strings (once the delta's
+ * token is past min_tokens, as vLLM: the text of the first min_tokens output tokens is never
+ * searched); a matched stop string is cut off, or kept with include_stop_str.
  * Returns 1 when a stop string matched. */
 static int add_text(slot_hdr *h, msg_text_delta *d, const char *text, size_t n)
 {
@@ -76,9 +82,11 @@ static int add_text(slot_hdr *h, msg_text_delta *d, const char *text, size_t n)
         n = MSG_TEXT_MAX;
     memcpy(tmp, h->pending, n_pend);
     memcpy(tmp + n_pend, text, n);
-    size_t len = n_pend + n;
-    long at = stop_find(h, tmp, len);
-    size_t emit = at >= 0 ? (size_t)at : len - stop_prefix_tail(h, tmp, len);
+    size_t len = n_pend + n, stop_len = 0;
+    int check = d->n_out > h->params.min_tokens;
+    long at = check ? stop_find(h, tmp, len, &stop_len) : -1;
+    size_t emit = at >= 0 ? (size_t)at + (h->include_stop_str ? stop_len : 0)
+                          : len - (check ? stop_prefix_tail(h, tmp, len) : 0);
     if (emit > MSG_TEXT_MAX - d->text_len)
         emit = MSG_TEXT_MAX - d->text_len;
     memcpy(d->text + d->text_len, tmp, emit);
@@ -115,6 +123,7 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, int fresh, detok_
         return -1;
     const int32_t *tokens = slot_tokens(st, e->slot);
     const float *logprobs = slot_logprobs(st, e->slot);
+    int keep = h->keep_special;
     buf before = {0}, after = {0};
     int n_sent = 0; /* output tokens whose delta the tokenizer already has */
     if (fresh || atomic_load(&h->detok_req_id) != e->req_id) { /* start (again) from the prompt */
@@ -122,7 +131,7 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, int fresh, detok_
         /* the window must not start inside a character spread over several tokens */
         int start = h->n_prompt > WINDOW_BACK ? h->n_prompt - WINDOW_BACK : 0;
         while (start > 0 && h->n_prompt - start < 4 * WINDOW_BACK &&
-               !decode_into(t, tokens, start, h->n_prompt, &before) && before.n >= 3 &&
+               !decode_into(t, tokens, start, h->n_prompt, keep, &before) && before.n >= 3 &&
                !memcmp(before.p, "\xef\xbf\xbd", 3))
             start--;
         atomic_store(&h->detok_prefix, start);
@@ -151,7 +160,8 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, int fresh, detok_
         d.n_out = i + 1 - h->n_prompt;
         d.special = tok_is_special(t, tokens[i]);
         have = !atomic_load(&h->stop_hit);
-        if (decode_into(t, tokens, prefix, read, &before) || decode_into(t, tokens, prefix, i + 1, &after)) {
+        if (decode_into(t, tokens, prefix, read, keep, &before) ||
+            decode_into(t, tokens, prefix, i + 1, keep, &after)) {
             rc = -1;
             break;
         }
@@ -180,8 +190,8 @@ int detok_advance(const tok *t, store *st, const detok_seq *e, int fresh, detok_
         }
         /* tokens held back for an incomplete character: their text, as it decodes now */
         if (!atomic_load(&h->stop_hit) && read < e->n_tokens &&
-            !decode_into(t, tokens, prefix, read, &before) &&
-            !decode_into(t, tokens, prefix, e->n_tokens, &after) && after.n > before.n &&
+            !decode_into(t, tokens, prefix, read, keep, &before) &&
+            !decode_into(t, tokens, prefix, e->n_tokens, keep, &after) && after.n > before.n &&
             !memcmp(after.p, before.p, before.n)) {
             add_text(h, &d, after.p + before.n, after.n - before.n);
             atomic_store(&h->detok_read, e->n_tokens);

@@ -1,14 +1,17 @@
-/* sample_full.cu - penalties, greedy, temperature, top-k, top-p sampling (see sample_full.cuh).
+/* sample_full.cu - bias, penalties, greedy, temperature, top-k, top-p sampling (see
+ * sample_full.cuh).
  *
- * Pipeline per call: copy each selected logits row to a workspace row; apply the penalty list
- * (one thread per listed token); scale the sampling rows by 1/temperature; when some row uses
- * top-k/top-p, a stable segmented sort (cub) orders those rows by decreasing value (ids
- * ascending on ties, the CPU's total order); then one block per row: argmax and log-softmax for
- * greedy rows, else the kept prefix, its double-precision mass, the top-p cut and the draw by
- * block-wide prefix sums over chunks of 1024 values.
+ * Pipeline per call: copy each selected logits row to a workspace row; apply the bias and
+ * penalty list (one thread per listed token); scale the sampling rows by 1/temperature; when
+ * some row uses top-k/top-p, a stable segmented sort (cub) orders those rows by decreasing
+ * value (ids ascending on ties, the CPU's total order); then one block per row: the raw row's
+ * log-sum-exp (for the logprob), then argmax for greedy rows, else the kept prefix, its
+ * double-precision mass, the top-p cut and the draw by block-wide prefix sums over chunks of
+ * 1024 values.
  */
 #include "sample_full.cuh"
 #include "rng.h"
+#include "row_lse.cuh"
 #include <cub/cub.cuh>
 
 #define ST_NT 1024
@@ -72,7 +75,8 @@ __global__ void sf_copy_kernel(float *proc, const float *__restrict__ logits,
         dst[i] = src[i];
 }
 
-/* One thread per listed token (distinct within a row): the CPU's arithmetic, unfused. */
+/* One thread per listed token (distinct within a row): the CPU's arithmetic, unfused (the
+ * CPU adds the bias, sets suppressed ids to -inf, then applies the penalties). */
 __global__ void sf_penalty_kernel(float *proc, const sample_row_params *__restrict__ params,
                                     const sample_penalty *__restrict__ pen, int vocab)
 {
@@ -84,7 +88,9 @@ __global__ void sf_penalty_kernel(float *proc, const sample_row_params *__restri
         sample_penalty q = pen[e];
         float *l = proc + (size_t)r * vocab + q.token;
         float v = *l;
-        if (rep)
+        if (q.bias != 0.f)
+            v = __fadd_rn(v, q.bias);
+        if (rep && q.in_seq)
             v = v > 0.f ? __fdiv_rn(v, p.repetition_penalty) : __fmul_rn(v, p.repetition_penalty);
         if (fp && q.n_out > 0)
             v = __fsub_rn(v, __fadd_rn(__fmul_rn(p.frequency_penalty, (float)q.n_out),
@@ -165,14 +171,21 @@ __device__ int sf_scan_first(const float *v, int n, float max, P pred, sf_smem &
 
 __global__ void __launch_bounds__(ST_NT)
 sf_final_kernel(int32_t *token, float *logprob, const float *proc, const float *keys,
-                  const int32_t *ids_out, const sample_row_params *__restrict__ params, int vocab)
+                  const int32_t *ids_out, const float *__restrict__ logits,
+                  const int32_t *__restrict__ rows, const sample_row_params *__restrict__ params,
+                  int vocab)
 {
     __shared__ sf_smem sm;
+    __shared__ row_lse_smem<ST_NT> lse_sm;
     __shared__ vi best_s;
     __shared__ double tot_s, excl_s;
     __shared__ int found_s;
     int r = blockIdx.x, tid = threadIdx.x;
     sample_row_params p = params[r];
+    const float *raw = logits + (size_t)rows[r] * vocab;   /* for the raw logprob */
+    float raw_max;
+    double raw_log_sum;
+    row_lse<ST_NT>(raw, vocab, lse_sm, &raw_max, &raw_log_sum);
     bool sorts = row_sorts(p, vocab);
     const float *v = (sorts ? keys : proc) + (size_t)r * vocab;
     int n = row_top_k(p, vocab) && !row_greedy(p) ? row_top_k(p, vocab) : vocab;
@@ -194,8 +207,9 @@ sf_final_kernel(int32_t *token, float *logprob, const float *proc, const float *
     double total = tot_s;
     if (row_greedy(p)) {
         if (tid == 0) {
-            token[r] = b.i == 0x7fffffff ? 0 : b.i;
-            logprob[r] = (float)-log(total);
+            int t = b.i == 0x7fffffff ? 0 : b.i;
+            token[r] = t;
+            logprob[r] = (float)((double)__fsub_rn(raw[t], raw_max) - raw_log_sum);
         }
         return;
     }
@@ -211,8 +225,9 @@ sf_final_kernel(int32_t *token, float *logprob, const float *proc, const float *
                                sm, &found_s, &excl_s);
     if (pick >= n_keep) pick = n_keep - 1;
     if (tid == 0) {
-        token[r] = sorts ? ids_out[(size_t)r * vocab + pick] : pick;
-        logprob[r] = (float)((double)__fsub_rn(v[pick], max) - log(total));
+        int t = sorts ? ids_out[(size_t)r * vocab + pick] : pick;
+        token[r] = t;
+        logprob[r] = (float)((double)__fsub_rn(raw[t], raw_max) - raw_log_sum);
     }
 }
 
@@ -244,6 +259,6 @@ extern "C" cudaError_t sample_full_run(int32_t *token, float *logprob, const flo
         if (e != cudaSuccess) return e;
     }
     sf_final_kernel<<<n_rows, ST_NT, 0, stream>>>(token, logprob, w.proc, w.keys, w.ids_out,
-                                                    params, vocab);
+                                                    logits, rows, params, vocab);
     return cudaGetLastError();
 }

@@ -1,10 +1,13 @@
 /* sample_full.cuh - full next-token sampling on the GPU, the algorithm of worker/sampling.c
- * (its CPU reference): penalties on the raw logits (repetition once per distinct token of the
- * sequence, frequency/presence over the output tokens), then greedy (argmax, lowest id on
+ * (its CPU reference): each listed token's bias (logit_bias; -inf for an id min_tokens
+ * suppresses) added to the raw logits, then penalties (repetition once per distinct token of
+ * the sequence, frequency/presence over the output tokens), then greedy (argmax, lowest id on
  * ties) or temperature, top-k, top-p, and one inverse-CDF draw over the kept tokens in order of
  * decreasing value (lowest id first on ties; id order when neither top-k nor top-p is set) with
- * the uniform rng_uniform(seed, counter). Sums are in double, as on the CPU (summation order
- * differs, so a tie with the draw within ~1e-15 may pick a neighbour).
+ * the uniform rng_uniform(seed, counter). The logprob reported is the token's under the raw
+ * logits (log-softmax before bias, penalties and temperature: vLLM's raw_logprobs). Sums are
+ * in double, as on the CPU (summation order differs, so a tie with the draw within ~1e-15 may
+ * pick a neighbour).
  */
 #ifndef CINDER_SAMPLE_FULL_CUH
 #define CINDER_SAMPLE_FULL_CUH
@@ -30,11 +33,15 @@ typedef struct {
     uint64_t counter;         /* tokens in the sequence so far */
 } sample_row_params;
 
-/* One distinct token of a sequence: it occurs in prompt + output (repetition penalty applies)
- * and N_OUT times in the output (frequency / presence penalties). */
+/* One distinct token of a row's list: BIAS is added to its logit first (logit_bias, or -inf
+ * for an id that must not be sampled now), then, when IN_SEQ (it occurs in prompt + output),
+ * the repetition penalty, and the frequency / presence penalties for its N_OUT occurrences in
+ * the output. */
 typedef struct {
     int32_t token;
     int32_t n_out;
+    int32_t in_seq;
+    float bias;
 } sample_penalty;
 
 /* Bytes of device workspace for up to N_ROWS rows of VOCAB logits. */

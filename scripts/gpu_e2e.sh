@@ -3,7 +3,8 @@
 # stories15M (its bf16 copy, .devcarry/stories15M, or CINDER_STORIES) and a random-weight
 # Llama-3-8B shape (--load-format dummy from bench/forward/llama3-8b/config.json with the
 # Llama-3 tokenizer: build/assets/llama3, or CINDER_LLAMA3_TOK, a directory holding
-# tokenizer.json[.gz] and tokenizer_config.json), one /generate request each; then the 8B
+# tokenizer.json[.gz] and tokenizer_config.json), one /generate request each; the request
+# parameters (logprobs, logit_bias, min_tokens, n) on stories15M; then the 8B
 # shape with prompts longer than --max-batch-tokens up to --max-seq-len, alone and 64 at once
 # (GPU_E2E_LONG=0 skips that part).
 # Binaries from $CINDER_BIN (default build/bin). Exit status: the number of failures.
@@ -39,6 +40,68 @@ serve() {
 }
 
 serve stories15M "$STORIES" 8123 "little girl named Lily"
+
+# The request parameters on the CUDA backend (stories15M): logprobs (sorted, the greedy token
+# first, the sampled one's equal to its entry, mass <= 1, streamed = not), logit_bias -100
+# removing the greedy token, min_tokens holding off an EOS forced by +100, seeded n choices
+# (reproducible, choice i = seed + i), greedy n choices equal, chat's logprobs shape.
+params() {
+  local port=8128 run
+  run=$(mktemp -d /tmp/cinder-e2e.XXXXXX)
+  echo "== parameters on the CUDA backend: stories15M"
+  if ! "$ROOT/scripts/launch.sh" --model-dir "$STORIES" --backend cuda --port "$port" \
+      --run-dir "$run" --detach; then
+    echo "!! parameters: launch failed"; tail -n 20 "$run"/*.log; failed=$((failed + 1)); return
+  fi
+  if ! python3 - "$port" <<'PY'
+import json, math, sys, urllib.request
+port = sys.argv[1]
+def post(path, body):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    return urllib.request.urlopen(req, timeout=120).read().decode()
+def cmpl(**kw):
+    return json.loads(post("/v1/completions", dict(prompt="Once upon a time", **kw)))
+ids = lambda toks: [int(t.split(":")[1]) for t in toks]
+r = cmpl(max_tokens=8, temperature=0, logprobs=5, return_tokens_as_token_ids=True)
+lp = r["choices"][0]["logprobs"]
+for tok, tlp, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
+    vals = list(top.values())
+    assert vals == sorted(vals, reverse=True), top
+    assert list(top)[0] == tok and abs(top[tok] - tlp) < 1e-6, (tok, tlp, top)
+    assert sum(math.exp(v) for v in vals) <= 1 + 1e-5, top
+first, second = ids(list(lp["top_logprobs"][0])[:2])
+r = cmpl(max_tokens=1, temperature=0, logprobs=0, return_tokens_as_token_ids=True,
+         logit_bias={str(first): -100})
+assert ids(r["choices"][0]["logprobs"]["tokens"]) == [second], r
+r = cmpl(max_tokens=20, temperature=0, logit_bias={"2": 100}, min_tokens=3, logprobs=0,
+         return_tokens_as_token_ids=True)
+assert r["usage"]["completion_tokens"] == 4 and ids(r["choices"][0]["logprobs"]["tokens"])[-1] == 2, r
+a = cmpl(max_tokens=12, temperature=1.2, n=3, seed=5)
+b = cmpl(max_tokens=12, temperature=1.2, n=3, seed=5)
+one = cmpl(max_tokens=12, temperature=1.2, seed=6)
+texts = [c["text"] for c in a["choices"]]
+assert texts == [c["text"] for c in b["choices"]] and texts[1] == one["choices"][0]["text"], (texts, one)
+g = cmpl(max_tokens=12, temperature=0, n=2)
+assert g["choices"][0]["text"] == g["choices"][1]["text"], g
+s = post("/v1/completions", dict(prompt="Once upon a time", max_tokens=8, temperature=0, logprobs=5,
+                                 return_tokens_as_token_ids=True, stream=True))
+streamed = [t for line in s.split("\n") if line.startswith("data: {")
+            for t in json.loads(line[6:])["choices"][0]["logprobs"]["token_logprobs"]]
+assert streamed == lp["token_logprobs"], (streamed, lp["token_logprobs"])
+c = json.loads(post("/v1/chat/completions", dict(messages=[{"role": "user", "content": "Once upon a time"}],
+                                                 max_tokens=4, temperature=0, logprobs=True, top_logprobs=3)))
+for e in c["choices"][0]["logprobs"]["content"]:
+    assert len(e["top_logprobs"]) == 3 and e["top_logprobs"][0]["logprob"] == e["logprob"], e
+    assert bytes(e["bytes"]).decode() == e["token"], e
+print("parameters on CUDA: logprobs, logit_bias, min_tokens, n, chat logprobs: ok")
+PY
+  then
+    echo "!! parameters on the CUDA backend"; tail -n 20 "$run/worker.log"; failed=$((failed + 1))
+  fi
+  "$ROOT/scripts/stop.sh" --run-dir "$run" > /dev/null 2>&1
+}
+params
 
 dummy=$(mktemp -d /tmp/cinder-llama3-8b.XXXXXX)
 cp "$ROOT/bench/forward/llama3-8b/config.json" "$dummy/"

@@ -24,6 +24,30 @@ static void mailbox_push(mailbox *b, delta_node *d)
     b->tail = d;
 }
 
+void mail_waiter_init(mail_waiter *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->seq = 0;
+}
+
+void mail_waiter_free(mail_waiter *w)
+{
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
+/* Wakes B's waiter, if any (called with B's lock held: b->mu, then the waiter's). */
+static void mailbox_kick(mailbox *b)
+{
+    if (!b->waiter)
+        return;
+    pthread_mutex_lock(&b->waiter->mu);
+    b->waiter->seq++;
+    pthread_cond_signal(&b->waiter->cv);
+    pthread_mutex_unlock(&b->waiter->mu);
+}
+
 static void mailbox_clear(mailbox *b)
 {
     for (delta_node *d = b->head, *next; d; d = next) {
@@ -49,7 +73,7 @@ static void deliver_delta(tokenizer *f, const msg_text_delta *m)
         if (m->token_id >= 0) /* a restarted detokenizer resends from here */
             atomic_store(&store_slot(&f->st, m->slot)->n_delivered, m->n_out);
         mailbox_push(b, d);
-        pthread_cond_signal(&b->cv);
+        mailbox_kick(b);
         d = NULL;
     }
     pthread_mutex_unlock(&b->mu);
@@ -82,7 +106,7 @@ static void deliver_failure(tokenizer *f, const msg_req_failed *m)
         b->failed = 1;
         b->status = m->status;
         snprintf(b->error, sizeof b->error, "%s", m->error);
-        pthread_cond_signal(&b->cv);
+        mailbox_kick(b);
     }
     pthread_mutex_unlock(&b->mu);
 }
@@ -140,10 +164,8 @@ int tokenizer_init(tokenizer *f, proc *p)
     f->lost = calloc((size_t)n, 1);
     if (!f->boxes || !f->free_slots || !f->orphan || !f->lost)
         return -1;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         pthread_mutex_init(&f->boxes[i].mu, NULL);
-        pthread_cond_init(&f->boxes[i].cv, NULL);
-    }
     /* slots still active belong to an earlier tokenizer: aborted below, freed when the
      * router lets go of them */
     for (int i = n - 1; i >= 0; i--) {
@@ -203,6 +225,7 @@ void tokenizer_slot_release(tokenizer *f, int slot)
     mailbox *b = &f->boxes[slot];
     pthread_mutex_lock(&b->mu);
     b->req_id = 0;
+    b->waiter = NULL;
     mailbox_clear(b);
     pthread_mutex_unlock(&b->mu);
     atomic_store_explicit(&store_slot(&f->st, slot)->state, SLOT_FREE, memory_order_release);
@@ -223,7 +246,7 @@ void tokenizer_slot_lost(tokenizer *f, int slot, uint32_t router_epoch_at_submit
         tokenizer_slot_release(f, slot);
 }
 
-uint64_t tokenizer_submit(tokenizer *f, int slot)
+uint64_t tokenizer_submit(tokenizer *f, int slot, mail_waiter *w)
 {
     slot_hdr *h = store_slot(&f->st, slot);
     uint64_t id = atomic_fetch_add(&f->st.hdr->next_req_id, 1);
@@ -232,6 +255,7 @@ uint64_t tokenizer_submit(tokenizer *f, int slot)
     pthread_mutex_lock(&b->mu);
     mailbox_clear(b);
     b->req_id = id;
+    b->waiter = w;
     pthread_mutex_unlock(&b->mu);
     atomic_store_explicit(&h->state, SLOT_ACTIVE, memory_order_release);
     msg_new_req m = {slot, id};
@@ -249,9 +273,24 @@ void tokenizer_abort(tokenizer *f, int slot)
     pthread_mutex_unlock(&f->send_mu);
 }
 
-delta_node *tokenizer_next(tokenizer *f, int slot, long timeout_ms)
+/* Takes B's first delta; NULL (and *FAILED set when it failed) when there is none. */
+static delta_node *mailbox_pop(mailbox *b, int *failed)
 {
-    mailbox *b = &f->boxes[slot];
+    pthread_mutex_lock(&b->mu);
+    delta_node *d = b->head;
+    if (d) {
+        b->head = d->next;
+        if (!b->head)
+            b->tail = NULL;
+    }
+    *failed |= b->failed;
+    pthread_mutex_unlock(&b->mu);
+    return d;
+}
+
+delta_node *tokenizer_next(tokenizer *f, mail_waiter *w, const int *slots, int n, long timeout_ms,
+                           int *which)
+{
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;
@@ -260,18 +299,30 @@ delta_node *tokenizer_next(tokenizer *f, int slot, long timeout_ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    pthread_mutex_lock(&b->mu);
-    while (!b->head && !b->failed)
-        if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT)
-            break;
-    delta_node *d = b->head;
-    if (d) {
-        b->head = d->next;
-        if (!b->head)
-            b->tail = NULL;
+    int start = *which + 1; /* round robin: every choice gets its turn */
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        uint64_t seq = w->seq;  /* a delivery after this wakes the wait below */
+        pthread_mutex_unlock(&w->mu);
+        int failed = 0;
+        for (int k = 0; k < n; k++) {
+            int i = (start + k) % n;
+            delta_node *d = mailbox_pop(&f->boxes[slots[i]], &failed);
+            if (d) {
+                *which = i;
+                return d;
+            }
+        }
+        if (failed)
+            return NULL;
+        int timed_out = 0;
+        pthread_mutex_lock(&w->mu);
+        while (w->seq == seq && !timed_out)
+            timed_out = pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT;
+        pthread_mutex_unlock(&w->mu);
+        if (timed_out)
+            return NULL;
     }
-    pthread_mutex_unlock(&b->mu);
-    return d;
 }
 
 int tokenizer_failure(tokenizer *f, int slot, char *why, size_t n_why)

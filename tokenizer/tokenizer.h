@@ -1,7 +1,7 @@
 /* tokenizer.h - the tokenizer process's shared state: slots, mailboxes and its two sockets.
  *
- * HTTP handler threads (civetweb) take a slot, write the prompt into it and send NEW_REQ;
- * then each waits on its slot's mailbox. One receiver thread reads TEXT_DELTA / REQ_FAILED
+ * HTTP handler threads (civetweb) take a slot per choice, write the prompt into it and send
+ * NEW_REQ; then each waits on its slots' mailboxes. One receiver thread reads TEXT_DELTA / REQ_FAILED
  * messages and drops each into the mailbox of its slot. The handler answers the client and
  * frees the slot after the final delta, which the router sends only once it has let go of
  * the request (its KV blocks are free), so a slot is never reused while still in use.
@@ -24,9 +24,17 @@ typedef struct delta_node {
     char text[];
 } delta_node;
 
+/* What a handler waiting on several mailboxes at once (the choices of one request) sleeps
+ * on: the receiver bumps SEQ and signals after each delivery into any of them. */
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    uint64_t seq;
+} mail_waiter;
+
+typedef struct {
+    pthread_mutex_t mu;
+    mail_waiter *waiter;  /* signalled on each delivery (set by tokenizer_submit) */
     uint64_t req_id;      /* request waiting here; 0 = none */
     delta_node *head, *tail;
     int failed;           /* REQ_FAILED arrived: status and error below */
@@ -65,12 +73,17 @@ void tokenizer_free(tokenizer *f);
 
 /* Takes a free slot, or -1 when all are in use. */
 int tokenizer_slot_take(tokenizer *f);
-/* Publishes slot SLOT (already filled by the caller except state/req_id) to the router;
- * returns the request id, or 0 if the router cannot be reached. */
-uint64_t tokenizer_submit(tokenizer *f, int slot);
-/* Waits up to TIMEOUT_MS for the next delta of the request in SLOT. Returns the delta (the
- * caller frees it), or NULL on timeout or failure (check the mailbox's failed flag). */
-delta_node *tokenizer_next(tokenizer *f, int slot, long timeout_ms);
+/* Publishes slot SLOT (already filled by the caller except state/req_id) to the router, its
+ * deliveries also signalling W (until the slot is released); returns the request id, or 0 if
+ * the router cannot be reached. */
+uint64_t tokenizer_submit(tokenizer *f, int slot, mail_waiter *w);
+/* Waits up to TIMEOUT_MS for the next delta of any of the requests in SLOTS [n] (submitted
+ * with W). Returns the delta (the caller frees it) with the index of its slot in *WHICH, or
+ * NULL on timeout or when one of them failed (see tokenizer_failure). */
+delta_node *tokenizer_next(tokenizer *f, mail_waiter *w, const int *slots, int n, long timeout_ms,
+                           int *which);
+void mail_waiter_init(mail_waiter *w);
+void mail_waiter_free(mail_waiter *w);
 /* When a REQ_FAILED came for the request in SLOT: its HTTP status, with the message in WHY
  * [N_WHY]; else 0. */
 int tokenizer_failure(tokenizer *f, int slot, char *why, size_t n_why);

@@ -45,6 +45,8 @@ typedef struct {
     const char *hold_region;  /* the CPU holder's shared-memory region */
 } backend_opts;
 
+#define FWD_MAX_TOP_LOGPROBS 20    /* most top logprobs a backend returns per sample */
+
 typedef struct {
     int32_t slot;
     int32_t n_cached;              /* tokens already in the KV cache */
@@ -55,8 +57,13 @@ typedef struct {
                                       penalties count only the tokens after (0: count all) */
     const int32_t *block_table;    /* [ceil((n_cached + n_new) / block_size)] */
     const sampling_params *params;
+    const int32_t *suppress;       /* [n_suppress] ids not to sample now (min_tokens: EOS and
+                                      the stop token ids until enough tokens are out) */
+    int32_t n_suppress;
     int32_t out_token;             /* set by forward when sample = 1 */
-    float out_logprob;             /* log-probability of out_token under the sampling dist. */
+    float out_logprob;             /* raw log-probability of out_token (sampling.h) */
+    int32_t *out_top_ids;          /* [params->n_top_logprobs] when that is > 0: set by forward */
+    float *out_top_lps;            /* (sample = 1) to the most likely ids and their raw logprobs */
 } fwd_seq;
 
 typedef struct {

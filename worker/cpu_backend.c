@@ -210,8 +210,12 @@ static void sample_task(void *arg, int k, int thread)
     fwd_seq *s = &b->batch->seqs[b->sample_seq[k]];
     int n = s->n_cached + s->n_new;
     int n_prompt = s->n_prompt < n ? s->n_prompt : n;
-    s->out_token = sampler_sample(&b->samplers[thread], b->logits + (size_t)k * b->base.cfg.vocab_size,
-                                  s->params, s->tokens, n, n_prompt, &s->out_logprob);
+    const float *logits = b->logits + (size_t)k * b->base.cfg.vocab_size;
+    sample_input in = {s->params, s->tokens, n, n_prompt, s->suppress, s->n_suppress};
+    s->out_token = sampler_sample(&b->samplers[thread], logits, &in, &s->out_logprob);
+    if (s->params->n_top_logprobs > 0)
+        sampler_top_logprobs(&b->samplers[thread], logits, s->params->n_top_logprobs, s->out_top_ids,
+                             s->out_top_lps);
 }
 
 static int check_batch(const cpu_backend *b, const fwd_batch *batch)

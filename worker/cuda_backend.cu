@@ -7,7 +7,8 @@
  *            block tables in one 2D copy of their used columns;
  *   run      the model (cuda_model.cu);
  *   sample   the greedy kernel when every row is plain greedy, else the full sampler with
- *            each row's parameters and penalty list;
+ *            each row's parameters and bias / penalty list; the top logprobs of the rows
+ *            that ask for them;
  *   collect  wait, and write each sampled token and logprob into its fwd_seq.
  * bf16 (or fp16) weights and activations, fp32 logits; shapes of the KV cache in kv_layout.h.
  */
@@ -16,6 +17,7 @@
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
 #include "../kernels/sample_greedy.cuh"
+#include "../kernels/topk_logprobs.cuh"
 
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include <time.h>
 
 #define DUMMY_SEED 0                 /* the CPU backend's: same random model */
+static_assert(TOPK_LOGPROBS_MAX == FWD_MAX_TOP_LOGPROBS, "fwd_seq's top-logprob arrays");
 #define DEFAULT_MAX_TOKENS 2048
 #define DEFAULT_MAX_SEQS 256
 #define BLAS_WS_BYTES (32u << 20)
@@ -40,7 +43,19 @@ static void *dev_alloc(size_t bytes, size_t *total)
     return p;
 }
 
-/* Penalty entries of sequence S appended at h_pen[*n]; grows the buffers. */
+/* The entry of token T in the list being built from h_pen[FIRST] on (a new one at *N). */
+static sample_penalty *pen_entry(cuda_engine *e, int32_t t, size_t first, size_t *n)
+{
+    if (!e->pen_mark[t]) {
+        e->h_pen[*n] = (sample_penalty){t, 0, 0, 0.f};
+        e->pen_mark[t] = (int32_t)(++*n - first);
+    }
+    return &e->h_pen[first + e->pen_mark[t] - 1];
+}
+
+/* The bias and penalty entries of sequence S appended at h_pen[*n], one per distinct token
+ * that is biased (logit_bias), suppressed (min_tokens: bias -inf) or penalized; grows the
+ * buffers. */
 static void add_penalties(cuda_engine *e, const fwd_seq *s, size_t *n)
 {
     int n_tokens = s->n_cached + s->n_new;
@@ -48,10 +63,11 @@ static void add_penalties(cuda_engine *e, const fwd_seq *s, size_t *n)
     const sampling_params *sp = s->params;
     bool rep = sp->repetition_penalty != 1.f && sp->repetition_penalty > 0.f;
     bool fp = sp->frequency_penalty != 0.f || sp->presence_penalty != 0.f;
-    if (!rep && !fp)
+    size_t most = (rep || fp ? (size_t)n_tokens : 0) + (size_t)sp->n_logit_bias + (size_t)s->n_suppress;
+    if (most == 0)
         return;
-    if (*n + n_tokens > e->pen_cap) {
-        size_t cap = (*n + n_tokens) * 2;
+    if (*n + most > e->pen_cap) {
+        size_t cap = (*n + most) * 2;
         sample_penalty *h;
         CUDA_CHECK(cudaHostAlloc((void **)&h, cap * sizeof *h, cudaHostAllocDefault));
         memcpy(h, e->h_pen, *n * sizeof *h);
@@ -62,15 +78,16 @@ static void add_penalties(cuda_engine *e, const fwd_seq *s, size_t *n)
         e->pen_cap = cap;
     }
     size_t first = *n;
-    for (int i = rep ? 0 : n_prompt; i < n_tokens; i++) {
-        int32_t t = s->tokens[i];
-        if (!e->pen_mark[t]) {
-            e->h_pen[*n] = (sample_penalty){t, 0};
-            e->pen_mark[t] = (int32_t)(++*n - first);
-        }
+    for (int i = rep ? 0 : n_prompt; (rep || fp) && i < n_tokens; i++) {
+        sample_penalty *q = pen_entry(e, s->tokens[i], first, n);
+        q->in_seq = 1;
         if (i >= n_prompt)
-            e->h_pen[first + e->pen_mark[t] - 1].n_out++;
+            q->n_out++;
     }
+    for (int i = 0; i < sp->n_logit_bias; i++)   /* distinct ids (the tokenizer's check) */
+        pen_entry(e, sp->bias_ids[i], first, n)->bias += sp->bias[i];
+    for (int i = 0; i < s->n_suppress; i++)
+        pen_entry(e, s->suppress[i], first, n)->bias = -INFINITY;
     for (size_t k = first; k < *n; k++)
         e->pen_mark[e->h_pen[k].token] = 0;
 }
@@ -181,8 +198,40 @@ static void run(cuda_engine *e, const fwd_plan *p)
         ce_run_model(e, &in, p->n_tok, p->n_dec, p->n_pre, p->max_q, splits, p->n_gather);
 }
 
+/* The top logprobs of the rows that ask for them (only then: no cost otherwise), after the
+ * sampling kernels on the same stream, with those rows' sampled-token logprobs from the same
+ * log-sum-exp (d_lp rewritten there); copied back (async). */
+static void top_logprobs(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p, bool rows_up)
+{
+    bool any = false;
+    for (int k = 0, r = 0; k < p->n_seqs; k++) {
+        const fwd_seq *s = &seqs[e->order[k]];
+        if (!s->sample)
+            continue;
+        e->h_topk[r] = s->params->n_top_logprobs;
+        any |= e->h_topk[r++] > 0;
+    }
+    if (!any)
+        return;
+    int n = p->n_sample;
+    cudaStream_t st = e->stream;
+    size_t row = TOPK_LOGPROBS_MAX;
+    if (!rows_up)
+        CUDA_CHECK(cudaMemcpyAsync(e->d_rows, e->h_rows, n * sizeof *e->h_rows,
+                                   cudaMemcpyHostToDevice, st));
+    CUDA_CHECK(cudaMemcpyAsync(e->d_topk, e->h_topk, n * sizeof *e->h_topk, cudaMemcpyHostToDevice,
+                               st));
+    CUDA_CHECK(topk_logprobs_run(e->d_top_ids, e->d_top_lps, e->d_lp, e->logits, e->d_rows, e->d_topk,
+                                 e->d_tok, n, e->cfg.vocab_size, st));
+    CUDA_CHECK(cudaMemcpyAsync(e->h_top_ids, e->d_top_ids, n * row * sizeof *e->h_top_ids,
+                               cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaMemcpyAsync(e->h_top_lps, e->d_top_lps, n * row * sizeof *e->h_top_lps,
+                               cudaMemcpyDeviceToHost, st));
+}
+
 /* Samples every sampled row: the greedy kernel when all are plain greedy, else the full
- * sampler with each row's parameters and penalty list; results copied back (async). */
+ * sampler with each row's parameters and bias / penalty list; results copied back (async),
+ * then the top logprobs of the rows that ask. */
 static void sample(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p)
 {
     const model_config *c = &e->cfg;
@@ -226,6 +275,7 @@ static void sample(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p)
         CUDA_CHECK(sample_full_run(e->d_tok, e->d_lp, e->logits, e->d_rows, e->d_sp, e->d_pen, n,
                                    c->vocab_size, any_sort, e->samp_ws, e->samp_ws_bytes, st));
     }
+    top_logprobs(e, seqs, p, !plain);
     CUDA_CHECK(cudaMemcpyAsync(e->h_tok, e->d_tok, n * sizeof *e->h_tok, cudaMemcpyDeviceToHost,
                                st));
     CUDA_CHECK(cudaMemcpyAsync(e->h_lp, e->d_lp, n * sizeof *e->h_lp, cudaMemcpyDeviceToHost, st));
@@ -241,6 +291,13 @@ static void collect(cuda_engine *e, fwd_seq *seqs, const fwd_plan *p)
             continue;
         s->out_token = e->h_tok[r];
         s->out_logprob = e->h_lp[r];
+        int n_top = s->params->n_top_logprobs;
+        if (n_top > 0) {
+            memcpy(s->out_top_ids, e->h_top_ids + (size_t)r * TOPK_LOGPROBS_MAX,
+                   n_top * sizeof(int32_t));
+            memcpy(s->out_top_lps, e->h_top_lps + (size_t)r * TOPK_LOGPROBS_MAX,
+                   n_top * sizeof(float));
+        }
         r++;
     }
 }
@@ -316,11 +373,13 @@ void ce_free(cuda_engine *e)
     }
     void *dev[] = {e->k_cache, e->v_cache, e->x, e->xn, e->y, e->qkv, e->att, e->gu, e->act,
                    e->last, e->logits, e->dec_ws, e->d_in, e->d_bt, e->d_sp, e->d_rows,
-                   e->d_pen, e->samp_ws, e->greedy_ws, e->d_tok, e->d_lp, e->blas_ws};
+                   e->d_pen, e->samp_ws, e->greedy_ws, e->d_tok, e->d_lp, e->d_topk,
+                   e->d_top_ids, e->d_top_lps, e->blas_ws};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++)
         if (dev[i])
             CUDA_CHECK(cudaFree(dev[i]));
-    void *host[] = {e->h_in, e->h_bt, e->h_sp, e->h_rows, e->h_pen, e->h_tok, e->h_lp};
+    void *host[] = {e->h_in, e->h_bt, e->h_sp, e->h_rows, e->h_pen, e->h_tok, e->h_lp, e->h_topk,
+                    e->h_top_ids, e->h_top_lps};
     for (size_t i = 0; i < sizeof host / sizeof *host; i++)
         if (host[i])
             CUDA_CHECK(cudaFreeHost(host[i]));
@@ -396,6 +455,9 @@ static int state_bufs(cuda_engine *e, dev_buf *b)
     b[n++] = dev_buf{&e->greedy_ws, sample_greedy_workspace_size((int)S)};
     b[n++] = dev_buf{(void **)&e->d_tok, S * 4};
     b[n++] = dev_buf{(void **)&e->d_lp, S * 4};
+    b[n++] = dev_buf{(void **)&e->d_topk, S * 4};
+    b[n++] = dev_buf{(void **)&e->d_top_ids, S * TOPK_LOGPROBS_MAX * 4};
+    b[n++] = dev_buf{(void **)&e->d_top_lps, S * TOPK_LOGPROBS_MAX * 4};
     b[n++] = dev_buf{&e->blas_ws, BLAS_WS_BYTES};
     return n;
 }
@@ -417,7 +479,10 @@ static int alloc_state(cuda_engine *e, char *err, size_t n_err)
         cudaHostAlloc((void **)&e->h_rows, S * 4, 0) != cudaSuccess ||
         cudaHostAlloc((void **)&e->h_pen, e->pen_cap * sizeof *e->h_pen, 0) != cudaSuccess ||
         cudaHostAlloc((void **)&e->h_tok, S * 4, 0) != cudaSuccess ||
-        cudaHostAlloc((void **)&e->h_lp, S * 4, 0) != cudaSuccess) {
+        cudaHostAlloc((void **)&e->h_lp, S * 4, 0) != cudaSuccess ||
+        cudaHostAlloc((void **)&e->h_topk, S * 4, 0) != cudaSuccess ||
+        cudaHostAlloc((void **)&e->h_top_ids, S * TOPK_LOGPROBS_MAX * 4, 0) != cudaSuccess ||
+        cudaHostAlloc((void **)&e->h_top_lps, S * TOPK_LOGPROBS_MAX * 4, 0) != cudaSuccess) {
         (void)cudaGetLastError();
         snprintf(err, n_err, "cannot allocate pinned host memory");
         return -1;

@@ -70,6 +70,9 @@ struct cuda_engine {
     void *greedy_ws;                 /* sample_greedy workspace */
     int32_t *h_tok, *d_tok;          /* [max_seqs] sampled tokens */
     float *h_lp, *d_lp;              /* [max_seqs] their logprobs */
+    int32_t *h_topk, *d_topk;        /* [max_seqs] top logprobs asked per sampled row */
+    int32_t *h_top_ids, *d_top_ids;  /* [max_seqs, TOPK_LOGPROBS_MAX] */
+    float *h_top_lps, *d_top_lps;    /* [max_seqs, TOPK_LOGPROBS_MAX] */
     /* graphs */
     int n_graphs;
     int graph_bs[MAX_GRAPHS], graph_splits[MAX_GRAPHS];

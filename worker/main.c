@@ -28,13 +28,36 @@
 #include <zmq.h>
 
 #define GAP_COUNTED_US 100000 /* longer idle spells mean no work, not a slow router */
+_Static_assert(STORE_TOP_LOGPROBS == FWD_MAX_TOP_LOGPROBS, "a slot's top logprobs per position");
 
 
-/* Checks a step against the store and fills SEQS [m->n_seqs] and the backend's batch B
- * (over RUN): every entry except those whose new tokens hold a failed sample (-1, see
- * step_publish), which are not computed and fail again; 0 or negative. */
-static int step_prepare(const store *st, const msg_step *m, fwd_seq *seqs, fwd_seq *run,
-                        fwd_batch *b)
+/* Per sequence of a step: the ids it must not sample now and where its top logprobs go. */
+typedef struct {
+    int32_t suppress[MODEL_MAX_EOS + STORE_MAX_STOP_IDS];
+    int32_t top_ids[FWD_MAX_TOP_LOGPROBS];
+    float top_lps[FWD_MAX_TOP_LOGPROBS];
+} seq_extra;
+
+/* min_tokens (vLLM's): while fewer output tokens than that are out, EOS (unless ignore_eos)
+ * and the request's stop token ids are not sampled. Fills X->suppress; returns the count. */
+static int suppressed_ids(const model_config *cfg, const slot_hdr *sh, int64_t end, seq_extra *x)
+{
+    int n = 0;
+    if (end - sh->n_prompt >= sh->params.min_tokens)
+        return 0;
+    if (!sh->params.ignore_eos)
+        for (int i = 0; i < cfg->n_eos; i++)
+            x->suppress[n++] = cfg->eos_ids[i];
+    for (int i = 0; i < sh->n_stop_ids && i < STORE_MAX_STOP_IDS; i++)
+        x->suppress[n++] = sh->stop_ids[i];
+    return n;
+}
+
+/* Checks a step against the store and fills SEQS [m->n_seqs] (with EXTRA [m->n_seqs]) and
+ * the backend's batch B (over RUN): every entry except those whose new tokens hold a failed
+ * sample (-1, see step_publish), which are not computed and fail again; 0 or negative. */
+static int step_prepare(const store *st, const model_config *cfg, const msg_step *m, fwd_seq *seqs,
+                        seq_extra *extra, fwd_seq *run, fwd_batch *b)
 {
     const store_hdr *h = st->hdr;
     for (int i = 0; i < m->n_seqs; i++) {
@@ -52,7 +75,12 @@ static int step_prepare(const store *st, const msg_step *m, fwd_seq *seqs, fwd_s
             .tokens = slot_tokens(st, q->slot), .n_prompt = sh->n_prompt,
             .block_table = slot_blocks(st, q->slot),
             .params = &sh->params,
+            .out_top_ids = extra[i].top_ids, .out_top_lps = extra[i].top_lps,
         };
+        if (q->sample) {
+            seqs[i].suppress = extra[i].suppress;
+            seqs[i].n_suppress = suppressed_ids(cfg, sh, end, &extra[i]);
+        }
     }
     b->n_seqs = 0;
     b->seqs = run;
@@ -93,6 +121,11 @@ static void step_publish(store *st, const fwd_seq *seqs, int n, int vocab)
         int ok = s->out_token >= 0 && s->out_token < vocab && isfinite(s->out_logprob);
         slot_tokens(st, s->slot)[pos] = ok ? s->out_token : -1;
         slot_logprobs(st, s->slot)[pos] = ok ? s->out_logprob : NAN;
+        int n_top = s->params->n_top_logprobs;
+        if (ok && n_top > 0 && (uint32_t)n_top <= st->hdr->n_top_logprobs) {
+            memcpy(slot_top_ids(st, s->slot, pos), s->out_top_ids, (size_t)n_top * sizeof(int32_t));
+            memcpy(slot_top_lps(st, s->slot, pos), s->out_top_lps, (size_t)n_top * sizeof(float));
+        }
         atomic_store_explicit(&store_slot(st, s->slot)->n_tokens, pos + 1, memory_order_release);
     }
 }
@@ -158,6 +191,7 @@ static int serve(proc *p, backend *be, const backend_opts *bo, uint64_t kv_gen)
 
     static msg_any in;
     static fwd_seq seqs[MSG_MAX_SEQS], run[MSG_MAX_SEQS];
+    static seq_extra extra[MSG_MAX_SEQS];
     uint64_t t_end = 0; /* when the last step ended */
     uint64_t announced_ms = now_ms();
     while (!proc_stopping()) {
@@ -194,7 +228,7 @@ static int serve(proc *p, backend *be, const backend_opts *bo, uint64_t kv_gen)
                 atomic_fetch_add(&st->hdr->n_step_gaps, 1);
             }
             fwd_batch batch;
-            done.status = step_prepare(st, &in.u.step, seqs, run, &batch);
+            done.status = step_prepare(st, &be->cfg, &in.u.step, seqs, extra, run, &batch);
             if (done.status)
                 LOG_ERR("step %llu rejected: inconsistent with the store", (unsigned long long)done.step_id);
             else if ((done.status = batch.n_seqs ? be->forward(be, &batch) : 0) == 0 &&

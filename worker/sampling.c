@@ -72,6 +72,43 @@ static void select_top(cand *c, int n, int k)
     }
 }
 
+row_lse sampler_lse(const float *l, int vocab)
+{
+    row_lse z = {l[0], 0};
+    for (int i = 1; i < vocab; i++)
+        z.max = l[i] > z.max ? l[i] : z.max;
+    double sum = 0;
+    for (int i = 0; i < vocab; i++)
+        sum += exp((double)(l[i] - z.max));
+    z.log_sum = log(sum);
+    return z;
+}
+
+void sampler_top_logprobs(sampler *s, const float *logits, int k, int32_t *ids, float *lps)
+{
+    cand *c = s->cand;
+    for (int i = 0; i < s->vocab; i++)
+        c[i] = (cand){logits[i], i};
+    select_top(c, s->vocab, k);
+    qsort(c, (size_t)k, sizeof *c, cand_cmp);
+    row_lse z = sampler_lse(logits, s->vocab);
+    for (int i = 0; i < k; i++) {
+        ids[i] = c[i].id;
+        lps[i] = sampler_logprob(logits, z, c[i].id);
+    }
+}
+
+/* min_tokens and logit_bias, before the penalties (vLLM's order) */
+static void apply_bias(sampler *s, const sample_input *in)
+{
+    const sampling_params *p = in->params;
+    float *l = s->logits;
+    for (int i = 0; i < p->n_logit_bias; i++)
+        l[p->bias_ids[i]] += p->bias[i];
+    for (int i = 0; i < in->n_suppress; i++)
+        l[in->suppress[i]] = -INFINITY;
+}
+
 static void apply_penalties(sampler *s, const sampling_params *p, const int32_t *tokens,
                             int n_tokens, int n_prompt)
 {
@@ -99,32 +136,11 @@ static void apply_penalties(sampler *s, const sampling_params *p, const int32_t 
     }
 }
 
-int32_t sampler_sample(sampler *s, const float *logits, const sampling_params *p,
-                       const int32_t *tokens, int n_tokens, int n_prompt, float *out_logprob)
+/* The token drawn from the processed logits s->logits (temperature > 0). */
+static int32_t draw(sampler *s, const sampling_params *p, int n_tokens)
 {
     const int vocab = s->vocab;
     float *l = s->logits;
-    for (int i = 0; i < vocab; i++)
-        if (isnan(logits[i]) || logits[i] == INFINITY) {   /* broken model: no distribution */
-            if (out_logprob)
-                *out_logprob = NAN;
-            return 0;
-        }
-    memcpy(l, logits, (size_t)vocab * sizeof *l);
-    apply_penalties(s, p, tokens, n_tokens, n_prompt);
-
-    if (!(p->temperature > 0)) {
-        int best = 0;
-        for (int i = 1; i < vocab; i++)
-            if (l[i] > l[best])
-                best = i;
-        double sum = 0;
-        for (int i = 0; i < vocab; i++)
-            sum += exp((double)(l[i] - l[best]));
-        if (out_logprob)
-            *out_logprob = (float)-log(sum);
-        return best;
-    }
 
     float inv_t = 1.0f / p->temperature;
     cand *c = s->cand;
@@ -168,7 +184,32 @@ int32_t sampler_sample(sampler *s, const float *logits, const sampling_params *p
             break;
         }
     }
-    if (out_logprob)
-        *out_logprob = (float)((double)(c[pick].v - max) - log(total));
     return c[pick].id;
+}
+
+int32_t sampler_sample(sampler *s, const float *logits, const sample_input *in, float *out_logprob)
+{
+    const int vocab = s->vocab;
+    const sampling_params *p = in->params;
+    float *l = s->logits;
+    row_lse z = sampler_lse(logits, vocab);
+    if (!isfinite(z.log_sum)) {   /* NaN or +inf logits, a broken model: no distribution */
+        if (out_logprob)
+            *out_logprob = NAN;
+        return 0;
+    }
+    memcpy(l, logits, (size_t)vocab * sizeof *l);
+    apply_bias(s, in);
+    apply_penalties(s, p, in->tokens, in->n_tokens, in->n_prompt);
+    int32_t tok = 0;
+    if (!(p->temperature > 0)) {
+        for (int i = 1; i < vocab; i++)
+            if (l[i] > l[tok])
+                tok = i;
+    } else {
+        tok = draw(s, p, in->n_tokens);
+    }
+    if (out_logprob)
+        *out_logprob = sampler_logprob(logits, z, tok);
+    return tok;
 }

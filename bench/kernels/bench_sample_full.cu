@@ -5,13 +5,6 @@
 #include "bench_util.cuh"
 #include "../../kernels/sample_full.cuh"
 
-__global__ static void logits_fill(float *x, size_t n)
-{
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        x[i] = (float)((i * 2654435761u) % 100003) * 1e-4f;
-}
-
 static void run(const bench_ceilings *c, int n, int sort)
 {
     const int vocab = 128256;
@@ -36,8 +29,7 @@ static void run(const bench_ceilings *c, int n, int sort)
     size_t ws_bytes = sample_full_workspace_size(n, vocab);
     void *ws;
     CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
-    logits_fill<<<1024, 256>>>(x, (size_t)n * vocab);
-    CUDA_CHECK(cudaGetLastError());
+    bench_fill_logits(x, (size_t)n * vocab);
     double ms = bench_ms([&] {
         CUDA_CHECK(sample_full_run(tok, lp, x, rows, prm, NULL, n, vocab, sort, ws, ws_bytes, 0));
     });

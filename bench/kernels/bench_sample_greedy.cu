@@ -3,13 +3,6 @@
 #include "bench_util.cuh"
 #include "../../kernels/sample_greedy.cuh"
 
-__global__ static void logits_fill(float *x, size_t n)
-{
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        x[i] = (float)((i * 2654435761u) % 100003) * 1e-4f;
-}
-
 static void run(const bench_ceilings *c, int n)
 {
     const int vocab = 128256;
@@ -20,8 +13,7 @@ static void run(const bench_ceilings *c, int n)
     CUDA_CHECK(cudaMalloc(&tok, sizeof(int32_t) * n));
     void *ws;
     CUDA_CHECK(cudaMalloc(&ws, sample_greedy_workspace_size(n)));
-    logits_fill<<<1024, 256>>>(x, (size_t)n * vocab);
-    CUDA_CHECK(cudaGetLastError());
+    bench_fill_logits(x, (size_t)n * vocab);
     double ms = bench_ms([&] { CUDA_CHECK(sample_greedy_run(tok, lp, x, n, vocab, ws, 0)); });
     char cas[96];
     snprintf(cas, sizeof(cas), "greedy + logprob, %d rows x 128256 fp32", n);

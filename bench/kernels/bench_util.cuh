@@ -60,6 +60,20 @@ static void bench_fill16(void *p, size_t n, uint64_t seed, float scale, bool bf1
     CUDA_CHECK(cudaGetLastError());
 }
 
+__global__ static void bench_logits_kernel(float *x, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        x[i] = (float)((i * 2654435761u) % 100003) * 1e-4f;
+}
+
+/* N fp32 logits spread over [0, 10) without a pattern a sampler could exploit. */
+static void bench_fill_logits(float *x, size_t n)
+{
+    bench_logits_kernel<<<1024, 256>>>(x, n);
+    CUDA_CHECK(cudaGetLastError());
+}
+
 /* A memory-bound result: BYTES moved (each input read once, each output written once). */
 static void bench_report_bw(const char *bench, const char *cas, double ms, double bytes,
                             const bench_ceilings *c)

@@ -30,6 +30,14 @@ int64_t tok_encode(const tok *t, const char *text, size_t len, int add_special,
 int64_t tok_decode(const tok *t, const int32_t *ids, size_t n, int skip_special,
                    char *out, size_t cap);
 
+/* One token's own text as it reads inside a decoded text (no start-of-text stripping:
+ * SentencePiece's "▁Lily" is " Lily"), into OUT (at most CAP bytes): tok_token_bytes gives its
+ * raw bytes (part of a UTF-8 character for some byte tokens), tok_token_text the same as UTF-8
+ * with such parts as U+FFFD. Both return the length needed (may exceed CAP), or negative for
+ * an id out of range. Special tokens give their content. */
+int64_t tok_token_bytes(const tok *t, int32_t id, char *out, size_t cap);
+int64_t tok_token_text(const tok *t, int32_t id, char *out, size_t cap);
+
 int tok_vocab_size(const tok *t);
 int tok_is_special(const tok *t, int32_t id);
 /* BOS: bos_token of the tokenizer_config.json beside the loaded file, else the one token the

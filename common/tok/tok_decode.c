@@ -50,8 +50,7 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
 }
 
-/* byte of a "<0xHH>" token, or -1 */
-static int byte_token(const char *s, size_t n)
+int tok_byte_token(const char *s, size_t n)
 {
     if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>' || hexval(s[3]) < 0 || hexval(s[4]) < 0)
         return -1;
@@ -77,7 +76,7 @@ static int dec_bytefallback(const strlist *in, strlist *out)
     tok_buf bytes = {0};
     int rc = 0;
     for (size_t i = 0; i < in->n && rc == 0; i++) {
-        int b = byte_token(SL_STR(in, i), SL_LEN(in, i));
+        int b = tok_byte_token(SL_STR(in, i), SL_LEN(in, i));
         if (b >= 0) {
             char c = (char)b;
             rc = strbuf_add(&bytes, &c, 1);

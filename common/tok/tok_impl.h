@@ -222,6 +222,8 @@ int tok_bpe_word(const tok *t, const char *s, size_t n, tok_ids *out);
  * index or -1 for text between tokens. NORMALIZED selects which tokens are looked for. */
 int tok_added_split(const tok *t, const char *s, size_t n, int normalized, tok_piece_fn fn,
                     void *ctx);
+/* The byte a "<0xHH>" token (ByteFallback's) stands for, or -1. */
+int tok_byte_token(const char *s, size_t n);
 /* Applies the decoder chain to token strings, writes the text into OUT. */
 int tok_decode_tokens(const tok *t, const char *const *tok_s, const size_t *tok_n, size_t n,
                       tok_buf *out);

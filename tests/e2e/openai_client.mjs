@@ -1,6 +1,7 @@
 // openai_client.mjs - the official OpenAI client library (npm openai, installed by
 // scripts/fetch_assets.sh) against a running cinder: completions and chat, streaming and
-// not, usage, stop strings and errors. Exits non-zero on the first failed check.
+// not, usage, stop strings, logprobs, n choices and errors. Exits non-zero on the first
+// failed check.
 //   node tests/e2e/openai_client.mjs PORT MODEL
 import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
@@ -65,8 +66,47 @@ await assert.rejects(client.completions.create({ model: 'no-such-model', prompt:
                      (e) => e.status === 404 && /does not exist/.test(e.message));
 await assert.rejects(client.completions.create({ model, prompt: 'x', max_tokens: -3 }),
                      (e) => e.status === 400 && /max_tokens/.test(e.message));
-await assert.rejects(client.completions.create({ model, prompt: 'x', n: 2 }), (e) => e.status === 400);
+await assert.rejects(client.completions.create({ model, prompt: 'x', n: 0 }), (e) => e.status === 400);
+await assert.rejects(client.chat.completions.create({ model, messages: msgs, response_format: { type: 'json_object' } }),
+                     (e) => e.status === 400 && e.param === 'response_format');
 await assert.rejects(client.chat.completions.create({ model, messages: [{ role: 'wizard', content: 'x' }] }),
                      (e) => e.status === 400);
 ok('errors: 404 unknown model, 400 bad values, in OpenAI\'s shape');
+const lc = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 6, temperature: 0,
+                                            logprobs: 3, n: 2 });
+assert.equal(lc.choices.length, 2);
+assert.equal(lc.choices[1].index, 1);
+assert.equal(lc.choices[0].text, lc.choices[1].text);
+const clp = lc.choices[0].logprobs;
+assert.equal(clp.tokens.join(''), lc.choices[0].text);
+assert.equal(clp.token_logprobs.length, 6);
+assert.equal(Object.keys(clp.top_logprobs[0]).length, 3);
+assert.equal(Math.max(...Object.values(clp.top_logprobs[0])), clp.token_logprobs[0]);
+assert.deepEqual(clp.text_offset.slice(0, 2), [0, clp.tokens[0].length]);
+ok('completions: logprobs (tokens, token_logprobs, top_logprobs, text_offset) and n = 2');
+
+const lchat = await client.chat.completions.create({ model, messages: msgs, max_tokens: 5, temperature: 0,
+                                                     logprobs: true, top_logprobs: 2 });
+const content = lchat.choices[0].logprobs.content;
+assert.equal(content.map((t) => t.token).join(''), lchat.choices[0].message.content);
+for (const t of content) {
+  assert.equal(t.top_logprobs.length, 2);
+  assert.equal(t.top_logprobs[0].logprob, t.logprob);
+  assert.ok(t.top_logprobs[1].logprob <= t.logprob);
+  assert.deepEqual(t.bytes, [...Buffer.from(t.token, 'utf8')]);
+}
+ok('chat: logprobs content with bytes and top_logprobs');
+
+const per = [[], []], lps = [[], []];
+const sn = await client.chat.completions.create({ model, messages: msgs, max_tokens: 5, temperature: 0, n: 2,
+                                                 logprobs: true, stream: true });
+for await (const chunk of sn)
+  for (const ch of chunk.choices) {
+    per[ch.index].push(ch.delta.content ?? '');
+    for (const t of ch.logprobs?.content ?? []) lps[ch.index].push(t.logprob);
+  }
+assert.equal(per[0].join(''), lchat.choices[0].message.content);
+assert.equal(per[1].join(''), per[0].join(''));
+assert.deepEqual(lps[0], content.map((t) => t.logprob));
+ok('chat stream: n = 2 by index, logprobs as not streamed');
 console.log(`${checks} passed, 0 failed`);

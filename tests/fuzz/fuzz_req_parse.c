@@ -67,6 +67,10 @@ static void check_ranges(const gen_req *r, int cap)
     FUZZ_CHECK(isfinite(p->presence_penalty) && fabsf(p->presence_penalty) <= 2);
     FUZZ_CHECK(p->ignore_eos <= 1);
     FUZZ_CHECK(r->seed_given || p->seed == 0);
+    FUZZ_CHECK(p->min_tokens >= 0 && p->min_tokens <= p->max_new_tokens);
+    FUZZ_CHECK(r->n >= 1 && r->n <= REQ_MAX_CHOICES);
+    FUZZ_CHECK((r->return_details | r->keep_special) <= 1 && r->return_details >= 0 && r->keep_special >= 0);
+    FUZZ_CHECK(p->n_logit_bias == 0 && p->n_top_logprobs == 0 && !r->logprobs); /* OpenAI's only */
     /* n_stop nonempty NUL-terminated strings back to back inside stop[] */
     size_t off = 0;
     for (int i = 0; i < r->n_stop; i++) {
@@ -108,6 +112,7 @@ static void *parse_main(void *arg)
     FUZZ_CHECK(!memcmp(&a.params, &b.params, sizeof a.params) && a.seed_given == b.seed_given);
     FUZZ_CHECK(a.n_stop == b.n_stop && !memcmp(a.stop, b.stop, sizeof a.stop));
     FUZZ_CHECK(a.n_stop_ids == b.n_stop_ids && !memcmp(a.stop_ids, b.stop_ids, sizeof a.stop_ids));
+    FUZZ_CHECK(a.n == b.n && a.return_details == b.return_details && a.keep_special == b.keep_special);
     gen_req_free(&a);
     gen_req_free(&b);
     return NULL;

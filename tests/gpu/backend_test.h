@@ -108,12 +108,15 @@ static void bt_compare(bt_cmp *c, const float *out, const float *ref, int n, dou
     else if (ref[b] - ref[a] <= tie_frac * (hi - lo)) c->n_near_tie++;
 }
 
-/* A sequence: its tokens (cap max_len) and block table. */
+/* A sequence: its tokens (cap max_len) and block table; what it samples with (parameters,
+ * ids min_tokens would suppress). */
 typedef struct {
     int32_t *tokens;
     int32_t *blocks;
     int n_tokens, n_cached, n_prompt;
     sampling_params sp;
+    int32_t suppress[4];
+    int n_suppress;
 } bt_seq;
 
 /* Gives S room for MAX_LEN tokens with blocks taken from the shuffled pool POOL at *NEXT. */
@@ -151,7 +154,70 @@ static fwd_seq bt_fwd(bt_seq *s, int n_new, int sample)
 {
     return (fwd_seq){.slot = 0, .n_cached = s->n_cached, .n_new = n_new, .sample = sample,
                      .tokens = s->tokens, .n_prompt = s->n_prompt, .block_table = s->blocks,
-                     .params = &s->sp};
+                     .params = &s->sp, .suppress = s->suppress, .n_suppress = s->n_suppress};
+}
+
+/* Random logit_bias entries and suppressed ids (min_tokens) for S, sometimes: what the sampler
+ * lists must act on the GPU as on the CPU. */
+static void bt_random_bias(bt_seq *s, int vocab)
+{
+    if (bt_int(0, 3) == 0)
+        for (int k = 0; k < 3; k++) {
+            int32_t id = bt_int(0, vocab - 1);
+            int dup = 0;
+            for (int j = 0; j < s->sp.n_logit_bias; j++) dup |= s->sp.bias_ids[j] == id;
+            if (dup) continue;
+            s->sp.bias_ids[s->sp.n_logit_bias] = id;
+            s->sp.bias[s->sp.n_logit_bias++] = bt_int(0, 2) ? (float)bt_int(-5, 5) + 0.5f : 100.f;
+        }
+    if (bt_int(0, 3) == 0) {
+        s->n_suppress = 2;
+        s->suppress[0] = bt_int(0, vocab - 1);
+        s->suppress[1] = bt_int(0, vocab - 1);
+    }
+}
+
+/* The greedy pick of logits L [n] after S's bias and suppressed ids (no penalties in these
+ * tests), and its raw logprob (the log-softmax of L itself). */
+static int bt_greedy(const float *l, int n, const bt_seq *s, double *logprob)
+{
+    int best = -1;
+    float bv = -INFINITY;
+    double m = l[0], sum = 0;
+    for (int i = 0; i < n; i++) {
+        float v = l[i];
+        for (int j = 0; j < s->sp.n_logit_bias; j++)
+            if (s->sp.bias_ids[j] == i) v += s->sp.bias[j];
+        for (int j = 0; j < s->n_suppress; j++)
+            if (s->suppress[j] == i) v = -INFINITY;
+        if (best < 0 || v > bv) {
+            best = i;
+            bv = v;
+        }
+        m = l[i] > m ? l[i] : m;
+    }
+    for (int i = 0; i < n; i++) sum += exp((double)l[i] - m);
+    *logprob = (double)l[best] - m - log(sum);
+    return best;
+}
+
+/* The top logprobs the GPU returned for a row (K of them, IDS / LPS) against its own logits
+ * L [n]: the log-softmax at each id, in order, and no other id above the K-th. 0 when so. */
+static int bt_top_bad(const float *l, int n, int k, const int32_t *ids, const float *lps)
+{
+    double m = l[0], sum = 0;
+    for (int i = 1; i < n; i++) m = l[i] > m ? l[i] : m;
+    for (int i = 0; i < n; i++) sum += exp((double)l[i] - m);
+    for (int j = 0; j < k; j++) {
+        if (ids[j] < 0 || ids[j] >= n || fabs(lps[j] - ((double)l[ids[j]] - m - log(sum))) > 1e-3)
+            return 1;
+        if (j > 0 && (l[ids[j]] > l[ids[j - 1]] || (l[ids[j]] == l[ids[j - 1]] && ids[j] < ids[j - 1])))
+            return 1;
+    }
+    int above = 0;
+    for (int i = 0; i < n; i++)
+        above += l[i] > l[ids[k - 1]];
+    return above > k - 1;
 }
 
 /* A step entry: sequence index, tokens run now, whether it samples. */
@@ -160,15 +226,23 @@ typedef struct { int seq, n_new, sample; } step_item;
 #define BT_TIE_FRAC 2e-2   /* top-1 near-tie: within 2% of the reference's logit range */
 
 /* One step on both backends: STEP[i] = (sequence, n_new, sample). Compares the sampled rows
- * into CMP, checks the GPU's greedy picks against its own logits, then advances the
- * sequences with the CPU's tokens. */
+ * into CMP, checks the GPU's greedy picks (after each sequence's logit_bias and suppressed
+ * ids), their raw logprobs and the top logprobs asked for against its own logits, then
+ * advances the sequences with the CPU's tokens. */
 static inline int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_item *items, int n,
                     bt_cmp *cmp, int *n_inconsistent)
 {
     fwd_seq *fc = calloc((size_t)n, sizeof *fc), *fg = calloc((size_t)n, sizeof *fg);
+    int32_t *top_ids = calloc((size_t)n * 2 * FWD_MAX_TOP_LOGPROBS, sizeof *top_ids);
+    float *top_lps = calloc((size_t)n * 2 * FWD_MAX_TOP_LOGPROBS, sizeof *top_lps);
     int rc = -1;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         fc[i] = fg[i] = bt_fwd(&seqs[items[i].seq], items[i].n_new, items[i].sample);
+        fc[i].out_top_ids = top_ids + (size_t)(2 * i) * FWD_MAX_TOP_LOGPROBS;
+        fc[i].out_top_lps = top_lps + (size_t)(2 * i) * FWD_MAX_TOP_LOGPROBS;
+        fg[i].out_top_ids = top_ids + (size_t)(2 * i + 1) * FWD_MAX_TOP_LOGPROBS;
+        fg[i].out_top_lps = top_lps + (size_t)(2 * i + 1) * FWD_MAX_TOP_LOGPROBS;
+    }
     fwd_batch bc = {n, fc}, bg = {n, fg};
     if (cpu->forward(cpu, &bc) != 0 || gpu->forward(gpu, &bg) != 0)
         goto out;
@@ -182,10 +256,12 @@ static inline int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_
         if (!lc || !lg)
             goto out;
         bt_compare(cmp, lg, lc, V, BT_TIE_FRAC);
-        int a = bt_argmax(lg, V);
-        double m = lg[a], sum = 0;
-        for (int k = 0; k < V; k++) sum += exp((double)lg[k] - m);
-        if (fg[i].out_token != a || fabs(fg[i].out_logprob + log(sum)) > 1e-3)
+        double lp;
+        int a = bt_greedy(lg, V, s, &lp);
+        if (fg[i].out_token != a || fabs(fg[i].out_logprob - lp) > 1e-3)
+            (*n_inconsistent)++;
+        if (s->sp.n_top_logprobs > 0 && bt_top_bad(lg, V, s->sp.n_top_logprobs, fg[i].out_top_ids,
+                                                   fg[i].out_top_lps))
             (*n_inconsistent)++;
         s->tokens[s->n_cached] = fc[i].out_token;
         s->n_tokens = s->n_cached + 1;
@@ -194,11 +270,14 @@ static inline int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_
 out:
     free(fc);
     free(fg);
+    free(top_ids);
+    free(top_lps);
     return rc;
 }
 
 /* The checks of a comparison run: logits within REL_TOL, top-1 agreement (at most 5% of the
- * rows near-ties), and N_BAD GPU samples inconsistent with the GPU's own logits. */
+ * rows near-ties), and N_BAD GPU samples (tokens, logprobs, top logprobs) inconsistent with
+ * the GPU's own logits. */
 static inline void bt_check_cmp(const char *name, const bt_cmp *cmp, double rel_tol, int n_bad)
 {
     bt_check(cmp->max_rel < rel_tol, "%s: logits relative error %.2e < %.0e over %d rows", name,
@@ -206,8 +285,8 @@ static inline void bt_check_cmp(const char *name, const bt_cmp *cmp, double rel_
     bt_check(cmp->n_top1 + cmp->n_near_tie == cmp->n_rows && cmp->n_near_tie * 20 <= cmp->n_rows,
              "%s: top-1 agrees on %d of %d rows (%d near-ties)", name, cmp->n_top1, cmp->n_rows,
              cmp->n_near_tie);
-    bt_check(n_bad == 0, "%s: GPU greedy token and logprob match its logits (%d off)", name,
-             n_bad);
+    bt_check(n_bad == 0, "%s: GPU greedy token, logprob and top logprobs match its logits (%d off)",
+             name, n_bad);
 }
 
 #endif

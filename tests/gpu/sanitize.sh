@@ -9,7 +9,7 @@ set -uo pipefail
 san=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 [ -x "$san" ] || { echo "sanitize.sh: compute-sanitizer not found"; echo "0 passed, 1 failed"; exit 1; }
 # kernels with shared memory (kernels/*.cu that declare __shared__): racecheck too
-racy="test_decode_attn test_gemv test_prefill_attn test_rmsnorm test_rope test_sample_greedy test_sample_full"
+racy="test_decode_attn test_gemv test_prefill_attn test_rmsnorm test_rope test_sample_greedy test_sample_full test_topk_logprobs"
 passed=0 failed=0
 run() {   # TOOL TEST
   local tool=$1 t=$2 log rc

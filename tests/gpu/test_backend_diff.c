@@ -9,9 +9,11 @@
  * plus prefill chunks under the token budget, each chunk cut at a random boundary (1 token,
  * the budget's rest, the prompt's rest), so chunks continue from cached KV at every offset and
  * decode-only steps of random sizes hit the CUDA-graph buckets (and their padding). Only a
- * prompt's last chunk samples. Every sampled row: relative logit error under the bf16 bound,
- * top-1 agreement (near-ties aside), the GPU's greedy token and logprob consistent with its
- * own logits; teacher-forced with the CPU's tokens. Block sizes 1, 16 and 256; head dim 128
+ * prompt's last chunk samples. Some sequences ask for top logprobs, some have logit_bias
+ * entries or ids min_tokens suppresses. Every sampled row: relative logit error under the
+ * bf16 bound, top-1 agreement (near-ties aside), the GPU's greedy token (after bias and
+ * suppression), raw logprob and top logprobs consistent with its own logits; teacher-forced
+ * with the CPU's tokens. Block sizes 1, 16 and 256; head dim 128
  * with GQA; graphs on and off; and a case whose unsampled chunk (2048 rows, vocab 32000) is
  * far larger than the logits buffer of max_seqs = 4 rows. Then the families (make-model
  * --arch): Qwen2 biases, Qwen3 q/k norms, Mistral / Qwen2 sliding windows, Mixtral and
@@ -108,6 +110,8 @@ static void run_case(const dcase *dc)
         s[i].n_prompt = d[i].prompt;
         for (int t = 0; t < s[i].n_prompt; t++) s[i].tokens[t] = bt_int(0, V - 1);
         s[i].n_tokens = s[i].n_prompt;
+        if (bt_int(0, 2) == 0) s[i].sp.n_top_logprobs = bt_int(1, FWD_MAX_TOP_LOGPROBS);
+        bt_random_bias(&s[i], V);
     }
     free(pool);
     step_item *it = calloc((size_t)dc->max_tokens, sizeof *it);

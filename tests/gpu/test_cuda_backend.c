@@ -8,8 +8,10 @@
  *    teacher-forced with the CPU's greedy tokens. Every sampled row: relative logit error
  *    under the bf16 bound, top-1 agreement (a disagreement passes only at a near-tie), and the
  *    GPU's own greedy token and logprob consistent with its logits.
- * 2. Sampling: many sequences with random temperature / top-k / top-p / penalties / seeds;
- *    the GPU's token must be the CPU sampler's (worker/sampling.c) on the GPU's logits.
+ * 2. Sampling: many sequences with random temperature / top-k / top-p / penalties / seeds,
+ *    logit_bias entries and suppressed ids (min_tokens); the GPU's token must be the CPU
+ *    sampler's (worker/sampling.c) on the GPU's logits, its raw logprob too, and the top
+ *    logprobs of the rows that ask the CPU reference's (sampler_top_logprobs).
  * 3. --load-format dummy: the GPU's random weights are the CPU's, rounded to bf16; NaN
  *    weights give non-finite logprobs on every sampling path (the worker fails such requests).
  * 4. stories15M (bf16 copy, CINDER_STORIES or .devcarry/stories15M): greedy 100 tokens from
@@ -148,15 +150,22 @@ static void test_sampling(void)
         p->frequency_penalty = freqs[bt_int(0, 1)];
         p->presence_penalty = pres[bt_int(0, 2)];
         p->seed = bt_next();
+        if (bt_int(0, 1)) p->n_top_logprobs = bt_int(1, FWD_MAX_TOP_LOGPROBS);
+        bt_random_bias(&seqs[i], V);
     }
     sampler smp;
     sampler_init(&smp, V);
-    int n_rows = 0, n_same = 0, rc = 0;
+    int n_rows = 0, n_same = 0, rc = 0, n_top_rows = 0, n_top_bad = 0;
     double lp_err = 0;
+    static int32_t top_ids[N][FWD_MAX_TOP_LOGPROBS], ref_ids[FWD_MAX_TOP_LOGPROBS];
+    static float top_lps[N][FWD_MAX_TOP_LOGPROBS], ref_lps[FWD_MAX_TOP_LOGPROBS];
     for (int step = 0; step < STEPS && !rc; step++) {
         fwd_seq f[N];
-        for (int i = 0; i < N; i++)
+        for (int i = 0; i < N; i++) {
             f[i] = bt_fwd(&seqs[i], seqs[i].n_tokens - seqs[i].n_cached, 1);
+            f[i].out_top_ids = top_ids[i];
+            f[i].out_top_lps = top_lps[i];
+        }
         fwd_batch b = {N, f};
         rc = gpu->forward(gpu, &b);
         for (int i = 0; i < N && !rc; i++) {
@@ -164,7 +173,18 @@ static void test_sampling(void)
             int n = s->n_tokens;
             float lp;
             const float *l = gpu->last_logits(gpu, i);
-            int32_t want = sampler_sample(&smp, l, &s->sp, s->tokens, n, s->n_prompt, &lp);
+            sample_input in = {&s->sp, s->tokens, n, s->n_prompt, s->suppress, s->n_suppress};
+            int32_t want = sampler_sample(&smp, l, &in, &lp);
+            int k = s->sp.n_top_logprobs;
+            if (k > 0) {   /* the CPU reference on the GPU's own logits: the same ids, in order */
+                sampler_top_logprobs(&smp, l, k, ref_ids, ref_lps);
+                n_top_rows++;
+                for (int j = 0; j < k; j++)
+                    if (ref_ids[j] != top_ids[i][j] || fabsf(ref_lps[j] - top_lps[i][j]) > 1e-5f) {
+                        n_top_bad++;
+                        break;
+                    }
+            }
             n_rows++;
             if (want == f[i].out_token) n_same++;
             else printf("  seq %d step %d: gpu %d cpu %d (T %.2f k %d p %.2f rep %.2f)\n", i,
@@ -181,6 +201,8 @@ static void test_sampling(void)
     bt_check(n_same == n_rows, "sampling: GPU token = CPU sampler's on %d of %d rows", n_same,
              n_rows);
     bt_check(lp_err < 1e-3, "sampling: logprob error %.2e < 1e-3", lp_err);
+    bt_check(n_top_rows > 0 && n_top_bad == 0, "sampling: top logprobs = the CPU reference's on "
+             "the GPU's logits on %d of %d rows", n_top_rows - n_top_bad, n_top_rows);
     sampler_free(&smp);
     for (int i = 0; i < N; i++) bt_seq_free(&seqs[i]);
     free(pool);

@@ -1,9 +1,10 @@
 /* test_sample_full.cu - sample_full_run against its CPU reference, the CPU backend's sampler
  * (worker/sampling.c, sampler_sample): random logits rows (some with ties for the top, some
  * with -inf entries), every sampling mode (greedy, temperature, top-k, top-p, both), penalties
- * (repetition, frequency, presence) over random token histories with repeats, random seeds
- * and positions, vocabularies from 7 to 128256, rows selected out of order. The token must be
- * the reference's on every row and the logprob within 1e-3 (sums in double on both sides;
+ * (repetition, frequency, presence) over random token histories with repeats, logit_bias
+ * entries (small, and +-100) and ids min_tokens suppresses, random seeds and positions,
+ * vocabularies from 7 to 128256, rows selected out of order. The token must be the
+ * reference's on every row and the (raw) logprob within 1e-3 (sums in double on both sides;
  * summation order differs). Outputs poisoned; a row of NaN logits must give a non-finite
  * logprob (the worker fails such a request). */
 #include "gpu_test.h"
@@ -30,10 +31,12 @@ static void run_case(int n_rows, int vocab, int mode_mix)
     int32_t *rows = (int32_t *)malloc(sizeof(int32_t) * n_rows);
     sample_row_params *prm = (sample_row_params *)calloc(n_rows, sizeof *prm);
     sampling_params *sp = (sampling_params *)calloc(n_rows, sizeof *sp);
-    enum { HIST = 48 };
+    enum { HIST = 48, BIAS = 6, SUP = 3 };
     int32_t *hist = (int32_t *)malloc(sizeof(int32_t) * n_rows * HIST);
+    int32_t *sup = (int32_t *)malloc(sizeof(int32_t) * n_rows * SUP);
     int *n_hist = (int *)malloc(sizeof(int) * n_rows), *n_prompt = (int *)malloc(sizeof(int) * n_rows);
-    sample_penalty *pen = (sample_penalty *)malloc(sizeof *pen * n_rows * HIST);
+    int *n_sup = (int *)calloc(n_rows, sizeof(int));
+    sample_penalty *pen = (sample_penalty *)malloc(sizeof *pen * n_rows * (HIST + BIAS + SUP));
     int n_pen = 0, any_sort = 0;
     for (int r = 0; r < n_rows; r++) {
         rows[r] = rng_int(0, n_src - 1);
@@ -51,17 +54,39 @@ static void run_case(int n_rows, int vocab, int mode_mix)
         n_prompt[r] = rng_int(0, n_hist[r]);
         int32_t *h = hist + (size_t)r * HIST;
         for (int i = 0; i < n_hist[r]; i++) h[i] = rng_int(0, vocab < 40 ? vocab - 1 : 39);
-        /* the penalty list as the engine builds it: every distinct token when the repetition
-           penalty is on, else those of the output; n_out counts the output occurrences */
+        /* logit_bias: distinct ids, some among the history's, some at the API's limits */
+        if (rng_int(0, 2) == 0)
+            for (int i = 0; i < BIAS && p->n_logit_bias < vocab; i++) {
+                int32_t id = rng_int(0, vocab < 60 ? vocab - 1 : 59);
+                bool dup = false;
+                for (int j = 0; j < p->n_logit_bias; j++) dup |= p->bias_ids[j] == id;
+                if (dup) continue;
+                p->bias_ids[p->n_logit_bias] = id;
+                p->bias[p->n_logit_bias++] = rng_int(0, 3) == 0 ? (rng_int(0, 1) ? 100.f : -100.f)
+                                                                 : rng_uniform(-5.f, 5.f);
+            }
+        /* min_tokens: ids not to sample (not all of a tiny vocabulary) */
+        if (rng_int(0, 3) == 0 && vocab > 2 * SUP)
+            for (int i = 0; i < SUP; i++) sup[r * SUP + n_sup[r]++] = rng_int(0, vocab - 1);
+        /* the list as the engine builds it: every distinct token when the repetition penalty
+           is on, else those of the output (n_out counts the output occurrences); then the
+           biased ids and the suppressed ones (bias -inf) */
         bool rep = p->repetition_penalty != 1.f, fp = p->frequency_penalty != 0.f ||
                                                         p->presence_penalty != 0.f;
         int first = n_pen;
-        for (int i = rep ? 0 : n_prompt[r]; (rep || fp) && i < n_hist[r]; i++) {
+        auto entry = [&](int32_t t) -> sample_penalty & {
             int k = first;
-            while (k < n_pen && pen[k].token != h[i]) k++;
-            if (k == n_pen) pen[n_pen++] = (sample_penalty){h[i], 0};
-            if (i >= n_prompt[r]) pen[k].n_out++;
+            while (k < n_pen && pen[k].token != t) k++;
+            if (k == n_pen) pen[n_pen++] = (sample_penalty){t, 0, 0, 0.f};
+            return pen[k];
+        };
+        for (int i = rep ? 0 : n_prompt[r]; (rep || fp) && i < n_hist[r]; i++) {
+            sample_penalty &q = entry(h[i]);
+            q.in_seq = 1;
+            if (i >= n_prompt[r]) q.n_out++;
         }
+        for (int i = 0; i < p->n_logit_bias; i++) entry(p->bias_ids[i]).bias += p->bias[i];
+        for (int i = 0; i < n_sup[r]; i++) entry(sup[r * SUP + i]).bias = -INFINITY;
         prm[r] = (sample_row_params){p->temperature, p->top_k, p->top_p, p->repetition_penalty,
                                      p->frequency_penalty, p->presence_penalty, first, n_pen,
                                      p->seed, (uint64_t)n_hist[r]};
@@ -90,8 +115,9 @@ static void run_case(int n_rows, int vocab, int mode_mix)
     double worst = 0;
     for (int r = 0; r < n_rows; r++) {
         float rlp;
-        int32_t want = sampler_sample(&smp, x + (size_t)rows[r] * vocab, &sp[r],
-                                      hist + (size_t)r * HIST, n_hist[r], n_prompt[r], &rlp);
+        sample_input in = {&sp[r], hist + (size_t)r * HIST, n_hist[r], n_prompt[r],
+                           sup + (size_t)r * SUP, n_sup[r]};
+        int32_t want = sampler_sample(&smp, x + (size_t)rows[r] * vocab, &in, &rlp);
         if (want != tok[r]) bad++;
         double d = isfinite(lp[r]) ? fabs((double)lp[r] - rlp) / (1.0 + fabs(rlp)) : INFINITY;
         if (d > worst) worst = d;
@@ -101,6 +127,7 @@ static void run_case(int n_rows, int vocab, int mode_mix)
           "%.2e (bound 1e-3)", n_rows, vocab, mode_mix ? "mixed modes" : "greedy", bad, worst);
     sampler_free(&smp);
     free(x); free(rows); free(prm); free(sp); free(hist); free(n_hist); free(n_prompt); free(pen);
+    free(sup); free(n_sup);
     free(tok); free(lp);
     CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(drows)); CUDA_CHECK(cudaFree(dprm));
     CUDA_CHECK(cudaFree(dpen)); CUDA_CHECK(cudaFree(dtok)); CUDA_CHECK(cudaFree(dlp));

@@ -4,7 +4,8 @@
  * that name the unsupported component; invalid UTF-8 and out-of-range ids; HF's decode of
  * broken byte sequences, skip_special and BOS; and known facts of the real default-model
  * tokenizer (Llama-2's vocabulary: 61249 merges, "Once upon a time" -> 1 9038 2501 263 931)
- * and of the Llama-3 one.
+ * and of the Llama-3 one; one token's own bytes and text (tok_token_bytes / tok_token_text,
+ * OpenAI's logprob tokens): the tokens of a text join up to its decoding.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -311,6 +312,60 @@ static void test_llama3_facts(void **state)
     tok_free(t);
 }
 
+static void expect_piece(const tok *t, int32_t id, const char *bytes, size_t n_bytes, const char *text)
+{
+    char out[64];
+    assert_int_equal(tok_token_bytes(t, id, out, sizeof out), (int64_t)n_bytes);
+    assert_memory_equal(out, bytes, n_bytes);
+    assert_int_equal(tok_token_text(t, id, out, sizeof out), (int64_t)strlen(text));
+    assert_memory_equal(out, text, strlen(text));
+}
+
+/* Each token's bytes, joined, are the text's: for a text that starts with a space (nothing
+ * to strip at the start) and holds multi-byte characters split over byte tokens. */
+static void expect_pieces_join(const tok *t, const char *text)
+{
+    int32_t ids[64];
+    int64_t n = tok_encode(t, text, strlen(text), 0, ids, 64);
+    assert_true(n > 0 && n <= 64);
+    char joined[512], piece[64];
+    size_t len = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = tok_token_bytes(t, ids[i], piece, sizeof piece);
+        assert_true(k >= 0 && len + (size_t)k <= sizeof joined);
+        memcpy(joined + len, piece, (size_t)k);
+        len += (size_t)k;
+    }
+    char *lead = strstr(joined, text) == joined ? "" : " "; /* SentencePiece prepends one */
+    assert_int_equal(len, strlen(lead) + strlen(text));
+    assert_memory_equal(joined + strlen(lead), text, strlen(text));
+}
+
+static void test_token_pieces(void **state)
+{
+    (void)state;
+    tok *t = default_tok();
+    expect_piece(t, 278, " the", 4, " the");          /* "▁the": the word-start mark as a space */
+    expect_piece(t, 13, "\n", 1, "\n");                /* <0x0A> */
+    expect_piece(t, 229, "\xE2", 1, "\xEF\xBF\xBD");    /* <0xE2>: part of a character */
+    expect_piece(t, 2, "</s>", 4, "</s>");            /* special: its content */
+    expect_piece(t, 29892, ",", 1, ",");
+    assert_true(tok_token_bytes(t, 32000, NULL, 0) < 0);
+    assert_true(tok_token_text(t, -1, NULL, 0) < 0);
+    expect_pieces_join(t, " Once upon a time, \xE2\x9C\x93 caf\xC3\xA9 \xF0\x9F\x98\x80!");
+    tok_free(t);
+    char err[256];
+    const char *p = getenv("CINDER_TOK_LLAMA3") ? getenv("CINDER_TOK_LLAMA3")
+                                                 : "build/assets/llama3/tokenizer.json";
+    t = tok_load(p, err, sizeof err);
+    assert_non_null(t);
+    expect_piece(t, 9906, "Hello", 5, "Hello");
+    expect_piece(t, 128009, "<|eot_id|>", 10, "<|eot_id|>");
+    expect_piece(t, 127, "\xC3", 1, "\xEF\xBF\xBD");     /* byte-level: one byte of a character */
+    expect_pieces_join(t, " Once upon a time, \xE2\x9C\x93 caf\xC3\xA9 \xF0\x9F\x98\x80!");
+    tok_free(t);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -334,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_default_model_facts),
         cmocka_unit_test(test_decode_rules),
         cmocka_unit_test(test_llama3_facts),
+        cmocka_unit_test(test_token_pieces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
