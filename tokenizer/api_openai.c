@@ -1,5 +1,5 @@
 /* api_openai.c - the OpenAI-compatible API: POST /v1/completions, POST /v1/chat/completions
- * (streaming and not), GET /v1/models.
+ * (streaming and not); GET /v1/models is api_models.c's.
  *
  * Request fields map onto LightLLM's parameters (req_parse.c validates them): max_tokens,
  * temperature (default 1: sampling), top_p, stop, seed, presence/frequency_penalty, plus the
@@ -208,7 +208,7 @@ static int oa_params(api_ctx *a, gen_req *g, const cJSON *req, int chat, char *e
 }
 
 /* The chat prompt rendered with the model's template; malloc'd, or NULL with ERR. */
-static char *oa_chat_prompt(api_ctx *a, const cJSON *msgs, size_t *n, char *err, size_t n_err)
+char *oa_chat_prompt(api_ctx *a, const cJSON *msgs, size_t *n, char *err, size_t n_err)
 {
     if (!a->have_chat) {
         snprintf(err, n_err, "this model has no usable chat template: %s", a->chat_err);
@@ -336,18 +336,4 @@ fail:
     free(prompt);
     cJSON_Delete(req);
     return api_openai_error(c, status, err);
-}
-
-int api_models(api_ctx *a, struct mg_connection *c)
-{
-    cJSON *j = cJSON_CreateObject(), *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "object", "list");
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(j, "data"), m);
-    cJSON_AddStringToObject(m, "id", a->model_name);
-    cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", 0);
-    cJSON_AddStringToObject(m, "owned_by", "cinder");
-    cJSON_AddNumberToObject(m, "max_model_len", a->f->max_seq_len);
-    http_send_cjson(c, 200, j);
-    return 200;
 }

@@ -10,6 +10,10 @@ typedef struct {
     int n_threads;          /* civetweb handler threads: concurrent connections */
     const char *model_dir;  /* for tokenizer_config.json's chat template */
     const char *model_name; /* OpenAI's "model" */
+    const char *api_key;    /* NULL: no authentication */
+    const char *const *origins; /* CORS --allowed-origins ("*": any); none: "*" */
+    int n_origins;
+    const char *launch_id;  /* X-Cinder-Launch of /health answers (launch.sh's); NULL: none */
 } http_opts;
 
 struct mg_context;

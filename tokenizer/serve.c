@@ -109,9 +109,27 @@ static int relay(tokenizer *f, struct mg_connection *c, int slot, api_out *o, se
     return 200;
 }
 
+/* The seconds from A to B (CLOCK_MONOTONIC us), or -1 when either never came */
+static double span_s(uint64_t a, uint64_t b) { return a && b >= a ? (double)(b - a) / 1e6 : -1; }
+
+/* The request's stage times from the slot (the router wrote them before it let go of the
+ * request, i.e. before the final delta came; read before the slot is released) */
+static void stage_times(tokenizer *f, int slot, metrics_req *m)
+{
+    const slot_hdr *h = store_slot(&f->st, slot);
+    uint64_t queued = atomic_load_explicit(&h->t_queued_us, memory_order_acquire);
+    uint64_t sched = atomic_load_explicit(&h->t_scheduled_us, memory_order_acquire);
+    uint64_t first = atomic_load_explicit(&h->t_first_token_us, memory_order_acquire);
+    uint64_t last = atomic_load_explicit(&h->t_last_token_us, memory_order_acquire);
+    m->queue_s = span_s(queued, sched);
+    m->prefill_s = span_s(sched, first);
+    m->decode_s = span_s(first, last);
+    m->inference_s = span_s(sched, last);
+}
+
 static int reject(struct mg_connection *c, api_out *o, const char *msg)
 {
-    metrics_request(OUT_REJECTED, 0, 0, -1, 0);
+    metrics_request_rejected();
     return o->error(c, 503, msg);
 }
 
@@ -146,6 +164,9 @@ int serve_generate(tokenizer *f, struct mg_connection *c, const gen_req *g, cons
     int lost = 0;
     status = relay(f, c, slot, o, &s, &text, t0, &ttft, router_epoch, why, sizeof why, &lost);
     s.n_cached = atomic_load_explicit(&store_slot(&f->st, slot)->n_prompt_cached, memory_order_acquire);
+    metrics_req m = {.outcome = status == 200 ? metrics_outcome_of(s.finish) : OUT_ERROR, .n_prompt = s.n_prompt,
+                     .n_out = s.n_out, .max_tokens = g->params.max_new_tokens, .ttft_s = ttft};
+    stage_times(f, slot, &m);
     if (status == 200) {
         if (o->stream)
             o->end(c, o, &s);
@@ -162,8 +183,8 @@ int serve_generate(tokenizer *f, struct mg_connection *c, const gen_req *g, cons
         else
             tokenizer_slot_release(f, slot); /* the router reported it and let it go */
     }
-    metrics_request(status == 200 ? metrics_outcome_of(s.finish) : OUT_ERROR, s.n_prompt, s.n_out, ttft,
-                    (double)(now_us() - t0) / 1e6);
+    m.e2e_s = (double)(now_us() - t0) / 1e6;
+    metrics_request(&m);
     text_free(&text);
     return status;
 }

@@ -126,7 +126,7 @@ static backend *backend_open(const char *name, const backend_opts *bo)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: worker " PROC_USAGE " [--backend auto|cpu|cuda]"
+    fprintf(stderr, "usage: worker " PROC_USAGE " [--backend auto|cpu|cuda] [--list-backends]"
                     " [--kv-tokens N] [--max-batch-tokens N] [--threads N]"
                     " [--gpu-memory-utilization F] [--load-format auto|dummy] %s\n",
             backend_opts_usage);
@@ -222,12 +222,19 @@ int main(int argc, char **argv)
         {"threads", 1, 0, 't'}, {"gpu-memory-utilization", 1, 0, 'u'},
         {"load-format", 1, 0, 'l'},
         {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},
-        {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {0, 0, 0, 0},
+        {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {"list-backends", 0, 0, 'L'}, {0, 0, 0, 0},
     };
     int c, idx;
     while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
         case 'B': backend_name = optarg; break;
+        case 'L': /* the backends of this build (launch.sh checks --backend cuda with it) */
+#ifdef CINDER_CUDA_BACKEND
+            puts("cpu cuda");
+#else
+            puts("cpu");
+#endif
+            return 0;
         case 'k': bo.kv_tokens = atoll(optarg); break;
         case 'b': bo.max_batch_tokens = atoi(optarg); break;
         case 't': bo.n_threads = atoi(optarg); break;

@@ -25,6 +25,7 @@
 #include "../../common/json_util.h"
 #include "cluster.h"
 #include "http_client.h"
+#include "prom.h"
 
 #define SHAREGPT "../shared/data/sharegpt_prompts_1000.json"
 
@@ -38,15 +39,6 @@ typedef struct {
 
 static const char *const OUTCOMES[] = {"length", "stop", "abort", "error", "rejected"};
 
-/* The value of the sample named exactly NAME (with its labels) in Prometheus text, or -1. */
-static double metric(const char *text, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, name, n) && l[n] == ' ')
-            return atof(l + n + 1);
-    return -1;
-}
 
 /* 0, or -1 when the server has no /metrics. */
 static int scrape(counters *c)
@@ -55,18 +47,18 @@ static int scrape(counters *c)
     http_request(C.port, "GET", "/metrics", NULL, &r);
     int rc = -1;
     if (r.status == 200) {
-        char name[96];
+        char label[96];
         c->requests = 0;
         for (int i = 0; i < 5; i++) {
-            snprintf(name, sizeof name, "cinder_requests_total{outcome=\"%s\"}", OUTCOMES[i]);
-            double v = metric(r.body, name);
+            snprintf(label, sizeof label, "outcome=\"%s\"", OUTCOMES[i]);
+            double v = prom_value(r.body, "cinder_requests_total", label);
             assert_true(v >= 0);
             c->requests += v;
             if (!i)
                 c->length = v;
         }
-        c->prompt = metric(r.body, "cinder_prompt_tokens_total");
-        c->generation = metric(r.body, "cinder_generation_tokens_total");
+        c->prompt = prom_value(r.body, "cinder_prompt_tokens_total", NULL);
+        c->generation = prom_value(r.body, "cinder_generation_tokens_total", NULL);
         assert_true(c->prompt >= 0 && c->generation >= 0);
         rc = 0;
     } else {

@@ -26,6 +26,7 @@
 
 #include "cluster.h"
 #include "http_client.h"
+#include "prom.h"
 #include "load.h"
 
 #define N_REQ 32
@@ -101,18 +102,6 @@ static void check_texts(load_job *jobs, int set)
     }
 }
 
-/* A /metrics value, or -1. */
-static double metric(const char *name)
-{
-    http_resp r;
-    http_request(C.port, "GET", "/metrics", NULL, &r);
-    char pat[128];
-    snprintf(pat, sizeof pat, "\n%s ", name);
-    const char *p = r.status == 200 && r.body ? strstr(r.body, pat) : NULL;
-    double v = p ? atof(p + strlen(pat)) : -1;
-    http_resp_free(&r);
-    return v;
-}
 
 /* The text of a sampled /generate with a seed (its prompt the second opening), or NULL. */
 static char *seeded_text(void)
@@ -180,9 +169,9 @@ static void test_cache_on(void **state)
            q > 0 ? 100 * h / q : 0, cluster_stat(&C, "n_cached_blocks"));
     assert_true(q > N_REQ * 100);
     assert_true(h > 0.5 * q); /* 28 of 32 requests find their opening cached */
-    assert_true(metric("cinder_prefix_cache_queries_total") == q);
-    assert_true(metric("cinder_prefix_cache_hits_total") == h);
-    assert_true(metric("cinder_prefix_cache_blocks") > 0);
+    assert_true(prom_scrape(C.port, "cinder_prefix_cache_queries_total", NULL) == q);
+    assert_true(prom_scrape(C.port, "cinder_prefix_cache_hits_total", NULL) == h);
+    assert_true(prom_scrape(C.port, "cinder_prefix_cache_blocks", NULL) > 0);
 
     /* OpenAI usage: the second identical completion takes the first one's whole blocks */
     int n_prompt, first = completion_cached_tokens(openings[0], &n_prompt);
