@@ -148,8 +148,10 @@ done
 # would fail to listen, and the readiness check must never take another server for ours)
 PROBE_HOST=$HOST # where this script checks /health
 case $HOST in 0.0.0.0|"*") PROBE_HOST=127.0.0.1 ;; "::"|"[::]") PROBE_HOST=::1 ;; esac
-if timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$PROBE_HOST" "$PORT" 2>/dev/null; then
-  echo "launch.sh: port $PORT is in use (something answers on $PROBE_HOST:$PORT); stop it or pick another --port" >&2
+port_rc=0 # 0: something accepted a connection; 124: something holds it without answering
+timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$PROBE_HOST" "$PORT" 2>/dev/null || port_rc=$?
+if [ "$port_rc" = 0 ] || [ "$port_rc" = 124 ]; then
+  echo "launch.sh: port $PORT is in use (something listens on $PROBE_HOST:$PORT); stop it or pick another --port" >&2
   exit 1
 fi
 
