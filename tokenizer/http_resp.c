@@ -71,8 +71,8 @@ void http_resp_close(struct mg_connection *c)
      * up in this same table) says otherwise; set it, or add it (http_frame_check refuses a
      * request whose headers fill the table, so there is room unless it is being refused) */
     struct mg_request_info *ri = (struct mg_request_info *)mg_get_request_info(c);
-    if (!ri)
-        return;
+    if (!ri || ri->num_headers < 0 || ri->num_headers > MG_MAX_HEADERS)
+        return; /* a request civetweb could not parse: it closes the connection itself */
     for (int i = 0; i < ri->num_headers; i++)
         if (!strcasecmp(ri->http_headers[i].name, "Connection")) {
             ri->http_headers[i].value = "close";
@@ -92,11 +92,12 @@ static int has_body(struct mg_connection *c)
 /* 1 when the connection may stay open after an answer of LENGTH (see http_resp.h) */
 static int keep_alive(struct mg_connection *c, long long length)
 {
+    if (must_close || P.keep_alive_ms <= 0 || length == -2)
+        return 0;
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *conn = mg_get_header(c, "Connection");
-    int client = conn ? has_token(conn, "keep-alive")
-                      : ri->http_version && !strcmp(ri->http_version, "1.1");
-    if (must_close || !client || P.keep_alive_ms <= 0 || length == -2)
+    int client = conn ? has_token(conn, "keep-alive") : ri->http_version && !strcmp(ri->http_version, "1.1");
+    if (!client)
         return 0;
     if (!body_read && has_body(c))
         return 0;
