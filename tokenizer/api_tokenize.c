@@ -103,6 +103,7 @@ int api_tokenize(api_ctx *a, struct mg_connection *c)
     char *text = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
+    cJSON *answer = NULL; /* what a 200 says */
     /* a template carries its own special tokens; plain text gets the tokenizer's */
     int add_special = get_bool(req, "add_special_tokens", !msgs || a->chat.kind == CHAT_PLAIN, err, sizeof err);
     int gen_prompt = get_bool(req, "add_generation_prompt", 1, err, sizeof err);
@@ -134,21 +135,16 @@ int api_tokenize(api_ctx *a, struct mg_connection *c)
         status = k == -1 ? 400 : 500;
         goto fail;
     }
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "count", (double)k);
-    cJSON_AddNumberToObject(j, "max_model_len", a->f->max_seq_len);
-    cJSON_AddItemToObject(j, "tokens", cJSON_CreateIntArray(ids, (int)k));
-    cJSON_AddNullToObject(j, "token_strs");
-    http_send_cjson(c, 200, j);
-    free(ids);
-    free(text);
-    cJSON_Delete(req);
-    return 200;
+    answer = cJSON_CreateObject();
+    cJSON_AddNumberToObject(answer, "count", (double)k);
+    cJSON_AddNumberToObject(answer, "max_model_len", a->f->max_seq_len);
+    cJSON_AddItemToObject(answer, "tokens", cJSON_CreateIntArray(ids, (int)k));
+    cJSON_AddNullToObject(answer, "token_strs");
 fail:
     free(ids);
     free(text);
     cJSON_Delete(req);
-    return http_send_error(c, status, err);
+    return answer ? (http_send_cjson(c, 200, answer), 200) : http_send_error(c, status, err);
 }
 
 int api_detokenize(api_ctx *a, struct mg_connection *c)
@@ -163,6 +159,7 @@ int api_detokenize(api_ctx *a, struct mg_connection *c)
     int n = cJSON_GetArraySize(tokens), vocab = tok_vocab_size(a->f->tok), i = 0;
     int32_t *ids = malloc(sizeof *ids * (size_t)(n > 0 ? n : 1));
     char *text = NULL;
+    cJSON *answer = NULL; /* what a 200 says */
     status = 400;
     if (!cJSON_IsArray(tokens)) {
         snprintf(err, sizeof err, "\"tokens\" must be a list of token ids");
@@ -189,16 +186,11 @@ int api_detokenize(api_ctx *a, struct mg_connection *c)
         goto fail;
     }
     text[len] = 0;
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "prompt", text);
-    http_send_cjson(c, 200, j);
-    free(text);
-    free(ids);
-    cJSON_Delete(req);
-    return 200;
+    answer = cJSON_CreateObject();
+    cJSON_AddStringToObject(answer, "prompt", text);
 fail:
     free(text);
     free(ids);
     cJSON_Delete(req);
-    return http_send_error(c, status, err);
+    return answer ? (http_send_cjson(c, 200, answer), 200) : http_send_error(c, status, err);
 }
