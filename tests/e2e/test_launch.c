@@ -355,6 +355,8 @@ static void launcher_dies(const char *sig, const char *extra, int expect_supervi
     assert_int_equal(health(port), 200);
     assert_int_equal(sh("kill -%s %d", sig, launcher), 0);
     expect_gone(pids, 5, shm, 5); /* its processes stop and the shared memory goes */
+    for (int k = 0; k < 50 && alive(launcher); k++) /* it ends just after stop.sh removed that */
+        usleep(100000);
     assert_false(alive(launcher));
     assert_int_equal(health(port), -1);
     for (int i = 0; i < 4; i++) { /* and no pid file is left to mislead stop.sh */
