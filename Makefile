@@ -1,7 +1,7 @@
 # Makefile - builds every cinder program into build/bin, tests into build/test.
 #
 # Conventions (no need to edit this file to add code):
-#   DIR/main.c        -> build/bin/DIR            (the four processes)
+#   DIR/main.c        -> build/bin/DIR            (the processes, the holder among them)
 #   DIR/cmd_NAME.c    -> build/bin/NAME            (tools; '_' in NAME becomes '-')
 #   other DIR/*.c     -> build/lib/libcinder_DIR.a (linked into every program; common/tok:
 #                        libcinder_common_tok.a)
@@ -34,6 +34,8 @@ endif
 # fails); libzmq's own hand-offs, invisible to the sanitizer, are suppressed (tests/tsan.supp)
 ifeq ($(SANITIZE),thread)
 export TSAN_OPTIONS := suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 $(TSAN_OPTIONS)
+# the processes run several times slower: the e2e tests' speed bounds scale (cluster.h)
+export CINDER_TEST_TIME_SCALE ?= 6
 endif
 
 ifneq ($(NVCC),)
@@ -66,7 +68,7 @@ ALL_LIBS := $(C_LIBS) $(CUDA_LIB)
 LINK_LIBS := $(LIB_bench) $(LIB_scripts) $(LIB_detokenizer) $(LIB_router) $(LIB_worker) \
              $(CUDA_LIB) $(LIB_tokenizer) $(LIB_common/tok) $(LIB_common)
 
-PROCS    := $(foreach d,tokenizer router worker detokenizer,$(if $(wildcard $(d)/main.c),$(d)))
+PROCS    := $(foreach d,tokenizer router worker detokenizer holder,$(if $(wildcard $(d)/main.c),$(d)))
 CMDS     := $(wildcard */cmd_*.c */*/cmd_*.c)
 cmd_name = $(subst _,-,$(patsubst cmd_%.c,%,$(notdir $(1))))
 BINS     := $(addprefix $(BUILD)/bin/,$(PROCS)) \

@@ -1,14 +1,15 @@
 /* cmd_shm_tool.c - shm-tool: creates, inspects and removes the shared-memory request store.
  *
  *   shm-tool create --name /cinder-X --model-dir DIR [--slots N] [--max-seq-len N] [--block-size N]
- *                   [--launcher-pid PID]
+ *                   [--launcher-pid PID] [--holder]
  *   shm-tool stat   --name /cinder-X      (JSON: sizes, live processes, active slots)
  *   shm-tool remove --name /cinder-X
  *
  * launch.sh creates the store before any process starts, so every process reads the same
  * sizes from its header; max_seq_len defaults to the model's context length. --launcher-pid:
  * the foreground launch.sh; every process stops once it is gone (its start time is recorded
- * with it, so a later process with the same pid does not count).
+ * with it, so a later process with the same pid does not count). --holder: the launch runs a
+ * holder process (the worker attaches to it). remove also removes the holder's region.
  */
 #include "log.h"
 #include "model_config.h"
@@ -22,7 +23,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: shm-tool create|stat|remove --name NAME [--model-dir DIR] [--slots N]"
-                    " [--max-seq-len N] [--block-size N] [--launcher-pid PID]\n");
+                    " [--max-seq-len N] [--block-size N] [--launcher-pid PID] [--holder]\n");
     return 2;
 }
 
@@ -74,7 +75,8 @@ static int cmd_stat(const char *name)
            "\"kv_limit_blocks\": %d, \"n_preempted\": %llu, \"worker_steps\": %llu, "
            "\"mean_step_ms\": %.3f, \"mean_gap_us\": %.1f, \"step_busy_us\": %llu, \"step_gap_us\": %llu, "
            "\"n_step_gaps\": %llu, \"n_cached_blocks\": %d, \"prefix_queries\": %llu, "
-           "\"prefix_hits\": %llu, \"alive\": {",
+           "\"prefix_hits\": %llu, \"worker_restarts\": %llu, \"resumed\": %llu, "
+           "\"recomputed_tokens\": %llu, \"alive\": {",
            h->n_slots, h->max_seq_len, h->block_size, atomic_load(&h->n_kv_blocks), n_active,
            atomic_load(&h->n_waiting), atomic_load(&h->n_running), atomic_load(&h->n_free_blocks),
            atomic_load(&h->kv_limit_blocks), (unsigned long long)atomic_load(&h->n_preempted),
@@ -83,7 +85,10 @@ static int cmd_stat(const char *name)
            (unsigned long long)atomic_load(&h->step_busy_us), (unsigned long long)atomic_load(&h->step_gap_us),
            (unsigned long long)n_gaps, atomic_load(&h->n_cached_blocks),
            (unsigned long long)atomic_load(&h->prefix_queries),
-           (unsigned long long)atomic_load(&h->prefix_hits));
+           (unsigned long long)atomic_load(&h->prefix_hits),
+           (unsigned long long)atomic_load(&h->n_worker_restarts),
+           (unsigned long long)atomic_load(&h->n_resumed),
+           (unsigned long long)atomic_load(&h->n_recomputed_tokens));
     for (int p = 0; p < N_PROC; p++)
         printf("%s\"%s\": %s", p ? ", " : "", proc_names[p], store_alive(&s, p) ? "true" : "false");
     printf("}}\n");
@@ -101,7 +106,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"name", 1, 0, 'n'}, {"model-dir", 1, 0, 'm'}, {"slots", 1, 0, 's'},
         {"max-seq-len", 1, 0, 'l'}, {"block-size", 1, 0, 'b'}, {"launcher-pid", 1, 0, 'p'},
-        {0, 0, 0, 0},
+        {"holder", 0, 0, 'H'}, {0, 0, 0, 0},
     };
     int c;
     optind = 2;
@@ -113,6 +118,7 @@ int main(int argc, char **argv)
         case 'l': l.max_seq_len = (uint32_t)atoi(optarg); break;
         case 'b': l.block_size = (uint32_t)atoi(optarg); break;
         case 'p': l.launcher_pid = atoi(optarg); break;
+        case 'H': l.with_holder = 1; break;
         default: return usage();
         }
     }
@@ -124,6 +130,9 @@ int main(int argc, char **argv)
         return cmd_stat(name);
     if (!strcmp(verb, "remove")) {
         int rc = store_unlink(name);
+        char hold[256];
+        if (!store_holder_name(name, hold, sizeof hold))
+            store_unlink(hold);   /* a holder that could not remove it (killed) */
         if (rc)
             fprintf(stderr, "shm-tool: remove %s: %s\n", name, strerror(-rc));
         return rc ? 1 : 0;

@@ -5,6 +5,7 @@
  *   worker.ipc    bound PUSH by the router; the worker connects PULL
  *   detok.ipc     bound PUSH by the router; the detokenizer connects PULL
  *   tokenizer.ipc bound PULL by the tokenizer; detokenizer and router connect PUSH
+ *   holder.ipc    bound REP by the holder; the worker connects REQ (its one request, attach)
  */
 #ifndef CINDER_IPC_H
 #define CINDER_IPC_H
@@ -15,8 +16,9 @@
 #define IPC_WORKER "worker"
 #define IPC_DETOK "detok"
 #define IPC_TOKENIZER "tokenizer"
+#define IPC_HOLDER "holder"
 
-/* Opens a socket of zmq TYPE (ZMQ_PUSH / ZMQ_PULL) bound or connected to RUN_DIR/NAME.ipc.
+/* Opens a socket of zmq TYPE (ZMQ_PUSH / ZMQ_PULL, ZMQ_REQ / ZMQ_REP) bound or connected to RUN_DIR/NAME.ipc.
  * NULL on failure (logged). */
 void *ipc_open(void *zctx, int type, const char *run_dir, const char *name, int bind);
 void ipc_close(void *sock);

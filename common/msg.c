@@ -184,13 +184,15 @@ static void worker_ready_pack(msgpack_packer *p, const msg_worker_ready *m)
     msgpack_pack_uint32(p, m->epoch);
     msgpack_pack_int32(p, m->n_kv_blocks);
     msgpack_pack_int32(p, m->max_batch_tokens);
+    msgpack_pack_uint64(p, m->kv_gen);
 }
 
 static int worker_ready_unpack(rd *r, msg_worker_ready *m)
 {
     TRY(rd_u32(r, &m->epoch));
     TRY(rd_i32(r, &m->n_kv_blocks));
-    return rd_i32(r, &m->max_batch_tokens);
+    TRY(rd_i32(r, &m->max_batch_tokens));
+    return rd_u64(r, &m->kv_gen);
 }
 
 static void detok_pack(msgpack_packer *p, const msg_detok *m)
@@ -265,11 +267,61 @@ static int req_failed_unpack(rd *r, msg_req_failed *m)
     return 0;
 }
 
+static void holder_attach_pack(msgpack_packer *p, const msg_holder_attach *m)
+{
+    msgpack_pack_uint32(p, m->worker_epoch);
+    msgpack_pack_int32(p, m->reload);
+}
+
+static int holder_attach_unpack(rd *r, msg_holder_attach *m)
+{
+    TRY(rd_u32(r, &m->worker_epoch));
+    return rd_i32(r, &m->reload);
+}
+
+static void holder_attached_pack(msgpack_packer *p, const msg_holder_attached *m)
+{
+    msgpack_pack_int32(p, m->status);
+    msgpack_pack_int32(p, m->kind);
+    msgpack_pack_uint64(p, m->kv_gen);
+    msgpack_pack_int32(p, m->n_kv_blocks);
+    msgpack_pack_uint64(p, m->weights_bytes);
+    msgpack_pack_uint64(p, m->kv_bytes);
+    msgpack_pack_float(p, m->verify_ms);
+    msgpack_pack_int32(p, m->reloaded);
+    msgpack_pack_bin(p, MSG_IPC_HANDLE_BYTES);
+    msgpack_pack_bin_body(p, m->ipc_weights, MSG_IPC_HANDLE_BYTES);
+    msgpack_pack_bin(p, MSG_IPC_HANDLE_BYTES);
+    msgpack_pack_bin_body(p, m->ipc_kv, MSG_IPC_HANDLE_BYTES);
+}
+
+/* A bin of exactly MSG_IPC_HANDLE_BYTES into DST. */
+static int rd_handle(rd *r, uint8_t *dst)
+{
+    uint32_t n;
+    TRY(rd_bin(r, (char *)dst, MSG_IPC_HANDLE_BYTES, &n));
+    return n == MSG_IPC_HANDLE_BYTES ? 0 : -EPROTO;
+}
+
+static int holder_attached_unpack(rd *r, msg_holder_attached *m)
+{
+    TRY(rd_i32(r, &m->status));
+    TRY(rd_i32(r, &m->kind));
+    TRY(rd_u64(r, &m->kv_gen));
+    TRY(rd_i32(r, &m->n_kv_blocks));
+    TRY(rd_u64(r, &m->weights_bytes));
+    TRY(rd_u64(r, &m->kv_bytes));
+    TRY(rd_f32(r, &m->verify_ms));
+    TRY(rd_i32(r, &m->reloaded));
+    TRY(rd_handle(r, m->ipc_weights));
+    return rd_handle(r, m->ipc_kv);
+}
+
 /* ---- dispatch */
 
 static const char *const type_names[MSG_N_TYPES] = {
     "?", "new_req", "abort", "stop_req", "step", "step_done", "worker_ready", "detok",
-    "text_delta", "req_failed",
+    "text_delta", "req_failed", "holder_attach", "holder_attached",
 };
 
 const char *msg_type_name(int type)
@@ -279,7 +331,7 @@ const char *msg_type_name(int type)
 
 int msg_pack(msgpack_sbuffer *sb, int type, const void *m)
 {
-    static const int n_fields[MSG_N_TYPES] = {0, 2, 2, 2, 3, 4, 3, 1, 8, 4};
+    static const int n_fields[MSG_N_TYPES] = {0, 2, 2, 2, 3, 4, 4, 1, 8, 4, 2, 10};
     if (type <= 0 || type >= MSG_N_TYPES)
         return -EINVAL;
     msgpack_packer p;
@@ -296,6 +348,8 @@ int msg_pack(msgpack_sbuffer *sb, int type, const void *m)
     case MSG_DETOK: detok_pack(&p, m); break;
     case MSG_TEXT_DELTA: text_delta_pack(&p, m); break;
     case MSG_REQ_FAILED: req_failed_pack(&p, m); break;
+    case MSG_HOLDER_ATTACH: holder_attach_pack(&p, m); break;
+    case MSG_HOLDER_ATTACHED: holder_attached_pack(&p, m); break;
     }
     return 0;
 }
@@ -393,6 +447,8 @@ int msg_unpack(const void *data, size_t len, msg_any *out)
     case MSG_DETOK: rc = detok_unpack(&r, &out->u.detok); break;
     case MSG_TEXT_DELTA: rc = text_delta_unpack(&r, &out->u.text_delta); break;
     case MSG_REQ_FAILED: rc = req_failed_unpack(&r, &out->u.req_failed); break;
+    case MSG_HOLDER_ATTACH: rc = holder_attach_unpack(&r, &out->u.holder_attach); break;
+    case MSG_HOLDER_ATTACHED: rc = holder_attached_unpack(&r, &out->u.holder_attached); break;
     default: rc = -EPROTO;
     }
     if (!rc && r.i != r.n)

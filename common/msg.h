@@ -11,6 +11,8 @@
  *   router      -> detokenizer  DETOK
  *   detokenizer -> tokenizer    TEXT_DELTA
  *   router      -> tokenizer    REQ_FAILED (request could not be served; no text will come)
+ *   worker      -> holder       HOLDER_ATTACH (request: the one REQ/REP pair, holder.ipc)
+ *   holder      -> worker       HOLDER_ATTACHED (reply: where the weights and the KV cache are)
  */
 #ifndef CINDER_MSG_H
 #define CINDER_MSG_H
@@ -31,6 +33,8 @@ enum msg_type {
     MSG_DETOK,
     MSG_TEXT_DELTA,
     MSG_REQ_FAILED,
+    MSG_HOLDER_ATTACH,
+    MSG_HOLDER_ATTACHED,
     MSG_N_TYPES
 };
 
@@ -63,6 +67,8 @@ typedef struct {
     uint32_t epoch;       /* worker (re)start count, from the store header */
     int32_t n_kv_blocks;  /* KV capacity */
     int32_t max_batch_tokens; /* most tokens one step may carry */
+    uint64_t kv_gen;      /* the holder's KV generation the worker attached to (see
+                             msg_holder_attached); 0: the worker's own KV, new with it */
 } msg_worker_ready;
 
 typedef struct {
@@ -96,6 +102,28 @@ typedef struct {
     char error[256];
 } msg_req_failed;
 
+typedef struct {
+    uint32_t worker_epoch; /* the worker asking (its epoch in the store) */
+    int32_t reload;        /* 1: load the weights from disk again first (--reload-weights) */
+} msg_holder_attach;
+
+#define MSG_IPC_HANDLE_BYTES 64   /* a cudaIpcMemHandle_t */
+enum hold_kind { HOLD_CPU_F32 = 1, HOLD_CUDA_BF16, HOLD_CUDA_F16 };
+
+typedef struct {
+    int32_t status;        /* 0, or negative: the holder cannot serve (its log says why) */
+    int32_t kind;          /* hold_kind: the backend and element type of both regions */
+    uint64_t kv_gen;       /* generation of the KV contents: holder epoch << 32 | weight
+                              loads; the same value means the KV a worker left is still valid */
+    int32_t n_kv_blocks;   /* KV capacity in blocks */
+    uint64_t weights_bytes, kv_bytes; /* sizes of the weights and of K and V together */
+    float verify_ms;       /* the weights digest check before this attach; -1: none (first) */
+    int32_t reloaded;      /* 1: the weights were loaded again for this attach (asked for, or
+                              the digest did not match) */
+    uint8_t ipc_weights[MSG_IPC_HANDLE_BYTES]; /* CUDA: the handles of the two allocations */
+    uint8_t ipc_kv[MSG_IPC_HANDLE_BYTES];      /* (K, then V); zero on the CPU */
+} msg_holder_attached;
+
 /* Any message, tagged by type. Large (the STEP array): keep it off small stacks. */
 typedef struct {
     int32_t type;
@@ -109,6 +137,8 @@ typedef struct {
         msg_detok detok;
         msg_text_delta text_delta;
         msg_req_failed req_failed;
+        msg_holder_attach holder_attach;
+        msg_holder_attached holder_attached;
     } u;
 } msg_any;
 

@@ -3,8 +3,6 @@
  */
 #include "safetensors.h"
 #include "json_util.h"
-#include "log.h"
-#include "store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -316,15 +314,8 @@ int st_open_dir(safetensors *st, const char *dir, char *err, size_t n_err)
         else
             rc = open_shards(st, dir, err, n_err);
     }
-    if (rc < 0) {
+    if (rc < 0)
         st_free(st);
-        return rc;
-    }
-    for (int i = 0; i < st->n_tensors; i++)
-        st->n_bytes_total += st->tensors[i].n_bytes;
-    st->reported_ms = now_ms();
-    LOG_INFO("loading weights: %.0f MB in %d file%s", st->n_bytes_total / 1e6, st->n_files,
-             st->n_files == 1 ? "" : "s");
     return rc;
 }
 
@@ -431,13 +422,6 @@ int st_load_f32(safetensors *st, const char *name, int n_dims, const int64_t *sh
         return -1;
     }
     t->used = 1;
-    st->n_bytes_loaded += t->n_bytes;
-    uint64_t now = now_ms();
-    if (now - st->reported_ms >= 1000) {
-        st->reported_ms = now;
-        LOG_INFO("loading weights: %.0f%% (%.0f of %.0f MB)", 100.0 * st->n_bytes_loaded / st->n_bytes_total,
-                 st->n_bytes_loaded / 1e6, st->n_bytes_total / 1e6);
-    }
     return 0;
 }
 

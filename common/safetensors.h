@@ -39,10 +39,6 @@ typedef struct {
     size_t map_bytes[ST_MAX_FILES];
     int n_tensors;
     st_tensor *tensors;            /* [n_tensors] */
-    /* progress of st_load_f32, logged ("loading weights: N% ...") at most once a second;
-       launch.sh shows those lines while the worker loads */
-    size_t n_bytes_total, n_bytes_loaded;
-    uint64_t reported_ms;
 } safetensors;
 
 const char *st_dtype_name(st_dtype d);

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <pthread.h>
@@ -14,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *const proc_names[N_PROC] = {"tokenizer", "router", "worker", "detokenizer"};
+const char *const proc_names[N_PROC] = {"tokenizer", "router", "worker", "detokenizer", "holder"};
 const char *const finish_names[] = {"", "length", "stop", "abort", "error"};
 
 uint64_t now_ms(void)
@@ -73,6 +74,7 @@ int store_create(store *s, const char *name, const store_layout *l)
     h->total_bytes = total;
     h->launcher_pid = l->launcher_pid;
     h->launcher_start = l->launcher_start;
+    h->with_holder = l->with_holder;
     atomic_store(&h->next_req_id, 1);
     atomic_thread_fence(memory_order_release);
     h->magic = STORE_MAGIC;
@@ -109,6 +111,12 @@ void store_close(store *s)
 }
 
 int store_unlink(const char *name) { return shm_unlink(name) ? -errno : 0; }
+
+int store_holder_name(const char *name, char *out, size_t n)
+{
+    int k = snprintf(out, n, "%s.hold", name);
+    return k < 0 || (size_t)k >= n || k > NAME_MAX ? -ENAMETOOLONG : 0;
+}
 
 void store_register(store *s, int proc)
 {
@@ -173,7 +181,10 @@ void store_orphan_cleanup(const store *s, const char *run_dir, int proc)
 {
     if (!store_orphaned())
         return;
+    char hold[256];
     store_unlink(s->name);
+    if (!store_holder_name(s->name, hold, sizeof hold))
+        shm_unlink(hold);
     for (int p = 0; p <= N_PROC; p++) {
         if (p != proc && proc != PROC_ROUTER)
             continue;

@@ -27,7 +27,9 @@
 #define STORE_MAX_STOP_IDS 16   /* stop token ids per request, besides the model's EOS ids */
 #define STORE_ERROR_BYTES 160   /* why the router ended a request with FINISH_ERROR */
 
-enum proc_id { PROC_TOKENIZER, PROC_ROUTER, PROC_WORKER, PROC_DETOKENIZER, N_PROC };
+/* PROC_HOLDER: the holder of the weights and the KV cache (holder/main.c), in launches
+ * whose store says with_holder. */
+enum proc_id { PROC_TOKENIZER, PROC_ROUTER, PROC_WORKER, PROC_DETOKENIZER, PROC_HOLDER, N_PROC };
 extern const char *const proc_names[N_PROC];
 
 enum slot_state { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
@@ -94,6 +96,9 @@ typedef struct {
                                      gone (0: --detach, nothing to follow) */
     uint64_t launcher_start;      /* its start time (field 22 of /proc/PID/stat): a later
                                      process that reuses the pid is not taken for it */
+    uint32_t with_holder;         /* 1: a holder process owns the weights and the KV cache and
+                                     the worker attaches to it (store_holder_name); 0: the
+                                     worker allocates and loads them itself */
     /* written by each process about itself, index proc_id */
     _Atomic uint64_t hb_ms[N_PROC];  /* CLOCK_MONOTONIC ms of its last heartbeat */
     _Atomic int32_t pid[N_PROC];
@@ -114,6 +119,13 @@ typedef struct {
     _Atomic int32_t n_cached_blocks; /* KV blocks in the prefix cache (held or evictable) */
     _Atomic uint64_t prefix_queries; /* prompt tokens of requests at their first admission */
     _Atomic uint64_t prefix_hits;    /* of them, tokens taken from the prefix cache */
+    _Atomic uint32_t worker_serving; /* epoch of the worker whose capacity the router took
+                                        (0: none; /health is 503 unless it is the running one) */
+    _Atomic uint64_t n_worker_restarts;  /* workers that came back after one was lost */
+    _Atomic uint64_t n_resumed;      /* running requests that went on after a worker restart
+                                        from their completed KV positions (no recompute) */
+    _Atomic uint64_t n_recomputed_tokens; /* completed KV positions a worker restart lost
+                                        (the KV did not survive) and that are computed again */
     /* written by the tokenizer */
     _Atomic uint64_t next_req_id;
 } store_hdr;
@@ -128,6 +140,7 @@ typedef struct {
     uint32_t n_slots, max_seq_len, block_size, vocab_size;
     int32_t launcher_pid;     /* 0: none */
     uint64_t launcher_start;
+    uint32_t with_holder;
 } store_layout;
 
 /* Creates (or replaces) the region NAME; 0 or -errno. */
@@ -136,6 +149,9 @@ int store_create(store *s, const char *name, const store_layout *l);
 int store_open(store *s, const char *name);
 void store_close(store *s);
 int store_unlink(const char *name);
+/* The name of the shared-memory region that the holder of store NAME keeps the weights and
+ * the KV cache in (CPU backend): NAME with ".hold" appended; 0, or -ENAMETOOLONG. */
+int store_holder_name(const char *name, char *out, size_t n);
 
 static inline slot_hdr *store_slot(const store *s, int i)
 {
@@ -171,7 +187,7 @@ int proc_start_time(int pid, uint64_t *start);
 int store_launcher_gone(const store *s);
 /* 1 once this process stopped itself because its launcher was gone. */
 int store_orphaned(void);
-/* After such a stop: removes the shared memory and RUN_DIR/NAME.pid if it still names this
+/* After such a stop: removes the shared memory (the store and the holder's region) and RUN_DIR/NAME.pid if it still names this
  * process (the router removes every pid file of the launch: nothing is left to stop). */
 void store_orphan_cleanup(const store *s, const char *run_dir, int proc);
 /* Stamps PROC's heartbeat every STORE_BEAT_MS from a thread of its own, for a process whose

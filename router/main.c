@@ -42,6 +42,7 @@ typedef struct {
     msg_step inflight[MAX_DEPTH]; /* steps sent and not yet done, oldest at head */
     int head, n_inflight, depth;
     uint32_t worker_epoch;
+    uint64_t kv_gen;              /* the holder's KV generation the worker had (0: none) */
     int worker_up;                /* a worker reported and still beats */
     uint64_t worker_down_ms;      /* since when no worker is up (0: one is) */
     int worker_wait_ms;           /* requests held longer without a worker fail (503) */
@@ -96,6 +97,19 @@ static void kick(router *r)
     sched_publish(&r->sched);
 }
 
+/* The worker is gone: its steps in flight with it. Running requests wait for the next worker
+ * (a new one registers with a new epoch and beats while it loads or attaches, before it
+ * announces itself), which resumes them when the holder kept their KV, else recomputes
+ * them; --worker-wait counts from now. */
+static void worker_lost(router *r, const char *how)
+{
+    LOG_WARN("worker epoch %u %s: waiting for a new one", r->worker_epoch, how);
+    atomic_store(&r->p.st.hdr->worker_serving, 0);
+    r->worker_up = 0;
+    r->n_inflight = 0;
+    sched_worker_lost(&r->sched);
+}
+
 static void handle(router *r, const msg_any *m)
 {
     switch (m->type) {
@@ -113,16 +127,25 @@ static void handle(router *r, const msg_any *m)
     case MSG_STOP_REQ:
         sched_cancel(&r->sched, m->u.stop_req.slot, m->u.stop_req.req_id, FINISH_STOP);
         break;
-    case MSG_WORKER_READY:
-        if (r->worker_up && m->u.worker_ready.epoch == r->worker_epoch)
+    case MSG_WORKER_READY: {
+        const msg_worker_ready *w = &m->u.worker_ready;
+        if (r->worker_up && w->epoch == r->worker_epoch)
             break; /* the worker we have, announcing itself again */
-        LOG_INFO("worker epoch %u ready", m->u.worker_ready.epoch);
-        r->worker_epoch = m->u.worker_ready.epoch;
+        if (r->worker_up)
+            worker_lost(r, "was replaced");
+        int kept = w->kv_gen != 0 && w->kv_gen == r->kv_gen;
+        LOG_INFO("worker epoch %u ready (KV generation %llx: %s)", w->epoch,
+                 (unsigned long long)w->kv_gen, kept ? "kept, running requests resume" :
+                 "new: any running requests are recomputed");
+        r->worker_epoch = w->epoch;
+        r->kv_gen = w->kv_gen;
         r->worker_up = 1;
-        r->n_inflight = 0; /* steps sent to an earlier worker are lost with its KV cache */
-        if (sched_set_capacity(&r->sched, m->u.worker_ready.n_kv_blocks, m->u.worker_ready.max_batch_tokens))
-            DIE("out of memory for %d KV blocks", m->u.worker_ready.n_kv_blocks);
+        r->n_inflight = 0;
+        if (sched_worker_back(&r->sched, w->n_kv_blocks, w->max_batch_tokens, kept))
+            DIE("out of memory for %d KV blocks", w->n_kv_blocks);
+        atomic_store(&r->p.st.hdr->worker_serving, w->epoch);
         break;
+    }
     case MSG_STEP_DONE: {
         const msg_step *oldest = &r->inflight[r->head];
         if (!r->n_inflight || m->u.step_done.step_id != oldest->step_id ||
@@ -157,15 +180,8 @@ static void on_timer(uv_timer_t *t)
     router *r = t->data;
     store_heartbeat(&r->p.st, PROC_ROUTER);
     if (r->worker_up && (store_gone(&r->p.st, PROC_WORKER) ||
-                         atomic_load(&r->p.st.hdr->epoch[PROC_WORKER]) != r->worker_epoch)) {
-        /* its KV cache and steps are gone; requests wait for the next worker (recompute). A
-           new worker registers (a new epoch) and beats while it loads, before it announces
-           itself: the one we had is gone then, and --worker-wait counts from now */
-        LOG_WARN("worker epoch %u stopped beating or was replaced: waiting for a new one", r->worker_epoch);
-        r->worker_up = 0;
-        r->n_inflight = 0;
-        sched_set_capacity(&r->sched, 0, 0);
-    }
+                         atomic_load(&r->p.st.hdr->epoch[PROC_WORKER]) != r->worker_epoch))
+        worker_lost(r, "stopped beating or was replaced");
     /* every accepted request ends in bounded time: without a worker for worker_wait_ms (none
        restarted it, or it keeps failing to start), the requests held fail with 503 */
     uint64_t now = now_ms();
@@ -246,6 +262,7 @@ int main(int argc, char **argv)
     }
     if (sched_init(&r.sched, &r.p.st, &r.cfg, &so))
         DIE("out of memory");
+    atomic_store(&r.p.st.hdr->worker_serving, 0);   /* no worker until one announces itself */
     proc_register(&r.p, PROC_STOP_DEFAULT);   /* the loop's signal watchers take them below */
     r.zctx = zmq_ctx_new();
     r.pull = ipc_open(r.zctx, ZMQ_PULL, run_dir, IPC_ROUTER, 1);

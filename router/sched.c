@@ -46,6 +46,9 @@ int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o
     /* counters go on where an earlier router left them (the store outlives it) */
     s->prefix_queries = atomic_load(&st->hdr->prefix_queries);
     s->prefix_hits = atomic_load(&st->hdr->prefix_hits);
+    s->n_worker_restarts = atomic_load(&st->hdr->n_worker_restarts);
+    s->n_resumed = atomic_load(&st->hdr->n_resumed);
+    s->n_recomputed = atomic_load(&st->hdr->n_recomputed_tokens);
     return 0;
 }
 
@@ -207,8 +210,47 @@ int sched_fail_all(sched *s, int status, const char *msg)
     return n;
 }
 
+void sched_worker_lost(sched *s)
+{
+    /* the steps in flight are gone: each request is where its completed steps left it; a
+       position a lost step may have written (or half-written) is written again by the step
+       that re-issues it */
+    for (int i = s->n_running - 1; i >= 0; i--) {
+        int slot = s->running[i];
+        sched_req *r = &s->reqs[slot];
+        r->n_inflight = 0;
+        r->proj_cached = r->n_cached;
+        r->proj_tokens = r->n_tokens;
+        if (r->cancel)
+            finish_req(s, slot, r->cancel);
+    }
+    s->ready = 0;
+    s->lost = 1;
+}
+
+int sched_worker_back(sched *s, int n_kv_blocks, int worker_max_batch_tokens, int kv_kept)
+{
+    if (s->lost)
+        s->n_worker_restarts++;
+    s->lost = 0;
+    if (kv_kept && n_kv_blocks == s->n_kv_blocks && n_kv_blocks > 0) {
+        s->n_resumed += (uint64_t)s->n_running;
+        s->max_batch_tokens = s->opts.max_batch_tokens;
+        if (worker_max_batch_tokens > 0 && worker_max_batch_tokens < s->max_batch_tokens)
+            s->max_batch_tokens = worker_max_batch_tokens;
+        s->ready = 1;
+        LOG_INFO("worker back with the KV cache kept: %d running requests go on from their "
+                 "completed positions, %d blocks cached", s->n_running, s->kv.n_cached);
+        return 0;
+    }
+    for (int i = 0; i < s->n_running; i++)
+        s->n_recomputed += (uint64_t)s->reqs[s->running[i]].n_cached;
+    return sched_set_capacity(s, n_kv_blocks, worker_max_batch_tokens);
+}
+
 int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens)
 {
+    s->n_kv_blocks = n_kv_blocks;
     /* running requests go back to the queue front, oldest first, to be recomputed */
     for (int i = s->n_running - 1; i >= 0; i--) {
         int slot = s->running[i];
@@ -507,4 +549,7 @@ void sched_publish(const sched *s)
     atomic_store(&h->n_cached_blocks, s->kv.n_cached);
     atomic_store(&h->prefix_queries, s->prefix_queries);
     atomic_store(&h->prefix_hits, s->prefix_hits);
+    atomic_store(&h->n_worker_restarts, s->n_worker_restarts);
+    atomic_store(&h->n_resumed, s->n_resumed);
+    atomic_store(&h->n_recomputed_tokens, s->n_recomputed);
 }

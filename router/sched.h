@@ -31,7 +31,13 @@
  *      free (they are dropped when their space is needed);
  *    . a request releases its blocks last first, so the tails of cached prefixes leave
  *      the LRU list first; preempted or finished, its computed blocks stay cached;
- *    . a worker restart loses the KV: sched_set_capacity drops the whole cache.
+ *    . a worker restart that loses the KV drops the whole cache (sched_set_capacity); one
+ *      whose KV survived (a holder keeps it: sched_worker_back) keeps it.
+ *  - Worker restarts: when the worker is lost (sched_worker_lost) the steps in flight are
+ *    forgotten and every running request is set back to its completed positions, keeping
+ *    its blocks; when a worker is back with the same KV (sched_worker_back, kv_kept) the
+ *    requests go on from there (the lost steps are issued again; no prompt is prefilled
+ *    again), otherwise they are recomputed from their tokens.
  *    The prompt tokens a request took from the cache at its first admission go to its
  *    slot (n_prompt_cached, OpenAI's usage.prompt_tokens_details.cached_tokens) and into
  *    the store's prefix_queries / prefix_hits counters (prompt tokens at first admission;
@@ -109,6 +115,9 @@ typedef struct sched {
     int n_shared;        /* blocks with n_sharers > 0: admission counts each once */
     uint64_t prefix_queries, prefix_hits; /* prompt tokens at first admission, and of them
                                              taken from the cache */
+    int n_kv_blocks;     /* the worker's capacity, as last reported */
+    int lost;            /* the worker was lost and none is back yet */
+    uint64_t n_worker_restarts, n_resumed, n_recomputed; /* the store's counters (store.h) */
 } sched;
 
 int sched_init(sched *s, store *st, const model_config *cfg, const sched_opts *o);
@@ -118,6 +127,17 @@ void sched_free(sched *s);
  * lost, so every running request goes back to the queue front to be recomputed. A capacity
  * of 0 (the worker died) parks everything until the next worker reports. */
 int sched_set_capacity(sched *s, int n_kv_blocks, int worker_max_batch_tokens);
+
+/* The worker is gone (died, stopped or replaced): its steps in flight are lost; running
+ * requests keep their blocks and completed positions, and nothing runs until
+ * sched_worker_back. */
+void sched_worker_lost(sched *s);
+
+/* A worker is ready with this capacity. KV_KEPT: it found the KV cache the lost one left
+ * (the same holder memory, same generation): with the same capacity, running requests and
+ * the prefix cache go on as they were (counted as resumed); otherwise as
+ * sched_set_capacity (the completed positions of running requests counted as recomputed). */
+int sched_worker_back(sched *s, int n_kv_blocks, int worker_max_batch_tokens, int kv_kept);
 
 /* A new request in SLOT; 0, or negative if the slot or its contents are invalid. A request
  * that can never fit is finished at once with FINISH_ERROR (see the outbox). */

@@ -31,6 +31,11 @@ run_dir() {
 }
 [[ $what == all || $what == tests ]] && run_dir "$build/test-gpu"
 [[ $what == all || $what == bench ]] && run_dir "$build/bench"
+# the attention peer (torch SDPA, cuDNN and flash backends) on the same shapes, same call
+if [[ $what == all || $what == bench ]] && python3 -c 'import torch' 2>/dev/null; then
+    echo "== bench/attn_peer.py"
+    python3 bench/attn_peer.py || { failed+=("attn_peer"); echo "!! attn_peer failed"; }
+fi
 
 # CUDA backend: forward benchmark and end to end
 if [[ $what == all || $what == forward ]] && [ -x "$build/bin/forward" ]; then

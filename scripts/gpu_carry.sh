@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=.devcarry/build
 NVF="-O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xcompiler -fPIC,-Wall -MMD -MP"
-progs="worker router tokenizer detokenizer shm-tool make-model forward st-convert bench-serving"
+progs="worker holder router tokenizer detokenizer shm-tool make-model forward st-convert bench-serving"
 tests=$(ls tests/gpu/test_*.c tests/gpu/test_*.cu | sed 's|tests/gpu/\(.*\)\.cu*$|\1|')
 benches=$(ls bench/kernels/bench_*.cu | sed 's|bench/kernels/\(.*\)\.cu$|\1|')
 make -j"$(nproc)" BUILD=$B NVFLAGS="$NVF" $(for p in $progs; do echo $B/bin/$p; done) \

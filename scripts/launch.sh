@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# launch.sh - starts cinder: the shared-memory store, then router, worker, detokenizer and
-# tokenizer (HTTP), each a process with RUN_DIR/NAME.pid and RUN_DIR/NAME.log. Prints the URL
+# launch.sh - starts cinder: the shared-memory store, then the holder (of the weights and the KV
+# cache), router, worker, detokenizer and tokenizer (HTTP), each a process with RUN_DIR/NAME.pid
+# and RUN_DIR/NAME.log. Prints the URL
 # once /health answers, runs until Ctrl-C, SIGTERM or SIGHUP, then stops everything; the
 # processes also stop by themselves when this script is gone (even after SIGKILL), unless
 # --detach. `scripts/launch.sh --help` lists the options (usage() below).
@@ -12,7 +13,7 @@ MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
 DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
-PREFIX_CACHING=1 SERVED_NAME= ALLOWED_ORIGINS= READY_TIMEOUT=600
+PREFIX_CACHING=1 SERVED_NAME= HOLDER=1 ALLOWED_ORIGINS= READY_TIMEOUT=600
 API_KEY=${CINDER_API_KEY:-${VLLM_API_KEY:-}}
 # the supervisor: first restart after 0.2 s, doubling after each quick failure (a death within
 # 30 s of the start) up to 10 s; it gives up on a process after 5 quick failures in a row
@@ -21,7 +22,8 @@ SUP_FIRST_MS=200 SUP_MAX_MS=10000 SUP_QUICK_S=30 SUP_GIVE_UP=5
 usage() {
   cat <<'EOF'
 usage: scripts/launch.sh [OPTION...]
-Starts cinder (router, worker, detokenizer, tokenizer/HTTP) and prints its URL once ready.
+Starts cinder (holder, router, worker, detokenizer, tokenizer/HTTP) and prints its URL once
+ready.
 
   --model-dir DIR       model in Hugging Face layout (default models/stories15M)
   --host H              address the HTTP port listens on (default 127.0.0.1; --host 0.0.0.0
@@ -65,6 +67,10 @@ Starts cinder (router, worker, detokenizer, tokenizer/HTTP) and prints its URL o
   --gemv-warps N        CUDA backend: the fused GEMVs' launch width, warps per SM (default 16)
   --pdl MASK            CUDA backend: kernels launched early (programmatic dependent launch):
                         bit 0 the GEMVs, bit 1 decode attention (default 1; 0: none)
+  --no-holder           no holder process: the worker allocates and loads the weights and the
+                        KV cache itself, and a restarted worker loads and recomputes (with a
+                        holder, the default, it attaches to them in a second and running
+                        requests go on: README "Restarts")
   --supervise           restart a process that dies: after 0.2 s, twice as long after each
                         quick failure (within 30 s of its start) up to 10 s; after 5 quick
                         failures in a row it is left down (/health 503) and the reason logged
@@ -85,6 +91,7 @@ while [ $# -gt 0 ]; do
     --detach) DETACH=1 ;;
     --enforce-eager) EAGER=1 ;;
     --no-prefix-caching) PREFIX_CACHING=0 ;;
+    --no-holder) HOLDER=0 ;;
     -h|--help) usage; exit 0 ;;
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
@@ -209,11 +216,17 @@ trap 'stop_all; exit 1' INT TERM HUP
 # and the router removes the shared memory, once it is gone, however it ended
 LAUNCHER=$$
 [ "$DETACH" = 1 ] && LAUNCHER=0
+holder_flag=()
+[ "$HOLDER" = 0 ] || holder_flag=(--holder)
 "$BIN/shm-tool" create --name "$SHM" --model-dir "$MODEL_DIR" --slots "$SLOTS" \
-  --block-size "$BLOCK" --max-seq-len "$MAX_SEQ" --launcher-pid "$LAUNCHER" > "$RUN_DIR/shm.log"
-for p in router worker detokenizer tokenizer; do "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only $p; done
+  --block-size "$BLOCK" --max-seq-len "$MAX_SEQ" --launcher-pid "$LAUNCHER" "${holder_flag[@]}" > "$RUN_DIR/shm.log"
+PROCS=$(launch_procs "$HOLDER")
+for p in $PROCS; do "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only $p; done
 
-# ready: /health 200 from this launch's tokenizer; meanwhile the worker's loading progress
+# ready: /health 200 from this launch's tokenizer; meanwhile the loading progress of the
+# process that reads the weights (the holder, or the worker without one)
+LOADER=worker
+[ "$HOLDER" = 0 ] || LOADER=holder
 deadline=$((SECONDS + READY_TIMEOUT)) shown= last_note=$SECONDS
 while :; do
   head=$(curl -sS -D - -o /dev/null --max-time 2 "http://$PROBE_HOST:$PORT/health" 2>/dev/null || true)
@@ -226,14 +239,14 @@ while :; do
     echo "cinder ready: http://$PROBE_HOST:$PORT (run dir $RUN_DIR)"
     break
   fi
-  for p in router worker detokenizer tokenizer; do
+  for p in $PROCS; do
     if ! running "$(read_pid "$RUN_DIR/$p.pid")"; then
       echo "launch.sh: $p exited during start; last lines of $RUN_DIR/$p.log:" >&2
       tail -n 20 "$RUN_DIR/$p.log" >&2
       exit 1
     fi
   done
-  line=$(sed -n 's/.*\(loading weights: .*\)/\1/p' "$RUN_DIR/worker.log" 2>/dev/null | tail -n 1)
+  line=$(sed -n 's/.*\(loading weights: .*\)/\1/p' "$RUN_DIR/$LOADER.log" 2>/dev/null | tail -n 1)
   if [ -n "$line" ] && [ "$line" != "$shown" ]; then
     echo "launch.sh: $line"
     shown=$line last_note=$SECONDS
@@ -261,7 +274,7 @@ supervise() {
   local p pid now lived delay k
   local -A known started fails due gave_up
   now=$(( ${EPOCHREALTIME//[!0-9]/} / 1000 ))
-  for p in router worker detokenizer tokenizer; do   # all were started just now
+  for p in $PROCS; do   # all were started just now
     known[$p]= started[$p]=$now fails[$p]=0 due[$p]=0 gave_up[$p]=0
   done
   while :; do
@@ -269,7 +282,7 @@ supervise() {
     if [ "$DETACH" = 0 ] && { ! running $$ || [ "$(start_time $$)" != "$LAUNCH_START" ]; }; then
       exit 0
     fi
-    for p in router worker detokenizer tokenizer; do
+    for p in $PROCS; do
       exec 9>> "$RUN_DIR/$p.lock"
       if flock -n 9 && pid=$(read_pid "$RUN_DIR/$p.pid"); then
         now=$(( ${EPOCHREALTIME//[!0-9]/} / 1000 ))

@@ -54,11 +54,17 @@ safe_file() {
   [ "${st% *}" = "$(id -u)" ] && ! (( $((8#${st#* })) & 8#022 ))
 }
 
+# launch_procs HOLDER: the processes of a launch in start order (HOLDER 0: no holder; a run.env
+# of an older version has no HOLDER: none).
+launch_procs() {
+  if [ "${1:-0}" = 1 ]; then echo holder router worker detokenizer tokenizer; else echo router worker detokenizer tokenizer; fi
+}
+
 # load_run_env DIR: sets the variables of DIR/run.env after checking DIR and the file. Lines
 # are KEY=VALUE; only the keys below are taken, their values literally (never evaluated).
 RUN_ENV_KEYS=" BIN SHM MODEL_DIR HOST PORT BACKEND KV_TOKENS MAX_TOTAL MAX_BATCH THREADS LOAD MEM_UTIL
   MAX_QUEUE RATIO POLICY DEPTH HTTP_THREADS WORKER_WAIT DTYPE EAGER GEMV_MAX GEMV_WARPS PDL
-  PREFIX_CACHING SERVED_NAME LAUNCH_ID ALLOWED_ORIGINS API_KEY "
+  PREFIX_CACHING SERVED_NAME HOLDER LAUNCH_ID ALLOWED_ORIGINS API_KEY "
 load_run_env() {
   local why line key
   why=$(safe_dir "$1") || { echo "refusing run directory $1: $why" >&2; return 1; }

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # restart.sh - (re)starts one cinder process of a running launch.
 #
-#   scripts/restart.sh --run-dir DIR PROCESS      PROCESS: tokenizer|router|worker|detokenizer
+#   scripts/restart.sh --run-dir DIR PROCESS      PROCESS: tokenizer|router|worker|detokenizer|holder
 #   --start-only: start without stopping first (used by launch.sh)
+#   --reload-weights: (worker) the holder loads the weights from disk again before the new
+#                 worker attaches (new weights on disk, a changed layout); KV is recomputed
+#   The holder: its weights and KV cache go with it, so the worker is restarted after it
+#   (unless --start-only), and attaches to the new one (the KV is recomputed).
 #   --signal SIG: how to stop the old process (default TERM; KILL for crash tests)
 #   --locked: the caller holds RUN_DIR/PROCESS.lock already (the supervisor)
 # DIR must be the caller's own and writable by nobody else (see proc.sh); run.env is read,
@@ -11,7 +15,7 @@ set -euo pipefail
 umask 077
 . "$(dirname "$0")/proc.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-RUN_DIR= PROC= START_ONLY=0 SIG=TERM LOCKED=0
+RUN_DIR= PROC= START_ONLY=0 SIG=TERM LOCKED=0 RELOAD=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --run-dir|--signal)
@@ -20,7 +24,8 @@ while [ $# -gt 0 ]; do
       shift ;;
     --start-only) START_ONLY=1 ;;
     --locked) LOCKED=1 ;;
-    tokenizer|router|worker|detokenizer) PROC=$1 ;;
+    --reload-weights) RELOAD=1 ;;
+    tokenizer|router|worker|detokenizer|holder) PROC=$1 ;;
     *) echo "restart.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -28,6 +33,8 @@ done
 [ -n "$RUN_DIR" ] && [ -n "$PROC" ] && [ -f "$RUN_DIR/run.env" ] || { echo "usage: restart.sh --run-dir DIR PROCESS" >&2; exit 2; }
 load_run_env "$RUN_DIR" || exit 1
 RUN_DIR=$(cd -P "$RUN_DIR" && pwd -P)
+[ "$PROC" != holder ] || [ "$HOLDER" = 1 ] || { echo "restart.sh: this launch runs no holder (--no-holder)" >&2; exit 2; }
+[ "$RELOAD" = 0 ] || [ "$PROC" = worker ] || { echo "restart.sh: --reload-weights goes with worker" >&2; exit 2; }
 pidf=$RUN_DIR/$PROC.pid
 if [ "$LOCKED" = 0 ]; then # one restart of PROC at a time, and none while the supervisor acts
   exec 9>> "$RUN_DIR/$PROC.lock"
@@ -47,13 +54,15 @@ case $PROC in
                 --new-token-ratio "$RATIO" --policy "$POLICY" --pipeline-depth "$DEPTH"
                 --worker-wait-ms "$(( ${WORKER_WAIT:-30} * 1000 ))")
           [ "${PREFIX_CACHING:-1}" = 1 ] || args+=(--no-prefix-caching) ;;
-  worker) args=(--backend "$BACKEND" --kv-tokens "$KV_TOKENS" --max-batch-tokens "$MAX_BATCH"
+  worker|holder)
+          args=(--backend "$BACKEND" --kv-tokens "$KV_TOKENS" --max-batch-tokens "$MAX_BATCH"
                 --threads "$THREADS" --load-format "$LOAD" --gpu-memory-utilization "$MEM_UTIL")
           [ -z "$DTYPE" ] || args+=(--dtype "$DTYPE")
           [ "$EAGER" != 1 ] || args+=(--enforce-eager)
           [ -z "$GEMV_MAX" ] || args+=(--gemv-max-tokens "$GEMV_MAX")
           [ -z "$GEMV_WARPS" ] || args+=(--gemv-warps "$GEMV_WARPS")
-          [ -z "$PDL" ] || args+=(--pdl "$PDL") ;;
+          [ -z "$PDL" ] || args+=(--pdl "$PDL")
+          [ "$RELOAD" = 0 ] || args+=(--reload-weights) ;;
   detokenizer) args=() ;;
   tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE" --http-threads "${HTTP_THREADS:-256}")
              [ -z "$SERVED_NAME" ] || args+=(--served-model-name "$SERVED_NAME")
@@ -66,3 +75,8 @@ unset VLLM_API_KEY
 [ ! -f "$RUN_DIR/$PROC.log" ] || chmod go= "$RUN_DIR/$PROC.log" # one from an older version
 setsid "$BIN/$PROC" "${common[@]}" "${args[@]}" >> "$RUN_DIR/$PROC.log" 2>&1 < /dev/null 9>&- &
 echo $! > "$pidf"
+# the worker's memory was the old holder's: a new worker attaches to the new one
+if [ "$PROC" = holder ] && [ "$START_ONLY" = 0 ]; then
+  [ "$LOCKED" = 1 ] || exec 9>&-
+  "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" worker
+fi

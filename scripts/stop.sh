@@ -24,7 +24,7 @@ if spid=$(read_pid "$RUN_DIR/supervisor.pid"); then # first, so nothing is resta
 fi
 rm -f "$RUN_DIR/supervisor.pid"
 pids=()
-for p in tokenizer detokenizer router worker; do
+for p in tokenizer detokenizer router worker holder; do
   exec 9>> "$RUN_DIR/$p.lock"
   flock -w 10 9 # a restart under way (restart.sh, or the supervisor's last) ends first
   if pid=$(read_pid "$RUN_DIR/$p.pid") && ours "$pid" "$p" "$RUN_DIR"; then

@@ -294,18 +294,19 @@ int tokenizer_n_queued(tokenizer *f)
     return queued > 0 ? queued : 0;
 }
 
-int tokenizer_ready(const tokenizer *f)
+/* Every process of the launch passes CHECK (store_running or store_alive), and the worker
+ * that runs has loaded (or attached) and the router has taken its capacity: it can run a
+ * step. From a worker's death until its successor is there, this is false. */
+static int all_up(const tokenizer *f, int (*check)(const store *, int))
 {
+    const store_hdr *h = f->st.hdr;
     for (int p = 0; p < N_PROC; p++)
-        if (!store_running(&f->st, p))
+        if ((p != PROC_HOLDER || h->with_holder) && !check(&f->st, p))
             return 0;
-    return atomic_load(&f->st.hdr->n_kv_blocks) > 0;
+    return atomic_load(&h->n_kv_blocks) > 0 &&
+           atomic_load(&h->worker_serving) == atomic_load(&h->epoch[PROC_WORKER]);
 }
 
-int tokenizer_healthy(const tokenizer *f)
-{
-    for (int p = 0; p < N_PROC; p++)
-        if (!store_alive(&f->st, p))
-            return 0;
-    return atomic_load(&f->st.hdr->n_kv_blocks) > 0;
-}
+int tokenizer_ready(const tokenizer *f) { return all_up(f, store_running); }
+
+int tokenizer_healthy(const tokenizer *f) { return all_up(f, store_alive); }

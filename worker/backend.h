@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "../common/model_config.h"
+#include "../common/msg.h"
 #include "../common/sampling_params.h"
 
 #ifdef __cplusplus
@@ -19,6 +20,7 @@ extern "C" {
 #endif
 
 typedef struct {
+    const char *backend;    /* auto (CUDA when the build and the machine have it), cpu, cuda */
     const char *model_dir;
     int dummy_weights;      /* 1: random weights from config.json alone (--load-format dummy) */
     int block_size;         /* from the store header */
@@ -37,6 +39,10 @@ typedef struct {
     int gemv_warps;         /* GEMV launch width, warps a multiprocessor (0: 16) */
     int pdl;                /* early-launch sites: bit 0 the GEMVs, bit 1 decode attention
                                (0: the default, GEMVs only; -1: none) */
+    /* attached to a holder (hold.h): the weights and the KV cache are its, not loaded nor
+       allocated; NULL: the backend's own */
+    const msg_holder_attached *hold;
+    const char *hold_region;  /* the CPU holder's shared-memory region */
 } backend_opts;
 
 typedef struct {
@@ -78,11 +84,22 @@ typedef struct {
  * (logged, prefixed with WHO) so a bad step fails cleanly instead of touching bad memory. */
 int fwd_batch_check(const fwd_batch *batch, const fwd_limits *l, const char *who);
 
-/* The CUDA switches as flags (worker and forward benchmark): NAME without "--", VALUE its
- * argument (ignored by --enforce-eager). 1: applied; 0: not one of them; -1: a bad value
- * (said on stderr). --gemv-max-tokens 0 and --pdl 0 turn them off. */
+/* The backend's flags, for the worker and the holder (getopt_long entries, val 'X') and the
+ * forward benchmark: NAME without "--", VALUE its argument (ignored by --enforce-eager).
+ * 1: applied; 0: not one of them; -1: a bad value (said on stderr). --gemv-max-tokens 0 and
+ * --pdl 0 turn them off. */
+#define BACKEND_OPTIONS                                                                         \
+    {"backend", 1, 0, 'X'}, {"kv-tokens", 1, 0, 'X'}, {"max-batch-tokens", 1, 0, 'X'},          \
+    {"threads", 1, 0, 'X'}, {"gpu-memory-utilization", 1, 0, 'X'}, {"load-format", 1, 0, 'X'},  \
+    {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},         \
+    {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}
 int backend_opts_parse(backend_opts *o, const char *name, const char *value);
 extern const char backend_opts_usage[];   /* those flags, for usage lines */
+/* The defaults (auto backend, 2048 tokens a step, 90% of the GPU's memory). */
+void backend_opts_init(backend_opts *o);
+/* The limits every process takes from the store header: block size, context, and the most
+ * sequences one step can carry (N_SLOTS, at most MSG_MAX_SEQS). */
+void backend_opts_layout(backend_opts *o, int block_size, int max_seq_len, int n_slots);
 
 /* Each returns NULL with a message in ERR on failure. */
 backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err);

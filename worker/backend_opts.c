@@ -1,5 +1,6 @@
-/* backend_opts.c - the CUDA backend's switches as command-line flags, parsed in one place for
- * the worker and the forward benchmark (kernels and backends never read the environment). */
+/* backend_opts.c - the backend's flags (the CUDA switches among them), parsed in one place for
+ * the worker, the holder and the forward benchmark (kernels and backends never read the
+ * environment). */
 #include "backend.h"
 
 #include <stdio.h>
@@ -7,8 +8,25 @@
 #include <string.h>
 
 const char backend_opts_usage[] =
+    "[--backend auto|cpu|cuda] [--kv-tokens N] [--max-batch-tokens N] [--threads N] "
+    "[--gpu-memory-utilization F] [--load-format auto|dummy] "
     "[--dtype bf16|fp16] [--enforce-eager] [--gemv-max-tokens 0..8] [--gemv-warps N] "
     "[--pdl MASK]";
+
+void backend_opts_init(backend_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->backend = "auto";
+    o->max_batch_tokens = 2048;
+    o->mem_util = 0.9f;
+}
+
+void backend_opts_layout(backend_opts *o, int block_size, int max_seq_len, int n_slots)
+{
+    o->block_size = block_size;
+    o->max_seq_len = max_seq_len;
+    o->max_seqs = MSG_MAX_SEQS < n_slots ? MSG_MAX_SEQS : n_slots;
+}
 
 static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
 {
@@ -25,6 +43,30 @@ static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
 
 int backend_opts_parse(backend_opts *o, const char *name, const char *value)
 {
+    if (!strcmp(name, "backend")) {
+        if (!value || (strcmp(value, "auto") && strcmp(value, "cpu") && strcmp(value, "cuda"))) {
+            fprintf(stderr, "--backend: auto, cpu or cuda, got '%s'\n", value ? value : "");
+            return -1;
+        }
+        o->backend = value;
+        return 1;
+    }
+    if (!strcmp(name, "kv-tokens")) {
+        o->kv_tokens = value ? atoll(value) : 0;
+        return 1;
+    }
+    if (!strcmp(name, "max-batch-tokens"))
+        return parse_int(name, value, 1, 1 << 30, &o->max_batch_tokens);
+    if (!strcmp(name, "threads"))
+        return parse_int(name, value, 0, 4096, &o->n_threads);
+    if (!strcmp(name, "gpu-memory-utilization")) {
+        o->mem_util = value ? (float)atof(value) : 0.f;
+        return 1;
+    }
+    if (!strcmp(name, "load-format")) {
+        o->dummy_weights = value && !strcmp(value, "dummy");
+        return 1;
+    }
     if (!strcmp(name, "dtype")) {
         if (value && (!strcmp(value, "bf16") || !strcmp(value, "bfloat16")))
             o->fp16 = 0;

@@ -8,6 +8,7 @@
  * bit-identical alone or batched, and a chunked prefill gives the one-shot result.
  */
 #include "backend.h"
+#include "hold.h"
 #include "cpu_ops.h"
 #include "cpu_pool.h"
 #include "cpu_weights.h"
@@ -20,8 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#define DEFAULT_KV_TOKENS 16384
 #define DEFAULT_BATCH_TOKENS 2048
 #define DEFAULT_MAX_SEQS 256
 #define DUMMY_SEED 0 /* make-model's default seed: --load-format dummy gives its weights */
@@ -34,6 +35,8 @@ typedef struct {
     kv_layout kv;
     float *k_cache;        /* [n_layers, n_blocks, block_size, n_kv_heads, head_dim] */
     float *v_cache;        /* same */
+    void *held;            /* the holder's region mapped (weights, then K and V), or NULL */
+    size_t held_bytes;
     int max_tokens, max_seqs, max_ctx;
     int q_dim, kv_dim, qkv_dim;
     float *inv_freq;       /* [head_dim / 2] */
@@ -247,8 +250,12 @@ static void cpu_free(backend *base)
             sampler_free(&b->samplers[i]);
     free(b->samplers);
     cpu_pool_free(b->pool);
-    free(b->k_cache);
-    free(b->v_cache);
+    if (b->held)
+        munmap(b->held, b->held_bytes);
+    else {
+        free(b->k_cache);
+        free(b->v_cache);
+    }
     free(b->inv_freq);
     free(b->x);
     free(b->xn);
@@ -272,8 +279,10 @@ static int alloc_state(cpu_backend *b, char *err, size_t n_err)
 {
     const model_config *c = &b->base.cfg;
     size_t M = (size_t)b->max_tokens, S = (size_t)b->max_seqs, half = (size_t)c->head_dim / 2;
-    b->k_cache = calloc(kv_elems(&b->kv), sizeof(float)); /* pages mapped on first touch */
-    b->v_cache = calloc(kv_elems(&b->kv), sizeof(float));
+    if (!b->held) {
+        b->k_cache = calloc(kv_elems(&b->kv), sizeof(float)); /* pages mapped on first touch */
+        b->v_cache = calloc(kv_elems(&b->kv), sizeof(float));
+    }
     b->inv_freq = malloc(half * sizeof(float));
     b->x = malloc(M * c->dim * sizeof(float));
     b->xn = malloc(M * c->dim * sizeof(float));
@@ -305,6 +314,32 @@ oom:
     snprintf(err, n_err, "cpu backend: out of memory (KV cache %zu MB, %d batch tokens)",
              2 * kv_elems(&b->kv) * sizeof(float) >> 20, b->max_tokens);
     return -1;
+}
+
+/* Maps the holder's region (hold.h) and lays the weights and the KV cache out over it,
+ * after checking that it holds this model's weights and a cache of its shape. */
+static int attach_hold(cpu_backend *b, const backend_opts *o, char *err, size_t n_err)
+{
+    const msg_holder_attached *h = o->hold;
+    const model_config *c = &b->base.cfg;
+    weights_layout wl;
+    weights_layout_init(&wl, c, 1);
+    b->kv = (kv_layout){c->n_layers, h->n_kv_blocks, o->block_size, c->n_kv_heads, c->head_dim};
+    if (h->kind != HOLD_CPU_F32 || h->n_kv_blocks < 1 || h->weights_bytes != wl.n_elems * sizeof(float) ||
+        h->kv_bytes != 2 * kv_elems(&b->kv) * sizeof(float)) {
+        snprintf(err, n_err, "cpu backend: the holder keeps another model or layout (kind %d, "
+                 "%llu weight bytes, %llu KV bytes; this model wants %zu weight bytes)",
+                 h->kind, (unsigned long long)h->weights_bytes, (unsigned long long)h->kv_bytes,
+                 wl.n_elems * sizeof(float));
+        return -1;
+    }
+    size_t kv_off = hold_kv_offset(h->weights_bytes);
+    b->held_bytes = kv_off + h->kv_bytes;
+    if (!(b->held = hold_shm_map(o->hold_region, b->held_bytes, err, n_err)))
+        return -1;
+    b->k_cache = (float *)((char *)b->held + kv_off);
+    b->v_cache = b->k_cache + kv_elems(&b->kv);
+    return cpu_weights_init(&b->w, c, b->held, err, n_err);
 }
 
 backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err)
@@ -341,24 +376,23 @@ backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err)
     b->max_tokens = o->max_batch_tokens > 0 ? o->max_batch_tokens : DEFAULT_BATCH_TOKENS;
     b->max_seqs = o->max_seqs > 0 ? o->max_seqs : DEFAULT_MAX_SEQS;
     b->max_ctx = o->max_seq_len > 0 ? o->max_seq_len : c->max_seq_len;
-    int64_t kv_tokens = o->kv_tokens > 0 ? o->kv_tokens : DEFAULT_KV_TOKENS;
-    int64_t n_blocks = kv_tokens / o->block_size;
-    if (n_blocks < 1 || n_blocks > INT32_MAX) {
-        snprintf(err, n_err, "cpu backend: %lld KV tokens make no blocks of %d",
-                 (long long)kv_tokens, o->block_size);
+    if (o->hold) {
+        if (attach_hold(b, o, err, n_err) < 0)
+            goto fail;
+    } else if (kv_layout_cpu(&b->kv, c, o->kv_tokens, o->block_size, err, n_err) < 0) {
         goto fail;
     }
-    b->kv = (kv_layout){c->n_layers, (int)n_blocks, o->block_size, c->n_kv_heads, c->head_dim};
-    b->base.n_kv_blocks = (int)n_blocks;
+    b->base.n_kv_blocks = b->kv.n_blocks;
     if (alloc_state(b, err, n_err) < 0)
         goto fail;
-    int rc = o->dummy_weights ? cpu_weights_random(&b->w, c, DUMMY_SEED, b->pool, err, n_err)
-                              : cpu_weights_load(&b->w, c, o->model_dir, err, n_err);
+    int rc = o->hold ? 0
+             : o->dummy_weights ? cpu_weights_random(&b->w, c, DUMMY_SEED, b->pool, err, n_err)
+                                : cpu_weights_load(&b->w, c, o->model_dir, err, n_err);
     if (rc < 0)
         goto fail;
     LOG_INFO("cpu backend: %s weights, dim %d, %d layers, %d/%d heads, vocab %d; "
              "KV %d blocks of %d tokens (%zu MB); %d threads",
-             o->dummy_weights ? "random" : "loaded", c->dim, c->n_layers, c->n_heads,
+             o->hold ? "the holder's" : o->dummy_weights ? "random" : "loaded", c->dim, c->n_layers, c->n_heads,
              c->n_kv_heads, c->vocab_size, b->kv.n_blocks, b->kv.block_size,
              2 * kv_elems(&b->kv) * sizeof(float) >> 20, b->n_threads);
     return &b->base;

@@ -11,12 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int alloc_weights(cpu_weights *w, const model_config *c, char *err, size_t n_err)
+int cpu_weights_init(cpu_weights *w, const model_config *c, float *mem, char *err, size_t n_err)
 {
     memset(w, 0, sizeof *w);
     weights_layout_init(&w->layout, c, 1);
     w->n_floats = w->layout.n_elems;
-    w->mem = malloc(w->n_floats * sizeof(float));
+    w->borrowed = mem != NULL;
+    w->mem = mem ? mem : malloc(w->n_floats * sizeof(float));
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->mem || !w->layers) {
         snprintf(err, n_err, "out of memory for %zu MB of fp32 weights",
@@ -39,37 +40,43 @@ static int alloc_weights(cpu_weights *w, const model_config *c, char *err, size_
 
 void cpu_weights_free(cpu_weights *w)
 {
-    free(w->mem);
+    if (!w->borrowed)
+        free(w->mem);
     free(w->layers);
     memset(w, 0, sizeof *w);
 }
 
-int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, char *err,
+int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, char *err,
                      size_t n_err)
 {
     safetensors st;
     if (st_open_dir(&st, dir, err, n_err) < 0)
         return -1;
-    if (alloc_weights(w, c, err, n_err) < 0) {
-        st_free(&st);
-        return -1;
-    }
     wl_tensor t[WL_MAX_TENSORS];
+    int rc = -1;
     for (int l = -1; l < c->n_layers; l++) {
         int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++)
             if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, w->mem + t[i].offset, err,
                             n_err) < 0)
-                goto fail;
+                goto done;
     }
-    if (st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0)
-        goto fail;
+    rc = st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0 ? -1 : 0;
+done:
     st_free(&st);
+    return rc;
+}
+
+int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, char *err,
+                     size_t n_err)
+{
+    if (cpu_weights_init(w, c, NULL, err, n_err) < 0)
+        return -1;
+    if (cpu_weights_read(w, c, dir, err, n_err) < 0) {
+        cpu_weights_free(w);
+        return -1;
+    }
     return 0;
-fail:
-    st_free(&st);
-    cpu_weights_free(w);
-    return -1;
 }
 
 #define FILL_CHUNK (1 << 18)
@@ -93,8 +100,14 @@ static void fill_task(void *arg, int task, int thread)
 int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool,
                        char *err, size_t n_err)
 {
-    if (alloc_weights(w, c, err, n_err) < 0)
+    if (cpu_weights_init(w, c, NULL, err, n_err) < 0)
         return -1;
+    cpu_weights_fill_random(w, c, seed, pool);
+    return 0;
+}
+
+void cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool)
+{
     wl_tensor t[WL_MAX_TENSORS];
     uint64_t ordinal = 0;
     for (int l = -1; l < c->n_layers; l++) {
@@ -111,5 +124,4 @@ int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu
                     fill_task(&j, k, 0);
         }
     }
-    return 0;
 }

@@ -27,10 +27,20 @@ typedef struct {
     cpu_layer *layers;  /* [n_layers] */
     float *mem;         /* [n_floats] one allocation holding all of the above */
     size_t n_floats;
+    int borrowed;       /* 1: mem is not ours to free (the holder's shared memory) */
     weights_layout layout;  /* where each HF tensor lives in mem (align 1) */
 } cpu_weights;
 
-/* Loads the safetensors of model directory DIR; 0 or negative with a message in ERR. */
+/* Lays the weights of model C out over MEM [layout.n_elems floats] (NULL: allocates it);
+ * the values are left as they are. 0, or negative with a message in ERR. */
+int cpu_weights_init(cpu_weights *w, const model_config *c, float *mem, char *err, size_t n_err);
+/* Reads the safetensors of model directory DIR into initialized weights; 0 or negative. */
+int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, char *err,
+                     size_t n_err);
+/* Fills initialized weights with the random model of SEED (below). POOL may be NULL. */
+void cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool);
+/* Init (allocating) and read: loads the safetensors of model directory DIR; 0 or negative
+ * with a message in ERR. */
 int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, char *err,
                      size_t n_err);
 /* Random weights: norms near 1, matrices uniform with std 1/sqrt(fan_in), embeddings in

@@ -36,7 +36,12 @@ typedef struct {
     int gemv_warps;      /* GEMV launch width, warps a multiprocessor (0: 16) */
     int pdl_mask;        /* programmatic dependent launch: bit 0 the GEMVs, bit 1 decode
                             attention */
+    const msg_holder_attached *hold; /* the holder's weights and KV cache (hold.h), opened
+                            through CUDA IPC instead of loaded and allocated; NULL: own */
 } ce_opts;
+
+/* The engine's options from the backend's (the worker's flags, and the holder's). */
+void ce_opts_from(ce_opts *eo, const backend_opts *o);
 
 
 /* Loads the model and sizes the KV cache; NULL with a message in ERR on failure. */
@@ -47,6 +52,14 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
 int ce_forward(cuda_engine *e, fwd_seq *seqs, int n_seqs);
 /* fp32 logits [vocab] of sequence I of the last forward, NULL if it did not sample. */
 const float *ce_logits(cuda_engine *e, int i);
+/* KV blocks that fit (O->kv_tokens if asked, else what mem_util of the device leaves
+ * after what is allocated now and EXTRA bytes more), or -1 with a message in ERR. */
+int64_t ce_kv_blocks_fit(const ce_opts *o, const model_config *c, size_t extra, char *err,
+                         size_t n_err);
+/* Device bytes of an engine's activations and scratch for O (what a holder leaves free). */
+size_t ce_state_bytes(const ce_opts *o, const model_config *c);
+/* Milliseconds the decode graphs took to capture at init (0: none). */
+float ce_graph_ms(const cuda_engine *e);
 /* Bytes of all weights on the device. */
 size_t ce_weight_bytes(const cuda_engine *e);
 /* Decode batch sizes replayed from CUDA graphs (0 if none): the largest. */

@@ -36,6 +36,7 @@ struct cuda_engine {
     cuda_weights w;
     /* KV cache: k, v [n_layers, n_blocks, bs, n_kv_heads, head_dim] */
     void *k_cache, *v_cache;
+    int kv_held;                     /* 1: the holder's (one IPC allocation, K then V) */
     int n_blocks;
     size_t kv_layer_elems;           /* n_blocks * bs * kv_dim */
     /* activations (dt) */
@@ -69,6 +70,7 @@ struct cuda_engine {
     int n_graphs;
     int graph_bs[MAX_GRAPHS], graph_splits[MAX_GRAPHS];
     cudaGraphExec_t graph[MAX_GRAPHS];
+    float graph_ms;                  /* time the capture took at init */
     /* last forward */
     int n_last;
     std::vector<int> order, logit_row;  /* ordered -> original index; original -> logits row */

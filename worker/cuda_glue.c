@@ -69,15 +69,8 @@ backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err)
         snprintf(err, n_err, "cuda backend: no model directory");
         goto fail;
     }
-    ce_opts eo = {
-        .model_dir = o->model_dir, .dummy_weights = o->dummy_weights,
-        .block_size = o->block_size, .max_ctx = o->max_seq_len,
-        .max_tokens = o->max_batch_tokens, .max_seqs = o->max_seqs, .kv_tokens = o->kv_tokens,
-        .mem_util = o->mem_util, .fp16 = o->fp16, .no_graphs = o->no_graphs,
-        .gemv_max_tokens = o->gemv_max_tokens == 0 ? -1 : o->gemv_max_tokens < 0 ? 0
-                                                                             : o->gemv_max_tokens,
-        .gemv_warps = o->gemv_warps, .pdl_mask = o->pdl == 0 ? 1 : o->pdl < 0 ? 0 : o->pdl,
-    };
+    ce_opts eo;
+    ce_opts_from(&eo, o);
     b->eng = ce_init(&eo, &b->base.cfg, &b->base.n_kv_blocks, err, n_err);
     if (!b->eng)
         goto fail;
@@ -88,11 +81,11 @@ backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err)
     if (b->max_seqs > b->max_tokens)
         b->max_seqs = b->max_tokens;
     LOG_INFO("cuda backend: %s weights (%zu MB %s), dim %d, %d layers, %d/%d heads, vocab %d; "
-             "KV %d blocks of %d tokens; graphs up to batch %d",
-             o->dummy_weights ? "random" : "loaded", ce_weight_bytes(b->eng) >> 20,
+             "KV %d blocks of %d tokens; graphs up to batch %d, captured in %.0f ms",
+             o->hold ? "the holder's" : o->dummy_weights ? "random" : "loaded", ce_weight_bytes(b->eng) >> 20,
              eo.fp16 ? "fp16" : "bf16", b->base.cfg.dim, b->base.cfg.n_layers,
              b->base.cfg.n_heads, b->base.cfg.n_kv_heads, b->base.cfg.vocab_size,
-             b->base.n_kv_blocks, o->block_size, ce_max_graph_batch(b->eng));
+             b->base.n_kv_blocks, o->block_size, ce_max_graph_batch(b->eng), ce_graph_ms(b->eng));
     return &b->base;
 fail:
     cuda_free(&b->base);

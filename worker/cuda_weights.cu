@@ -1,10 +1,13 @@
 /* cuda_weights.cu - GPU weights: one allocation carved into fused tensors, filled from
- * safetensors or by the CPU backend's random generator run on the GPU (see cuda_weights.h).
+ * safetensors (read and converted on the host into one of two pinned buffers while the
+ * other is copied, with progress lines) or by the CPU backend's random generator run on
+ * the GPU (see cuda_weights.h).
  * Places, names, shapes and the random recipe all come from common/weights_layout.h, the
  * table the CPU backend walks too.
  */
 #include "cuda_weights.h"
 extern "C" {   /* plain C headers without guards */
+#include "../common/log.h"
 #include "../common/safetensors.h"
 }
 #include "../common/weights_layout.h"
@@ -16,19 +19,23 @@ extern "C" {   /* plain C headers without guards */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-static int alloc_weights(cuda_weights *w, const model_config *c, kdtype dt, char *err,
-                         size_t n_err)
+int cuda_weights_init(cuda_weights *w, const model_config *c, kdtype dt, void *mem, char *err,
+                      size_t n_err)
 {
     memset(w, 0, sizeof *w);
     w->dt = dt;
     weights_layout_init(&w->layout, c, 8);   /* 16-byte aligned tensors */
     w->n_elems = w->layout.n_elems;
+    w->borrowed = mem != NULL;
+    w->mem = mem;
     w->layers = (cuda_layer *)calloc((size_t)c->n_layers, sizeof *w->layers);
-    if (!w->layers || cudaMalloc(&w->mem, w->n_elems * 2) != cudaSuccess) {
+    if (!w->layers || (!mem && cudaMalloc(&w->mem, w->n_elems * 2) != cudaSuccess)) {
         (void)cudaGetLastError();
         snprintf(err, n_err, "cannot allocate %zu MB of GPU weights", w->n_elems * 2 >> 20);
-        w->mem = NULL;
+        if (!mem)
+            w->mem = NULL;
         cuda_weights_free(w);
         return -1;
     }
@@ -53,24 +60,28 @@ static void *tensor_ptr(const cuda_weights *w, const wl_tensor *t)
 
 void cuda_weights_free(cuda_weights *w)
 {
-    if (w->mem)
+    if (w->mem && !w->borrowed)
         CUDA_CHECK(cudaFree(w->mem));
     free(w->layers);
     memset(w, 0, sizeof *w);
 }
 
-int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, kdtype dt,
-                      char *err, size_t n_err)
+#define N_STAGE 2   /* pinned staging buffers: one is copied while the next is filled */
+
+int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, char *err,
+                      size_t n_err)
 {
     safetensors st;
     float *f32 = NULL;
-    uint16_t *h16 = NULL;
+    uint16_t *h16[N_STAGE] = {NULL, NULL};
+    cudaEvent_t copied[N_STAGE] = {NULL, NULL};
+    cudaStream_t stream = NULL;
+    int rc = -1, k = 0;
+    double total = (double)w->n_elems * 2, done = 0, next_report = 0.1;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (st_open_dir(&st, dir, err, n_err) < 0)
         return -1;
-    if (alloc_weights(w, c, dt, err, n_err) < 0) {
-        st_free(&st);
-        return -1;
-    }
     size_t max_elems = (size_t)c->vocab_size * c->dim;
     size_t big = (size_t)(c->n_heads + 2 * c->n_kv_heads) * c->head_dim * c->dim;
     if (big > max_elems) max_elems = big;
@@ -78,35 +89,64 @@ int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, k
     if ((size_t)c->n_heads * c->head_dim * c->dim > max_elems)
         max_elems = (size_t)c->n_heads * c->head_dim * c->dim;
     f32 = (float *)malloc(max_elems * sizeof *f32);
-    h16 = (uint16_t *)malloc(max_elems * sizeof *h16);
-    if (!f32 || !h16) {
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    for (int b = 0; b < N_STAGE; b++) {
+        CUDA_CHECK(cudaHostAlloc((void **)&h16[b], max_elems * sizeof(uint16_t), 0));
+        CUDA_CHECK(cudaEventCreateWithFlags(&copied[b], cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventRecord(copied[b], stream));
+    }
+    if (!f32) {
         snprintf(err, n_err, "out of host memory converting weights");
-        goto fail;
+        goto done;
     }
     for (int l = -1; l < c->n_layers; l++) {
         wl_tensor t[WL_MAX_TENSORS];
         int n = weights_layout_tensors(&w->layout, c, l, t);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++, k = (k + 1) % N_STAGE) {
             if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, f32, err, n_err) < 0)
-                goto fail;
+                goto done;
             size_t ne = (size_t)t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1);
-            for (size_t k = 0; k < ne; k++)
-                h16[k] = dt == KDT_F16 ? st_f32_to_f16(f32[k]) : st_f32_to_bf16(f32[k]);
-            CUDA_CHECK(cudaMemcpy(tensor_ptr(w, &t[i]), h16, ne * 2, cudaMemcpyHostToDevice));
+            CUDA_CHECK(cudaEventSynchronize(copied[k]));   /* its last copy is done */
+            for (size_t e = 0; e < ne; e++)
+                h16[k][e] = w->dt == KDT_F16 ? st_f32_to_f16(f32[e]) : st_f32_to_bf16(f32[e]);
+            CUDA_CHECK(cudaMemcpyAsync(tensor_ptr(w, &t[i]), h16[k], ne * 2,
+                                       cudaMemcpyHostToDevice, stream));
+            CUDA_CHECK(cudaEventRecord(copied[k], stream));
+            done += (double)ne * 2;
+            if (done >= next_report * total) {   /* progress: every tenth */
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                double s = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+                LOG_INFO("loading weights: %3.0f%% (%.1f of %.1f GB, %.2f GB/s)", 100 * done / total,
+                         done / 1e9, total / 1e9, done / 1e9 / (s > 0 ? s : 1e-9));
+                while (next_report * total <= done)
+                    next_report += 0.1;
+            }
         }
     }
-    if (st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0)
-        goto fail;
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    rc = st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0 ? -1 : 0;
+done:
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    for (int b = 0; b < N_STAGE; b++) {
+        CUDA_CHECK(cudaFreeHost(h16[b]));
+        CUDA_CHECK(cudaEventDestroy(copied[b]));
+    }
+    CUDA_CHECK(cudaStreamDestroy(stream));
     free(f32);
-    free(h16);
     st_free(&st);
+    return rc;
+}
+
+int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, kdtype dt,
+                      char *err, size_t n_err)
+{
+    if (cuda_weights_init(w, c, dt, NULL, err, n_err) < 0)
+        return -1;
+    if (cuda_weights_read(w, c, dir, err, n_err) < 0) {
+        cuda_weights_free(w);
+        return -1;
+    }
     return 0;
-fail:
-    free(f32);
-    free(h16);
-    st_free(&st);
-    cuda_weights_free(w);
-    return -1;
 }
 
 /* p[i] = offset + scale * rng_sym(key, i), unfused as on the CPU, rounded to T. */
@@ -135,8 +175,14 @@ int cuda_fill_random(void *p, size_t n, uint64_t key, float scale, kdtype dt)
 int cuda_weights_random(cuda_weights *w, const model_config *c, uint64_t seed, kdtype dt,
                         char *err, size_t n_err)
 {
-    if (alloc_weights(w, c, dt, err, n_err) < 0)
+    if (cuda_weights_init(w, c, dt, NULL, err, n_err) < 0)
         return -1;
+    cuda_weights_fill_random(w, c, seed);
+    return 0;
+}
+
+void cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed)
+{
     uint64_t ordinal = 0;
     for (int l = -1; l < c->n_layers; l++) {
         wl_tensor t[WL_MAX_TENSORS];
@@ -146,9 +192,8 @@ int cuda_weights_random(cuda_weights *w, const model_config *c, uint64_t seed, k
             uint64_t key;
             float scale, offset;
             weights_layout_random(&t[i], seed, ordinal, &key, &scale, &offset);
-            CUDA_CHECK(fill(tensor_ptr(w, &t[i]), ne, key, scale, offset, dt));
+            CUDA_CHECK(fill(tensor_ptr(w, &t[i]), ne, key, scale, offset, w->dt));
         }
     }
     CUDA_CHECK(cudaDeviceSynchronize());
-    return 0;
 }

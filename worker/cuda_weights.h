@@ -33,12 +33,22 @@ typedef struct {
     void *norm;         /* [dim] */
     cuda_layer *layers; /* [n_layers] (host array of device pointers) */
     void *mem;          /* one device allocation holding all of the above */
+    int borrowed;       /* 1: mem is not ours to free (the holder's, opened through IPC) */
     size_t n_elems;     /* elements in mem */
     kdtype dt;
     weights_layout layout;  /* where each HF tensor lives in mem (align 8) */
 } cuda_weights;
 
-/* 0, or negative with a message in ERR. */
+/* Lays the weights of model C out over MEM (device, layout.n_elems 16-bit elements; NULL:
+ * allocates it), values left as they are. 0, or negative with a message in ERR. */
+int cuda_weights_init(cuda_weights *w, const model_config *c, kdtype dt, void *mem, char *err,
+                      size_t n_err);
+/* Reads the safetensors of DIR into initialized weights (progress on the log); 0 or negative. */
+int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, char *err,
+                      size_t n_err);
+/* Fills initialized weights with the random model of SEED. */
+void cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed);
+/* Init (allocating), then read or fill: 0, or negative with a message in ERR. */
 int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, kdtype dt,
                       char *err, size_t n_err);
 int cuda_weights_random(cuda_weights *w, const model_config *c, uint64_t seed, kdtype dt,

@@ -17,6 +17,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include "../common/model_config.h"
+
+#define KV_CPU_DEFAULT_TOKENS 16384  /* the CPU backend's KV capacity when none is asked */
 
 typedef struct {
     int n_layers, n_blocks, block_size, n_kv_heads, head_dim;
@@ -39,6 +43,22 @@ static inline size_t kv_token_offset(const kv_layout *l, int layer, const int32_
 static inline size_t kv_elems(const kv_layout *l)
 {
     return (size_t)l->n_layers * l->n_blocks * l->block_size * l->n_kv_heads * l->head_dim;
+}
+
+/* The CPU backend's layout for model C: KV_TOKENS (0: the default) in blocks of BLOCK_SIZE
+ * (the worker's, and the holder's when it keeps the cache); 0, or -1 with a message in ERR
+ * when that makes no block or more than INT32_MAX. */
+static inline int kv_layout_cpu(kv_layout *l, const model_config *c, int64_t kv_tokens,
+                                int block_size, char *err, size_t n_err)
+{
+    int64_t n = block_size > 0 ? (kv_tokens > 0 ? kv_tokens : KV_CPU_DEFAULT_TOKENS) / block_size : 0;
+    if (n < 1 || n > INT32_MAX) {
+        snprintf(err, n_err, "%lld KV tokens make no blocks of %d (or too many)",
+                 (long long)kv_tokens, block_size);
+        return -1;
+    }
+    *l = (kv_layout){c->n_layers, (int)n, block_size, c->n_kv_heads, c->head_dim};
+    return 0;
 }
 
 #endif

@@ -4,14 +4,21 @@
  * sequence's tokens and block table from the shared-memory store, run one forward pass of the
  * mixed prefill/decode batch on the backend, write each sampled token (and its logprob) into
  * the slot, publish the new token count, and answer STEP_DONE.
+ * In a launch with a holder (the store's with_holder) the weights and the KV cache are the
+ * holder's: the worker attaches to them (attach.c) instead of allocating and loading, tells
+ * the router the KV generation it found (the router resumes running requests when it is the
+ * one the last worker had), and stops when the holder goes (its memory goes with it).
  *
  *   worker --run-dir DIR --shm NAME --model-dir DIR [--backend auto|cpu|cuda]
  *          [--kv-tokens N] [--max-batch-tokens N] [--threads N]
- *          [--gpu-memory-utilization F] [--load-format auto|dummy]
+ *          [--gpu-memory-utilization F] [--load-format auto|dummy] [--reload-weights]
+ *   --reload-weights: the holder loads the weights from disk again before this worker
+ *   attaches (new weights, a changed layout); the KV is then recomputed.
  */
 #include "../common/ipc.h"
 #include "../common/log.h"
 #include "../common/proc.h"
+#include "attach.h"
 #include "backend.h"
 
 #include <getopt.h>
@@ -90,16 +97,13 @@ static void step_publish(store *st, const fwd_seq *seqs, int n, int vocab)
     }
 }
 
-/* The backend NAME (auto: CUDA when this build and the machine have it, else the CPU);
- * NULL with the reason logged. */
-static backend *backend_open(const char *name, const backend_opts *bo)
+/* The backend BO->backend (auto: CUDA when this build and the machine have it, else the
+ * CPU); NULL with the reason logged. */
+static backend *backend_open(const backend_opts *bo)
 {
     char err[512] = "";
     backend *be = NULL;
-    if (strcmp(name, "auto") && strcmp(name, "cpu") && strcmp(name, "cuda")) {
-        LOG_ERR("unknown backend \"%s\" (auto, cpu or cuda)", name);
-        return NULL;
-    }
+    const char *name = bo->backend;
 #ifdef CINDER_CUDA_BACKEND
     if (strcmp(name, "cpu")) {
         be = cuda_backend_init(bo, err, sizeof err);
@@ -126,15 +130,12 @@ static backend *backend_open(const char *name, const backend_opts *bo)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: worker " PROC_USAGE " [--backend auto|cpu|cuda] [--list-backends]"
-                    " [--kv-tokens N] [--max-batch-tokens N] [--threads N]"
-                    " [--gpu-memory-utilization F] [--load-format auto|dummy] %s\n",
-            backend_opts_usage);
+    fprintf(stderr, "usage: worker " PROC_USAGE " [--reload-weights] [--list-backends] %s\n", backend_opts_usage);
     return 2;
 }
 
 /* Announces the worker to the router and runs its steps until a stop signal; the exit code. */
-static int serve(proc *p, backend *be, const backend_opts *bo)
+static int serve(proc *p, backend *be, const backend_opts *bo, uint64_t kv_gen)
 {
     store *st = &p->st;
     const char *run_dir = p->run_dir;
@@ -150,6 +151,7 @@ static int serve(proc *p, backend *be, const backend_opts *bo)
         .epoch = atomic_load(&st->hdr->epoch[PROC_WORKER]),
         .n_kv_blocks = be->n_kv_blocks,
         .max_batch_tokens = bo->max_batch_tokens,
+        .kv_gen = kv_gen,
     };
     ipc_send(push, MSG_WORKER_READY, &ready);
     LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo->block_size);
@@ -159,6 +161,12 @@ static int serve(proc *p, backend *be, const backend_opts *bo)
     uint64_t t_end = 0; /* when the last step ended */
     uint64_t announced_ms = now_ms();
     while (!proc_stopping()) {
+        if (kv_gen && worker_holder_lost(p, kv_gen)) {
+            LOG_ERR("the holder is gone or was restarted: its weights and KV cache went with "
+                    "it; stopping (a new worker attaches to the new holder)");
+            rc = 1;
+            goto out;
+        }
         /* announce again to a new router at once, and every second in case a message was lost
          * while a router restarted (the router ignores repeats from the worker it knows) */
         int restarted = proc_router_restarted(p);
@@ -203,31 +211,30 @@ static int serve(proc *p, backend *be, const backend_opts *bo)
         }
     }
     LOG_INFO("stopping");
+    rc = 0;
+out:
     ipc_close(pull);
     ipc_close(push);
     zmq_ctx_term(zctx);
     be->free(be);
     proc_free(p);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     static proc p;
     proc_init(&p, PROC_WORKER);
-    const char *backend_name = "auto";
-    backend_opts bo = {.max_batch_tokens = 2048, .mem_util = 0.9f};
+    backend_opts bo;
+    backend_opts_init(&bo);
+    int reload = 0;
     static const struct option opts[] = {
-        PROC_OPTIONS, {"backend", 1, 0, 'B'}, {"kv-tokens", 1, 0, 'k'}, {"max-batch-tokens", 1, 0, 'b'},
-        {"threads", 1, 0, 't'}, {"gpu-memory-utilization", 1, 0, 'u'},
-        {"load-format", 1, 0, 'l'},
-        {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},
-        {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {"list-backends", 0, 0, 'L'}, {0, 0, 0, 0},
+        PROC_OPTIONS, BACKEND_OPTIONS, {"reload-weights", 0, 0, 'R'}, {"list-backends", 0, 0, 'L'}, {0, 0, 0, 0},
     };
     int c, idx;
     while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
-        case 'B': backend_name = optarg; break;
+        case 'R': reload = 1; break;
         case 'L': /* the backends of this build (launch.sh checks --backend cuda with it) */
 #ifdef CINDER_CUDA_BACKEND
             puts("cpu cuda");
@@ -235,12 +242,7 @@ int main(int argc, char **argv)
             puts("cpu");
 #endif
             return 0;
-        case 'k': bo.kv_tokens = atoll(optarg); break;
-        case 'b': bo.max_batch_tokens = atoi(optarg); break;
-        case 't': bo.n_threads = atoi(optarg); break;
-        case 'u': bo.mem_util = (float)atof(optarg); break;
-        case 'l': bo.dummy_weights = !strcmp(optarg, "dummy"); break;
-        case 'X':   /* the CUDA backend's switches */
+        case 'X':
             if (backend_opts_parse(&bo, opts[idx].name, optarg) != 1)
                 return usage();
             break;
@@ -249,13 +251,12 @@ int main(int argc, char **argv)
                 return usage();
         }
     }
-    if (bo.max_batch_tokens < 1 || proc_open(&p) < 0)
+    if (proc_open(&p) < 0)
         return usage();
     bo.model_dir = p.model_dir;
     store *st = &p.st;
-    bo.block_size = (int)st->hdr->block_size;
-    bo.max_seq_len = (int)st->hdr->max_seq_len;
-    bo.max_seqs = MSG_MAX_SEQS < (int)st->hdr->n_slots ? MSG_MAX_SEQS : (int)st->hdr->n_slots;
+    backend_opts_layout(&bo, (int)st->hdr->block_size, (int)st->hdr->max_seq_len,
+                        (int)st->hdr->n_slots);
     /* no KV until this worker has loaded (a previous worker's figure would make /health and
        the tokenizer take requests now); published before the pid, so no window shows both */
     atomic_store(&st->hdr->n_kv_blocks, 0);
@@ -265,13 +266,28 @@ int main(int argc, char **argv)
     if (store_heartbeat_thread(st, PROC_WORKER))
         DIE("cannot start the heartbeat thread");
 
-    backend *be = backend_open(backend_name, &bo);
+    static msg_holder_attached held;
+    char region[256];
+    if (st->hdr->with_holder) {
+        if (worker_attach(&p, reload, &held) < 0 || store_holder_name(p.shm, region, sizeof region))
+            return 1;
+        bo.hold = &held;
+        bo.hold_region = region;
+        bo.backend = held.kind == HOLD_CPU_F32 ? "cpu" : "cuda";   /* the holder's memory */
+    } else if (reload) {
+        LOG_ERR("--reload-weights: this launch has no holder (the worker loads the weights anyway)");
+        return 2;
+    }
+    uint64_t t0 = now_ms();
+    backend *be = backend_open(&bo);
     if (!be)
         return 1;
     if ((uint32_t)be->cfg.vocab_size != st->hdr->vocab_size) {
         LOG_ERR("model vocab %d does not match the store's %u", be->cfg.vocab_size, st->hdr->vocab_size);
         return 1;
     }
+    LOG_INFO("backend up in %llu ms%s", (unsigned long long)(now_ms() - t0),
+             bo.hold ? " (memory of the holder)" : "");
     atomic_store(&st->hdr->n_kv_blocks, be->n_kv_blocks);
-    return serve(&p, be, &bo);
+    return serve(&p, be, &bo, bo.hold ? held.kv_gen : 0);
 }

@@ -1,13 +1,16 @@
 /* cluster.c - real launches for the end-to-end tests (see cluster.h). */
 #include "cluster.h"
+#include "http_client.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int cluster_free_port(void)
@@ -33,6 +36,13 @@ void cluster_use_build(void)
     snprintf(path, sizeof path, "%s/bin", build);
     if (realpath(path, real))
         setenv("CINDER_BIN", real, 1);
+}
+
+int cluster_time_scale(void)
+{
+    const char *s = getenv("CINDER_TEST_TIME_SCALE");
+    int k = s ? atoi(s) : 1;
+    return k < 1 ? 1 : k > 50 ? 50 : k;
 }
 
 int cluster_start(cluster *c, const char *extra)
@@ -83,6 +93,29 @@ double cluster_stat(const cluster *c, const char *key)
 }
 
 int cluster_active_slots(const cluster *c) { return (int)cluster_stat(c, "active_slots"); }
+
+int cluster_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+double cluster_metric(const cluster *c, const char *name)
+{
+    http_resp r;
+    http_request(c->port, "GET", "/metrics", NULL, &r);
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *p = r.status == 200 && r.body ? strstr(r.body, pat) : NULL;
+    double v = p ? atof(p + strlen(pat)) : -1;
+    http_resp_free(&r);
+    return v;
+}
 
 int cluster_restart(const cluster *c, const char *process, const char *sig)
 {

@@ -16,6 +16,11 @@ int cluster_free_port(void);
 /* Points CINDER_BIN (launch.sh's binaries) at $BUILD/bin when BUILD is set and CINDER_BIN
  * is not (make test passes BUILD). */
 void cluster_use_build(void);
+/* How much slower than a plain build the processes under test run: CINDER_TEST_TIME_SCALE
+ * (1 by default; `make SANITIZE=thread test` sets it). Time bounds that measure how fast the
+ * server is scale by it; bounds that check the server's own deadlines do not need to. */
+int cluster_time_scale(void);
+#define SCALED_MS(ms) ((ms) * cluster_time_scale())
 /* A shell command that prints `shm-tool stat` of the launch in RUN_DIR (run.env is read,
  * never sourced); a static buffer. */
 const char *cluster_shm_stat_cmd(const char *run_dir);
@@ -26,6 +31,10 @@ void cluster_stop(cluster *c);
 /* One figure of `shm-tool stat` (active_slots, n_free_blocks, kv_limit_blocks, n_preempted,
  * worker_steps, ...), or -1. */
 double cluster_stat(const cluster *c, const char *key);
+/* Runs the printf-formatted shell command; its exit status (128 + N: killed by signal N). */
+int cluster_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The value of /metrics line NAME (a metric without labels), or -1. */
+double cluster_metric(const cluster *c, const char *name);
 /* Slots the tokenizer still holds, or -1. */
 int cluster_active_slots(const cluster *c);
 /* Restarts PROCESS, stopping the old one with SIG ("TERM" or "KILL"). */

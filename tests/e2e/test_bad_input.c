@@ -38,9 +38,9 @@
 
 #define CORPUS_DIR "tests/data/bad_input"
 #define BODY_LIMIT (1 << 20)  /* the server's request body limit */
-#define ANSWER_MS 30000       /* a bad request is answered within this */
-#define SLOW_BOUND_MS 25000   /* a stalled client is answered or dropped within this */
-#define PROMPT_MS 10000       /* other clients are served within this meanwhile */
+#define ANSWER_MS SCALED_MS(30000)      /* a bad request is answered within this */
+#define SLOW_BOUND_MS SCALED_MS(25000)  /* a stalled client is answered or dropped within this */
+#define PROMPT_MS SCALED_MS(10000)      /* other clients are served within this meanwhile */
 
 static const char *const procs[] = {"tokenizer", "router", "worker", "detokenizer"};
 static cluster C;

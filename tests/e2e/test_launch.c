@@ -44,22 +44,12 @@
 #define NOBODY "setpriv --reuid=65534 --regid=65534 --clear-groups "
 #define LAUNCH "scripts/launch.sh --backend cpu --threads 1 "
 
-static const char *const procs[] = {"tokenizer", "router", "worker", "detokenizer"};
+#define N_PROCS 5   /* the holder last: a launch with --no-holder has none (pid 0) */
+static const char *const procs[N_PROCS] = {"tokenizer", "router", "worker", "detokenizer", "holder"};
 static char T[128];            /* this test's scratch directory */
 static int started[64], n_started; /* pids to kill if a test fails half way */
 static char stop_dirs[8][256];
 static int n_stop_dirs;
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
 
 /* The first line of a command's output (static buffer, no newline). */
 static const char *sh_line(const char *fmt, ...)
@@ -130,13 +120,16 @@ static int read_pid(const char *run_dir, const char *name)
 }
 
 /* The four processes' pids (each also tracked for the teardown); 0 if all were there. */
-static int read_pids(const char *run_dir, int pids[4])
+static int read_pids(const char *run_dir, int pids[N_PROCS])
 {
     int missing = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_PROCS; i++) {
         pids[i] = read_pid(run_dir, procs[i]);
-        missing |= pids[i] <= 1;
-        track(pids[i]);
+        missing |= pids[i] <= 1 && i < 4;
+        if (pids[i] > 1)
+            track(pids[i]);
+        else
+            pids[i] = 0;
     }
     return missing ? -1 : 0;
 }
@@ -164,18 +157,18 @@ static int launch_fg(const char *run_dir, int port, const char *extra, const cha
     char pidf[256];
     snprintf(pidf, sizeof pidf, "%s/launch.pid", T);
     stop_at_end(run_dir);
-    if (sh(LAUNCH "--port %d --run-dir %s %s > %s 2>&1 & echo $! > %s", port, run_dir, extra, log, pidf))
+    if (cluster_sh(LAUNCH "--port %d --run-dir %s %s > %s 2>&1 & echo $! > %s", port, run_dir, extra, log, pidf))
         return -1;
     int pid = atoi(sh_line("cat %s", pidf));
     track(pid);
     for (int k = 0; k < 900; k++) {
-        if (!sh("grep -q 'cinder ready' %s", log))
+        if (!cluster_sh("grep -q 'cinder ready' %s", log))
             return pid;
         if (!alive(pid))
             break;
         usleep(100000);
     }
-    sh("cat %s", log);
+    cluster_sh("cat %s", log);
     return -1;
 }
 
@@ -202,17 +195,17 @@ static int setup(void **state)
     cluster_use_build();
     snprintf(T, sizeof T, "/tmp/cinder-launch.%d", (int)getpid());
     n_started = n_stop_dirs = 0;
-    return sh("rm -rf %s && mkdir -m 0755 %s", T, T) ? -1 : 0;
+    return cluster_sh("rm -rf %s && mkdir -m 0755 %s", T, T) ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
     for (int i = 0; i < n_stop_dirs; i++)
-        sh("scripts/stop.sh --run-dir %s > /dev/null 2>&1", stop_dirs[i]);
+        cluster_sh("scripts/stop.sh --run-dir %s > /dev/null 2>&1", stop_dirs[i]);
     for (int i = 0; i < n_started; i++)
         if (alive(started[i]))
             kill(started[i], SIGKILL);
-    sh("rm -rf %s", T);
+    cluster_sh("rm -rf %s", T);
     return 0;
 }
 
@@ -230,11 +223,11 @@ static void expect_refused(const char *run_dir, const char *why)
 {
     int port = cluster_free_port();
     stop_at_end(run_dir);
-    int rc = sh(LAUNCH "--detach --port %d --run-dir %s > %s/out 2> %s/err", port, run_dir, T, T);
+    int rc = cluster_sh(LAUNCH "--detach --port %d --run-dir %s > %s/out 2> %s/err", port, run_dir, T, T);
     printf("# %s: launch.sh exit %d, stderr: %s\n", why, rc, sh_line("cat %s/err", T));
     assert_int_not_equal(rc, 0);
     assert_string_equal(sh_line("wc -l < %s/err", T), "1"); /* one clear line */
-    assert_int_equal(sh("grep -qF -- '%s' %s/err", run_dir, T), 0);
+    assert_int_equal(cluster_sh("grep -qF -- '%s' %s/err", run_dir, T), 0);
     assert_int_not_equal(access(sh_line("printf %%s %s/run.env", run_dir), F_OK), 0);
     assert_int_equal(health(port), -1); /* nothing started */
 }
@@ -244,16 +237,16 @@ static void test_run_dir_not_ours_refused(void **state)
     need_root();
     char d[256];
     snprintf(d, sizeof d, "%s/nobodys", T);
-    assert_int_equal(sh("mkdir -m 0700 %s && chown 65534:65534 %s", d, d), 0);
+    assert_int_equal(cluster_sh("mkdir -m 0700 %s && chown 65534:65534 %s", d, d), 0);
     expect_refused(d, "owned by nobody");
     snprintf(d, sizeof d, "%s/world-writable", T);
-    assert_int_equal(sh("mkdir %s && chmod 0777 %s", d, d), 0);
+    assert_int_equal(cluster_sh("mkdir %s && chmod 0777 %s", d, d), 0);
     expect_refused(d, "mode 0777");
     snprintf(d, sizeof d, "%s/group-writable", T);
-    assert_int_equal(sh("mkdir %s && chmod 0770 %s", d, d), 0);
+    assert_int_equal(cluster_sh("mkdir %s && chmod 0770 %s", d, d), 0);
     expect_refused(d, "mode 0770");
     snprintf(d, sizeof d, "%s/under-nobodys/run", T); /* a parent another user can rename */
-    assert_int_equal(sh("mkdir -p -m 0700 %s && chown 65534 %s/under-nobodys", d, T), 0);
+    assert_int_equal(cluster_sh("mkdir -p -m 0700 %s && chown 65534 %s/under-nobodys", d, T), 0);
     expect_refused(d, "inside a directory of nobody's");
 }
 
@@ -266,26 +259,26 @@ static void test_run_env_never_sourced(void **state)
     snprintf(d, sizeof d, "%s/evil", T);
     int victim = atoi(sh_line("sleep 120 > /dev/null 2>&1 & echo $!"));
     track(victim);
-    assert_int_equal(sh("mkdir -m 0700 %s && printf '%%s\\n' 'BIN=/nonexistent' 'SHM=/nothing'"
+    assert_int_equal(cluster_sh("mkdir -m 0700 %s && printf '%%s\\n' 'BIN=/nonexistent' 'SHM=/nothing'"
                         " 'touch %s/pwned-line' 'PORT=$(touch %s/pwned-subst)' 'HOST=`touch %s/pwned-tick`'"
                         " > %s/run.env && echo %d > %s/tokenizer.pid && echo %d > %s/worker.pid"
                         " && chown -R 65534:65534 %s",
                         d, T, T, T, d, victim, d, victim, d, d), 0);
-    int rc_stop = sh("scripts/stop.sh --run-dir %s 2> %s/err.stop", d, T);
-    int rc_restart = sh("scripts/restart.sh --run-dir %s worker 2> %s/err.restart", d, T);
+    int rc_stop = cluster_sh("scripts/stop.sh --run-dir %s 2> %s/err.stop", d, T);
+    int rc_restart = cluster_sh("scripts/restart.sh --run-dir %s worker 2> %s/err.restart", d, T);
     printf("# stop.sh: exit %d: %s\n", rc_stop, sh_line("cat %s/err.stop", T));
     printf("# restart.sh: exit %d: %s\n", rc_restart, sh_line("cat %s/err.restart", T));
-    assert_int_equal(sh("ls %s/pwned-* 2>/dev/null | grep -q .", T), 1); /* nothing ran */
+    assert_int_equal(cluster_sh("ls %s/pwned-* 2>/dev/null | grep -q .", T), 1); /* nothing ran */
     assert_true(alive(victim));                                        /* nothing was killed */
     assert_int_not_equal(rc_stop, 0);
     assert_int_not_equal(rc_restart, 0);
-    assert_int_equal(sh("grep -q 'refusing' %s/err.stop && grep -q 'refusing' %s/err.restart", T, T), 0);
+    assert_int_equal(cluster_sh("grep -q 'refusing' %s/err.stop && grep -q 'refusing' %s/err.restart", T, T), 0);
 
     /* the same run.env, ours, in a directory of ours: values are taken as text */
-    assert_int_equal(sh("chown -R 0:0 %s && chmod 600 %s/run.env && rm -f %s/*.pid", d, d, d), 0);
-    sh("scripts/stop.sh --run-dir %s > /dev/null 2>&1", d);
-    sh("scripts/restart.sh --run-dir %s worker > /dev/null 2>&1", d);
-    assert_int_equal(sh("ls %s/pwned-* 2>/dev/null | grep -q .", T), 1);
+    assert_int_equal(cluster_sh("chown -R 0:0 %s && chmod 600 %s/run.env && rm -f %s/*.pid", d, d, d), 0);
+    cluster_sh("scripts/stop.sh --run-dir %s > /dev/null 2>&1", d);
+    cluster_sh("scripts/restart.sh --run-dir %s worker > /dev/null 2>&1", d);
+    assert_int_equal(cluster_sh("ls %s/pwned-* 2>/dev/null | grep -q .", T), 1);
     assert_true(alive(victim));
     kill(victim, SIGKILL);
 }
@@ -296,16 +289,16 @@ static void test_run_dir_private(void **state)
     snprintf(d, sizeof d, "%s/fresh/run", T);
     int port = cluster_free_port();
     stop_at_end(d);
-    assert_int_equal(sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port, d), 0);
-    int pids[4];
+    assert_int_equal(cluster_sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port, d), 0);
+    int pids[N_PROCS];
     read_pids(d, pids);
     assert_string_equal(sh_line("stat -c %%a %s", d), "700");
     const char *loose = sh_line("find %s -mindepth 1 -perm /077 | head -n 3 | tr '\\n' ' '", d);
     printf("# open to group/others: '%s'\n", loose);
     assert_string_equal(loose, "");
-    assert_int_equal(sh("ls %s/*.log %s/run.env %s/*.pid %s/*.ipc > /dev/null", d, d, d, d), 0);
-    assert_int_equal(sh("scripts/stop.sh --run-dir %s", d), 0);
-    expect_gone(pids, 4, NULL, 10);
+    assert_int_equal(cluster_sh("ls %s/*.log %s/run.env %s/*.pid %s/*.ipc > /dev/null", d, d, d, d), 0);
+    assert_int_equal(cluster_sh("scripts/stop.sh --run-dir %s", d), 0);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
 static void test_second_launch_refused(void **state)
@@ -314,22 +307,22 @@ static void test_second_launch_refused(void **state)
     snprintf(d, sizeof d, "%s/shared", T);
     int port1 = cluster_free_port();
     stop_at_end(d);
-    assert_int_equal(sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port1, d), 0);
-    int pids[4];
+    assert_int_equal(cluster_sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port1, d), 0);
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     int port2 = cluster_free_port();
-    int rc = sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null 2> %s/err", port2, d, T);
+    int rc = cluster_sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null 2> %s/err", port2, d, T);
     printf("# second launch: exit %d: %s\n", rc, sh_line("cat %s/err", T));
-    int now[4];
+    int now[N_PROCS];
     read_pids(d, now); /* whatever it started: stopped at the end */
     assert_int_not_equal(rc, 0);
-    assert_int_equal(sh("grep -q 'in use' %s/err", T), 0);
+    assert_int_equal(cluster_sh("grep -q 'in use' %s/err", T), 0);
     assert_int_equal(health(port2), -1);
     assert_int_equal(health(port1), 200); /* the first one goes on, and stop.sh still stops it */
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_PROCS; i++)
         assert_int_equal(now[i], pids[i]);
-    assert_int_equal(sh("scripts/stop.sh --run-dir %s", d), 0);
-    expect_gone(pids, 4, NULL, 10);
+    assert_int_equal(cluster_sh("scripts/stop.sh --run-dir %s", d), 0);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
 /* ---- the launcher's death */
@@ -342,24 +335,28 @@ static void launcher_dies(const char *sig, const char *extra, int expect_supervi
     int port = cluster_free_port();
     int launcher = launch_fg(d, port, extra, log);
     assert_true(launcher > 0);
-    int pids[5];
+    int pids[N_PROCS + 1];
     assert_int_equal(read_pids(d, pids), 0);
-    pids[4] = pids[0];
-    for (int k = 0; expect_supervisor && k < 50 && (pids[4] = read_pid(d, "supervisor")) <= 1; k++)
+    assert_true(pids[4] > 1);   /* the holder */
+    pids[N_PROCS] = pids[0];
+    for (int k = 0; expect_supervisor && k < 50 && (pids[N_PROCS] = read_pid(d, "supervisor")) <= 1; k++)
         usleep(100000); /* written once ready */
-    track(pids[4]);
-    assert_true(pids[4] > 1);
-    char shm[300];
+    track(pids[N_PROCS]);
+    assert_true(pids[N_PROCS] > 1);
+    char shm[300], hold[310];
     snprintf(shm, sizeof shm, "%s", shm_path(d));
+    snprintf(hold, sizeof hold, "%s.hold", shm);
     assert_int_equal(access(shm, F_OK), 0);
+    assert_int_equal(access(hold, F_OK), 0);
     assert_int_equal(health(port), 200);
-    assert_int_equal(sh("kill -%s %d", sig, launcher), 0);
-    expect_gone(pids, 5, shm, 5); /* its processes stop and the shared memory goes */
-    for (int k = 0; k < 50 && alive(launcher); k++) /* it ends just after stop.sh removed that */
+    assert_int_equal(cluster_sh("kill -%s %d", sig, launcher), 0);
+    expect_gone(pids, N_PROCS + 1, shm, 5); /* its processes stop and the shared memory goes */
+    assert_int_not_equal(access(hold, F_OK), 0);   /* the holder's region too */
+    for (int k = 0; k < 50 && alive(launcher); k++) /* it ends just after stop.sh removed them */
         usleep(100000);
     assert_false(alive(launcher));
     assert_int_equal(health(port), -1);
-    for (int i = 0; i < 4; i++) { /* and no pid file is left to mislead stop.sh */
+    for (int i = 0; i < N_PROCS; i++) { /* and no pid file is left to mislead stop.sh */
         char path[512];
         snprintf(path, sizeof path, "%s/%s.pid", d, procs[i]);
         assert_int_not_equal(access(path, F_OK), 0);
@@ -375,16 +372,16 @@ static void test_detach_outlives(void **state)
     snprintf(d, sizeof d, "%s/run", T);
     int port = cluster_free_port();
     stop_at_end(d);
-    assert_int_equal(sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port, d), 0);
-    int pids[4];
+    assert_int_equal(cluster_sh(LAUNCH "--detach --port %d --run-dir %s > /dev/null", port, d), 0);
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     sleep(3); /* the launcher is gone: they stay */
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_PROCS; i++)
         assert_true(alive(pids[i]));
     assert_int_equal(access(shm_path(d), F_OK), 0);
     assert_int_equal(health(port), 200);
-    assert_int_equal(sh("scripts/stop.sh --run-dir %s", d), 0);
-    expect_gone(pids, 4, NULL, 10);
+    assert_int_equal(cluster_sh("scripts/stop.sh --run-dir %s", d), 0);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
 /* ---- the supervisor and a worker that cannot load */
@@ -402,17 +399,19 @@ static void test_supervisor_backoff(void **state)
     snprintf(d, sizeof d, "%s/run", T);
     snprintf(log, sizeof log, "%s/launch.log", T);
     snprintf(model, sizeof model, "%s/model", T);
-    assert_int_equal(sh("mkdir %s && for f in models/stories15M/*; do ln -s \"$(realpath $f)\" %s/; done",
+    assert_int_equal(cluster_sh("mkdir %s && for f in models/stories15M/*; do ln -s \"$(realpath $f)\" %s/; done",
                         model, model), 0);
     int port = cluster_free_port();
     char extra[512];
-    snprintf(extra, sizeof extra, "--supervise --model-dir %s", model);
+    /* no holder: the worker itself loads the weights (with one, a restarted worker would
+       attach to the weights the holder loaded at start and never read the broken file) */
+    snprintf(extra, sizeof extra, "--supervise --no-holder --model-dir %s", model);
     int launcher = launch_fg(d, port, extra, log);
     assert_true(launcher > 0);
-    int pids[4];
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     /* the weights get corrupted under the running server, then the worker dies */
-    assert_int_equal(sh("head -c 4096 models/stories15M/model.safetensors > %s/w && mv -f %s/w %s/model.safetensors",
+    assert_int_equal(cluster_sh("head -c 4096 models/stories15M/model.safetensors > %s/w && mv -f %s/w %s/model.safetensors",
                         model, model, model), 0);
     assert_int_equal(kill(pids[2], SIGKILL), 0);
     usleep(200000);
@@ -433,20 +432,20 @@ static void test_supervisor_backoff(void **state)
             http_resp_free(&r);
             last_post = now_s();
         }
-        if (!sh("grep -q 'giving up' %s/supervisor.log 2>/dev/null", d)) {
+        if (!cluster_sh("grep -q 'giving up' %s/supervisor.log 2>/dev/null", d)) {
             gave_up = 1;
             break;
         }
         usleep(100000);
     }
-    sh("cat %s/supervisor.log", d);
+    cluster_sh("cat %s/supervisor.log", d);
     printf("# %.1f s: /health 200 %d times; %d requests, %d not 503, slowest %.2f s\n", now_s() - t0,
            n200, n_posts, n_post_not_503, worst);
     assert_true(gave_up);
     assert_int_equal(n200, 0);
     assert_int_equal(n_post_not_503, 0);
     assert_true(worst < 1.0);
-    assert_int_equal(sh("grep -q 'giving up' %s", log), 0); /* on stderr too */
+    assert_int_equal(cluster_sh("grep -q 'giving up' %s", log), 0); /* on stderr too */
 
     /* bounded restarts, each later than the one before by more */
     char cmd[512];
@@ -477,7 +476,7 @@ static void test_supervisor_backoff(void **state)
 
     /* given up: it stays down, the others serve 503 at once, nothing more is restarted */
     sleep(2);
-    assert_int_equal(sh("test $(grep -c 'worker.*restarting in' %s/supervisor.log) = %d", d, n), 0);
+    assert_int_equal(cluster_sh("test $(grep -c 'worker.*restarting in' %s/supervisor.log) = %d", d, n), 0);
     assert_int_equal(health(port), 503);
     http_resp r;
     double t = now_s();
@@ -488,8 +487,8 @@ static void test_supervisor_backoff(void **state)
     assert_true(alive(pids[0]) && alive(pids[1]) && alive(pids[3]) && alive(launcher));
 
     /* the model fixed, restart.sh brings the worker back */
-    assert_int_equal(sh("ln -sf \"$(realpath models/stories15M/model.safetensors)\" %s/model.safetensors", model), 0);
-    assert_int_equal(sh("scripts/restart.sh --run-dir %s worker", d), 0);
+    assert_int_equal(cluster_sh("ln -sf \"$(realpath models/stories15M/model.safetensors)\" %s/model.safetensors", model), 0);
+    assert_int_equal(cluster_sh("scripts/restart.sh --run-dir %s worker", d), 0);
     track(read_pid(d, "worker"));
     int status = 0;
     for (int k = 0; k < 300 && (status = health(port)) != 200; k++)
@@ -499,10 +498,11 @@ static void test_supervisor_backoff(void **state)
     assert_int_equal(r.status, 200);
     http_resp_free(&r);
     kill(launcher, SIGTERM);
-    expect_gone(pids, 4, NULL, 10);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
-/* A worker still loading (its weights a FIFO that nobody writes: open() blocks) is not
+/* A worker still loading (its weights a FIFO that nobody writes: open() blocks; no holder, so
+ * the worker loads them) is not
  * ready, though it runs and beats: /health 503, requests answered 503 at once instead of
  * held until --worker-wait (the worker before it had left its KV figure in the store). */
 static void test_loading_worker_not_ready(void **state)
@@ -510,17 +510,17 @@ static void test_loading_worker_not_ready(void **state)
     char d[256], model[256];
     snprintf(d, sizeof d, "%s/run", T);
     snprintf(model, sizeof model, "%s/model", T);
-    assert_int_equal(sh("mkdir %s && for f in models/stories15M/*; do ln -s \"$(realpath $f)\" %s/; done",
+    assert_int_equal(cluster_sh("mkdir %s && for f in models/stories15M/*; do ln -s \"$(realpath $f)\" %s/; done",
                         model, model), 0);
     int port = cluster_free_port();
     stop_at_end(d);
-    assert_int_equal(sh(LAUNCH "--detach --worker-wait 5 --port %d --run-dir %s --model-dir %s > /dev/null",
+    assert_int_equal(cluster_sh(LAUNCH "--detach --no-holder --worker-wait 5 --port %d --run-dir %s --model-dir %s > /dev/null",
                         port, d, model), 0);
-    int pids[4];
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     assert_int_equal(health(port), 200);
-    assert_int_equal(sh("rm %s/model.safetensors && mkfifo %s/model.safetensors", model, model), 0);
-    assert_int_equal(sh("scripts/restart.sh --run-dir %s worker", d), 0);
+    assert_int_equal(cluster_sh("rm %s/model.safetensors && mkfifo %s/model.safetensors", model, model), 0);
+    assert_int_equal(cluster_sh("scripts/restart.sh --run-dir %s worker", d), 0);
     int loading = read_pid(d, "worker");
     track(loading);
     const char *body = "{\"inputs\":\"Once upon a time\",\"parameters\":{\"max_new_tokens\":4}}";
@@ -543,14 +543,14 @@ static void test_loading_worker_not_ready(void **state)
     assert_int_equal(n_not_503, 0);
     assert_true(worst < 1.0);
     /* the weights back, a new worker serves */
-    assert_int_equal(sh("ln -sf \"$(realpath models/stories15M/model.safetensors)\" %s/model.safetensors", model), 0);
-    assert_int_equal(sh("scripts/restart.sh --run-dir %s worker", d), 0);
+    assert_int_equal(cluster_sh("ln -sf \"$(realpath models/stories15M/model.safetensors)\" %s/model.safetensors", model), 0);
+    assert_int_equal(cluster_sh("scripts/restart.sh --run-dir %s worker", d), 0);
     track(read_pid(d, "worker"));
     int status = 0;
     for (int k = 0; k < 300 && (status = health(port)) != 200; k++)
         usleep(100000);
     assert_int_equal(status, 200);
-    assert_int_equal(sh("scripts/stop.sh --run-dir %s", d), 0);
+    assert_int_equal(cluster_sh("scripts/stop.sh --run-dir %s", d), 0);
 }
 
 /* ---- network and other users */
@@ -563,7 +563,7 @@ static void test_loopback_by_default(void **state)
     printf("# run dir %s\n", d);
     assert_true(d[0] == '/');
     stop_at_end(d);
-    int pids[4];
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     assert_int_equal(health(port), 200);
     const char *listen = sh_line("ss -Hltn 'sport = :%d' | awk '{print $4}' | tr '\\n' ' '", port);
@@ -575,10 +575,10 @@ static void test_loopback_by_default(void **state)
     assert_string_equal(sh_line("stat -c %%a %s", d), "700");
     assert_string_equal(sh_line("find %s -mindepth 1 -perm /077 | head -n 3", d), "");
     if (geteuid() == 0) {
-        assert_int_equal(sh(NOBODY "true"), 0);
-        assert_int_not_equal(sh(NOBODY "cat %s/tokenizer.log > /dev/null 2>&1", d), 0);
-        assert_int_not_equal(sh(NOBODY "ls %s > /dev/null 2>&1", d), 0);
-        assert_int_not_equal(sh(NOBODY "test -e %s/router.ipc", d), 0);
+        assert_int_equal(cluster_sh(NOBODY "true"), 0);
+        assert_int_not_equal(cluster_sh(NOBODY "cat %s/tokenizer.log > /dev/null 2>&1", d), 0);
+        assert_int_not_equal(cluster_sh(NOBODY "ls %s > /dev/null 2>&1", d), 0);
+        assert_int_not_equal(cluster_sh(NOBODY "test -e %s/router.ipc", d), 0);
     }
 
     /* the tokenizer binary's own default, without --host */
@@ -591,14 +591,14 @@ static void test_loopback_by_default(void **state)
                            " --model-dir models/stories15M --port %d > %s/tok.log 2>&1 & echo $!",
                            bin, d, d, port2, T));
     track(tok);
-    for (int k = 0; k < 100 && sh("ss -Hltn 'sport = :%d' | grep -q .", port2); k++)
+    for (int k = 0; k < 100 && cluster_sh("ss -Hltn 'sport = :%d' | grep -q .", port2); k++)
         usleep(100000);
     listen = sh_line("ss -Hltn 'sport = :%d' | awk '{print $4}' | tr '\\n' ' '", port2);
     printf("# the tokenizer alone listens on %s\n", listen);
     snprintf(want, sizeof want, "127.0.0.1:%d ", port2);
     assert_string_equal(listen, want);
     kill(tok, SIGTERM);
-    assert_int_equal(sh("scripts/stop.sh --run-dir %s && rm -rf %s", d, d), 0);
+    assert_int_equal(cluster_sh("scripts/stop.sh --run-dir %s && rm -rf %s", d, d), 0);
 }
 
 /* ---- usage */
@@ -606,23 +606,23 @@ static void test_loopback_by_default(void **state)
 /* launch.sh ARGS: exit 2 with one line on stderr holding WANT, and nothing started */
 static void expect_usage_error(const char *args, const char *want)
 {
-    int rc = sh("scripts/launch.sh %s > %s/out 2> %s/err", args, T, T);
+    int rc = cluster_sh("scripts/launch.sh %s > %s/out 2> %s/err", args, T, T);
     printf("# launch.sh %s: exit %d: %s\n", args, rc, sh_line("cat %s/err", T));
     assert_int_equal(rc, 2);
     assert_string_equal(sh_line("wc -l < %s/err", T), "1");
-    assert_int_equal(sh("grep -qF -- '%s' %s/err", want, T), 0);
+    assert_int_equal(cluster_sh("grep -qF -- '%s' %s/err", want, T), 0);
     assert_string_equal(sh_line("cat %s/out", T), "");
 }
 
 static void test_usage(void **state)
 {
-    assert_int_equal(sh("scripts/launch.sh --help > %s/out 2>&1", T), 0);
-    assert_int_equal(sh("head -n 1 %s/out | grep -q '^usage: '", T), 0);
+    assert_int_equal(cluster_sh("scripts/launch.sh --help > %s/out 2>&1", T), 0);
+    assert_int_equal(cluster_sh("head -n 1 %s/out | grep -q '^usage: '", T), 0);
     const char *documented[] = {"--run-dir", "--host", "--ready-timeout", "--api-key", "--allowed-origins",
                                 "--served-model-name", "--backend"};
     for (int i = 0; i < 7; i++)
-        assert_int_equal(sh("grep -q -- '%s' %s/out", documented[i], T), 0);
-    assert_int_not_equal(sh("grep -q '^#' %s/out", T), 0); /* not lines of the script */
+        assert_int_equal(cluster_sh("grep -q -- '%s' %s/out", documented[i], T), 0);
+    assert_int_not_equal(cluster_sh("grep -q '^#' %s/out", T), 0); /* not lines of the script */
     const char *opts[] = {"--port", "--run-dir", "--model-dir", "--ready-timeout", "--api-key"};
     for (int i = 0; i < 5; i++) {
         char want[64];
@@ -642,7 +642,7 @@ static void test_usage(void **state)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 128), 0);
-    int rc = sh("scripts/launch.sh --help | sed -n 's/^  \\(--[a-z-]*\\)\\( [A-Z]\\)*.*/\\1\\2/p' > %s/opts", T);
+    int rc = cluster_sh("scripts/launch.sh --help | sed -n 's/^  \\(--[a-z-]*\\)\\( [A-Z]\\)*.*/\\1\\2/p' > %s/opts", T);
     assert_int_equal(rc, 0);
     FILE *f = fopen(sh_line("printf %%s %s/opts", T), "r");
     char line[128];
@@ -659,11 +659,11 @@ static void test_usage(void **state)
             if (!value)
                 continue;
         }
-        rc = sh("scripts/launch.sh --port %d %s %s > /dev/null 2> %s/err", port, line, value, T);
-        if (rc != 1 || sh("grep -q 'is in use' %s/err", T))
+        rc = cluster_sh("scripts/launch.sh --port %d %s %s > /dev/null 2> %s/err", port, line, value, T);
+        if (rc != 1 || cluster_sh("grep -q 'is in use' %s/err", T))
             printf("# %s %s: exit %d: %s\n", line, value, rc, sh_line("cat %s/err", T));
         assert_int_equal(rc, 1);
-        assert_int_equal(sh("grep -q 'is in use' %s/err", T), 0);
+        assert_int_equal(cluster_sh("grep -q 'is in use' %s/err", T), 0);
         n++;
     }
     if (f)
@@ -676,7 +676,7 @@ static void test_usage(void **state)
 /* --backend cuda (or gpu) without a CUDA build or a GPU: one line, exit 2, no CPU fallback */
 static void test_backend_cuda_refused(void **state)
 {
-    if (!sh("ls /dev/nvidia[0-9]* > /dev/null 2>&1")) {
+    if (!cluster_sh("ls /dev/nvidia[0-9]* > /dev/null 2>&1")) {
         printf("# skipped: this machine has a GPU\n");
         skip();
     }
@@ -697,21 +697,21 @@ static void test_busy_port(void **state)
     char d[256];
     snprintf(d, sizeof d, "%s/busy", T);
     stop_at_end(d);
-    int rc = sh(LAUNCH "--detach --port %d --run-dir %s > %s/out 2> %s/err", port, d, T, T);
+    int rc = cluster_sh(LAUNCH "--detach --port %d --run-dir %s > %s/out 2> %s/err", port, d, T, T);
     printf("# a listener on the port: exit %d: %s\n", rc, sh_line("cat %s/err", T));
     assert_int_equal(rc, 1);
     assert_string_equal(sh_line("wc -l < %s/err", T), "1");
-    assert_int_equal(sh("grep -q 'port %d is in use' %s/err", port, T), 0);
+    assert_int_equal(cluster_sh("grep -q 'port %d is in use' %s/err", port, T), 0);
     assert_int_not_equal(access(d, F_OK), 0); /* nothing started, not even the run directory */
-    assert_int_not_equal(sh("grep -q 'cinder ready' %s/out", T), 0);
+    assert_int_not_equal(cluster_sh("grep -q 'cinder ready' %s/out", T), 0);
     close(fd);
 
     /* a cinder server on the port is no exception; the one there goes on */
     snprintf(d, sizeof d, "%s/first", T);
     stop_at_end(d);
-    assert_int_equal(sh(LAUNCH "--detach --port %d --run-dir %s > %s/out", port, d, T), 0);
-    assert_int_equal(sh("grep -q '^launch.sh: loading weights: ' %s/out", T), 0); /* the worker's progress */
-    int pids[4];
+    assert_int_equal(cluster_sh(LAUNCH "--detach --port %d --run-dir %s > %s/out", port, d, T), 0);
+    assert_int_equal(cluster_sh("grep -q '^launch.sh: loading weights: ' %s/out", T), 0); /* the loader's progress */
+    int pids[N_PROCS];
     assert_int_equal(read_pids(d, pids), 0);
     http_resp r;
     http_request(port, "GET", "/health", NULL, &r); /* its answers name its launch */
@@ -723,15 +723,15 @@ static void test_busy_port(void **state)
     http_resp_free(&r);
     char d2[256];
     snprintf(d2, sizeof d2, "%s/second", T);
-    rc = sh(LAUNCH "--detach --port %d --run-dir %s > %s/out 2> %s/err", port, d2, T, T);
+    rc = cluster_sh(LAUNCH "--detach --port %d --run-dir %s > %s/out 2> %s/err", port, d2, T, T);
     assert_int_equal(rc, 1);
-    assert_int_equal(sh("grep -q 'is in use' %s/err", T), 0);
+    assert_int_equal(cluster_sh("grep -q 'is in use' %s/err", T), 0);
     assert_int_not_equal(access(d2, F_OK), 0);
     assert_int_equal(health(port), 200);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_PROCS; i++)
         assert_true(alive(pids[i]));
-    assert_int_equal(sh("scripts/stop.sh --run-dir %s", d), 0);
-    expect_gone(pids, 4, NULL, 10);
+    assert_int_equal(cluster_sh("scripts/stop.sh --run-dir %s", d), 0);
+    expect_gone(pids, N_PROCS, NULL, 10);
 }
 
 /* Live processes with the arguments "--run-dir" RUN_DIR */
@@ -765,18 +765,18 @@ static void test_ready_timeout_stops_all(void **state)
     char d[256], model[256];
     snprintf(d, sizeof d, "%s/run", T);
     snprintf(model, sizeof model, "%s/model", T);
-    assert_int_equal(sh("mkdir %s && for f in models/stories15M/*; do ln -s \"$(realpath $f)\" %s/; done"
+    assert_int_equal(cluster_sh("mkdir %s && for f in models/stories15M/*; do ln -s \"$(realpath $f)\" %s/; done"
                         " && rm %s/model.safetensors && mkfifo %s/model.safetensors", model, model, model, model), 0);
     int port = cluster_free_port();
     stop_at_end(d);
     double t0 = now_s();
-    int rc = sh(LAUNCH "--detach --ready-timeout 3 --port %d --run-dir %s --model-dir %s > %s/out 2> %s/err",
+    int rc = cluster_sh(LAUNCH "--detach --ready-timeout 3 --port %d --run-dir %s --model-dir %s > %s/out 2> %s/err",
                 port, d, model, T, T);
     double took = now_s() - t0;
     printf("# exit %d after %.1f s: %s\n", rc, took, sh_line("cat %s/err", T));
     assert_int_equal(rc, 1);
     assert_true(took >= 3 && took < 20);
-    assert_int_equal(sh("grep -q 'not ready after 3 s' %s/err", T), 0);
+    assert_int_equal(cluster_sh("grep -q 'not ready after 3 s' %s/err", T), 0);
     /* every process it started is gone (stop.sh removed their pid files: look for them by
        their arguments) and so is the shared memory */
     int left = processes_of(d);

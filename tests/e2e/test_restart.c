@@ -1,7 +1,8 @@
 /* test_restart.c - every process killed with SIGKILL under load, then restarted (real
  * processes, real HTTP), and the promises of the shared-memory store checked:
- *   worker       the running requests are recomputed from their tokens and finish with the
- *                same greedy text as without the kill
+ *   worker       the running requests go on (from the KV the holder kept; test_holder.c
+ *                covers the recompute path) and finish with the same greedy text as without
+ *                the kill
  *   detokenizer  streams go on with no text lost or repeated
  *   tokenizer    its requests are aborted, their slots and KV blocks freed once it is back
  *   router       in-flight requests end with a clear error, slots and KV are reclaimed,
@@ -183,7 +184,7 @@ static void test_worker_kill(void **state)
     run_with_kill(jobs, "worker", 1);
     for (int i = 0; i < N_REQ; i++) {
         assert_int_equal(jobs[i].status, 200);
-        assert_string_equal(jobs[i].text, reference[i]); /* recomputed, same greedy text */
+        assert_string_equal(jobs[i].text, reference[i]); /* resumed, same greedy text */
         if (jobs[i].stream)
             assert_int_equal(jobs[i].n_events, MAX_NEW);
         free(jobs[i].text);

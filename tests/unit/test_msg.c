@@ -50,8 +50,17 @@ static void test_small_messages(void **state)
         roundtrip(MSG_STOP_REQ, &c, sizeof c, &out);
         msg_step_done d = {rnd64(), rnd32(), (uint32_t)rnd32(), (float)rnd32() / 7.0f};
         roundtrip(MSG_STEP_DONE, &d, sizeof d, &out);
-        msg_worker_ready e = {(uint32_t)rnd32(), rnd32(), rnd32()};
+        msg_worker_ready e = {(uint32_t)rnd32(), rnd32(), rnd32(), rnd64()};
         roundtrip(MSG_WORKER_READY, &e, sizeof e, &out);
+        msg_holder_attach f = {(uint32_t)rnd32(), rand() & 1};
+        roundtrip(MSG_HOLDER_ATTACH, &f, sizeof f, &out);
+        msg_holder_attached g = {rnd32(), rnd32(), rnd64(), rnd32(), rnd64(), rnd64(),
+                                 (float)rnd32() / 3.0f, rand() & 1, {0}, {0}};
+        for (int k = 0; k < MSG_IPC_HANDLE_BYTES; k++) {
+            g.ipc_weights[k] = (uint8_t)rand();
+            g.ipc_kv[k] = (uint8_t)rand();
+        }
+        roundtrip(MSG_HOLDER_ATTACHED, &g, sizeof g, &out);
     }
 }
 

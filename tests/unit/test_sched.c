@@ -853,6 +853,63 @@ static void test_prefix_dropped_on_restart(void **state)
     sched_free(&s);
 }
 
+
+/* The holder kept the KV: a worker lost with two steps in flight (the first had written its
+ * KV and token, the second had not run) comes back, and the request goes on from its
+ * completed positions with its blocks and the prefix cache kept; the same with the KV lost
+ * (or another capacity) recomputes it. */
+static void test_worker_restart_resumes(void **state)
+{
+    for (int mode = 0; mode < 3; mode++) {   /* kept; lost; kept but another capacity */
+        sched s;
+        sched_opts o = {.max_batch_tokens = 64, .max_running = 8};
+        assert_int_equal(sched_init(&s, &st, &cfg, &o), 0);
+        assert_int_equal(set_cap(&s, 50), 0);
+        uint64_t restarts0 = s.n_worker_restarts, resumed0 = s.n_resumed, recomputed0 = s.n_recomputed;
+        int finish_of[64] = {0};
+        sched_add(&s, 3, put_req(3, 20, 12));
+        for (int k = 0; k < 4; k++) { /* prefill + 3 decodes: 23 positions complete */
+            sched_build_step(&s, &step);
+            fake_worker(&s, &step, -1);
+            sched_step_done(&s, &step, 0);
+        }
+        static msg_step second;
+        assert_int_equal(sched_build_step(&s, &step), 1);   /* runs, never answered */
+        assert_int_equal(sched_build_step(&s, &second), 1); /* never runs */
+        fake_worker(&s, &step, -1);
+        int n_blocks = s.reqs[3].n_blocks, n_cached_blocks = s.kv.n_cached;
+        assert_true(n_cached_blocks > 0);
+        sched_worker_lost(&s);
+        assert_int_equal(sched_build_step(&s, &step), 0);   /* nothing runs meanwhile */
+        if (mode == 1)
+            kv_lost(50);
+        assert_int_equal(sched_worker_back(&s, mode == 2 ? 40 : 50, 0, mode != 1), 0);
+        if (mode == 2)
+            kv_lost(40);
+        assert_int_equal(sched_build_step(&s, &step), 1);
+        assert_int_equal(s.n_worker_restarts, restarts0 + 1);
+        if (mode == 0) {   /* the lost step again: its position written a second time */
+            assert_int_equal(step.seqs[0].n_cached, 23);
+            assert_int_equal(step.seqs[0].n_new, 1);
+            assert_int_equal(s.reqs[3].n_blocks, n_blocks);
+            assert_int_equal(s.kv.n_cached, n_cached_blocks);
+            assert_int_equal(s.n_resumed, resumed0 + 1);
+            assert_int_equal(s.n_recomputed, recomputed0);
+        } else {           /* recomputed: prompt and the 3 tokens whose steps returned */
+            assert_int_equal(step.seqs[0].n_cached, 0);
+            assert_int_equal(step.seqs[0].n_new, 24);
+            assert_int_equal(s.n_resumed, resumed0);
+            assert_int_equal(s.n_recomputed, recomputed0 + 23);
+        }
+        fake_worker(&s, &step, -1);
+        sched_step_done(&s, &step, 0);
+        run_to_end(&s, finish_of);
+        assert_int_equal(finish_of[3], FINISH_LENGTH);
+        assert_int_equal(check_output(&s, 3), 12);
+        sched_free(&s);
+    }
+}
+
 int main(void)
 {
     srand((unsigned)time(NULL));
@@ -866,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_eos),
         cmocka_unit_test(test_cancel_paths),
         cmocka_unit_test(test_worker_restart_recomputes),
+        cmocka_unit_test(test_worker_restart_resumes),
         cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_prefix_waits_for_in_flight),
         cmocka_unit_test(test_prefix_admission_counts_shared_once),
