@@ -21,7 +21,7 @@
 #include "sampling_params.h"
 
 #define STORE_MAGIC 0x315245444e4943ULL /* "CINDER1" */
-#define STORE_VERSION 5
+#define STORE_VERSION 6
 #define STORE_STOP_BYTES 512  /* stop strings, NUL-separated */
 #define STORE_PENDING_BYTES 512 /* detokenizer text held back (stop-string prefix, partial UTF-8) */
 #define STORE_MAX_STOP_IDS 16   /* stop token ids per request, besides the model's EOS ids */

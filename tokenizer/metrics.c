@@ -229,12 +229,12 @@ char *metrics_render(const store *st)
             (double)atomic_load(&h->prefix_hits));
     gauge(&o, "prefix_cache_blocks", "KV blocks in the prefix cache (in use or evictable).",
           atomic_load(&h->n_cached_blocks));
-    counter(&o, "cinder_worker_restarts_total", "Workers that came back after one was lost.",
+    counter(&o, "worker_restarts_total", "Workers that came back after one was lost.",
             (double)atomic_load(&h->n_worker_restarts));
-    counter(&o, "cinder_resumed_requests_total",
+    counter(&o, "resumed_requests_total",
             "Running requests that went on after a worker restart from their kept KV (no recompute).",
             (double)atomic_load(&h->n_resumed));
-    counter(&o, "cinder_recomputed_tokens_total",
+    counter(&o, "recomputed_tokens_total",
             "Completed KV positions a worker restart lost (the KV did not survive) and computed again.",
             (double)atomic_load(&h->n_recomputed_tokens));
     uint64_t n_steps = atomic_load(&h->n_worker_steps), n_gaps = atomic_load(&h->n_step_gaps);

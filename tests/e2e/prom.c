@@ -1,6 +1,5 @@
 /* prom.c - one sample out of Prometheus text (see prom.h). */
 #include "prom.h"
-#include "http_client.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +27,4 @@ double prom_value(const char *text, const char *name, const char *labels)
         return atof(v);
     }
     return -1;
-}
-
-double prom_scrape(int port, const char *name, const char *labels)
-{
-    http_resp r;
-    http_request(port, "GET", "/metrics", NULL, &r);
-    double v = r.status == 200 && r.body ? prom_value(r.body, name, labels) : -1;
-    http_resp_free(&r);
-    return v;
 }

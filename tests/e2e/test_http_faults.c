@@ -29,7 +29,6 @@
 
 #include "cluster.h"
 #include "http_client.h"
-#include "prom.h"
 
 #define THREADS 32          /* --http-threads */
 #define BODY_DEADLINE_MS 10000 /* the server's deadline on a whole request body */
@@ -105,7 +104,7 @@ static void test_gone_clients_stop_generating(void **state)
     char req[512];
     int n = snprintf(req, sizeof req, "POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
                      strlen(body), body);
-    double before = prom_scrape(C.port, "cinder_generation_tokens_total", NULL);
+    double before = cluster_metric(&C, "cinder_generation_tokens_total");
     for (int i = 0; i < N; i++) { /* send, and hang up at once */
         int fd = http_connect(C.port);
         assert_true(fd >= 0);
@@ -117,7 +116,7 @@ static void test_gone_clients_stop_generating(void **state)
     int status = quick("POST", "/generate", "{\"inputs\":\"Once\",\"parameters\":{\"max_new_tokens\":4}}", 60000, &ms);
     for (int i = 0; i < 600 && cluster_active_slots(&C) != 0; i++)
         usleep(100000);
-    double generated = prom_scrape(C.port, "cinder_generation_tokens_total", NULL) - before - 4;
+    double generated = cluster_metric(&C, "cinder_generation_tokens_total") - before - 4;
     printf("# %d abandoned requests generated %.0f tokens (%d if run to the end); the next request took "
            "%.0f ms\n", N, generated, N * MAX_NEW, ms);
     assert_int_equal(status, 200);
