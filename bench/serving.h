@@ -78,17 +78,22 @@ int sv_prefix_counters(const char *host, int port, double *queries, double *hits
 void sv_arrivals(int n, double rate, double burstiness, uint64_t seed, double *t_ms);
 
 /* ---- the servers' APIs */
-typedef enum { SV_CINDER, SV_OPENAI } sv_backend;
+typedef enum { SV_CINDER, SV_OPENAI, SV_OPENAI_CHAT } sv_backend;
 
 typedef struct {
     sv_backend backend;
     const char *model;       /* OpenAI's "model" */
+    const char *path;        /* the URL path requests go to (sv_backend_path's, or --endpoint) */
+    const char *api_key;     /* sent as "Authorization: Bearer KEY" (OPENAI_API_KEY); NULL: none */
     int ignore_eos;
+    double temperature;      /* < 0: greedy (temperature 0) */
+    double top_p;            /* 0: the server's default */
+    int top_k;               /* 0: the server's default */
 } sv_req_opts;
 
 int sv_backend_parse(const char *name, sv_backend *b); /* 0, or -1 for an unknown name */
 const char *sv_backend_name(sv_backend b);
-const char *sv_backend_path(sv_backend b);
+const char *sv_backend_path(sv_backend b); /* the default path of B's requests */
 /* The JSON body asking for P's completion, streamed; malloc'd. */
 char *sv_backend_body(const sv_req_opts *o, const sv_prompt *p);
 
@@ -144,9 +149,20 @@ int sv_client_run(const sv_client_cfg *cfg, const sv_dataset *d, sv_outcome *out
                   char *err, size_t n_err);
 
 /* ---- figures */
+#define SV_MAX_PCT 8
+
 typedef struct {
     double mean, std, median, p90, p99;   /* ms */
+    double pct[SV_MAX_PCT];               /* at sv_stats_cfg's percentiles */
 } sv_dist;
+
+/* What sv_summarize computes besides the fixed figures (vLLM's --metric-percentiles and
+ * --goodput). */
+typedef struct {
+    int n_pct;
+    double pcts[SV_MAX_PCT];              /* percentiles, 0..100 */
+    double slo_ttft_ms, slo_tpot_ms, slo_e2el_ms; /* a request meeting every one set (> 0) is good */
+} sv_stats_cfg;
 
 typedef struct {
     int n_requests, completed, failed;
@@ -156,6 +172,8 @@ typedef struct {
     int max_concurrent;                           /* most requests in flight at once */
     double prefix_queries, prefix_hits;           /* the server's prefix cache counters over the
                                                      run (prompt tokens); -1: not reported */
+    int good_completed;                           /* requests meeting every SLO (with --goodput) */
+    double request_goodput;                       /* of them, per second; -1: no SLO given */
     sv_dist ttft, tpot, itl, e2el;
 } sv_summary;
 
@@ -165,7 +183,9 @@ double sv_percentile(const double *sorted, int n, double p);
 void sv_dist_of(double *v, int n, sv_dist *d);
 /* Summarizes one run (as vLLM: throughputs and token totals over completed requests;
  * TPOT = (e2e - ttft) / (n_out - 1) over requests with more than one token; ITL over every
- * gap of every completed request). */
-void sv_summarize(const sv_dataset *d, const sv_outcome *o, double duration_s, sv_summary *s);
+ * gap of every completed request; goodput: completed requests whose TTFT, TPOT (0 for a
+ * single token) and E2EL meet every SLO of CFG, per second). CFG may be NULL. */
+void sv_summarize(const sv_dataset *d, const sv_outcome *o, double duration_s, const sv_stats_cfg *cfg,
+                  sv_summary *s);
 
 #endif

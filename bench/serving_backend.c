@@ -6,8 +6,10 @@
  *   openai  POST /v1/completions {"model", "prompt", "max_tokens", "temperature": 0,
  *           "stream": true, "stream_options": {"include_usage": true}, "ignore_eos"}
  *           -> {"choices": [{"text", "finish_reason"}]} chunks, a usage chunk, "[DONE]"
+ *   openai-chat  POST /v1/chat/completions, the prompt as one user message,
+ *           "max_completion_tokens" -> {"choices": [{"delta": {"content"}}]} chunks, usage, [DONE]
  *
- * Both ask for greedy decoding, as vLLM's benchmark does.
+ * All ask for greedy decoding, as vLLM's benchmark does, unless --temperature says otherwise.
  */
 #include "serving.h"
 
@@ -15,39 +17,58 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char *const names[] = {"cinder", "openai", "openai-chat"};
+static const char *const paths[] = {"/generate_stream", "/v1/completions", "/v1/chat/completions"};
+
 int sv_backend_parse(const char *name, sv_backend *b)
 {
-    if (!strcmp(name, "cinder"))
-        *b = SV_CINDER;
-    else if (!strcmp(name, "openai"))
-        *b = SV_OPENAI;
-    else
-        return -1;
-    return 0;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, names[i])) {
+            *b = (sv_backend)i;
+            return 0;
+        }
+    return -1;
 }
 
-const char *sv_backend_name(sv_backend b) { return b == SV_CINDER ? "cinder" : "openai"; }
+const char *sv_backend_name(sv_backend b) { return names[b]; }
 
-const char *sv_backend_path(sv_backend b) { return b == SV_CINDER ? "/generate_stream" : "/v1/completions"; }
+const char *sv_backend_path(sv_backend b) { return paths[b]; }
 
 char *sv_backend_body(const sv_req_opts *o, const sv_prompt *p)
 {
-    cJSON *j = cJSON_CreateObject();
+    cJSON *j = cJSON_CreateObject(), *q = j;
+    double temp = o->temperature > 0 ? o->temperature : 0;
     if (o->backend == SV_CINDER) {
         cJSON_AddStringToObject(j, "inputs", p->prompt);
-        cJSON *q = cJSON_AddObjectToObject(j, "parameters");
+        q = cJSON_AddObjectToObject(j, "parameters");
         cJSON_AddNumberToObject(q, "max_new_tokens", p->output_len);
         cJSON_AddBoolToObject(q, "ignore_eos", o->ignore_eos);
+        if (temp > 0) {
+            cJSON_AddBoolToObject(q, "do_sample", 1);
+            cJSON_AddNumberToObject(q, "temperature", temp);
+        }
     } else {
         cJSON_AddStringToObject(j, "model", o->model);
-        cJSON_AddStringToObject(j, "prompt", p->prompt);
-        cJSON_AddNumberToObject(j, "max_tokens", p->output_len);
-        cJSON_AddNumberToObject(j, "temperature", 0);
+        if (o->backend == SV_OPENAI_CHAT) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "role", "user");
+            cJSON_AddStringToObject(m, "content", p->prompt);
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(j, "messages"), m);
+            cJSON_AddNumberToObject(j, "max_completion_tokens", p->output_len);
+        } else {
+            cJSON_AddStringToObject(j, "prompt", p->prompt);
+            cJSON_AddNumberToObject(j, "max_tokens", p->output_len);
+        }
+        cJSON_AddNumberToObject(j, "temperature", temp);
         cJSON_AddBoolToObject(j, "stream", 1);
         cJSON_AddBoolToObject(cJSON_AddObjectToObject(j, "stream_options"), "include_usage", 1);
         if (o->ignore_eos)
             cJSON_AddBoolToObject(j, "ignore_eos", 1);
     }
+    if (o->top_p > 0)
+        cJSON_AddNumberToObject(q, "top_p", o->top_p);
+    if (o->top_k > 0)
+        cJSON_AddNumberToObject(q, "top_k", o->top_k);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -119,7 +140,7 @@ int sv_backend_event(sv_backend b, const char *data, size_t n, sv_event *ev, sv_
 {
     memset(ev, 0, sizeof *ev);
     ev->usage_out = -1;
-    if (b == SV_OPENAI && n == 6 && !memcmp(data, "[DONE]", 6)) {
+    if (b != SV_CINDER && n == 6 && !memcmp(data, "[DONE]", 6)) {
         ev->end = 1;
         return 0;
     }

@@ -250,13 +250,15 @@ static char *http_request_text(const sv_client_cfg *cfg, const sv_prompt *p, siz
     char *body = sv_backend_body(&cfg->req, p);
     if (!body)
         return NULL;
-    size_t n_body = strlen(body), cap = n_body + strlen(cfg->host) + 256;
+    const char *key = cfg->req.api_key;
+    size_t n_body = strlen(body), cap = n_body + strlen(cfg->host) + strlen(cfg->req.path) + (key ? strlen(key) : 0) + 300;
     char *req = malloc(cap);
     if (req) {
         int k = snprintf(req, cap,
                          "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                         "Accept: text/event-stream\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                         sv_backend_path(cfg->req.backend), cfg->host, cfg->port, n_body);
+                         "Accept: text/event-stream\r\nContent-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
+                         cfg->req.path, cfg->host, cfg->port, n_body, key ? "Authorization: Bearer " : "",
+                         key ? key : "", key ? "\r\n" : "");
         memcpy(req + k, body, n_body);
         *n = (size_t)k + n_body;
     }

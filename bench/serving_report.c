@@ -11,6 +11,23 @@
 
 #define WIDTH 50
 
+const char *const sv_metric_names[SV_N_METRICS] = {"ttft", "tpot", "itl", "e2el"};
+static const char *const metric_abbr[SV_N_METRICS] = {"TTFT", "TPOT", "ITL", "E2EL"};
+static const char *const metric_title[SV_N_METRICS] = {"Time to First Token",
+                                                       "Time per Output Token (excl. 1st token)",
+                                                       "Inter-token Latency", "End-to-end Latency"};
+
+static const sv_dist *dist_of(const sv_summary *s, int m)
+{
+    return m == SV_TTFT ? &s->ttft : m == SV_TPOT ? &s->tpot : m == SV_ITL ? &s->itl : &s->e2el;
+}
+
+/* vLLM's key for percentile P: "99", "99.9" */
+static void pct_word(double p, char *out, size_t n)
+{
+    snprintf(out, n, p == (int)p ? "%.0f" : "%g", p);
+}
+
 /* TITLE centered in a WIDTH line of FILL, as Python's "{:^50}". */
 static void rule(FILE *f, const char *title, char fill)
 {
@@ -26,15 +43,18 @@ static void rule(FILE *f, const char *title, char fill)
 static void row_num(FILE *f, const char *name, double v) { fprintf(f, "%-40s %-10.2f\n", name, v); }
 static void row_int(FILE *f, const char *name, long long v) { fprintf(f, "%-40s %-10lld\n", name, v); }
 
-static void section(FILE *f, const char *title, const char *abbr, const sv_dist *d)
+static void section(FILE *f, const sv_run_info *ri, int m, const sv_dist *d)
 {
-    char name[64];
-    rule(f, title, '-');
-    const char *what[] = {"Mean", "Median", "P90", "P99"};
-    double v[] = {d->mean, d->median, d->p90, d->p99};
-    for (int i = 0; i < 4; i++) {
-        snprintf(name, sizeof name, "%s %s (ms):", what[i], abbr);
-        row_num(f, name, v[i]);
+    char name[64], p[16];
+    rule(f, metric_title[m], '-');
+    snprintf(name, sizeof name, "Mean %s (ms):", metric_abbr[m]);
+    row_num(f, name, d->mean);
+    snprintf(name, sizeof name, "Median %s (ms):", metric_abbr[m]);
+    row_num(f, name, d->median);
+    for (int i = 0; i < ri->stats->n_pct; i++) {
+        pct_word(ri->stats->pcts[i], p, sizeof p);
+        snprintf(name, sizeof name, "P%s %s (ms):", p, metric_abbr[m]);
+        row_num(f, name, d->pct[i]);
     }
 }
 
@@ -54,26 +74,33 @@ void sv_report_table(FILE *f, const sv_run_info *ri, const sv_summary *s)
     row_int(f, "Total input tokens:", s->total_input);
     row_int(f, "Total generated tokens:", s->total_output);
     row_num(f, "Request throughput (req/s):", s->request_tput);
+    if (s->request_goodput >= 0)
+        row_num(f, "Request goodput (req/s):", s->request_goodput);
     row_num(f, "Output token throughput (tok/s):", s->output_tput);
     row_num(f, "Total Token throughput (tok/s):", s->total_tput);
     if (s->prefix_queries > 0)
         row_num(f, "Prefix cache hit rate (%):", 100.0 * s->prefix_hits / s->prefix_queries);
-    section(f, "Time to First Token", "TTFT", &s->ttft);
-    section(f, "Time per Output Token (excl. 1st token)", "TPOT", &s->tpot);
-    section(f, "Inter-token Latency", "ITL", &s->itl);
-    section(f, "End-to-end Latency", "E2EL", &s->e2el);
+    for (int m = 0; m < SV_N_METRICS; m++)
+        if (ri->metrics & (1u << m))
+            section(f, ri, m, dist_of(s, m));
     rule(f, "", '=');
     fflush(f);
 }
 
-static void add_dist(cJSON *j, const char *abbr, const sv_dist *d)
+/* mean, median, std and the chosen percentiles of metric M, as vLLM's keys */
+static void add_dist(cJSON *j, const sv_run_info *ri, int m, const sv_dist *d)
 {
-    char key[48];
-    const char *what[] = {"mean", "median", "std", "p90", "p99"};
-    double v[] = {d->mean, d->median, d->std, d->p90, d->p99};
-    for (int i = 0; i < 5; i++) {
-        snprintf(key, sizeof key, "%s_%s_ms", what[i], abbr);
+    char key[48], p[16];
+    const char *what[] = {"mean", "median", "std"};
+    double v[] = {d->mean, d->median, d->std};
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "%s_%s_ms", what[i], sv_metric_names[m]);
         cJSON_AddNumberToObject(j, key, v[i]);
+    }
+    for (int i = 0; i < ri->stats->n_pct; i++) {
+        pct_word(ri->stats->pcts[i], p, sizeof p);
+        snprintf(key, sizeof key, "p%s_%s_ms", p, sv_metric_names[m]);
+        cJSON_AddNumberToObject(j, key, d->pct[i]);
     }
 }
 
@@ -94,7 +121,9 @@ cJSON *sv_report_json(const sv_run_info *ri, const sv_summary *s, const sv_datas
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y%m%d-%H%M%S", localtime(&now));
     cJSON_AddStringToObject(j, "date", date);
+    cJSON_AddStringToObject(j, "endpoint_type", ri->backend);
     cJSON_AddStringToObject(j, "backend", ri->backend);
+    cJSON_AddStringToObject(j, "endpoint", ri->path);
     cJSON_AddStringToObject(j, "model_id", ri->model);
     cJSON_AddStringToObject(j, "tokenizer_id", ri->tokenizer);
     cJSON_AddStringToObject(j, "dataset_name", ri->dataset);
@@ -105,6 +134,7 @@ cJSON *sv_report_json(const sv_run_info *ri, const sv_summary *s, const sv_datas
     cJSON_AddNumberToObject(j, "num_prompts", ri->num_prompts);
     cJSON_AddNumberToObject(j, "seed", (double)ri->seed);
     cJSON_AddBoolToObject(j, "ignore_eos", ri->ignore_eos);
+    cJSON_AddNumberToObject(j, "temperature", ri->temperature > 0 ? ri->temperature : 0);
     add_rate(j, "request_rate", ri->request_rate);
     cJSON_AddNumberToObject(j, "burstiness", ri->burstiness);
     if (ri->max_concurrency > 0)
@@ -117,6 +147,12 @@ cJSON *sv_report_json(const sv_run_info *ri, const sv_summary *s, const sv_datas
     cJSON_AddNumberToObject(j, "total_input_tokens", (double)s->total_input);
     cJSON_AddNumberToObject(j, "total_output_tokens", (double)s->total_output);
     cJSON_AddNumberToObject(j, "request_throughput", s->request_tput);
+    if (s->request_goodput >= 0) {
+        cJSON_AddNumberToObject(j, "request_goodput", s->request_goodput);
+        cJSON_AddNumberToObject(j, "good_completed", s->good_completed);
+    } else {
+        cJSON_AddNullToObject(j, "request_goodput");
+    }
     cJSON_AddNumberToObject(j, "output_throughput", s->output_tput);
     cJSON_AddNumberToObject(j, "total_token_throughput", s->total_tput);
     cJSON_AddNumberToObject(j, "max_concurrent_requests", s->max_concurrent);
@@ -128,29 +164,35 @@ cJSON *sv_report_json(const sv_run_info *ri, const sv_summary *s, const sv_datas
     } else {
         cJSON_AddNullToObject(j, "prefix_cache_hit_rate");
     }
-    add_dist(j, "ttft", &s->ttft);
-    add_dist(j, "tpot", &s->tpot);
-    add_dist(j, "itl", &s->itl);
-    add_dist(j, "e2el", &s->e2el);
-    /* per request, in dataset order */
+    for (int m = 0; m < SV_N_METRICS; m++)
+        if (ri->metrics & (1u << m))
+            add_dist(j, ri, m, dist_of(s, m));
+    /* per request, in dataset order (ttfts and itls in seconds, as vLLM's; *_ms: ms) */
     cJSON *in = cJSON_AddArrayToObject(j, "input_lens"), *req = cJSON_AddArrayToObject(j, "requested_output_lens");
     cJSON *out = cJSON_AddArrayToObject(j, "output_lens"), *ttft = cJSON_AddArrayToObject(j, "ttfts_ms");
+    cJSON *ttft_s = cJSON_AddArrayToObject(j, "ttfts");
     cJSON *e2e = cJSON_AddArrayToObject(j, "e2els_ms"), *start = cJSON_AddArrayToObject(j, "start_ms");
     cJSON *fin = cJSON_AddArrayToObject(j, "finish_reasons"), *errs = cJSON_AddArrayToObject(j, "errors");
     cJSON *itls = detailed ? cJSON_AddArrayToObject(j, "itls_ms") : NULL;
+    cJSON *itls_s = detailed ? cJSON_AddArrayToObject(j, "itls") : NULL;
     cJSON *texts = detailed ? cJSON_AddArrayToObject(j, "generated_texts") : NULL;
     for (int i = 0; i < d->n; i++) {
         cJSON_AddItemToArray(in, cJSON_CreateNumber(d->v[i].prompt_len));
         cJSON_AddItemToArray(req, cJSON_CreateNumber(d->v[i].output_len));
         cJSON_AddItemToArray(out, cJSON_CreateNumber(o[i].n_out));
         cJSON_AddItemToArray(ttft, cJSON_CreateNumber(o[i].ttft_ms));
+        cJSON_AddItemToArray(ttft_s, cJSON_CreateNumber(o[i].ttft_ms / 1e3));
         cJSON_AddItemToArray(e2e, cJSON_CreateNumber(o[i].e2e_ms));
         cJSON_AddItemToArray(start, cJSON_CreateNumber(o[i].start_ms));
         cJSON_AddItemToArray(fin, cJSON_CreateString(o[i].finish));
         cJSON_AddItemToArray(errs, cJSON_CreateString(o[i].err));
         if (detailed) {
-            cJSON_AddItemToArray(itls, cJSON_CreateDoubleArray(o[i].itl_ms,
-                                                               o[i].n_events > 1 ? o[i].n_events - 1 : 0));
+            int n_gaps = o[i].n_events > 1 ? o[i].n_events - 1 : 0;
+            cJSON_AddItemToArray(itls, cJSON_CreateDoubleArray(o[i].itl_ms, n_gaps));
+            cJSON *gaps = cJSON_CreateArray();
+            for (int k = 0; k < n_gaps; k++)
+                cJSON_AddItemToArray(gaps, cJSON_CreateNumber(o[i].itl_ms[k] / 1e3));
+            cJSON_AddItemToArray(itls_s, gaps);
             cJSON_AddItemToArray(texts, cJSON_CreateString(o[i].text.p ? o[i].text.p : ""));
         }
     }

@@ -77,7 +77,24 @@ static int max_overlap(const sv_outcome *o, int n)
     return best;
 }
 
-void sv_summarize(const sv_dataset *d, const sv_outcome *o, double duration_s, sv_summary *s)
+/* D's percentiles at CFG's, over the N sorted values V */
+static void pcts_of(const double *v, int n, const sv_stats_cfg *cfg, sv_dist *d)
+{
+    for (int i = 0; cfg && i < cfg->n_pct && i < SV_MAX_PCT; i++)
+        d->pct[i] = sv_percentile(v, n, cfg->pcts[i]);
+}
+
+/* The request meets every SLO of CFG */
+static int good(const sv_outcome *o, const sv_stats_cfg *cfg)
+{
+    double tpot = o->n_out > 1 ? (o->e2e_ms - o->ttft_ms) / (o->n_out - 1) : 0;
+    return (cfg->slo_ttft_ms <= 0 || o->ttft_ms <= cfg->slo_ttft_ms) &&
+           (cfg->slo_tpot_ms <= 0 || tpot <= cfg->slo_tpot_ms) &&
+           (cfg->slo_e2el_ms <= 0 || o->e2e_ms <= cfg->slo_e2el_ms);
+}
+
+void sv_summarize(const sv_dataset *d, const sv_outcome *o, double duration_s, const sv_stats_cfg *cfg,
+                  sv_summary *s)
 {
     int n = d->n;
     size_t n_itl = 0;
@@ -91,9 +108,12 @@ void sv_summarize(const sv_dataset *d, const sv_outcome *o, double duration_s, s
     size_t k = 0;
     if (!ttft || !tpot || !e2el || !itl)
         goto out;
+    int slo = cfg && (cfg->slo_ttft_ms > 0 || cfg->slo_tpot_ms > 0 || cfg->slo_e2el_ms > 0);
+    s->request_goodput = -1;
     for (int i = 0; i < n; i++) {
         if (!o[i].ok)
             continue;
+        s->good_completed += slo && good(&o[i], cfg);
         s->total_input += d->v[i].prompt_len;
         s->total_output += o[i].n_out;
         ttft[n_ok] = o[i].ttft_ms;
@@ -107,16 +127,22 @@ void sv_summarize(const sv_dataset *d, const sv_outcome *o, double duration_s, s
     s->completed = n_ok;
     s->failed = n - n_ok;
     s->duration_s = duration_s;
+    if (slo)
+        s->request_goodput = duration_s > 0 ? s->good_completed / duration_s : 0;
     if (duration_s > 0) {
         s->request_tput = n_ok / duration_s;
         s->output_tput = (double)s->total_output / duration_s;
         s->total_tput = (double)(s->total_input + s->total_output) / duration_s;
     }
     s->max_concurrent = max_overlap(o, n);
-    sv_dist_of(ttft, n_ok, &s->ttft);
+    sv_dist_of(ttft, n_ok, &s->ttft); /* sorted now */
     sv_dist_of(tpot, n_tpot, &s->tpot);
     sv_dist_of(e2el, n_ok, &s->e2el);
     sv_dist_of(itl, (int)k, &s->itl);
+    pcts_of(ttft, n_ok, cfg, &s->ttft);
+    pcts_of(tpot, n_tpot, cfg, &s->tpot);
+    pcts_of(e2el, n_ok, cfg, &s->e2el);
+    pcts_of(itl, (int)k, cfg, &s->itl);
 out:
     free(ttft);
     free(tpot);

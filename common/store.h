@@ -24,7 +24,7 @@
 #include "sampling_params.h"
 
 #define STORE_MAGIC 0x315245444e4943ULL /* "CINDER1" */
-#define STORE_VERSION 5
+#define STORE_VERSION 7
 #define STORE_STOP_BYTES 512  /* stop strings, NUL-separated */
 #define STORE_PENDING_BYTES 512 /* detokenizer text held back (stop-string prefix, partial UTF-8) */
 #define STORE_MAX_STOP_IDS 16   /* stop token ids per request, besides the model's EOS ids */
@@ -70,6 +70,14 @@ typedef struct {
     _Atomic int32_t n_prompt_cached; /* prompt tokens taken from the prefix cache at the
                                         request's first admission (0 until then; OpenAI's
                                         usage.prompt_tokens_details.cached_tokens) */
+    /* also written by the router: when the request reached each stage, CLOCK_MONOTONIC us
+       (now_us(): one clock for every process of the host), 0 until it did; reset when it
+       queues the request; the tokenizer reads them after the final delta (/metrics' queue,
+       prefill and decode times) */
+    _Atomic uint64_t t_queued_us;    /* the router queued it (NEW_REQ) */
+    _Atomic uint64_t t_scheduled_us; /* first admitted to the running batch */
+    _Atomic uint64_t t_first_token_us; /* its first output token came back from the worker */
+    _Atomic uint64_t t_last_token_us;  /* its latest output token came back */
     /* written by the detokenizer */
     _Atomic uint64_t detok_req_id; /* request the fields below belong to (resume after restart) */
     _Atomic int32_t detok_prefix; /* token offset where the last decode window starts */

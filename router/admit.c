@@ -133,6 +133,7 @@ static void take_prefix(sched *s, int slot, int n_hit)
     atomic_store_explicit(&store_slot(s->st, slot)->n_blocks, r->n_blocks, memory_order_release);
     if (r->cached_prompt < 0) { /* first admission: what the request is billed as cached */
         slot_hdr *h = store_slot(s->st, slot);
+        atomic_store_explicit(&h->t_scheduled_us, now_us(), memory_order_release);
         r->cached_prompt = r->n_cached < r->n_prompt ? r->n_cached : r->n_prompt;
         atomic_store_explicit(&h->n_prompt_cached, r->cached_prompt, memory_order_release);
         if (!s->opts.no_prefix_caching) {

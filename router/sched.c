@@ -307,6 +307,10 @@ int sched_add(sched *s, int slot, uint64_t req_id)
     atomic_store(&h->finish, FINISH_NONE);
     atomic_store(&h->n_prompt_cached, 0);
     atomic_store(&h->n_blocks, 0);
+    atomic_store(&h->t_queued_us, now_us());
+    atomic_store(&h->t_scheduled_us, 0);
+    atomic_store(&h->t_first_token_us, 0);
+    atomic_store(&h->t_last_token_us, 0);
     h->error_status = 0;
     h->error[0] = 0;
     r->state = REQ_WAITING;
@@ -499,6 +503,11 @@ void sched_step_done(sched *s, const msg_step *step, int status)
                         goto next;
                     }
                     int n = r->n_tokens = pos + 1;
+                    slot_hdr *w = store_slot(s->st, q->slot);
+                    uint64_t t = now_us();
+                    if (!atomic_load_explicit(&w->t_first_token_us, memory_order_relaxed))
+                        atomic_store_explicit(&w->t_first_token_us, t, memory_order_release);
+                    atomic_store_explicit(&w->t_last_token_us, t, memory_order_release);
                     if (is_stop_token(s, h, tok))
                         end_req(s, q->slot, FINISH_STOP);
                     else if (n - r->n_prompt >= r->max_new || n >= s->max_seq_len)

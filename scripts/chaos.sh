@@ -31,7 +31,7 @@ mkdir -p "$OUT"
   --slots $((CLIENTS + 64)) --http-threads $((CLIENTS + 64)) --worker-wait 20 || exit 1
 trap '"$ROOT/scripts/stop.sh" --run-dir "$RUN" > /dev/null' EXIT
 load_run_env "$RUN" || exit 1
-metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {print $2; exit}'; }
 round() {   # round FILE: one bench-serving round, the same prompts every time (seed 1)
   "$BIN/bench-serving" --port "$PORT" --backend cinder --dataset-name random \
     --random-input-len 24 --random-output-len 40 --random-range-ratio 0.5 --num-prompts "$N" \
@@ -106,7 +106,7 @@ cat "$OUT/faults.log"
 healthy || { echo "FAIL: the server did not come back within 60 s"; status=1; }
 sleep 2
 active=$("$BIN/shm-tool" stat --name "$SHM" | python3 -c "import json,sys; print(json.load(sys.stdin)['active_slots'])")
-free=$(metric cinder_kv_cache_blocks_free) total=$(metric cinder_kv_cache_blocks_total)
+free=$(metric cinder_kv_cache_blocks_free) total=$(metric cinder_kv_cache_blocks_capacity)
 [ "$active" = 0 ] || { echo "FAIL: $active slots still held"; status=1; }
 [ -n "$free" ] && [ "$free" = "$total" ] || { echo "FAIL: KV blocks free $free of $total"; status=1; }
 for p in router worker detokenizer tokenizer; do

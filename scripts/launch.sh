@@ -13,7 +13,8 @@ MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
 DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
-PREFIX_CACHING=1 SERVED_NAME= HOLDER=1 CHAT_TEMPLATE=
+PREFIX_CACHING=1 SERVED_NAME= HOLDER=1 CHAT_TEMPLATE= ALLOWED_ORIGINS= READY_TIMEOUT=600
+API_KEY=${CINDER_API_KEY:-${VLLM_API_KEY:-}}
 # the supervisor: first restart after 0.2 s, doubling after each quick failure (a death within
 # 30 s of the start) up to 10 s; it gives up on a process after 5 quick failures in a row
 SUP_FIRST_MS=200 SUP_MAX_MS=10000 SUP_QUICK_S=30 SUP_GIVE_UP=5
@@ -26,9 +27,18 @@ ready.
 
   --model-dir DIR       model in Hugging Face layout (default models/stories15M)
   --host H              address the HTTP port listens on (default 127.0.0.1; --host 0.0.0.0
-                        serves every interface: there is no authentication)
-  --port N              HTTP port (default 8000)
-  --backend B           auto|cpu|cuda (default auto)
+                        serves every interface: set an API key, or firewall it)
+  --port N              HTTP port (default 8000); one already in use is refused
+  --backend B           auto|cpu|cuda (gpu: the same as cuda; default auto: CUDA when this
+                        build and the machine have it, else the CPU). cuda without a CUDA
+                        build or a GPU is an error, never a CPU fallback
+  --api-key KEY         clients must send "Authorization: Bearer KEY" (all but /health,
+                        /ping, /version, /metrics); better from the environment's
+                        CINDER_API_KEY (or VLLM_API_KEY), which `ps` does not show
+  --allowed-origins L   CORS origins: vLLM's JSON list '["https://a.example"]' or a
+                        comma-separated list (default "*": any)
+  --ready-timeout S     give up (and stop everything) when not ready after S seconds
+                        (default 600); weights loading is shown meanwhile
   --run-dir DIR         pid files, logs, sockets and run.env (default: a new private directory
                         under /tmp). Created with mode 0700 when absent; an existing one must be
                         yours, not writable by group or others, and not in use by a running launch
@@ -88,7 +98,7 @@ while [ $# -gt 0 ]; do
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
     --new-token-ratio|--policy|--pipeline-depth|--http-threads|--worker-wait|--dtype|\
-    --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name|--chat-template)
+    --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name|--chat-template|--api-key|--allowed-origins|--ready-timeout)
       if [ $# -lt 2 ] || [[ $2 == --* ]] || [ -z "$2" ]; then
         echo "launch.sh: $1 needs a value (see scripts/launch.sh --help)" >&2; exit 2
       fi
@@ -118,26 +128,53 @@ while [ $# -gt 0 ]; do
         --pdl) PDL=$2 ;;
         --served-model-name) SERVED_NAME=$2 ;;
         --chat-template) CHAT_TEMPLATE=$2 ;;
+        --api-key) API_KEY=$2 ;;
+        --allowed-origins) ALLOWED_ORIGINS=$2 ;;
+        --ready-timeout) READY_TIMEOUT=$2 ;;
       esac
       shift ;;
     *) echo "launch.sh: unknown option $1 (see scripts/launch.sh --help)" >&2; exit 2 ;;
   esac
   shift
 done
-for v in PORT MAX_TOTAL MAX_BATCH SLOTS BLOCK MAX_SEQ THREADS MAX_QUEUE DEPTH HTTP_THREADS WORKER_WAIT; do
+for v in PORT MAX_TOTAL MAX_BATCH SLOTS BLOCK MAX_SEQ THREADS MAX_QUEUE DEPTH HTTP_THREADS WORKER_WAIT READY_TIMEOUT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "launch.sh: ${v} must be a whole number, not '${!v}'" >&2; exit 2; }
 done
 for v in GEMV_MAX GEMV_WARPS PDL; do
   [[ -z ${!v} || ${!v} =~ ^[0-9]+$ ]] || { echo "launch.sh: ${v} must be a whole number, not '${!v}'" >&2; exit 2; }
 done
+[ "$BACKEND" != gpu ] || BACKEND=cuda
 [[ $BACKEND == auto || $BACKEND == cpu || $BACKEND == cuda ]] || { echo "launch.sh: --backend is auto, cpu or cuda, not '$BACKEND'" >&2; exit 2; }
 [[ -z $DTYPE || $DTYPE == bf16 || $DTYPE == fp16 ]] || { echo "launch.sh: --dtype is bf16 or fp16, not '$DTYPE'" >&2; exit 2; }
+[[ $LOAD == auto || $LOAD == dummy ]] || { echo "launch.sh: --load-format is auto or dummy, not '$LOAD'" >&2; exit 2; }
+[[ $POLICY == fcfs || $POLICY == spf || $POLICY == lpm ]] || { echo "launch.sh: --policy is fcfs, spf or lpm, not '$POLICY'" >&2; exit 2; }
+for v in MEM_UTIL RATIO; do
+  [[ ${!v} =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "launch.sh: ${v} must be a number, not '${!v}'" >&2; exit 2; }
+done
+[ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || { echo "launch.sh: --port must be 1 to 65535, not $PORT" >&2; exit 2; }
+[ "$READY_TIMEOUT" -ge 1 ] || { echo "launch.sh: --ready-timeout must be at least 1 second" >&2; exit 2; }
+
+# the port: one something already answers on is refused before anything starts (the tokenizer
+# would fail to listen, and the readiness check must never take another server for ours)
+PROBE_HOST=$HOST # where this script checks /health
+case $HOST in 0.0.0.0|"*") PROBE_HOST=127.0.0.1 ;; "::"|"[::]") PROBE_HOST=::1 ;; esac
+port_rc=0 # 0: something accepted a connection; 124: something holds it without answering
+timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$PROBE_HOST" "$PORT" 2>/dev/null || port_rc=$?
+if [ "$port_rc" = 0 ] || [ "$port_rc" = 124 ]; then
+  echo "launch.sh: port $PORT is in use (something listens on $PROBE_HOST:$PORT); stop it or pick another --port" >&2
+  exit 1
+fi
 
 BIN=${CINDER_BIN:-$ROOT/build/bin}
 if [ "$MODEL_DIR" = "$ROOT/models/stories15M" ] && [ ! -f "$MODEL_DIR/model.safetensors" ] || [ ! -x "$BIN/router" ]; then
   "$ROOT/scripts/setup.sh"
 fi
 [ -f "$MODEL_DIR/config.json" ] || { echo "launch.sh: no config.json in $MODEL_DIR" >&2; exit 1; }
+if [ "$BACKEND" = cuda ]; then # never a silent CPU fallback
+  backends=$("$BIN/worker" --list-backends 2>/dev/null || true)
+  [[ " $backends " == *" cuda "* ]] || { echo "launch.sh: --backend cuda: this build ($BIN) has no CUDA backend (built without nvcc)" >&2; exit 2; }
+  compgen -G '/dev/nvidia[0-9]*' > /dev/null || { echo "launch.sh: --backend cuda: no NVIDIA GPU on this machine (no /dev/nvidia0)" >&2; exit 2; }
+fi
 MODEL_DIR=$(cd "$MODEL_DIR" && pwd)
 if [ -n "$CHAT_TEMPLATE" ]; then
   [ -f "$CHAT_TEMPLATE" ] && [ -r "$CHAT_TEMPLATE" ] || { echo "launch.sh: --chat-template: cannot read $CHAT_TEMPLATE" >&2; exit 2; }
@@ -162,8 +199,8 @@ if ! flock -x -n 8 || ! flock -s -n 8; then
 fi
 find "$RUN_DIR" -mindepth 1 -maxdepth 1 ! -type l -exec chmod go= {} + # left by an older version
 SHM=/cinder-$(basename "$RUN_DIR")-$$
-PROBE_HOST=$HOST # where this script checks /health
-case $HOST in 0.0.0.0|"*") PROBE_HOST=127.0.0.1 ;; esac
+# the tokenizer's /health answers carry it: the readiness check knows it reached this launch
+LAUNCH_ID=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 
 # the run directory records everything stop.sh and restart.sh need, one KEY=VALUE a line
 # (read back by load_run_env in proc.sh, never sourced)
@@ -176,7 +213,11 @@ done
 rm -f "$RUN_DIR/run.env"
 printf '%s' "$env_lines" > "$RUN_DIR/run.env"
 
-stop_all() { "$ROOT/scripts/stop.sh" --run-dir "$RUN_DIR"; }
+STOPPED=0 KEEP=0
+stop_all() { [ "$STOPPED" = 1 ] || { STOPPED=1; "$ROOT/scripts/stop.sh" --run-dir "$RUN_DIR"; }; }
+# any failure from here on (a step that fails, a signal) stops whatever was started; only a
+# --detach launch that became ready leaves its processes running
+trap '[ "$KEEP" = 1 ] || stop_all' EXIT
 trap 'stop_all; exit 1' INT TERM HUP
 # the store names this script (its pid and start time): without --detach every process stops,
 # and the router removes the shared memory, once it is gone, however it ended
@@ -189,8 +230,19 @@ holder_flag=()
 PROCS=$(launch_procs "$HOLDER")
 for p in $PROCS; do "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only $p; done
 
-for _ in $(seq 1 600); do
-  if curl -fsS -o /dev/null "http://$PROBE_HOST:$PORT/health" 2>/dev/null; then
+# ready: /health 200 from this launch's tokenizer; meanwhile the loading progress of the
+# process that reads the weights (the holder, or the worker without one)
+LOADER=worker
+[ "$HOLDER" = 0 ] || LOADER=holder
+deadline=$((SECONDS + READY_TIMEOUT)) shown= last_note=$SECONDS
+while :; do
+  head=$(curl -sS -D - -o /dev/null --max-time 2 "http://$PROBE_HOST:$PORT/health" 2>/dev/null || true)
+  if [[ $head == "HTTP/1.1 200"* ]]; then
+    if ! grep -qi "^X-Cinder-Launch: $LAUNCH_ID" <<< "${head//$'\r'/}"; then
+      echo "launch.sh: another server answers on $PROBE_HOST:$PORT; not ours, stopping" >&2
+      exit 1
+    fi
+    sed -n 's/.*\(ready: .* backend\).*/launch.sh: worker \1/p' "$RUN_DIR/worker.log" | tail -n 1
     echo "cinder ready: http://$PROBE_HOST:$PORT (run dir $RUN_DIR)"
     break
   fi
@@ -198,12 +250,23 @@ for _ in $(seq 1 600); do
     if ! running "$(read_pid "$RUN_DIR/$p.pid")"; then
       echo "launch.sh: $p exited during start; last lines of $RUN_DIR/$p.log:" >&2
       tail -n 20 "$RUN_DIR/$p.log" >&2
-      stop_all; exit 1
+      exit 1
     fi
   done
+  line=$(sed -n 's/.*\(loading weights: .*\)/\1/p' "$RUN_DIR/$LOADER.log" 2>/dev/null | tail -n 1)
+  if [ -n "$line" ] && [ "$line" != "$shown" ]; then
+    echo "launch.sh: $line"
+    shown=$line last_note=$SECONDS
+  elif [ $((SECONDS - last_note)) -ge 15 ]; then
+    echo "launch.sh: waiting for the server ($((READY_TIMEOUT - (deadline - SECONDS))) s of --ready-timeout $READY_TIMEOUT)"
+    last_note=$SECONDS
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "launch.sh: not ready after $READY_TIMEOUT s (--ready-timeout); stopping. Logs: $RUN_DIR" >&2
+    exit 1
+  fi
   sleep 0.2
 done
-curl -fsS -o /dev/null "http://$PROBE_HOST:$PORT/health" || { echo "launch.sh: not ready after 120 s" >&2; stop_all; exit 1; }
 
 # the supervisor: a process found dead is started again after a delay that doubles with each
 # quick failure; after SUP_GIVE_UP of them in a row the process is left down. restart.sh
@@ -214,6 +277,7 @@ sup_log() {
   echo "$(date +%T.%3N) supervisor: $*" >> "$RUN_DIR/supervisor.log"
 }
 supervise() {
+  trap - EXIT # the launch's cleanup is launch.sh's own, not this child's
   local p pid now lived delay k
   local -A known started fails due gave_up
   now=$(( ${EPOCHREALTIME//[!0-9]/} / 1000 ))
@@ -265,7 +329,7 @@ if [ "$SUPERVISE" = 1 ] && [ "$DETACH" = 1 ]; then
   echo $! > "$RUN_DIR/supervisor.pid"
   disown
 fi
-[ "$DETACH" = 1 ] && exit 0
+if [ "$DETACH" = 1 ]; then KEEP=1; exit 0; fi
 trap 'stop_all; exit 0' INT TERM HUP
 if [ "$SUPERVISE" = 1 ]; then
   supervise & echo $! > "$RUN_DIR/supervisor.pid"

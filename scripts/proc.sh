@@ -64,7 +64,7 @@ launch_procs() {
 # are KEY=VALUE; only the keys below are taken, their values literally (never evaluated).
 RUN_ENV_KEYS=" BIN SHM MODEL_DIR HOST PORT BACKEND KV_TOKENS MAX_TOTAL MAX_BATCH THREADS LOAD MEM_UTIL
   MAX_QUEUE RATIO POLICY DEPTH HTTP_THREADS WORKER_WAIT DTYPE EAGER GEMV_MAX GEMV_WARPS PDL
-  PREFIX_CACHING SERVED_NAME HOLDER CHAT_TEMPLATE "
+  PREFIX_CACHING SERVED_NAME HOLDER CHAT_TEMPLATE LAUNCH_ID ALLOWED_ORIGINS API_KEY "
 load_run_env() {
   local why line key
   why=$(safe_dir "$1") || { echo "refusing run directory $1: $why" >&2; return 1; }

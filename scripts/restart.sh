@@ -66,8 +66,13 @@ case $PROC in
   detokenizer) args=() ;;
   tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE" --http-threads "${HTTP_THREADS:-256}")
              [ -z "$SERVED_NAME" ] || args+=(--served-model-name "$SERVED_NAME")
-             [ -z "$CHAT_TEMPLATE" ] || args+=(--chat-template "$CHAT_TEMPLATE") ;;
+             [ -z "$CHAT_TEMPLATE" ] || args+=(--chat-template "$CHAT_TEMPLATE")
+             [ -z "$LAUNCH_ID" ] || args+=(--launch-id "$LAUNCH_ID")
+             [ -z "$ALLOWED_ORIGINS" ] || args+=(--allowed-origins "$ALLOWED_ORIGINS") ;;
 esac
+# the API key goes to the tokenizer through its environment (the command line is public)
+export CINDER_API_KEY=${API_KEY:-}
+unset VLLM_API_KEY
 [ ! -f "$RUN_DIR/$PROC.log" ] || chmod go= "$RUN_DIR/$PROC.log" # one from an older version
 setsid "$BIN/$PROC" "${common[@]}" "${args[@]}" >> "$RUN_DIR/$PROC.log" 2>&1 < /dev/null 9>&- &
 echo $! > "$pidf"

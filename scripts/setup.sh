@@ -12,8 +12,11 @@ cd "$(dirname "$0")/.."
 
 # libraries by package; tools by command (a machine may have them from elsewhere, e.g. a
 # Node.js that brings its own npm and conflicts with Debian's npm package)
+# prometheus: its promtool checks /metrics in the tests (e2e_api); the package also brings a
+# Prometheus server, whose service setup stops and disables again if it installed it
 PKGS="pkg-config libzmq3-dev libmsgpack-dev libuv1-dev libcivetweb-dev libcjson-dev
-      libpcre2-dev libutf8proc-dev libcmocka-dev clang libclang-rt-14-dev gnuplot-nox python3-jinja2"
+      libpcre2-dev libutf8proc-dev libcmocka-dev clang libclang-rt-14-dev gnuplot-nox python3-jinja2
+      prometheus"
 TOOLS="cc:build-essential make:build-essential curl:curl node:nodejs npm:npm"
 MODEL_DIR=models/stories15M
 NPM_DIR=build/npm
@@ -40,6 +43,9 @@ if [ -n "${missing// }" ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+  if [[ " $missing " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus > /dev/null 2>&1 || true # only promtool is wanted
+  fi
 fi
 
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -32,7 +32,7 @@ load_run_env "$RUN" || exit 1
 pids() { for p in tokenizer router worker detokenizer; do cat "$RUN/$p.pid"; done | tr '\n' ' '; }
 rss() { for p in tokenizer router worker detokenizer; do ps -o rss= -p "$(cat "$RUN/$p.pid")" | tr -d ' '; done | tr '\n' '/'; }
 shm_kb() { du -k "/dev/shm$SHM" | cut -f1; }
-metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {print $2; exit}'; }
 
 start_pids=$(pids)
 echo "soak: $CLIENTS clients for $MINUTES min on port $PORT; run dir $RUN"
@@ -56,7 +56,7 @@ status=0
 for p in tokenizer router worker detokenizer; do running "$(cat "$RUN/$p.pid")" || { echo "FAIL: $p is dead"; status=1; }; done
 active=$("$BIN/shm-tool" stat --name "$SHM" | python3 -c "import json,sys; print(json.load(sys.stdin)['active_slots'])")
 [ "$active" = 0 ] || { echo "FAIL: $active slots still held"; status=1; }
-free=$(metric cinder_kv_cache_blocks_free) total=$(metric cinder_kv_cache_blocks_total)
+free=$(metric cinder_kv_cache_blocks_free) total=$(metric cinder_kv_cache_blocks_capacity)
 [ "$free" = "$total" ] || { echo "FAIL: KV blocks free $free of $total"; status=1; }
 [ "$(metric cinder_num_requests_running)" = 0 ] && [ "$(metric cinder_num_requests_waiting)" = 0 ] ||
   { echo "FAIL: requests still queued or running"; status=1; }

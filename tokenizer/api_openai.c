@@ -1,5 +1,5 @@
 /* api_openai.c - the OpenAI-compatible API: POST /v1/completions, POST /v1/chat/completions
- * (streaming and not), GET /v1/models. This file reads the request; oa_fields.c says which
+ * (streaming and not); GET /v1/models is api_models.c's. This file reads the request; oa_fields.c says which
  * fields exist and which values are refused, oa_format.c writes the answers.
  *
  * Fields map onto LightLLM's parameters (req_parse.c validates them): max_tokens
@@ -399,18 +399,4 @@ out:
     free(body);
     cJSON_Delete(req);
     return status;
-}
-
-int api_models(api_ctx *a, struct mg_connection *c)
-{
-    cJSON *j = cJSON_CreateObject(), *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "object", "list");
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(j, "data"), m);
-    cJSON_AddStringToObject(m, "id", a->model_name);
-    cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", 0);
-    cJSON_AddStringToObject(m, "owned_by", "cinder");
-    cJSON_AddNumberToObject(m, "max_model_len", a->f->max_seq_len);
-    http_send_cjson(c, 200, j);
-    return 200;
 }

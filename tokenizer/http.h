@@ -11,6 +11,10 @@ typedef struct {
     const char *model_dir;  /* for the model's chat template (chat.h) */
     const char *chat_template; /* --chat-template FILE, or NULL */
     const char *model_name; /* OpenAI's "model" */
+    const char *api_key;    /* NULL: no authentication */
+    const char *const *origins; /* CORS --allowed-origins ("*": any); none: "*" */
+    int n_origins;
+    const char *launch_id;  /* X-Cinder-Launch of /health answers (launch.sh's); NULL: none */
 } http_opts;
 
 struct mg_context;

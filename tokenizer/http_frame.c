@@ -4,13 +4,14 @@
  */
 #include "http_frame.h"
 #include "api.h"
+#include "http_resp.h"
 #include "http_util.h"
 
 #include <civetweb.h>
 #include <string.h>
 #include <strings.h>
 
-/* per connection; a civetweb thread serves one connection at a time */
+/* per request (reset by http_frame_check); a civetweb thread serves one connection at a time */
 static __thread int answered, continued;
 
 static int is_http10(const struct mg_request_info *ri)
@@ -50,6 +51,7 @@ static int refuse(struct mg_connection *c, int status, const char *msg)
 {
     const char *uri = mg_get_request_info(c)->local_uri;
     answered = 1;
+    http_resp_close(c); /* what follows on this connection cannot be trusted to start a request */
     return (uri && !strncmp(uri, "/v1/", 4) ? api_openai_error : http_send_error)(c, status, msg);
 }
 
@@ -59,6 +61,7 @@ int http_frame_check(struct mg_connection *c)
     const char *cl = NULL, *expect = NULL;
     size_t cl_n = 0;
     int n_cl = 0, n_te = 0;
+    answered = continued = 0; /* a new request on this connection */
     if (ri->num_headers >= MG_MAX_HEADERS) /* civetweb ignores the lines past these */
         return refuse(c, 431, "too many header lines");
     for (int i = 0; i < ri->num_headers; i++) {
@@ -106,6 +109,7 @@ void http_frame_conn_end(const struct mg_connection *c)
         return;
     /* The socket is still open here: the answer goes out before civetweb closes it. */
     answered = 1;
+    http_resp_close((struct mg_connection *)c);
     http_send_error((struct mg_connection *)c, 400, "the request target must be a path on this server");
 }
 

@@ -2,6 +2,7 @@
 #include "http_util.h"
 #include "http_conn.h"
 #include "http_frame.h"
+#include "http_resp.h"
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
@@ -9,28 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-    }
-}
-
 void http_send_json(struct mg_connection *c, int status, const char *body, const char *extra)
 {
-    mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                 "Connection: close\r\n%s\r\n",
-              status, reason_phrase(status), strlen(body), extra ? extra : "");
+    http_resp_head(c, status, "application/json", (long long)strlen(body), extra);
     mg_write(c, body, strlen(body));
 }
 
@@ -111,6 +93,7 @@ long http_read_body(struct mg_connection *c, char **out)
     }
     buf[n] = 0;
     *out = buf;
+    http_resp_body_read();
     return (long)n;
 }
 
@@ -134,8 +117,8 @@ static int is_http10(struct mg_connection *c)
 
 void http_sse_begin(struct mg_connection *c)
 {
-    mg_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                 "%sConnection: close\r\n\r\n", is_http10(c) ? "" : "Transfer-Encoding: chunked\r\n");
+    /* HTTP/1.0: the events raw, and the close ends the answer */
+    http_resp_head(c, 200, "text/event-stream", is_http10(c) ? -2 : -1, "Cache-Control: no-cache\r\n");
 }
 
 int http_sse_raw(struct mg_connection *c, const char *s, size_t n)

@@ -8,12 +8,22 @@
  *             threads, kept for /health and /metrics; past it they get 503, see http.c)
  *             [--served-model-name NAME]   (OpenAI's "model"; default: the directory's name)
  *             [--chat-template FILE]   (the Jinja chat template instead of the model's; chat.h)
+ *             [--api-key KEY]   (every route but /health, /ping, /version and /metrics then needs
+ *             "Authorization: Bearer KEY"; default: the environment's CINDER_API_KEY, else
+ *             VLLM_API_KEY; the environment keeps it out of `ps`)
+ *             [--launch-id ID]   (/health answers carry X-Cinder-Launch: ID, so launch.sh knows
+ *             it reached its own server and not another one on the port)
+ *             [--allowed-origins LIST]   (CORS: vLLM's JSON list '["https://a.example"]' or
+ *             a comma-separated list; default "*", any origin)
  *
  * See tokenizer.h for how requests flow through it and http.c for the API.
  */
 #include "../common/log.h"
-#include "tokenizer.h"
 #include "http.h"
+#include "metrics.h"
+#include "tokenizer.h"
+
+#include <cjson/cJSON.h>
 
 #include <civetweb.h>
 #include <getopt.h>
@@ -22,17 +32,48 @@
 #include <string.h>
 #include <unistd.h>
 
+#define MAX_ORIGINS 64
+
+/* --allowed-origins: a JSON list of strings (vLLM's form) or comma-separated; the count, or
+ * -1 when it is neither */
+static int parse_origins(const char *arg, char **out)
+{
+    int n = 0;
+    cJSON *j = arg[0] == '[' ? cJSON_Parse(arg) : NULL, *e;
+    if (arg[0] == '[') {
+        if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) > MAX_ORIGINS)
+            n = -1;
+        cJSON_ArrayForEach(e, j) {
+            if (n < 0 || !cJSON_IsString(e)) {
+                n = -1;
+                break;
+            }
+            out[n++] = strdup(e->valuestring);
+        }
+        cJSON_Delete(j);
+        return n;
+    }
+    char *copy = strdup(arg), *save = NULL;
+    for (char *t = strtok_r(copy, ", ", &save); t && n < MAX_ORIGINS; t = strtok_r(NULL, ", ", &save))
+        out[n++] = strdup(t);
+    free(copy);
+    return n > 0 ? n : -1;
+}
 
 int main(int argc, char **argv)
 {
     static proc p;
     proc_init(&p, PROC_TOKENIZER);
-    const char *host = "127.0.0.1", *name = NULL, *chat_template = NULL;
-    int port = 8000, n_threads = 256, max_queue = 0;
+    const char *host = "127.0.0.1", *name = NULL, *chat_template = NULL, *api_key = getenv("CINDER_API_KEY"),
+               *launch_id = NULL;
+    static char *origins[MAX_ORIGINS];
+    int port = 8000, n_threads = 256, max_queue = 0, n_origins = 0;
+    if (!api_key || !*api_key)
+        api_key = getenv("VLLM_API_KEY");
     static const struct option opts[] = {
         PROC_OPTIONS, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"http-threads", 1, 0, 't'},
         {"max-queue", 1, 0, 'q'}, {"served-model-name", 1, 0, 'n'}, {"chat-template", 1, 0, 'c'},
-        {0, 0, 0, 0},
+        {"api-key", 1, 0, 'k'}, {"allowed-origins", 1, 0, 'o'}, {"launch-id", 1, 0, 'l'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -43,6 +84,15 @@ int main(int argc, char **argv)
         case 'q': max_queue = atoi(optarg); break;
         case 'n': name = optarg; break;
         case 'c': chat_template = optarg; break;
+        case 'k': api_key = optarg; break;
+        case 'l': launch_id = optarg; break;
+        case 'o':
+            if ((n_origins = parse_origins(optarg, origins)) < 0) {
+                fprintf(stderr, "tokenizer: --allowed-origins takes a JSON list of strings or a comma-separated "
+                                "list, not %s\n", optarg);
+                return 2;
+            }
+            break;
         default:
             if (!proc_option(&p, c, optarg))
                 goto usage;
@@ -65,7 +115,9 @@ int main(int argc, char **argv)
             b--;
         name = strndup(b, (size_t)(model_dir + n - b));
     }
-    http_opts ho = {host, port, n_threads, model_dir, chat_template, name};
+    metrics_init(name, f.max_seq_len);
+    http_opts ho = {host, port, n_threads, model_dir, chat_template, name, api_key, (const char *const *)origins,
+                    n_origins, launch_id};
     struct mg_context *ctx = http_start(&f, &ho);
     if (!ctx)
         return 1;
@@ -78,6 +130,7 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: tokenizer " PROC_USAGE " [--host H] [--port N] [--http-threads N]"
-                    " [--max-queue N] [--served-model-name NAME] [--chat-template FILE]\n");
+                    " [--max-queue N] [--served-model-name NAME] [--chat-template FILE] [--api-key KEY]"
+                    " [--allowed-origins LIST] [--launch-id ID]\n");
     return 2;
 }

@@ -221,9 +221,27 @@ static void relay(relay_ctx *r)
     }
 }
 
+/* The seconds from A to B (CLOCK_MONOTONIC us), or -1 when either never came */
+static double span_s(uint64_t a, uint64_t b) { return a && b >= a ? (double)(b - a) / 1e6 : -1; }
+
+/* The request's stage times from the slot (the router wrote them before it let go of the
+ * request, i.e. before the final delta came; read before the slot is released) */
+static void stage_times(tokenizer *f, int slot, metrics_req *m)
+{
+    const slot_hdr *h = store_slot(&f->st, slot);
+    uint64_t queued = atomic_load_explicit(&h->t_queued_us, memory_order_acquire);
+    uint64_t sched = atomic_load_explicit(&h->t_scheduled_us, memory_order_acquire);
+    uint64_t first = atomic_load_explicit(&h->t_first_token_us, memory_order_acquire);
+    uint64_t last = atomic_load_explicit(&h->t_last_token_us, memory_order_acquire);
+    m->queue_s = span_s(queued, sched);
+    m->prefill_s = span_s(sched, first);
+    m->decode_s = span_s(first, last);
+    m->inference_s = span_s(sched, last);
+}
+
 static int reject(struct mg_connection *c, api_out *o, const char *msg)
 {
-    metrics_request(OUT_REJECTED, 0, 0, -1, 0);
+    metrics_request_rejected();
     return o->error(c, 503, msg);
 }
 
@@ -267,12 +285,15 @@ static int finish(relay_ctx *r)
     double e2e = (double)(now_us() - r->t0_us) / 1e6;
     for (int i = 0; i < s->n_choices; i++) {
         serve_choice *ch = &s->ch[i];
+        metrics_req m = {.outcome = ch->status ? OUT_ERROR : metrics_outcome_of(ch->finish),
+                         .n_prompt = ch->n_prompt, .n_out = ch->n_out,
+                         .max_tokens = r->s->g->params.max_new_tokens, .ttft_s = ch->ttft_s, .e2e_s = e2e};
+        stage_times(r->f, ch->slot, &m); /* before the slot goes back */
         if (ch->lost)
             tokenizer_slot_lost(r->f, ch->slot, r->router_epoch);
         else
             tokenizer_slot_release(r->f, ch->slot); /* the router let go of it */
-        metrics_request(ch->status ? OUT_ERROR : metrics_outcome_of(ch->finish), ch->n_prompt, ch->n_out,
-                        ch->ttft_s, e2e);
+        metrics_request(&m);
     }
     return r->status ? r->status : 200;
 }

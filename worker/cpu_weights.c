@@ -2,6 +2,7 @@
  * (see cpu_weights.h), all through the one table of common/weights_layout.h.
  */
 #include "cpu_weights.h"
+#include "../common/log.h"
 #include "../kernels/rng.h"
 #include "../common/safetensors.h"
 #include "../common/weights_layout.h"
@@ -57,16 +58,29 @@ int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, cha
         return -1;
     wl_tensor *t = malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
     int rc = -1;
+    /* progress lines (launch.sh shows them while it waits): the start, then every tenth */
+    double total = 0, done_bytes = 0, next = 0.1;
+    for (int i = 0; i < st.n_tensors; i++)
+        total += (double)st.tensors[i].n_bytes;
+    LOG_INFO("loading weights: %.0f MB in %d file%s", total / 1e6, st.n_files, st.n_files == 1 ? "" : "s");
     if (!t) {
         snprintf(err, n_err, "out of memory");
         goto done;
     }
     for (int l = -1; l < c->n_layers; l++) {
         int n = weights_layout_tensors(&w->layout, c, l, t);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, w->mem + t[i].offset, err,
                             n_err) < 0)
                 goto done;
+            done_bytes += (double)st_find(&st, t[i].name)->n_bytes;
+            if (total > 0 && done_bytes >= next * total) {
+                LOG_INFO("loading weights: %3.0f%% (%.0f of %.0f MB)", 100 * done_bytes / total, done_bytes / 1e6,
+                         total / 1e6);
+                while (next * total <= done_bytes)
+                    next += 0.1;
+            }
+        }
     }
     rc = st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0 ? -1 : 0;
 done:

@@ -163,7 +163,7 @@ static backend *backend_open(const backend_opts *bo)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: worker " PROC_USAGE " [--reload-weights] %s\n", backend_opts_usage);
+    fprintf(stderr, "usage: worker " PROC_USAGE " [--reload-weights] [--list-backends] %s\n", backend_opts_usage);
     return 2;
 }
 
@@ -263,12 +263,19 @@ int main(int argc, char **argv)
     backend_opts_init(&bo);
     int reload = 0;
     static const struct option opts[] = {
-        PROC_OPTIONS, BACKEND_OPTIONS, {"reload-weights", 0, 0, 'R'}, {0, 0, 0, 0},
+        PROC_OPTIONS, BACKEND_OPTIONS, {"reload-weights", 0, 0, 'R'}, {"list-backends", 0, 0, 'L'}, {0, 0, 0, 0},
     };
     int c, idx;
     while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
         case 'R': reload = 1; break;
+        case 'L': /* the backends of this build (launch.sh checks --backend cuda with it) */
+#ifdef CINDER_CUDA_BACKEND
+            puts("cpu cuda");
+#else
+            puts("cpu");
+#endif
+            return 0;
         case 'X':
             if (backend_opts_parse(&bo, opts[idx].name, optarg) != 1)
                 return usage();

@@ -1,6 +1,7 @@
 /* cluster.c - real launches for the end-to-end tests (see cluster.h). */
 #include "cluster.h"
 #include "http_client.h"
+#include "prom.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -109,10 +110,7 @@ double cluster_metric(const cluster *c, const char *name)
 {
     http_resp r;
     http_request(c->port, "GET", "/metrics", NULL, &r);
-    char pat[128];
-    snprintf(pat, sizeof pat, "\n%s ", name);
-    const char *p = r.status == 200 && r.body ? strstr(r.body, pat) : NULL;
-    double v = p ? atof(p + strlen(pat)) : -1;
+    double v = r.status == 200 && r.body ? prom_value(r.body, name, NULL) : -1;
     http_resp_free(&r);
     return v;
 }

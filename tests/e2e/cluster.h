@@ -36,7 +36,7 @@ void cluster_stop(cluster *c);
 double cluster_stat(const cluster *c, const char *key);
 /* Runs the printf-formatted shell command; its exit status (128 + N: killed by signal N). */
 int cluster_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The value of /metrics line NAME (a metric without labels), or -1. */
+/* The value of the /metrics sample NAME (whatever its labels: model_name), or -1. */
 double cluster_metric(const cluster *c, const char *name);
 /* Slots the tokenizer still holds, or -1. */
 int cluster_active_slots(const cluster *c);

@@ -162,10 +162,14 @@ int http_connect(int port) { return connect_local(port); }
 
 int http_send_all(int fd, const void *p, size_t n) { return send_all(fd, p, n); }
 
-/* 1 when BUF (N bytes) holds a whole answer with a Content-Length */
+/* 1 when BUF (N bytes) holds a whole answer: its Content-Length, or its last chunk */
 static int whole_answer(const char *buf, size_t n)
 {
     const char *sep = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "\r\nContent-Length:");
+    const char *te = strcasestr(buf, "\r\nTransfer-Encoding: chunked");
+    if (sep && te && te < sep)
+        return n >= (size_t)(sep + 4 - buf) + 5 &&
+               (!strcmp(buf + n - 5, "0\r\n\r\n") && (n - 5 == (size_t)(sep + 4 - buf) || buf[n - 6] == '\n'));
     return sep && cl && cl < sep && n >= (size_t)(sep + 4 - buf) + strtoull(cl + 17, NULL, 10);
 }
 

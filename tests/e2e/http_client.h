@@ -25,8 +25,8 @@ void http_resp_free(http_resp *r);
 int http_connect(int port);
 /* Sends all N bytes of P on FD; 0 or -1. */
 int http_send_all(int fd, const void *p, size_t n);
-/* Reads an answer from FD until it is whole (by Content-Length), the server closes the
- * connection, or TIMEOUT_MS pass; fills R like http_raw. R->status is -2 when nothing
+/* Reads an answer from FD until it is whole (by Content-Length, or its last chunk), the
+ * server closes the connection, or TIMEOUT_MS pass; fills R like http_raw. R->status is -2 when nothing
  * complete came in time, -1 when the server closed without an answer. */
 int http_await(int fd, int timeout_ms, http_resp *r);
 

@@ -1,8 +1,9 @@
 /* test_bench_serving.c - build/bin/bench-serving against a real cinder (CPU backend,
  * stories15M): random prompts all at once and at a finite rate under a concurrency cap,
- * ShareGPT prompts from ../shared/data, the OpenAI endpoint, shared-prefix and multi-turn
- * workloads with the run's prefix cache hit rate, a sweep with its plot, and a run where
- * every request fails. Each run's JSON must account for every request and token
+ * ShareGPT prompts from ../shared/data, the OpenAI endpoint, vLLM's flags and result keys with
+ * the openai-chat backend (goodput, percentiles, --save-result), the defaults alone,
+ * shared-prefix and multi-turn workloads with the run's prefix cache hit rate, a sweep with
+ * its plot, and a run where every request fails. Each run's JSON must account for every request and token
  * (ignore_eos: output == the lengths asked for), and agree with the server's /metrics
  * (cinder_requests_total{outcome=...}, cinder_prompt_tokens_total,
  * cinder_generation_tokens_total) over the same run.
@@ -25,6 +26,7 @@
 #include "../../common/json_util.h"
 #include "cluster.h"
 #include "http_client.h"
+#include "prom.h"
 
 #define SHAREGPT "../shared/data/sharegpt_prompts_1000.json"
 
@@ -38,15 +40,6 @@ typedef struct {
 
 static const char *const OUTCOMES[] = {"length", "stop", "abort", "error", "rejected"};
 
-/* The value of the sample named exactly NAME (with its labels) in Prometheus text, or -1. */
-static double metric(const char *text, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, name, n) && l[n] == ' ')
-            return atof(l + n + 1);
-    return -1;
-}
 
 /* 0, or -1 when the server has no /metrics. */
 static int scrape(counters *c)
@@ -55,18 +48,18 @@ static int scrape(counters *c)
     http_request(C.port, "GET", "/metrics", NULL, &r);
     int rc = -1;
     if (r.status == 200) {
-        char name[96];
+        char label[96];
         c->requests = 0;
         for (int i = 0; i < 5; i++) {
-            snprintf(name, sizeof name, "cinder_requests_total{outcome=\"%s\"}", OUTCOMES[i]);
-            double v = metric(r.body, name);
+            snprintf(label, sizeof label, "outcome=\"%s\"", OUTCOMES[i]);
+            double v = prom_value(r.body, "cinder_requests_total", label);
             assert_true(v >= 0);
             c->requests += v;
             if (!i)
                 c->length = v;
         }
-        c->prompt = metric(r.body, "cinder_prompt_tokens_total");
-        c->generation = metric(r.body, "cinder_generation_tokens_total");
+        c->prompt = prom_value(r.body, "cinder_prompt_tokens_total", NULL);
+        c->generation = prom_value(r.body, "cinder_generation_tokens_total", NULL);
         assert_true(c->prompt >= 0 && c->generation >= 0);
         rc = 0;
     } else {
@@ -240,6 +233,67 @@ static void test_openai(void **state)
     cJSON_Delete(r);
 }
 
+/* vLLM's `vllm bench serve` flags, the openai-chat backend and vLLM's result keys */
+static void test_vllm_flags_chat(void **state)
+{
+    counters before;
+    int have_metrics = !scrape(&before);
+    char dir[64], cmd[3 * PATH_MAX], err[256], path[128];
+    snprintf(dir, sizeof dir, "/tmp/cinder-bench-dir.%d", (int)getpid());
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir %s && %s --base-url http://127.0.0.1:%d --backend openai-chat "
+             "--endpoint /v1/chat/completions --tokenizer models/stories15M/tokenizer.json --dataset-name random "
+             "--num-prompts 10 --random-input-len 16 --random-output-len 12 --ignore-eos --temperature 0 "
+             "--max-concurrency 4 --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,99.9 "
+             "--goodput ttft:600000 tpot:600000 --save-result --result-dir %s --result-filename run.json "
+             "--save-detailed --disable-tqdm > %s", dir, dir, BENCH, C.port, dir, OUTPUT);
+    printf("# %s\n", cmd);
+    assert_int_equal(system(cmd), 0);
+    cJSON *r = json_read_file(path, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal((int)num(r, "completed"), 10);
+    assert_string_equal(cJSON_GetObjectItem(r, "endpoint_type")->valuestring, "openai-chat");
+    assert_string_equal(cJSON_GetObjectItem(r, "endpoint")->valuestring, "/v1/chat/completions");
+    const char *keys[] = {"request_throughput", "output_throughput", "total_token_throughput", "mean_ttft_ms",
+                          "median_ttft_ms", "std_ttft_ms", "p50_ttft_ms", "p99.9_ttft_ms", "p99.9_tpot_ms",
+                          "p50_itl_ms", "p99.9_e2el_ms", "request_goodput", "duration", "total_input_tokens",
+                          "total_output_tokens", "max_concurrency"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        num(r, keys[i]);
+    assert_null(cJSON_GetObjectItem(r, "p90_ttft_ms")); /* only the percentiles asked for */
+    /* every request met the (generous) SLOs */
+    assert_float_equal(num(r, "request_goodput"), num(r, "request_throughput"), 1e-9);
+    assert_int_equal((long long)num(r, "total_output_tokens"), 120);
+    /* ttfts in seconds (vLLM's), ttfts_ms the same in ms; itls per request, in seconds */
+    const cJSON *t = cJSON_GetObjectItem(r, "ttfts")->child, *t_ms = cJSON_GetObjectItem(r, "ttfts_ms")->child;
+    const cJSON *itls = cJSON_GetObjectItem(r, "itls")->child, *lens = cJSON_GetObjectItem(r, "output_lens")->child;
+    int n = 0;
+    for (; t; t = t->next, t_ms = t_ms->next, itls = itls->next, lens = lens->next, n++) {
+        assert_float_equal(t->valuedouble * 1e3, t_ms->valuedouble, 1e-6);
+        assert_true(t->valuedouble > 0 && t->valuedouble < 60);
+        assert_int_equal(cJSON_GetArraySize(itls), lens->valueint - 1);
+        for (const cJSON *g = itls->child; g; g = g->next)
+            assert_true(g->valuedouble >= 0 && g->valuedouble < 60);
+    }
+    assert_int_equal(n, 10);
+    assert_true(out_has("Request goodput (req/s):"));
+    assert_true(out_has("P99.9 TTFT (ms):"));
+    if (have_metrics)
+        check_metrics(&before, r, 10);
+    cJSON_Delete(r);
+    /* the defaults alone fit the default model (random prompts of half its context) and a
+       plain --save-result names the file as vLLM does */
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(cmd, sizeof cmd, "cd %s && %s --port %d --tokenizer %s/models/stories15M/tokenizer.json "
+             "--num-prompts 4 --save-result --no-progress > %s/out", dir, BENCH, C.port, cwd, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q '^cinder-infqps-stories15M-[0-9]\\{8\\}-[0-9]\\{6\\}\\.json$'", dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    system(cmd);
+}
+
 /* Shared prefixes and conversations: the run's prefix cache hit rate comes from the
  * server's counters; later turns go only once the turn before them has been answered. */
 static void test_prefix_workloads(void **state)
@@ -367,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_rate_and_concurrency),
         cmocka_unit_test(test_sharegpt),
         cmocka_unit_test(test_openai),
+        cmocka_unit_test(test_vllm_flags_chat),
         cmocka_unit_test(test_prefix_workloads),
         cmocka_unit_test(test_failures_counted),
         cmocka_unit_test(test_sweep_plot),

@@ -84,20 +84,6 @@ static int quick(const char *method, const char *path, const char *body, int tim
     return status;
 }
 
-static double metric(const char *name)
-{
-    http_resp r;
-    http_request(C.port, "GET", "/metrics", NULL, &r);
-    double v = -1;
-    size_t n = strlen(name);
-    for (const char *p = r.body; p && (p = strstr(p, name)); p += n)
-        if ((p == r.body || p[-1] == '\n') && p[n] == ' ') {
-            v = atof(p + n + 1);
-            break;
-        }
-    http_resp_free(&r);
-    return v;
-}
 
 static int is_json_error(const char *body)
 {
@@ -118,7 +104,7 @@ static void test_gone_clients_stop_generating(void **state)
     char req[512];
     int n = snprintf(req, sizeof req, "POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
                      strlen(body), body);
-    double before = metric("cinder_generation_tokens_total");
+    double before = cluster_metric(&C, "cinder_generation_tokens_total");
     for (int i = 0; i < N; i++) { /* send, and hang up at once */
         int fd = http_connect(C.port);
         assert_true(fd >= 0);
@@ -130,7 +116,7 @@ static void test_gone_clients_stop_generating(void **state)
     int status = quick("POST", "/generate", "{\"inputs\":\"Once\",\"parameters\":{\"max_new_tokens\":4}}", 60000, &ms);
     for (int i = 0; i < 600 && cluster_active_slots(&C) != 0; i++)
         usleep(100000);
-    double generated = metric("cinder_generation_tokens_total") - before - 4;
+    double generated = cluster_metric(&C, "cinder_generation_tokens_total") - before - 4;
     printf("# %d abandoned requests generated %.0f tokens (%d if run to the end); the next request took "
            "%.0f ms\n", N, generated, N * MAX_NEW, ms);
     assert_int_equal(status, 200);

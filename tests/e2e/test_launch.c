@@ -11,7 +11,12 @@
  *                   a restarted worker is still loading
  *   network         the HTTP port is on 127.0.0.1 by default (launch.sh and the tokenizer
  *                   binary); logs and sockets are out of other users' reach
- *   usage           --help prints a usage text; an option without its value is a clear error
+ *   usage           --help prints a usage text; an option without its value, an unknown
+ *                   --backend (or cuda without a CUDA build or GPU) or a malformed value is one
+ *                   clear line and exit 2, before anything starts
+ *   port            one in use is refused before anything starts; /health answers carry this
+ *                   launch's id (X-Cinder-Launch), so another server is never taken for ours
+ *   start failures  not ready within --ready-timeout: everything started is stopped
  * The checks that involve another user (chown, setpriv to "nobody", uid 65534) need root and
  * are skipped without it.
  */
@@ -21,10 +26,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -343,6 +352,8 @@ static void launcher_dies(const char *sig, const char *extra, int expect_supervi
     assert_int_equal(cluster_sh("kill -%s %d", sig, launcher), 0);
     expect_gone(pids, N_PROCS + 1, shm, 5); /* its processes stop and the shared memory goes */
     assert_int_not_equal(access(hold, F_OK), 0);   /* the holder's region too */
+    for (int k = 0; k < 50 && alive(launcher); k++) /* it ends just after stop.sh removed them */
+        usleep(100000);
     assert_false(alive(launcher));
     assert_int_equal(health(port), -1);
     for (int i = 0; i < N_PROCS; i++) { /* and no pid file is left to mislead stop.sh */
@@ -592,26 +603,196 @@ static void test_loopback_by_default(void **state)
 
 /* ---- usage */
 
+/* launch.sh ARGS: exit 2 with one line on stderr holding WANT, and nothing started */
+static void expect_usage_error(const char *args, const char *want)
+{
+    int rc = cluster_sh("scripts/launch.sh %s > %s/out 2> %s/err", args, T, T);
+    printf("# launch.sh %s: exit %d: %s\n", args, rc, sh_line("cat %s/err", T));
+    assert_int_equal(rc, 2);
+    assert_string_equal(sh_line("wc -l < %s/err", T), "1");
+    assert_int_equal(cluster_sh("grep -qF -- '%s' %s/err", want, T), 0);
+    assert_string_equal(sh_line("cat %s/out", T), "");
+}
+
 static void test_usage(void **state)
 {
     assert_int_equal(cluster_sh("scripts/launch.sh --help > %s/out 2>&1", T), 0);
     assert_int_equal(cluster_sh("head -n 1 %s/out | grep -q '^usage: '", T), 0);
-    assert_int_equal(cluster_sh("grep -q -- '--run-dir' %s/out && grep -q -- '--host' %s/out", T, T), 0);
+    const char *documented[] = {"--run-dir", "--host", "--ready-timeout", "--api-key", "--allowed-origins",
+                                "--served-model-name", "--backend"};
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(cluster_sh("grep -q -- '%s' %s/out", documented[i], T), 0);
     assert_int_not_equal(cluster_sh("grep -q '^#' %s/out", T), 0); /* not lines of the script */
-    const char *opts[] = {"--port", "--run-dir", "--model-dir"};
-    for (int i = 0; i < 3; i++) {
-        int rc = cluster_sh("scripts/launch.sh %s > %s/out 2> %s/err", opts[i], T, T);
-        printf("# launch.sh %s: exit %d: %s\n", opts[i], rc, sh_line("cat %s/err", T));
-        assert_int_equal(rc, 2);
-        assert_string_equal(sh_line("wc -l < %s/err", T), "1");
-        assert_int_equal(cluster_sh("grep -q -- '%s needs a value' %s/err", opts[i], T), 0);
+    const char *opts[] = {"--port", "--run-dir", "--model-dir", "--ready-timeout", "--api-key"};
+    for (int i = 0; i < 5; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "%s needs a value", opts[i]);
+        expect_usage_error(opts[i], want);
     }
+    expect_usage_error("--port 8000 --backend tpu", "--backend is auto, cpu or cuda, not");
+    expect_usage_error("--port abc", "PORT must be a whole number");
+    expect_usage_error("--port 70000", "--port must be 1 to 65535");
+    expect_usage_error("--ready-timeout 0", "--ready-timeout must be at least 1 second");
+    expect_usage_error("--policy lifo", "--policy is fcfs, spf or lpm");
+    expect_usage_error("--load-format gguf", "--load-format is auto or dummy");
+    expect_usage_error("--bogus", "unknown option --bogus");
+    /* every documented option is taken: each line of the text that starts with one, given a
+       value where it takes one, gets past the parser (then a busy port stops it) */
+    int port = cluster_free_port(), fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 128), 0);
+    int rc = cluster_sh("scripts/launch.sh --help | sed -n 's/^  \\(--[a-z-]*\\)\\( [A-Z]\\)*.*/\\1\\2/p' > %s/opts", T);
+    assert_int_equal(rc, 0);
+    FILE *f = fopen(sh_line("printf %%s %s/opts", T), "r");
+    char line[128];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *sp = strchr(line, ' ');
+        const char *value = "";
+        if (sp) { /* a sensible value for it */
+            *sp = 0;
+            value = !strcmp(line, "--backend") ? "cpu" : !strcmp(line, "--load-format") ? "auto"
+                  : !strcmp(line, "--policy") ? "fcfs" : !strcmp(line, "--dtype") ? "bf16"
+                  : !strcmp(line, "--port") || !strcmp(line, "--host") || !strcmp(line, "--run-dir") ? NULL : "1";
+            if (!value)
+                continue;
+        }
+        rc = cluster_sh("scripts/launch.sh --port %d %s %s > /dev/null 2> %s/err", port, line, value, T);
+        if (rc != 1 || cluster_sh("grep -q 'is in use' %s/err", T))
+            printf("# %s %s: exit %d: %s\n", line, value, rc, sh_line("cat %s/err", T));
+        assert_int_equal(rc, 1);
+        assert_int_equal(cluster_sh("grep -q 'is in use' %s/err", T), 0);
+        n++;
+    }
+    if (f)
+        fclose(f);
+    close(fd);
+    printf("# %d documented options taken\n", n);
+    assert_true(n >= 25);
+}
+
+/* --backend cuda (or gpu) without a CUDA build or a GPU: one line, exit 2, no CPU fallback */
+static void test_backend_cuda_refused(void **state)
+{
+    if (!cluster_sh("ls /dev/nvidia[0-9]* > /dev/null 2>&1")) {
+        printf("# skipped: this machine has a GPU\n");
+        skip();
+    }
+    char args[128];
+    snprintf(args, sizeof args, "--port %d --backend cuda", cluster_free_port());
+    expect_usage_error(args, "--backend cuda");
+    snprintf(args, sizeof args, "--port %d --backend gpu", cluster_free_port());
+    expect_usage_error(args, "--backend cuda");
+}
+
+/* A port in use: refused before anything starts (no run directory, no process) */
+static void test_busy_port(void **state)
+{
+    int port = cluster_free_port(), fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 128), 0);
+    char d[256];
+    snprintf(d, sizeof d, "%s/busy", T);
+    stop_at_end(d);
+    int rc = cluster_sh(LAUNCH "--detach --port %d --run-dir %s > %s/out 2> %s/err", port, d, T, T);
+    printf("# a listener on the port: exit %d: %s\n", rc, sh_line("cat %s/err", T));
+    assert_int_equal(rc, 1);
+    assert_string_equal(sh_line("wc -l < %s/err", T), "1");
+    assert_int_equal(cluster_sh("grep -q 'port %d is in use' %s/err", port, T), 0);
+    assert_int_not_equal(access(d, F_OK), 0); /* nothing started, not even the run directory */
+    assert_int_not_equal(cluster_sh("grep -q 'cinder ready' %s/out", T), 0);
+    close(fd);
+
+    /* a cinder server on the port is no exception; the one there goes on */
+    snprintf(d, sizeof d, "%s/first", T);
+    stop_at_end(d);
+    assert_int_equal(cluster_sh(LAUNCH "--detach --port %d --run-dir %s > %s/out", port, d, T), 0);
+    assert_int_equal(cluster_sh("grep -q '^launch.sh: loading weights: ' %s/out", T), 0); /* the loader's progress */
+    int pids[N_PROCS];
+    assert_int_equal(read_pids(d, pids), 0);
+    http_resp r;
+    http_request(port, "GET", "/health", NULL, &r); /* its answers name its launch */
+    assert_int_equal(r.status, 200);
+    char want[128];
+    snprintf(want, sizeof want, "X-Cinder-Launch: %s", sh_line("sed -n 's/^LAUNCH_ID=//p' %s/run.env", d));
+    assert_true(strlen(want) > 30);
+    assert_non_null(strstr(r.headers, want));
+    http_resp_free(&r);
+    char d2[256];
+    snprintf(d2, sizeof d2, "%s/second", T);
+    rc = cluster_sh(LAUNCH "--detach --port %d --run-dir %s > %s/out 2> %s/err", port, d2, T, T);
+    assert_int_equal(rc, 1);
+    assert_int_equal(cluster_sh("grep -q 'is in use' %s/err", T), 0);
+    assert_int_not_equal(access(d2, F_OK), 0);
+    assert_int_equal(health(port), 200);
+    for (int i = 0; i < N_PROCS; i++)
+        assert_true(alive(pids[i]));
+    assert_int_equal(cluster_sh("scripts/stop.sh --run-dir %s", d), 0);
+    expect_gone(pids, N_PROCS, NULL, 10);
+}
+
+/* Live processes with the arguments "--run-dir" RUN_DIR */
+static int processes_of(const char *run_dir)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d))) {
+        char path[300], args[4096];
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        FILE *f = atoi(e->d_name) > 0 ? fopen(path, "r") : NULL;
+        size_t k = f ? fread(args, 1, sizeof args - 1, f) : 0;
+        if (f)
+            fclose(f);
+        args[k] = 0;
+        for (size_t i = 0; i < k; i += strlen(args + i) + 1)
+            if (!strcmp(args + i, "--run-dir") && i + 10 < k && !strcmp(args + i + 10, run_dir) &&
+                alive(atoi(e->d_name)))
+                n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Not ready within --ready-timeout (the weights a FIFO nobody writes: the worker never loads):
+ * launch.sh says so and stops every process it started, the shared memory too */
+static void test_ready_timeout_stops_all(void **state)
+{
+    char d[256], model[256];
+    snprintf(d, sizeof d, "%s/run", T);
+    snprintf(model, sizeof model, "%s/model", T);
+    assert_int_equal(cluster_sh("mkdir %s && for f in models/stories15M/*; do ln -s \"$(realpath $f)\" %s/; done"
+                        " && rm %s/model.safetensors && mkfifo %s/model.safetensors", model, model, model, model), 0);
+    int port = cluster_free_port();
+    stop_at_end(d);
+    double t0 = now_s();
+    int rc = cluster_sh(LAUNCH "--detach --ready-timeout 3 --port %d --run-dir %s --model-dir %s > %s/out 2> %s/err",
+                port, d, model, T, T);
+    double took = now_s() - t0;
+    printf("# exit %d after %.1f s: %s\n", rc, took, sh_line("cat %s/err", T));
+    assert_int_equal(rc, 1);
+    assert_true(took >= 3 && took < 20);
+    assert_int_equal(cluster_sh("grep -q 'not ready after 3 s' %s/err", T), 0);
+    /* every process it started is gone (stop.sh removed their pid files: look for them by
+       their arguments) and so is the shared memory */
+    int left = processes_of(d);
+    printf("# processes of the launch left: %d\n", left);
+    assert_int_equal(left, 0);
+    assert_int_not_equal(access(shm_path(d), F_OK), 0);
+    assert_int_equal(health(port), -1);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backend_cuda_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_port, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_timeout_stops_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_dir_not_ours_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_env_never_sourced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_dir_private, setup, teardown),

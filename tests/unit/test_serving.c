@@ -93,7 +93,7 @@ static void test_arrivals(void **state)
 static void test_backend_bodies(void **state)
 {
     sv_prompt p = {"Once \"upon\"\n a time", 7, 33, 0};
-    sv_req_opts o = {SV_CINDER, "stories15M", 1};
+    sv_req_opts o = {.backend = SV_CINDER, .model = "stories15M", .ignore_eos = 1, .temperature = -1};
     char *s = sv_backend_body(&o, &p);
     cJSON *j = cJSON_Parse(s);
     assert_string_equal(cJSON_GetObjectItem(j, "inputs")->valuestring, p.prompt);
@@ -111,12 +111,41 @@ static void test_backend_bodies(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "stream")));
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "stream_options"), "include_usage")));
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "ignore_eos")));
+    assert_float_equal(cJSON_GetObjectItem(j, "temperature")->valuedouble, 0, 0); /* greedy */
+    assert_null(cJSON_GetObjectItem(j, "top_p"));
+    cJSON_Delete(j);
+    free(s);
+    o.backend = SV_OPENAI_CHAT; /* vLLM's openai-chat: one user message */
+    o.temperature = 0.7;
+    o.top_p = 0.9;
+    s = sv_backend_body(&o, &p);
+    j = cJSON_Parse(s);
+    cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "messages"), 0);
+    assert_string_equal(cJSON_GetObjectItem(m, "role")->valuestring, "user");
+    assert_string_equal(cJSON_GetObjectItem(m, "content")->valuestring, p.prompt);
+    assert_int_equal(cJSON_GetObjectItem(j, "max_completion_tokens")->valueint, 33);
+    assert_null(cJSON_GetObjectItem(j, "prompt"));
+    assert_float_equal(cJSON_GetObjectItem(j, "temperature")->valuedouble, 0.7, 0);
+    assert_float_equal(cJSON_GetObjectItem(j, "top_p")->valuedouble, 0.9, 0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "stream")));
+    cJSON_Delete(j);
+    free(s);
+    o.backend = SV_CINDER; /* sampling on cinder's API */
+    s = sv_backend_body(&o, &p);
+    j = cJSON_Parse(s);
+    q = cJSON_GetObjectItem(j, "parameters");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(q, "do_sample")));
+    assert_float_equal(cJSON_GetObjectItem(q, "temperature")->valuedouble, 0.7, 0);
+    assert_float_equal(cJSON_GetObjectItem(q, "top_p")->valuedouble, 0.9, 0);
     cJSON_Delete(j);
     free(s);
     assert_string_equal(sv_backend_path(SV_OPENAI), "/v1/completions");
     assert_string_equal(sv_backend_path(SV_CINDER), "/generate_stream");
+    assert_string_equal(sv_backend_path(SV_OPENAI_CHAT), "/v1/chat/completions");
     sv_backend b;
     assert_int_equal(sv_backend_parse("vllm", &b), -1);
+    assert_int_equal(sv_backend_parse("openai-chat", &b), 0);
+    assert_int_equal(b, SV_OPENAI_CHAT);
 }
 
 static int event(sv_backend b, const char *data, sv_event *ev, sv_buf *text)
@@ -199,7 +228,7 @@ static void test_summary(void **state)
         }
     }
     sv_summary s;
-    sv_summarize(&d, o, 2.5, &s);
+    sv_summarize(&d, o, 2.5, NULL, &s);
     assert_int_equal(s.completed, ok);
     assert_int_equal(s.failed, n - ok);
     assert_int_equal(s.total_input, in);
@@ -228,7 +257,7 @@ static void test_summary_exact(void **state)
         {.ok = 0, .start_ms = 200, .e2e_ms = 5, .n_events = 0},
     };
     sv_summary s;
-    sv_summarize(&d, o, 2, &s);
+    sv_summarize(&d, o, 2, NULL, &s);
     assert_int_equal(s.completed, 2);
     assert_int_equal(s.failed, 1);
     assert_int_equal(s.total_input, 30);
@@ -239,6 +268,23 @@ static void test_summary_exact(void **state)
     assert_float_equal(s.itl.median, 20, 1e-12);
     assert_float_equal(s.e2el.mean, 100, 1e-12);
     assert_int_equal(s.max_concurrent, 2);
+    assert_float_equal(s.request_goodput, -1, 0); /* no SLO */
+    /* goodput (vLLM's): TTFT <= 50 ms holds for the second request only; with TPOT <= 25 too
+       for both TPOTs (20, and 0 for one token) but TTFT fails the first */
+    sv_stats_cfg cfg = {.n_pct = 2, .pcts = {50, 75}, .slo_ttft_ms = 50};
+    sv_summarize(&d, o, 2, &cfg, &s);
+    assert_int_equal(s.good_completed, 1);
+    assert_float_equal(s.request_goodput, 0.5, 1e-12);
+    assert_float_equal(s.ttft.pct[0], 70, 1e-12); /* numpy: percentile([40, 100], 50) */
+    assert_float_equal(s.ttft.pct[1], 85, 1e-12);
+    cfg.slo_ttft_ms = 0;
+    cfg.slo_tpot_ms = 20;
+    cfg.slo_e2el_ms = 200;
+    sv_summarize(&d, o, 2, &cfg, &s);
+    assert_int_equal(s.good_completed, 2);
+    cfg.slo_tpot_ms = 19.9;
+    sv_summarize(&d, o, 2, &cfg, &s);
+    assert_int_equal(s.good_completed, 1);
 }
 
 /* vLLM's defaults */
