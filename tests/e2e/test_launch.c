@@ -343,6 +343,8 @@ static void launcher_dies(const char *sig, const char *extra, int expect_supervi
     assert_int_equal(cluster_sh("kill -%s %d", sig, launcher), 0);
     expect_gone(pids, N_PROCS + 1, shm, 5); /* its processes stop and the shared memory goes */
     assert_int_not_equal(access(hold, F_OK), 0);   /* the holder's region too */
+    for (int k = 0; k < 40 && alive(launcher); k++)
+        usleep(50000); /* it exits right after stop.sh removed the shared memory */
     assert_false(alive(launcher));
     assert_int_equal(health(port), -1);
     for (int i = 0; i < N_PROCS; i++) { /* and no pid file is left to mislead stop.sh */
