@@ -96,8 +96,12 @@ extern "C" hold *hold_cuda_init(const backend_opts *o, char *err, size_t n_err)
     int64_t n_blocks;
     size_t block_bytes;
     cudaIpcMemHandle_t hw, hk;
-    if (model_config_load(&h->cfg, o->model_dir, err, n_err) < 0 || o->block_size < 1)
+    if (model_config_load(&h->cfg, o->model_dir, err, n_err) < 0)
         goto fail;
+    if (o->block_size < 1) {
+        snprintf(err, n_err, "block size %d", o->block_size);
+        goto fail;
+    }
     CUDA_CHECK(cudaMalloc((void **)&h->d_digest, sizeof *h->d_digest));
     if (cuda_weights_init(&h->w, c, dt, NULL, err, n_err) < 0 || cuda_load(&h->base, err, n_err) < 0)
         goto fail;
