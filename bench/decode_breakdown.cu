@@ -42,6 +42,7 @@ extern "C" int bench_decode_breakdown(cuda_engine *e, int n, int iters, double *
     if (g < 0)
         return -1;
     const model_config *c = &e->cfg;
+    ce_graph_capture(e, g);   /* graphs are captured on first use */
     int G = e->graph_bs[g], dim = c->dim, hid = c->hidden_dim;
     *graph_ms = time_stream(e, iters, [&] { CUDA_CHECK(cudaGraphLaunch(e->graph[g], e->stream)); });
     const bool fused = ce_use_fused(e, G, 0);

@@ -394,13 +394,13 @@ int st_to_f32(const st_tensor *t, float *out)
     }
 }
 
-int st_load_f32(safetensors *st, const char *name, int n_dims, const int64_t *shape,
-                float *out, char *err, size_t n_err)
+const st_tensor *st_take(safetensors *st, const char *name, int n_dims, const int64_t *shape,
+                         char *err, size_t n_err)
 {
     st_tensor *t = (st_tensor *)st_find(st, name);   /* ST is ours to mark */
     if (!t) {
         snprintf(err, n_err, "tensor %s not found", name);
-        return -1;
+        return NULL;
     }
     int ok = t->n_dims == n_dims;
     for (int i = 0; ok && i < n_dims; i++)
@@ -414,14 +414,23 @@ int st_load_f32(safetensors *st, const char *name, int n_dims, const int64_t *sh
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "",
                      (long long)t->shape[i]);
         snprintf(err, n_err, "tensor %s: shape [%s], expected [%s]", name, got, want);
-        return -1;
+        return NULL;
     }
+    t->used = 1;
+    return t;
+}
+
+int st_load_f32(safetensors *st, const char *name, int n_dims, const int64_t *shape,
+                float *out, char *err, size_t n_err)
+{
+    const st_tensor *t = st_take(st, name, n_dims, shape, err, n_err);
+    if (!t)
+        return -1;
     if (st_to_f32(t, out) < 0) {
         snprintf(err, n_err, "tensor %s: dtype %s is not F32/F16/BF16", name,
                  st_dtype_name(t->dtype));
         return -1;
     }
-    t->used = 1;
     return 0;
 }
 

@@ -59,7 +59,11 @@ void st_free(safetensors *st);
 const st_tensor *st_find(const safetensors *st, const char *name);
 /* Converts T (F32, F16 or BF16) to fp32 into OUT [t->n_elems]; negative for other dtypes. */
 int st_to_f32(const st_tensor *t, float *out);
-/* Finds NAME, checks its shape against SHAPE [n_dims], converts into OUT. Negative with a
+/* Finds NAME and checks its shape against SHAPE [n_dims]; marks it used (st_check_used) and
+ * returns it, or NULL with a message in ERR when absent or wrongly shaped. */
+const st_tensor *st_take(safetensors *st, const char *name, int n_dims, const int64_t *shape,
+                         char *err, size_t n_err);
+/* st_take, then converts NAME into OUT. Negative with a
  * message in ERR when absent, wrongly shaped or of a dtype that is not a float. */
 int st_load_f32(safetensors *st, const char *name, int n_dims, const int64_t *shape,
                 float *out, char *err, size_t n_err);

@@ -37,7 +37,8 @@ static int usage(void)
     return 2;
 }
 
-/* The holder of BO's backend (auto: CUDA when the build and the machine have it). */
+/* The holder of BO's backend (auto: CUDA when the build and the machine have it), its
+ * weights loaded. */
 static hold *hold_open(const backend_opts *bo, const char *region)
 {
     char err[512] = "";
@@ -60,6 +61,11 @@ static hold *hold_open(const backend_opts *bo, const char *region)
 #endif
     if (!h && !(h = hold_cpu_init(bo, region, err, sizeof err)))
         LOG_ERR("cpu holder: %s", err);
+    if (h && hold_load(h, err, sizeof err) < 0) {
+        LOG_ERR("%s holder: %s", h->name, err);
+        h->free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -75,9 +81,8 @@ static void attach(hold *h, const msg_holder_attach *a, int *n_attached, uint32_
     int reload = a->reload;
     const char *why = "asked for (--reload-weights)";
     if (*n_attached > 0 && !reload) {
-        uint64_t d;
         double ms;
-        h->digest_now(h, &d, &ms);
+        uint64_t d = hold_digest(h, &ms);
         out->verify_ms = (float)ms;
         LOG_INFO("worker epoch %u: weights digest checked in %.2f ms: %s", a->worker_epoch, ms,
                  d == h->digest ? "intact" : "MISMATCH");
@@ -89,7 +94,7 @@ static void attach(hold *h, const msg_holder_attach *a, int *n_attached, uint32_
     if (reload) {
         char err[512];
         LOG_WARN("loading the weights again: %s; the KV cache is recomputed", why);
-        if (h->reload(h, err, sizeof err) < 0) {
+        if (hold_load(h, err, sizeof err) < 0) {
             LOG_ERR("reload: %s", err);
             out->status = -EIO;
             return;

@@ -5,19 +5,21 @@
 #   1. launch to ready from a cold page cache (the safetensors dropped from it first)
 #   2. 64 streams generating; the worker SIGKILLed; scripts/restart.sh worker: the time from
 #      the restart command to each running stream's next token, the recomputed tokens and
-#      resumed requests (/metrics), the holder's digest check, the attach, the graph capture
+#      resumed requests (/metrics), the holder's digest check, the attach, the decode graphs
+#      captured again (each on its first use)
 #   3. idle: restart.sh worker, then to /health 200; the same with --reload-weights
 #   4. restart.sh holder (a full restart: weights loaded again, KV recomputed), to /health 200
-# Binaries from $CINDER_BIN (default build/bin): on the GPU machine, what scripts/gpu_carry.sh
-# built (see its header). Tokenizer: CINDER_LLAMA3_TOK as in gpu_e2e.sh. Every figure is one
-# RESULT line. Exit status: the number of failed checks.
+# Binaries from $CINDER_BIN (default .devcarry/build/bin, what scripts/gpu_carry.sh built: see
+# its header); tokenizer from $CINDER_LLAMA3_TOK (default .devcarry/llama3, a directory with
+# tokenizer.json[.gz] and tokenizer_config.json). Every figure is one RESULT line. Exit status:
+# the number of failed checks. About 5 minutes (the first run also writes the model).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${CINDER_BIN:-$ROOT/build/bin}
-TOK=${CINDER_LLAMA3_TOK:-$ROOT/build/assets/llama3}
+BIN=${CINDER_BIN:-$ROOT/.devcarry/build/bin}
+TOK=${CINDER_LLAMA3_TOK:-$ROOT/.devcarry/llama3}
 MODEL=${GPU_HOLDER_MODEL:-/tmp/cinder-llama3-8b-st}
 N=${GPU_HOLDER_STREAMS:-64}
-PORT=8131
+PORT=8141
 failed=0
 now_ms() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
 fail() { echo "!! $*"; failed=$((failed + 1)); }
@@ -95,13 +97,14 @@ resumed=$(( $(metric cinder_resumed_requests_total) - resumed0 ))
 echo "RESULT recomputed tokens: $recomputed; resumed requests: $resumed"
 echo "RESULT holder: $(grep -h 'digest checked' "$run/holder.log" | tail -n1 | sed 's/^.*: worker/worker/')"
 echo "RESULT worker: $(grep -h 'attached to the holder' "$run/worker.log" | tail -n1 | sed 's/^.*main.c:[0-9]*: //;s/^.*attach.c:[0-9]*: //')"
-echo "RESULT worker: $(grep -h 'cuda backend' "$run/worker.log" | tail -n1 | sed 's/.*graphs/graphs/')"
+echo "RESULT decode graphs captured (on first use) by the restarted worker: $(awk '/attached to the holder/ { n++ } n == 2 && /captured the decode graph/ { k++; ms += $(NF - 1) } END { printf "%d, %.1f ms in all", k, ms }' "$run/worker.log")"
 echo "RESULT worker: $(grep -h 'backend up in' "$run/worker.log" | tail -n1 | sed 's/^.*: backend/backend/')"
 [ "$recomputed" = 0 ] || fail "tokens were recomputed"
 [ "$resumed" -gt 0 ] || fail "no request resumed"
 [ "$got" = "$N" ] || fail "not every stream got a token after the restart"
 [ "$h_down" = 503 ] || fail "/health was $h_down while the worker was down"
 for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done   # the streams: curl and its reader
+{ wait "${pids[@]}"; } 2> /dev/null
 
 for _ in $(seq 1 300); do [ "$(metric cinder_num_requests_running)" = 0 ] && break; sleep 0.1; done
 

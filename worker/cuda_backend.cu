@@ -1,7 +1,8 @@
 /* cuda_backend.cu - the CUDA engine (cuda_backend.h): setup (weights, KV cache sized from free
  * memory, activations, pinned inputs, decode graphs) and one forward in five stages:
  *   plan     order the sequences (decodes first, then prefill chunks) and pick the path: a
- *            captured graph (decode-only batch, padded to the graph's size), the fused GEMV
+ *            captured graph (decode-only batch, padded to the graph's size; captured on its
+ *            first use, so that a restarted worker serves at once), the fused GEMV
  *            decode path, or the general mixed batch;
  *   pack     token ids, positions, cache slots, lengths and LM-head rows in one pinned copy,
  *            block tables in one 2D copy of their used columns;
@@ -124,6 +125,8 @@ static int plan(cuda_engine *e, const fwd_seq *seqs, int n_seqs, fwd_plan *p)
         return -1;   /* the buffers are sized for these (callers check first: batch_check.c) */
     p->n_pre = n_seqs - p->n_dec;
     p->g = p->n_pre == 0 ? ce_graph_for(e, p->n_dec) : -1;
+    if (p->g >= 0)
+        ce_graph_capture(e, p->g);   /* its first use; before the inputs are packed */
     p->fused = p->g < 0 && ce_use_fused(e, p->n_tok, p->n_pre);
     p->n_tok_run = p->g >= 0 ? e->graph_bs[p->g] : p->n_tok;
     p->n_seq_run = p->g >= 0 ? e->graph_bs[p->g] : n_seqs;
@@ -331,8 +334,6 @@ const float *ce_logits(cuda_engine *e, int i)
 
 size_t ce_weight_bytes(const cuda_engine *e) { return e->w.n_elems * 2; }
 
-float ce_graph_ms(const cuda_engine *e) { return e->graph_ms; }
-
 void ce_opts_from(ce_opts *eo, const backend_opts *o)
 {
     memset(eo, 0, sizeof *eo);
@@ -362,7 +363,8 @@ void ce_free(cuda_engine *e)
     if (!e)
         return;
     for (int g = 0; g < e->n_graphs; g++)
-        CUDA_CHECK(cudaGraphExecDestroy(e->graph[g]));
+        if (e->graph[g])
+            CUDA_CHECK(cudaGraphExecDestroy(e->graph[g]));
     if (e->w.borrowed && e->w.mem)
         CUDA_CHECK(cudaIpcCloseMemHandle(e->w.mem));
     cuda_weights_free(&e->w);
@@ -637,15 +639,8 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
         cuda_fill_random(e->k_cache, e->kv_layer_elems * c->n_layers, 11, 1.f, e->dt);
         cuda_fill_random(e->v_cache, e->kv_layer_elems * c->n_layers, 12, 1.f, e->dt);
     }
-    if (!o->no_graphs) {   /* a restarted worker captures them again: how long it takes */
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        ce_capture_graphs(e);
-        CUDA_CHECK(cudaStreamSynchronize(e->stream));
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        e->graph_ms = (float)((double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                              (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-    }
+    if (!o->no_graphs)   /* captured on first use: a restarted worker is ready at once */
+        ce_plan_graphs(e);
     *cfg = *c;
     *n_kv_blocks = e->n_blocks;
     return e;

@@ -58,8 +58,6 @@ int64_t ce_kv_blocks_fit(const ce_opts *o, const model_config *c, size_t extra, 
                          size_t n_err);
 /* Device bytes of an engine's activations and scratch for O (what a holder leaves free). */
 size_t ce_state_bytes(const ce_opts *o, const model_config *c);
-/* Milliseconds the decode graphs took to capture at init (0: none). */
-float ce_graph_ms(const cuda_engine *e);
 /* Bytes of all weights on the device. */
 size_t ce_weight_bytes(const cuda_engine *e);
 /* Decode batch sizes replayed from CUDA graphs (0 if none): the largest. */

@@ -77,7 +77,6 @@ struct cuda_engine {
     int n_graphs;
     int graph_bs[MAX_GRAPHS], graph_splits[MAX_GRAPHS];
     cudaGraphExec_t graph[MAX_GRAPHS];
-    float graph_ms;                  /* time the capture took at init */
     /* last forward */
     int n_last;
     std::vector<int> order, logit_row;  /* ordered -> original index; original -> logits row */
@@ -111,10 +110,13 @@ bool ce_use_fused(const cuda_engine *e, int n_tok, int n_pre);
  * BASE, and its size in int32s. */
 fwd_in ce_layout(const int32_t *base, int n_tok, int n_seqs, int n_pre, int n_gather);
 size_t ce_layout_ints(int n_tok, int n_seqs, int n_pre, int n_gather);
-/* The smallest captured graph that holds a decode batch of N, or -1. */
+/* The smallest graph (captured or not yet) that holds a decode batch of N, or -1. */
 int ce_graph_for(const cuda_engine *e, int n);
-/* Captures the decode graphs for the sizes of graph_sizes that fit the engine. */
-void ce_capture_graphs(cuda_engine *e);
+/* The decode graph sizes that fit the engine (graph_sizes), none captured yet: each is
+ * captured on its first use (ce_graph_capture), so a (re)started worker is ready at once. */
+void ce_plan_graphs(cuda_engine *e);
+/* Captures graph G unless it is already (logs the time it took). */
+void ce_graph_capture(cuda_engine *e, int g);
 
 /* cuda_moe.cu */
 int ce_moe_init(cuda_engine *e, char *err, size_t n_err);

@@ -81,11 +81,11 @@ backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err)
     if (b->max_seqs > b->max_tokens)
         b->max_seqs = b->max_tokens;
     LOG_INFO("cuda backend: %s weights (%zu MB %s), dim %d, %d layers, %d/%d heads, vocab %d; "
-             "KV %d blocks of %d tokens; graphs up to batch %d, captured in %.0f ms",
+             "KV %d blocks of %d tokens; decode graphs up to batch %d, each captured on first use",
              o->hold ? "the holder's" : o->dummy_weights ? "random" : "loaded", ce_weight_bytes(b->eng) >> 20,
              eo.fp16 ? "fp16" : "bf16", b->base.cfg.dim, b->base.cfg.n_layers,
              b->base.cfg.n_heads, b->base.cfg.n_kv_heads, b->base.cfg.vocab_size,
-             b->base.n_kv_blocks, o->block_size, ce_max_graph_batch(b->eng), ce_graph_ms(b->eng));
+             b->base.n_kv_blocks, o->block_size, ce_max_graph_batch(b->eng));
     return &b->base;
 fail:
     cuda_free(&b->base);

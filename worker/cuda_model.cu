@@ -10,6 +10,11 @@
  * replayed.
  */
 #include "cuda_engine.h"
+extern "C" {
+#include "../common/log.h"
+}
+
+#include <time.h>
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
 #include "../kernels/embed.cuh"
@@ -203,37 +208,49 @@ static void upload_padding(cuda_engine *e, int G)
                                cudaMemcpyHostToDevice, e->stream));
 }
 
-void ce_capture_graphs(cuda_engine *e)
+void ce_plan_graphs(cuda_engine *e)
 {
     const model_config *c = &e->cfg;
     int cap = e->max_seqs < e->max_tokens ? e->max_seqs : e->max_tokens;
+    e->n_graphs = 0;
     for (size_t i = 0; i < sizeof graph_sizes / sizeof *graph_sizes && e->n_graphs < MAX_GRAPHS; i++) {
         int G = graph_sizes[i];
         if (G > cap || !ce_moe_graphable(e, G))
             break;
-        int splits = decode_attn_splits(G, c->n_heads, c->n_kv_heads, c->head_dim,
-                                        e->max_ctx, e->n_sms);
-        fwd_in in = ce_layout(e->d_in, G, G, 0, 0);
-        upload_padding(e, G);
-        for (int pass = 0; pass < 2; pass++) {   /* warm-up (attributes, cuBLAS plans), capture */
-            cudaGraph_t graph;
-            if (pass == 1)
-                CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
-            if (ce_use_fused(e, G, 0))
-                ce_run_model_fused(e, &in, G, splits);
-            else
-                ce_run_model(e, &in, G, G, 0, 0, splits, G);
-            if (pass == 0) {
-                CUDA_CHECK(cudaStreamSynchronize(e->stream));
-                continue;
-            }
-            CUDA_CHECK(cudaStreamEndCapture(e->stream, &graph));
-            CUDA_CHECK(cudaGraphInstantiate(&e->graph[e->n_graphs], graph, 0));
-            CUDA_CHECK(cudaGraphDestroy(graph));
-        }
         e->graph_bs[e->n_graphs] = G;
-        e->graph_splits[e->n_graphs] = splits;
-        e->n_graphs++;
+        e->graph_splits[e->n_graphs] = decode_attn_splits(G, c->n_heads, c->n_kv_heads,
+                                                          c->head_dim, e->max_ctx, e->n_sms);
+        e->graph[e->n_graphs++] = NULL;
+    }
+}
+
+void ce_graph_capture(cuda_engine *e, int g)
+{
+    if (e->graph[g])
+        return;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int G = e->graph_bs[g], splits = e->graph_splits[g];
+    fwd_in in = ce_layout(e->d_in, G, G, 0, 0);
+    upload_padding(e, G);   /* no cache slot: the warm-up writes no KV (the holder's stays) */
+    for (int pass = 0; pass < 2; pass++) {   /* warm-up (attributes, cuBLAS plans), capture */
+        cudaGraph_t graph;
+        if (pass == 1)
+            CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+        if (ce_use_fused(e, G, 0))
+            ce_run_model_fused(e, &in, G, splits);
+        else
+            ce_run_model(e, &in, G, G, 0, 0, splits, G);
+        if (pass == 0) {
+            CUDA_CHECK(cudaStreamSynchronize(e->stream));
+            continue;
+        }
+        CUDA_CHECK(cudaStreamEndCapture(e->stream, &graph));
+        CUDA_CHECK(cudaGraphInstantiate(&e->graph[g], graph, 0));
+        CUDA_CHECK(cudaGraphDestroy(graph));
     }
     CUDA_CHECK(cudaStreamSynchronize(e->stream));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    LOG_INFO("captured the decode graph of batch %d in %.1f ms", G, ms);
 }

@@ -1,13 +1,11 @@
 /* cuda_weights.cu - GPU weights: one allocation carved into fused tensors, filled from
- * safetensors (read and converted on the host into one of two pinned buffers while the
- * other is copied, with progress lines) or by the CPU backend's random generator run on
- * the GPU (see cuda_weights.h).
+ * safetensors (cuda_weights_read.cu) or by the CPU backend's random generator run on the GPU
+ * (see cuda_weights.h).
  * Places, names, shapes and the random recipe all come from common/weights_layout.h, the
  * table the CPU backend walks too.
  */
 #include "cuda_weights.h"
 extern "C" {   /* plain C headers without guards */
-#include "../common/log.h"
 #include "../common/safetensors.h"
 }
 #include "../common/weights_layout.h"
@@ -19,7 +17,6 @@ extern "C" {   /* plain C headers without guards */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 int cuda_weights_init(cuda_weights *w, const model_config *c, kdtype dt, void *mem, char *err,
                       size_t n_err)
@@ -44,9 +41,9 @@ int cuda_weights_init(cuda_weights *w, const model_config *c, kdtype dt, void *m
     w->embed = p + l->embed;
     w->lm_head = p + l->lm_head;
     w->norm = p + l->norm;
-    const wl_layer *y = &l->layer;
     for (int i = 0; i < c->n_layers; i++) {
         uint16_t *b = p + l->layer0 + (size_t)i * l->layer_stride;
+        const wl_layer *y = &l->layer;
 #define AT(off) ((off) == WL_NONE ? NULL : b + (off))
         w->layers[i] = cuda_layer{AT(y->attn_norm), AT(y->wqkv), AT(y->bqkv), AT(y->q_norm),
                                   AT(y->k_norm), AT(y->wo), AT(y->ffn_norm), AT(y->w_router),
@@ -67,80 +64,6 @@ void cuda_weights_free(cuda_weights *w)
         CUDA_CHECK(cudaFree(w->mem));
     free(w->layers);
     memset(w, 0, sizeof *w);
-}
-
-#define N_STAGE 2   /* pinned staging buffers: one is copied while the next is filled */
-
-int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, char *err,
-                      size_t n_err)
-{
-    safetensors st;
-    float *f32 = NULL;
-    uint16_t *h16[N_STAGE] = {NULL, NULL};
-    cudaEvent_t copied[N_STAGE] = {NULL, NULL};
-    cudaStream_t stream = NULL;
-    int rc = -1, k = 0;
-    double total = (double)w->n_elems * 2, done = 0, next_report = 0.1;
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    wl_tensor *t = NULL;    /* [weights_layout_max_tensors] */
-    if (st_open_dir(&st, dir, err, n_err) < 0)
-        return -1;
-    size_t max_elems = (size_t)c->vocab_size * c->dim;
-    size_t big = (size_t)(c->n_heads + 2 * c->n_kv_heads) * c->head_dim * c->dim;
-    if (big > max_elems) max_elems = big;
-    if ((size_t)c->hidden_dim * c->dim > max_elems) max_elems = (size_t)c->hidden_dim * c->dim;
-    if ((size_t)c->n_heads * c->head_dim * c->dim > max_elems)
-        max_elems = (size_t)c->n_heads * c->head_dim * c->dim;
-    if ((size_t)c->n_experts * c->dim > max_elems) max_elems = (size_t)c->n_experts * c->dim;
-    f32 = (float *)malloc(max_elems * sizeof *f32);
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    for (int b = 0; b < N_STAGE; b++) {
-        CUDA_CHECK(cudaHostAlloc((void **)&h16[b], max_elems * sizeof(uint16_t), 0));
-        CUDA_CHECK(cudaEventCreateWithFlags(&copied[b], cudaEventDisableTiming));
-        CUDA_CHECK(cudaEventRecord(copied[b], stream));
-    }
-    t = (wl_tensor *)malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
-    if (!f32 || !t) {
-        snprintf(err, n_err, "out of host memory converting weights");
-        goto done;
-    }
-    for (int l = -1; l < c->n_layers; l++) {
-        int n = weights_layout_tensors(&w->layout, c, l, t);
-        for (int i = 0; i < n; i++, k = (k + 1) % N_STAGE) {
-            if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, f32, err, n_err) < 0)
-                goto done;
-            size_t ne = (size_t)t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1);
-            CUDA_CHECK(cudaEventSynchronize(copied[k]));   /* its last copy is done */
-            for (size_t e = 0; e < ne; e++)
-                h16[k][e] = w->dt == KDT_F16 ? st_f32_to_f16(f32[e]) : st_f32_to_bf16(f32[e]);
-            CUDA_CHECK(cudaMemcpyAsync(tensor_ptr(w, &t[i]), h16[k], ne * 2,
-                                       cudaMemcpyHostToDevice, stream));
-            CUDA_CHECK(cudaEventRecord(copied[k], stream));
-            done += (double)ne * 2;
-            if (done >= next_report * total) {   /* progress: every tenth */
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                double s = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
-                LOG_INFO("loading weights: %3.0f%% (%.1f of %.1f GB, %.2f GB/s)", 100 * done / total,
-                         done / 1e9, total / 1e9, done / 1e9 / (s > 0 ? s : 1e-9));
-                while (next_report * total <= done)
-                    next_report += 0.1;
-            }
-        }
-    }
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    rc = st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0 ? -1 : 0;
-done:
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    for (int b = 0; b < N_STAGE; b++) {
-        CUDA_CHECK(cudaFreeHost(h16[b]));
-        CUDA_CHECK(cudaEventDestroy(copied[b]));
-    }
-    CUDA_CHECK(cudaStreamDestroy(stream));
-    free(f32);
-    free(t);
-    st_free(&st);
-    return rc;
 }
 
 int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, kdtype dt,

@@ -18,7 +18,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 #include "../common/msg.h"
 #include "backend.h"
 
@@ -33,31 +32,29 @@ static inline size_t hold_kv_offset(size_t weights_bytes)
     return (weights_bytes + HOLD_ALIGN - 1) / HOLD_ALIGN * HOLD_ALIGN;
 }
 
-/* Milliseconds since T0 (CLOCK_MONOTONIC): the load and digest times the holder reports. */
-static inline double hold_ms_since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 typedef struct hold hold;
 struct hold {
     const char *name;          /* "cpu" or "cuda" */
+    int dummy;                 /* the random model, not the model directory's weights */
     msg_holder_attached info;  /* kind, sizes, IPC handles; the per-attach fields are the
                                   holder process's to fill */
-    uint64_t digest;           /* of the weights as loaded (kernels/digest.h) */
-    double load_ms;            /* the last load of the weights */
-    /* The digest of the weights as they are now, into OUT; its time in *MS. */
-    void (*digest_now)(hold *h, uint64_t *out, double *ms);
-    /* Loads the weights again into the same memory (and takes their digest); 0, or
-       negative with a message in ERR. */
-    int (*reload)(hold *h, char *err, size_t n_err);
+    uint64_t digest;           /* of the weights as last loaded (hold_load) */
+    /* Fills the weights: the model directory's, or the random model; 0, or negative with a
+       message in ERR. */
+    int (*fill)(hold *h, char *err, size_t n_err);
+    /* The digest of the weights as they are now (kernels/digest.h). */
+    uint64_t (*digest_now)(hold *h);
     void (*free)(hold *h);
 };
 
-/* Allocates the weights and the KV cache, loads the weights (O's model directory, or the
- * random model with O->dummy_weights) and takes their digest; NULL with a message in ERR.
+/* Loads the weights (again, into the same memory) and keeps their digest, logging the size
+ * and the times; 0, or negative with a message in ERR. */
+int hold_load(hold *h, char *err, size_t n_err);
+/* The digest of the weights now, and its time in *MS. */
+uint64_t hold_digest(hold *h, double *ms);
+
+/* Allocates the weights and the KV cache (hold_load then fills the weights: O's model
+ * directory, or the random model with O->dummy_weights); NULL with a message in ERR.
  * REGION: the CPU region's name. */
 hold *hold_cpu_init(const backend_opts *o, const char *region, char *err, size_t n_err);
 hold *hold_cuda_init(const backend_opts *o, char *err, size_t n_err);

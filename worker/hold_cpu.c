@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #define DUMMY_SEED 0 /* make-model's default seed, as the CPU backend's --load-format dummy */
 
@@ -19,38 +18,27 @@ typedef struct {
     model_config cfg;
     cpu_weights w;      /* laid out over the region */
     const char *model_dir;
-    int dummy;
     char region[256];
     void *mem;          /* the region: [weights][pad][K][V] */
     size_t bytes;
 } cpu_hold;
 
-static void cpu_digest_now(hold *base, uint64_t *out, double *ms)
+static uint64_t cpu_digest_now(hold *base)
 {
     cpu_hold *h = (cpu_hold *)base;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    *out = digest_ref(h->mem, h->base.info.weights_bytes);
-    *ms = hold_ms_since(&t0);
+    return digest_ref(h->mem, h->base.info.weights_bytes);
 }
 
-static int cpu_load(hold *base, char *err, size_t n_err)
+static int cpu_fill(hold *base, char *err, size_t n_err)
 {
     cpu_hold *h = (cpu_hold *)base;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (h->dummy ? cpu_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED, NULL) < 0
-                 : cpu_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0) {
-        if (h->dummy)
+    if (h->base.dummy) {
+        if (cpu_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED, NULL) < 0) {
             snprintf(err, n_err, "out of memory");
+            return -1;
+        }
+    } else if (cpu_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0)
         return -1;
-    }
-    h->base.load_ms = hold_ms_since(&t0);
-    double digest_ms;
-    cpu_digest_now(base, &h->base.digest, &digest_ms);
-    LOG_INFO("weights %s: %zu MB in %.0f ms; digest %016llx in %.1f ms",
-             h->dummy ? "filled with the random model" : "loaded", h->w.n_floats * 4 >> 20,
-             h->base.load_ms, (unsigned long long)h->base.digest, digest_ms);
     return 0;
 }
 
@@ -76,10 +64,10 @@ hold *hold_cpu_init(const backend_opts *o, const char *region, char *err, size_t
     }
     h->base.name = "cpu";
     h->base.digest_now = cpu_digest_now;
-    h->base.reload = cpu_load;
+    h->base.fill = cpu_fill;
     h->base.free = cpu_hold_free;
     h->model_dir = o->model_dir;
-    h->dummy = o->dummy_weights;
+    h->base.dummy = o->dummy_weights;
     snprintf(h->region, sizeof h->region, "%s", region);
     kv_layout kv;
     weights_layout wl;
@@ -96,7 +84,7 @@ hold *hold_cpu_init(const backend_opts *o, const char *region, char *err, size_t
     h->bytes = hold_kv_offset(in->weights_bytes) + in->kv_bytes;
     if (!(h->mem = hold_shm_create(region, h->bytes, err, n_err)))
         goto fail;
-    if (cpu_weights_init(&h->w, &h->cfg, h->mem, err, n_err) < 0 || cpu_load(&h->base, err, n_err) < 0)
+    if (cpu_weights_init(&h->w, &h->cfg, h->mem, err, n_err) < 0)
         goto fail;
     LOG_INFO("cpu holder: region %s of %zu MB (KV %d blocks of %d tokens, %zu MB)", region,
              h->bytes >> 20, kv.n_blocks, kv.block_size, (size_t)(in->kv_bytes >> 20));

@@ -16,7 +16,6 @@ extern "C" {
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define DUMMY_SEED 0                    /* the backends' random model */
 #define WORKER_CONTEXT_BYTES (768ull << 20) /* the worker's CUDA context and cuBLAS handles */
@@ -28,37 +27,27 @@ typedef struct {
     void *kv;           /* K then V */
     uint64_t *d_digest; /* [1] */
     const char *model_dir;
-    int dummy;
 } cuda_hold;
 
-static void cuda_digest_now(hold *base, uint64_t *out, double *ms)
+static uint64_t cuda_digest_now(hold *base)
 {
     cuda_hold *h = (cuda_hold *)base;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t d;
     CUDA_CHECK(weights_digest_run(h->w.mem, h->w.n_elems * 2, h->d_digest, 0));
-    CUDA_CHECK(cudaMemcpy(out, h->d_digest, sizeof *out, cudaMemcpyDeviceToHost));
-    *ms = hold_ms_since(&t0);
+    CUDA_CHECK(cudaMemcpy(&d, h->d_digest, sizeof d, cudaMemcpyDeviceToHost));
+    return d;
 }
 
-static int cuda_load(hold *base, char *err, size_t n_err)
+static int cuda_fill(hold *base, char *err, size_t n_err)
 {
     cuda_hold *h = (cuda_hold *)base;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (h->dummy ? cuda_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED) < 0
-                 : cuda_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0) {
-        if (h->dummy)
+    if (h->base.dummy) {
+        if (cuda_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED) < 0) {
             snprintf(err, n_err, "out of host memory");
+            return -1;
+        }
+    } else if (cuda_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0)
         return -1;
-    }
-    h->base.load_ms = hold_ms_since(&t0);
-    double digest_ms;
-    cuda_digest_now(base, &h->base.digest, &digest_ms);
-    LOG_INFO("weights %s: %zu MB in %.0f ms (%.2f GB/s); digest %016llx in %.2f ms on the GPU",
-             h->dummy ? "filled with the random model" : "loaded", h->w.n_elems * 2 >> 20,
-             h->base.load_ms, h->w.n_elems * 2 / 1e6 / (h->base.load_ms > 0 ? h->base.load_ms : 1),
-             (unsigned long long)h->base.digest, digest_ms);
     return 0;
 }
 
@@ -86,10 +75,10 @@ extern "C" hold *hold_cuda_init(const backend_opts *o, char *err, size_t n_err)
     cuda_hold *h = new cuda_hold();
     h->base.name = "cuda";
     h->base.digest_now = cuda_digest_now;
-    h->base.reload = cuda_load;
+    h->base.fill = cuda_fill;
     h->base.free = cuda_hold_free;
     h->model_dir = o->model_dir;
-    h->dummy = o->dummy_weights;
+    h->base.dummy = o->dummy_weights;
     ce_opts eo;
     ce_opts_from(&eo, o);
     const model_config *c = &h->cfg;
@@ -98,10 +87,14 @@ extern "C" hold *hold_cuda_init(const backend_opts *o, char *err, size_t n_err)
     int64_t n_blocks;
     size_t block_bytes;
     cudaIpcMemHandle_t hw, hk;
-    if (model_config_load(&h->cfg, o->model_dir, err, n_err) < 0 || o->block_size < 1)
+    if (model_config_load(&h->cfg, o->model_dir, err, n_err) < 0)
         goto fail;
+    if (o->block_size < 1) {
+        snprintf(err, n_err, "block size %d", o->block_size);
+        goto fail;
+    }
     CUDA_CHECK(cudaMalloc((void **)&h->d_digest, sizeof *h->d_digest));
-    if (cuda_weights_init(&h->w, c, dt, NULL, err, n_err) < 0 || cuda_load(&h->base, err, n_err) < 0)
+    if (cuda_weights_init(&h->w, c, dt, NULL, err, n_err) < 0)
         goto fail;
     n_blocks = ce_kv_blocks_fit(&eo, c, ce_state_bytes(&eo, c) + WORKER_CONTEXT_BYTES, err, n_err);
     if (n_blocks < 0)
@@ -117,7 +110,7 @@ extern "C" hold *hold_cuda_init(const backend_opts *o, char *err, size_t n_err)
     CUDA_CHECK(cudaIpcGetMemHandle(&hk, h->kv));
     in->kind = dt == KDT_F16 ? HOLD_CUDA_F16 : HOLD_CUDA_BF16;
     in->n_kv_blocks = (int32_t)n_blocks;
-    in->weights_bytes = h->w.n_elems * 2;
+    in->weights_bytes = h->w.n_elems * 2;   /* hold_load reports with it */
     in->kv_bytes = (uint64_t)n_blocks * block_bytes;
     memcpy(in->ipc_weights, &hw, sizeof hw);
     memcpy(in->ipc_kv, &hk, sizeof hk);
