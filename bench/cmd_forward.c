@@ -179,11 +179,16 @@ int main(int argc, char **argv)
            "KV %d blocks of %d\n", dir, c->dim, c->hidden_dim, c->n_layers, c->n_heads,
            c->n_kv_heads, c->vocab_size, wall_ms() - t0, be->n_kv_blocks, BS);
     double q_dim = (double)c->n_heads * c->head_dim, kv_dim = (double)c->n_kv_heads * c->head_dim;
-    double lin = (double)c->n_layers * ((q_dim + 2 * kv_dim) * c->dim + q_dim * c->dim +
-                                        3.0 * c->hidden_dim * c->dim);
+    /* MoE: a decode step reads the router and only the experts its tokens pick (at most
+     * batch x n_experts_used of them): the floor of batch B counts those (moe_weight_bytes) */
+    double attn = (double)c->n_layers * ((q_dim + 2 * kv_dim) * c->dim + q_dim * c->dim);
+    double expert = 3.0 * c->hidden_dim * c->dim, router = (double)c->n_experts * c->dim;
+    double lin = attn + (double)c->n_layers * (c->n_experts ? c->n_experts * expert + router : expert);
     double lm = (double)c->vocab_size * c->dim;
-    double weight_bytes = 2.0 * (lin + lm * (c->tie_embeddings ? 1 : 2) +
-                                 (2.0 * c->n_layers + 1) * c->dim);
+    double other = lm * (c->tie_embeddings ? 1 : 2) + (2.0 * c->n_layers + 1) * c->dim;
+    double weight_bytes = 2.0 * (lin + other);
+    /* the matmul weights one token goes through (MoE: its n_experts_used experts) */
+    double per_tok = attn + (double)c->n_layers * (c->n_experts ? c->n_experts_used * expert + router : expert);
     double kv_tok_bytes = 2.0 * 2 * c->n_layers * kv_dim;
     printf("weights %.2f GB (bandwidth floor %.3f ms)\n", weight_bytes / 1e9,
            weight_bytes / (bw_gbs * 1e6));
@@ -196,7 +201,7 @@ int main(int argc, char **argv)
         }
         fwd_batch fb = {b.n, b.seqs};
         double ms = time_forward(be, &fb, iters < 5 ? iters : 5);
-        double flops = 2.0 * pre_b[i] * pre_l[i] * lin + 2.0 * pre_b[i] * lm;
+        double flops = 2.0 * pre_b[i] * pre_l[i] * per_tok + 2.0 * pre_b[i] * lm;
         double tf = flops / (ms * 1e9);
         if (ms < 0) failed++;
         printf("RESULT forward | prefill %dx%d | %.2f ms | %.0f TFLOP/s matmul | %.1f%% of cuBLAS %.0f TFLOP/s\n",
@@ -217,8 +222,14 @@ int main(int argc, char **argv)
             }
             fwd_batch fb = {b.n, b.seqs};
             double ms = time_forward(be, &fb, iters);
-            double bytes = weight_bytes + kv_tok_bytes * batches[i] * (double)contexts[j];
-            double floor_ms = bytes / (bw_gbs * 1e6), wfloor = weight_bytes / (bw_gbs * 1e6);
+            double step_weights = weight_bytes;
+            if (c->n_experts) {
+                int used = batches[i] * c->n_experts_used < c->n_experts ? batches[i] * c->n_experts_used
+                                                                         : c->n_experts;
+                step_weights = 2.0 * (attn + c->n_layers * (used * expert + router) + other);
+            }
+            double bytes = step_weights + kv_tok_bytes * batches[i] * (double)contexts[j];
+            double floor_ms = bytes / (bw_gbs * 1e6), wfloor = step_weights / (bw_gbs * 1e6);
             if (ms < 0) failed++;
             printf("RESULT forward | decode b=%d ctx=%d | %.3f ms | floor %.3f ms (weights %.3f) | %.1f%% of roofline | %.0f tok/s\n",
                    batches[i], contexts[j], ms, floor_ms, wfloor, 100 * floor_ms / ms,
