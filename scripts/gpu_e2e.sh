@@ -50,7 +50,7 @@ params() {
   run=$(mktemp -d /tmp/cinder-e2e.XXXXXX)
   echo "== parameters on the CUDA backend: stories15M"
   if ! "$ROOT/scripts/launch.sh" --model-dir "$STORIES" --backend cuda --port "$port" \
-      --run-dir "$run" --detach; then
+      --run-dir "$run" --chat-template "$ROOT/tests/data/chat/test_template.jinja" --detach; then
     echo "!! parameters: launch failed"; tail -n 20 "$run"/*.log; failed=$((failed + 1)); return
   fi
   if ! python3 - "$port" <<'PY'
