@@ -1,5 +1,6 @@
 /* http_client.c - blocking HTTP/1.1 client for the end-to-end tests (see http_client.h). */
 #include "http_client.h"
+#include "cluster.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,7 +19,7 @@ static int connect_local(int port)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    struct timeval tv = {120, 0};
+    struct timeval tv = {120 * cluster_time_scale(), 0}; /* a slower build waits longer */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
