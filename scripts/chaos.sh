@@ -31,7 +31,6 @@ mkdir -p "$OUT"
   --slots $((CLIENTS + 64)) --http-threads $((CLIENTS + 64)) --worker-wait 20 || exit 1
 trap '"$ROOT/scripts/stop.sh" --run-dir "$RUN" > /dev/null' EXIT
 load_run_env "$RUN" || exit 1
-metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {print $2; exit}'; }
 round() {   # round FILE: one bench-serving round, the same prompts every time (seed 1)
   "$BIN/bench-serving" --port "$PORT" --backend cinder --dataset-name random \
     --random-input-len 24 --random-output-len 40 --random-range-ratio 0.5 --num-prompts "$N" \

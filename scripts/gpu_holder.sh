@@ -21,9 +21,9 @@ MODEL=${GPU_HOLDER_MODEL:-/tmp/cinder-llama3-8b-st}
 N=${GPU_HOLDER_STREAMS:-64}
 PORT=8141
 failed=0
+. "$ROOT/scripts/proc.sh"
 now_ms() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
 fail() { echo "!! $*"; failed=$((failed + 1)); }
-metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {print $2; exit}'; }
 health() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health"; }
 # wait_health T0_MS: milliseconds from T0_MS until /health answers 200 (polled every 10 ms)
 wait_health() {

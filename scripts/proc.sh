@@ -1,5 +1,6 @@
-# proc.sh - sourced by launch.sh, restart.sh and stop.sh: process helpers, and the only way
-# these scripts read a run directory (checked first, never sourced: see load_run_env).
+# proc.sh - sourced by launch.sh, restart.sh and stop.sh (and soak.sh, chaos.sh, gpu_holder.sh):
+# process helpers, and the only way these scripts read a run directory (checked first, never
+# sourced: see load_run_env).
 
 # running PID: true while PID is a live process. A killed process whose parent does not reap
 # it (a container's init may not) stays a zombie, which `kill -0` still reports as alive.
@@ -94,4 +95,11 @@ ours() {
   local args
   args=$(tr '\0' '\n' 2>/dev/null < "/proc/$1/cmdline") || return 1
   [[ ${args%%$'\n'*} == */"$2" ]] && [[ $args == *$'\n'--run-dir$'\n'"$3"$'\n'* ]]
+}
+
+# metric NAME: the value of the first sample of Prometheus metric NAME (any labels) on the
+# server at 127.0.0.1:$PORT/metrics; empty when absent. Used by soak.sh, chaos.sh, gpu_holder.sh.
+metric() {
+  curl -s "http://127.0.0.1:$PORT/metrics" |
+    awk -v m="$1" '$1 == m || index($1, m "{") == 1 {print $2; exit}'
 }

@@ -32,7 +32,6 @@ load_run_env "$RUN" || exit 1
 pids() { for p in tokenizer router worker detokenizer; do cat "$RUN/$p.pid"; done | tr '\n' ' '; }
 rss() { for p in tokenizer router worker detokenizer; do ps -o rss= -p "$(cat "$RUN/$p.pid")" | tr -d ' '; done | tr '\n' '/'; }
 shm_kb() { du -k "/dev/shm$SHM" | cut -f1; }
-metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {print $2; exit}'; }
 
 start_pids=$(pids)
 echo "soak: $CLIENTS clients for $MINUTES min on port $PORT; run dir $RUN"
