@@ -59,18 +59,24 @@ def write(name, tok, config):
     print("%s: %d ids, %d merges" % (d, len(tok["model"]["vocab"]), len(tok["model"]["merges"])))
 
 
-def llama2():
-    src = json.load(open("models/stories15M/tokenizer.json"))
-    specials = ["<unk>", "<s>", "</s>"]
+def small(name, src_path, specials, base, config):
+    """The tokenizer of SRC_PATH cut to VOCAB ids: SPECIALS at 0.., the BASE pieces, then the
+    merged pieces its merges reach from them; written with CONFIG as tokenizer_config.json."""
+    src = json.load(open(src_path))
     vocab = {s: i for i, s in enumerate(specials)}
-    for b in range(256):
-        vocab["<0x%02X>" % b] = len(vocab)
-    for c in "\u2581" + "".join(chr(c) for c in range(0x21, 0x7f)):
-        vocab[c] = len(vocab)
+    for piece in base(src):
+        vocab[piece] = len(vocab)
     kept = grow(vocab, src["model"]["merges"], VOCAB)
     tok = dict(src)
     tok["added_tokens"] = [special(i, s) for i, s in enumerate(specials)]
     tok["model"] = dict(src["model"], vocab=vocab, merges=kept)
+    write(name, tok, config)
+
+
+def llama2():
+    def base(src):   # the byte-fallback tokens, then printable ASCII and the word marker
+        return ["<0x%02X>" % b for b in range(256)] + \
+               list("\u2581" + "".join(chr(c) for c in range(0x21, 0x7f)))
     config = {
         "add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>",
         "unk_token": "<unk>", "pad_token": None, "clean_up_tokenization_spaces": False,
@@ -79,20 +85,12 @@ def llama2():
                          "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
                          "{% else %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}",
     }
-    write("tok_llama2", tok, config)
+    small("tok_llama2", "models/stories15M/tokenizer.json", ["<unk>", "<s>", "</s>"], base, config)
 
 
 def qwen():
-    src = json.load(open("build/assets/qwen3/tokenizer.json"))
-    specials = ["<|im_start|>", "<|endoftext|>", "<|im_end|>"]
-    vocab = {s: i for i, s in enumerate(specials)}
-    src_vocab = src["model"]["vocab"]
-    for s, i in sorted(src_vocab.items(), key=lambda kv: kv[1])[:256]:   # the byte alphabet
-        vocab[s] = len(vocab)
-    kept = grow(vocab, src["model"]["merges"], VOCAB)
-    tok = dict(src)
-    tok["added_tokens"] = [special(i, s) for i, s in enumerate(specials)]
-    tok["model"] = dict(src["model"], vocab=vocab, merges=kept)
+    def base(src):   # the byte alphabet: the source's first 256 ids
+        return [s for s, i in sorted(src["model"]["vocab"].items(), key=lambda kv: kv[1])[:256]]
     config = {
         "add_bos_token": False, "add_prefix_space": False, "bos_token": None,
         "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": None,
@@ -101,7 +99,8 @@ def qwen():
                          "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
                          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
     }
-    write("tok_qwen", tok, config)
+    small("tok_qwen", "build/assets/qwen3/tokenizer.json",
+          ["<|im_start|>", "<|endoftext|>", "<|im_end|>"], base, config)
 
 
 if __name__ == "__main__":

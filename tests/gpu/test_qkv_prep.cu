@@ -7,34 +7,57 @@
 #include "../../kernels/qkv_prep.cuh"
 #include "../../kernels/ref.h"
 
+/* The bias and q/k norm weights of a case, random, rounded to the dtype on upload (the host
+ * copies then hold what the kernel reads); the pointers a call passes are NULL when off. */
+typedef struct {
+    float *b, *qn, *kn;   /* host: [width], [hd], [hd] */
+    void *db, *dqn, *dkn;
+    int with_bias, with_norm;
+} prep_w;
+
+static void prep_w_init(prep_w *p, int width, int hd, int with_bias, int with_norm, kdtype dt)
+{
+    p->b = (float *)malloc(sizeof(float) * width);
+    p->qn = (float *)malloc(sizeof(float) * hd);
+    p->kn = (float *)malloc(sizeof(float) * hd);
+    fill_uniform(p->b, width, -1.f, 1.f);
+    fill_uniform(p->qn, hd, 0.2f, 2.f);
+    fill_uniform(p->kn, hd, 0.2f, 2.f);
+    p->db = dev_upload16(p->b, width, dt);
+    p->dqn = dev_upload16(p->qn, hd, dt);
+    p->dkn = dev_upload16(p->kn, hd, dt);
+    p->with_bias = with_bias, p->with_norm = with_norm;
+}
+
+static void prep_w_free(prep_w *p)
+{
+    free(p->b); free(p->qn); free(p->kn);
+    CUDA_CHECK(cudaFree(p->db)); CUDA_CHECK(cudaFree(p->dqn)); CUDA_CHECK(cudaFree(p->dkn));
+}
+
+#define PW_BIAS(p, x) ((p)->with_bias ? (p)->x : NULL)
+#define PW_NORM(p, x) ((p)->with_norm ? (p)->x : NULL)
+
 static void run_case(int n_tok, int nh, int nkv, int hd, int pad, int with_bias, int with_norm,
                      kdtype dt)
 {
     int width = (nh + 2 * nkv) * hd, stride = width + pad;
     size_t sz = (size_t)n_tok * stride;
     float *h = (float *)malloc(sizeof(float) * sz), *ref = (float *)malloc(sizeof(float) * sz);
-    float *out = (float *)malloc(sizeof(float) * sz), *b = (float *)malloc(sizeof(float) * width);
-    float *qn = (float *)malloc(sizeof(float) * hd), *kn = (float *)malloc(sizeof(float) * hd);
+    float *out = (float *)malloc(sizeof(float) * sz);
     fill_uniform(h, sz, -3.f, 3.f);
-    fill_uniform(b, width, -1.f, 1.f);
-    fill_uniform(qn, hd, 0.2f, 2.f);
-    fill_uniform(kn, hd, 0.2f, 2.f);
-    void *dq = dev_upload16(h, sz, dt), *db = dev_upload16(b, width, dt);
-    void *dqn = dev_upload16(qn, hd, dt), *dkn = dev_upload16(kn, hd, dt);
+    prep_w w;
+    prep_w_init(&w, width, hd, with_bias, with_norm, dt);
+    void *dq = dev_upload16(h, sz, dt);
     dev_download16(ref, dq, sz, dt);   /* the inputs as rounded to the element type */
     float eps = 1e-6f;
-    CUDA_CHECK(qkv_prep_run(dq, stride, n_tok, nh, nkv, hd, with_bias ? db : NULL,
-                            with_norm ? dqn : NULL, with_norm ? dkn : NULL, eps, dt, 0));
+    CUDA_CHECK(qkv_prep_run(dq, stride, n_tok, nh, nkv, hd, PW_BIAS(&w, db), PW_NORM(&w, dqn),
+                            PW_NORM(&w, dkn), eps, dt, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
-    float *rb = (float *)malloc(sizeof(float) * width), *rqn = (float *)malloc(sizeof(float) * hd);
-    float *rkn = (float *)malloc(sizeof(float) * hd);
-    dev_download16(rb, db, width, dt);
-    dev_download16(rqn, dqn, hd, dt);
-    dev_download16(rkn, dkn, hd, dt);
     float *pad_before = (float *)malloc(sizeof(float) * sz);
     memcpy(pad_before, ref, sizeof(float) * sz);
-    qkv_prep_ref(ref, stride, n_tok, nh, nkv, hd, with_bias ? rb : NULL, with_norm ? rqn : NULL,
-                 with_norm ? rkn : NULL, eps);
+    qkv_prep_ref(ref, stride, n_tok, nh, nkv, hd, PW_BIAS(&w, b), PW_NORM(&w, qn), PW_NORM(&w, kn),
+                 eps);
     dev_download16(out, dq, sz, dt);
     double err = max_row_rel_err(out, ref, (size_t)n_tok * (nh + 2 * nkv), hd);
     if (pad) err = 0;   /* rows with padding: compare head by head below */
@@ -50,10 +73,9 @@ static void run_case(int n_tok, int nh, int nkv, int hd, int pad, int with_bias,
           "qkv_prep %s tok=%d heads=%d/%d hd=%d pad=%d%s%s: max head rel err %.2e (bound %.0e)%s",
           dt_name(dt), n_tok, nh, nkv, hd, pad, with_bias ? " bias" : "", with_norm ? " norm" : "",
           err, dt_tol(dt), pad_ok ? "" : ", padding written");
-    free(h); free(ref); free(out); free(b); free(qn); free(kn); free(rb); free(rqn); free(rkn);
-    free(pad_before);
-    CUDA_CHECK(cudaFree(dq)); CUDA_CHECK(cudaFree(db)); CUDA_CHECK(cudaFree(dqn));
-    CUDA_CHECK(cudaFree(dkn));
+    free(h); free(ref); free(out); free(pad_before);
+    prep_w_free(&w);
+    CUDA_CHECK(cudaFree(dq));
 }
 
 static void finish_case(int n_tok, int nh, int nkv, int hd, int with_bias, int with_norm,
@@ -62,37 +84,28 @@ static void finish_case(int n_tok, int nh, int nkv, int hd, int with_bias, int w
     int width = (nh + 2 * nkv) * hd, kv_dim = nkv * hd, n_slots = n_tok + 3;
     size_t sz = (size_t)n_tok * width, csz = (size_t)n_slots * kv_dim;
     float *h = (float *)malloc(sizeof(float) * sz), *ref = (float *)malloc(sizeof(float) * sz);
-    float *out = (float *)malloc(sizeof(float) * sz), *b = (float *)malloc(sizeof(float) * width);
-    float *qn = (float *)malloc(sizeof(float) * hd), *kn = (float *)malloc(sizeof(float) * hd);
+    float *out = (float *)malloc(sizeof(float) * sz);
     float *kc = (float *)calloc(csz, sizeof(float)), *vc = (float *)calloc(csz, sizeof(float));
     float *rkc = (float *)calloc(csz, sizeof(float)), *rvc = (float *)calloc(csz, sizeof(float));
     int32_t *pos = (int32_t *)malloc(4 * n_tok), *slot = (int32_t *)malloc(4 * n_slots);
     fill_uniform(h, sz, -3.f, 3.f);
-    fill_uniform(b, width, -1.f, 1.f);
-    fill_uniform(qn, hd, 0.2f, 2.f);
-    fill_uniform(kn, hd, 0.2f, 2.f);
+    prep_w w;
+    prep_w_init(&w, width, hd, with_bias, with_norm, dt);
     for (int i = 0; i < n_slots; i++) slot[i] = i;
     shuffle_i32(slot, n_slots);
     if (n_tok > 1) slot[rng_int(0, n_tok - 1)] = -1;
     for (int t = 0; t < n_tok; t++) pos[t] = rng_int(0, 5000);
-    void *dq = dev_upload16(h, sz, dt), *db = dev_upload16(b, width, dt);
-    void *dqn = dev_upload16(qn, hd, dt), *dkn = dev_upload16(kn, hd, dt);
+    void *dq = dev_upload16(h, sz, dt);
     void *dkc = dev_upload16(kc, csz, dt), *dvc = dev_upload16(vc, csz, dt);
     int32_t *dpos = (int32_t *)dev_upload(pos, 4 * n_tok), *dslot = (int32_t *)dev_upload(slot, 4 * n_tok);
     memcpy(ref, h, sizeof(float) * sz);
     rope_params rp = {1000000.f, 0.f, 0.f, 0.f, 0};
     float eps = 1e-6f;
-    CUDA_CHECK(qkv_finish_run(dq, width, n_tok, nh, nkv, hd, with_bias ? db : NULL,
-                              with_norm ? dqn : NULL, with_norm ? dkn : NULL, eps, dpos, dslot,
-                              dkc, dvc, rp, dt, 0));
+    CUDA_CHECK(qkv_finish_run(dq, width, n_tok, nh, nkv, hd, PW_BIAS(&w, db), PW_NORM(&w, dqn),
+                              PW_NORM(&w, dkn), eps, dpos, dslot, dkc, dvc, rp, dt, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
-    float *rb = (float *)malloc(sizeof(float) * width), *rqn = (float *)malloc(sizeof(float) * hd);
-    float *rkn = (float *)malloc(sizeof(float) * hd);
-    dev_download16(rb, db, width, dt);
-    dev_download16(rqn, dqn, hd, dt);
-    dev_download16(rkn, dkn, hd, dt);
-    qkv_prep_ref(ref, width, n_tok, nh, nkv, hd, with_bias ? rb : NULL, with_norm ? rqn : NULL,
-                 with_norm ? rkn : NULL, eps);
+    qkv_prep_ref(ref, width, n_tok, nh, nkv, hd, PW_BIAS(&w, b), PW_NORM(&w, qn), PW_NORM(&w, kn),
+                 eps);
     rope_ref(ref, width, ref + nh * hd, width, pos, n_tok, nh, nkv, hd, &rp);
     kv_store_ref(rkc, rvc, ref + nh * hd, width, ref + (nh + nkv) * hd, width, slot, n_tok, nkv, hd);
     dev_download16(out, dq, sz, dt);
@@ -109,10 +122,9 @@ static void finish_case(int n_tok, int nh, int nkv, int hd, int with_bias, int w
           "qkv_finish %s tok=%d heads=%d/%d hd=%d%s%s: q %.2e, k cache %.2e, v cache %.2e "
           "(bound %.0e)", dt_name(dt), n_tok, nh, nkv, hd, with_bias ? " bias" : "",
           with_norm ? " norm" : "", err, ek, ev, dt_tol(dt));
-    free(h); free(ref); free(out); free(b); free(qn); free(kn); free(kc); free(vc); free(rkc);
-    free(rvc); free(pos); free(slot); free(rb); free(rqn); free(rkn);
-    CUDA_CHECK(cudaFree(dq)); CUDA_CHECK(cudaFree(db)); CUDA_CHECK(cudaFree(dqn));
-    CUDA_CHECK(cudaFree(dkn)); CUDA_CHECK(cudaFree(dkc)); CUDA_CHECK(cudaFree(dvc));
+    free(h); free(ref); free(out); free(kc); free(vc); free(rkc); free(rvc); free(pos); free(slot);
+    prep_w_free(&w);
+    CUDA_CHECK(cudaFree(dq)); CUDA_CHECK(cudaFree(dkc)); CUDA_CHECK(cudaFree(dvc));
     CUDA_CHECK(cudaFree(dpos)); CUDA_CHECK(cudaFree(dslot));
 }
 
