@@ -120,9 +120,10 @@ template <typename T> __device__ __forceinline__ float mv_dot8(uint4 a, uint4 b)
     return s;
 }
 
-/* The lane's share of sum over s < n_seg of scale(s) * dot(w_seg(s), x_seg(s)), rows of NC
- * chunks; F(s, &w, &x, &scale) gives segment s's weight row, input row and factor. Returns
- * the per-segment partial sums folded by SEL(s) into acc[0..1]. */
+/* Warp sums over N_SEG segments of NC chunks each: SEG(s, w, x, scale, slot) names segment
+ * s's weight row W, input row X, factor SCALE and accumulator SLOT (0 or 1); acc[slot] +=
+ * scale * dot(w, x), the chunks of all segments flattened over the lanes so that MV_INFLIGHT
+ * loads a lane are in flight even on short rows; every lane gets the totals. */
 template <typename T, typename F>
 __device__ __forceinline__ void mv_sum(float (&acc)[2], int n_seg, int nc, F seg)
 {

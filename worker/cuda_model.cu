@@ -233,7 +233,7 @@ void ce_plan_graphs(cuda_engine *e)
     e->n_graphs = 0;
     for (size_t i = 0; i < sizeof graph_sizes / sizeof *graph_sizes && e->n_graphs < MAX_GRAPHS; i++) {
         int G = graph_sizes[i];
-        if (G > cap || !ce_moe_graphable(e, G))
+        if (G > cap)
             break;
         e->graph_bs[e->n_graphs] = G;
         e->graph_splits[e->n_graphs] = decode_attn_splits(G, c->n_heads, c->n_kv_heads,

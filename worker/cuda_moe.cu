@@ -78,12 +78,6 @@ void ce_moe_free(cuda_engine *e)
     e->moe = NULL;
 }
 
-bool ce_moe_graphable(const cuda_engine *e, int n_tok)
-{
-    (void)e, (void)n_tok;
-    return true;   /* no path waits on the host */
-}
-
 void ce_moe_force(cuda_engine *e, const int32_t *ids, int stride)
 {
     const model_config *c = &e->cfg;
