@@ -42,13 +42,22 @@ void rope_ref(float *q, int q_stride, float *k, int k_stride, const int32_t *pos
 void qkv_prep_ref(float *qkv, int stride, int n_tok, int n_heads, int n_kv_heads, int head_dim,
                   const float *bias, const float *q_norm, const float *k_norm, float eps);
 
-/* MoE (moe.cuh): pairs sorted by expert; the expert GEMV over pairs; the weighted combine. */
-void moe_sort_ref(int32_t *offsets, int32_t *pos, int32_t *src, const int32_t *ids, int n_pairs,
-                  int k, int n_exp);
+/* MoE (moe.cuh): pairs sorted by expert (with the grouped GEMM's tile offsets, tiles of BM
+ * rows); the expert GEMV over pairs; gate/up with SwiGLU; down with the weighted combine; the
+ * grouped GEMM over sorted segments; the weighted combine. */
+void moe_sort_ref(int32_t *offsets, int32_t *tiles, int32_t *pos, int32_t *src,
+                  const int32_t *ids, int n_pairs, int k, int n_exp, int bm);
 void moe_gemv_ref(float *out, const float *x, int x_div, const float *w, size_t w_stride,
                   const int32_t *ids, int n_pairs, int n_out, int n_in);
-void moe_combine_ref(float *y, const float *ys, const int32_t *pos, const float *weights,
-                     int n_tok, int k, int dim);
+void moe_gate_up_ref(float *act, const float *x, const float *w, size_t w_stride,
+                     const int32_t *ids, int n_pairs, int k, int hid, int n_in);
+void moe_down_ref(float *y, int resid, const float *act, const float *w, size_t w_stride,
+                  const int32_t *ids, const float *weights, int n_tok, int k, int n_out, int n_in);
+void moe_gemm_ref(float *out, const float *x, const int32_t *src, const float *w,
+                  size_t w_stride, const int32_t *offsets, int n_exp, int silu, int n_out,
+                  int n_in);
+void moe_combine_ref(float *y, int resid, const float *ys, const int32_t *pos,
+                     const float *weights, int n_tok, int k, int dim);
 
 /* out[r, i] = silu(in[r, i]) * in[r, hidden + i].  in [n, 2 * hidden]. */
 void silu_mul_ref(float *out, const float *in, int n, int hidden);

@@ -112,6 +112,12 @@ void backend_opts_layout(backend_opts *o, int block_size, int max_seq_len, int n
 backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err);
 backend *cuda_backend_init(const backend_opts *o, char *err, size_t n_err);
 
+/* MoE tests (test_backend_diff): the experts the CPU backend chose in its last forward,
+ * ids[(l * max_batch_tokens + t) * n_experts_used + j] for layer l, token t of the batch in
+ * batch order (seqs[0]'s new tokens first), choice j in the router's order; NULL for a dense
+ * model or another backend. */
+const int32_t *cpu_backend_routing(backend *b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,6 +53,8 @@ typedef struct {
     float *act;            /* [max_tokens, hidden_dim] silu(gate) * up */
     float *router;         /* [max_tokens, n_experts] MoE router logits (MoE only) */
     float *moe_y;          /* [max_tokens, dim] MoE output before the residual add (MoE only) */
+    int32_t *route;        /* [n_layers, max_tokens, k] experts chosen in the last forward (MoE
+                              only; cpu_backend_routing) */
     float *rope_cos;       /* [max_tokens, head_dim / 2] */
     float *rope_sin;       /* [max_tokens, head_dim / 2] */
     int32_t *tok_seq;      /* [max_tokens] batch index of each token's sequence */
@@ -191,6 +193,9 @@ static void moe_task(void *arg, int t, int thread)
     float wt[MODEL_MAX_EXPERTS_USED];
     cpu_matmul_rows(logits, n_exp, xn, dim, 1, ly->w_router, dim, 0, n_exp, 0);
     cpu_moe_route(logits, n_exp, c->n_experts_used, c->moe_renorm, sel, wt);
+    int32_t *route = b->route + ((size_t)b->layer * b->max_tokens + t) * c->n_experts_used;
+    for (int k = 0; k < c->n_experts_used; k++)
+        route[k] = sel[k];
     memset(y, 0, (size_t)dim * sizeof *y);
     for (int k = 0; k < c->n_experts_used; k++) {
         const float *w_gu = ly->w_gate_up + (size_t)sel[k] * wl->expert_gate_up_stride;
@@ -294,6 +299,13 @@ static const float *cpu_last_logits(backend *base, int i)
     return b->logits + (size_t)b->logit_row[i] * base->cfg.vocab_size;
 }
 
+const int32_t *cpu_backend_routing(backend *base)
+{
+    if (!base || strcmp(base->name, "cpu") != 0)
+        return NULL;
+    return ((cpu_backend *)base)->route;
+}
+
 static void cpu_free(backend *base)
 {
     cpu_backend *b = (cpu_backend *)base;
@@ -320,6 +332,7 @@ static void cpu_free(backend *base)
     free(b->act);
     free(b->router);
     free(b->moe_y);
+    free(b->route);
     free(b->rope_cos);
     free(b->rope_sin);
     free(b->tok_seq);
@@ -350,7 +363,8 @@ static int alloc_state(cpu_backend *b, char *err, size_t n_err)
     if (c->n_experts > 0) {
         b->router = malloc(M * c->n_experts * sizeof(float));
         b->moe_y = malloc(M * c->dim * sizeof(float));
-        if (!b->router || !b->moe_y)
+        b->route = malloc((size_t)c->n_layers * M * c->n_experts_used * sizeof(int32_t));
+        if (!b->router || !b->moe_y || !b->route)
             goto oom;
     }
     b->rope_cos = malloc(M * half * sizeof(float));

@@ -182,6 +182,7 @@ static void pack(cuda_engine *e, const fwd_seq *seqs, const fwd_plan *p)
     CUDA_CHECK(cudaMemcpy2DAsync(e->d_bt, (size_t)e->max_bps * 4, e->h_bt, (size_t)e->max_bps * 4,
                                  (size_t)used_bps * 4, p->n_seqs, cudaMemcpyHostToDevice,
                                  e->stream));
+    ce_moe_pack(e, seqs, p->n_seqs, p->n_tok_run);
 }
 
 /* The model: a graph replay, the fused decode path, or the general mixed batch. */

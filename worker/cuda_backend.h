@@ -68,6 +68,12 @@ struct backend;
 /* The engine behind a backend from cuda_backend_init (NULL for another backend): for the
  * benchmarks that look inside it (bench/decode_breakdown.cu). */
 cuda_engine *ce_engine_of(struct backend *b);
+/* MoE tests (test_backend_diff): the following forwards route token t of layer l (batch
+ * order, as cpu_backend_routing) to the experts ids[(l * stride + t) * n_experts_used + j]
+ * instead of the router's top-k (the weights still the router's softmax at those experts,
+ * renormalised as the family does), read from IDS at each forward; NULL: the router's own.
+ * Call before the first forward (decode graphs capture the choice). */
+void ce_moe_force(cuda_engine *e, const int32_t *ids, int stride);
 
 
 #ifdef __cplusplus

@@ -19,8 +19,6 @@
 #include <vector>
 
 #define MAX_GRAPHS 16
-#define CE_MOE_GEMV_PAIRS 64   /* MoE batches of at most this many (token, expert) pairs take
-                                  the expert GEMV path (no host sync; captured in graphs) */
 
 struct ce_moe;                 /* MoE buffers (cuda_moe.cu), NULL for a dense model */
 
@@ -121,9 +119,11 @@ void ce_graph_capture(cuda_engine *e, int g);
 /* cuda_moe.cu */
 int ce_moe_init(cuda_engine *e, char *err, size_t n_err);
 void ce_moe_free(cuda_engine *e);
-/* The MoE MLP of layer LY on e->xn [n_tok, dim] (ffn-normed) into e->y. */
-void ce_moe_layer(cuda_engine *e, const cuda_layer *ly, int n_tok);
-/* Whether a batch of N_TOK tokens runs without a host sync (so a graph may hold it). */
-bool ce_moe_graphable(const cuda_engine *e, int n_tok);
+/* The MoE MLP of layer LY on e->xn [n_tok, dim] (ffn-normed) into OUT [n_tok, dim] (added to
+ * it when RESID). */
+void ce_moe_layer(cuda_engine *e, const cuda_layer *ly, int n_tok, void *out, int resid);
+/* The forced routing (ce_moe_force) of the batch SEQS in the engine's row order (e->order,
+ * N_TOK_RUN rows with the graph's padding), uploaded on the stream; nothing when not forced. */
+void ce_moe_pack(cuda_engine *e, const fwd_seq *seqs, int n_seqs, int n_tok_run);
 
 #endif

@@ -5,9 +5,9 @@
  * O GEMM, RMSNorm + residual, fused gate/up GEMM, SiLU-mul, down GEMM; then the final norm
  * and the LM head in fp32 on the rows that sample; MoE layers run cuda_moe.cu instead of
  * the gate/up, SiLU-mul and down steps. Decode-only batches of at most gemv_max
- * tokens of a LLaMA or Mistral take the fused GEMV path (5-6 kernels a layer, programmatic
- * dependent launches); decode batches are captured as CUDA graphs for a set of sizes and
- * replayed.
+ * tokens take the fused GEMV path (5-6 kernels a layer, programmatic dependent launches; one
+ * more for Qwen's bias or q/k norms; the MoE steps for experts); decode batches are captured
+ * as CUDA graphs for a set of sizes and replayed.
  */
 #include "cuda_engine.h"
 extern "C" {
@@ -120,7 +120,7 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
         ce_gemm(e, e->y, e->cdt, e->att, ly->wo, n_tok, dim, e->q_dim);
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, ly->ffn_norm, n_tok, dim, c->norm_eps, e->dt, s));
         if (c->n_experts) {
-            ce_moe_layer(e, ly, n_tok);
+            ce_moe_layer(e, ly, n_tok, e->y, 0);
             continue;
         }
         ce_gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
@@ -138,22 +138,42 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
     ce_gemm(e, e->logits, CUDA_R_32F, rows, e->w.lm_head, n_rows, c->vocab_size, dim);
 }
 
-/* Decode-only batch of N_TOK <= gemv_max sequences (one token each), logits of every row. */
+/* Decode-only batch of N_TOK <= gemv_max sequences (one token each), logits of every row.
+ * Qwen's bias or q/k head norms: the QKV GEMV stores plainly, then one kernel adds the bias,
+ * normalizes, rotates and stores K/V (qkv_finish); MoE layers: the FFN norm, then the experts
+ * add into the residual stream. */
 void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
 {
     const model_config *c = &e->cfg;
     const int dim = c->dim, hid = c->hidden_dim;
-    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, e->stream));
+    cudaStream_t s = e->stream;
+    CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
     for (int l = 0; l < c->n_layers; l++) {
         const cuda_layer *ly = &e->w.layers[l];
         gemv_epi qkv = {};   /* RoPE on q and k, k and v into the cache, in the epilogue */
         layer_cache(e, l, &qkv.k_cache, &qkv.v_cache);
-        qkv.n_heads = c->n_heads, qkv.n_kv_heads = c->n_kv_heads, qkv.head_dim = c->head_dim;
-        qkv.out_stride = e->qkv_dim, qkv.pos = in->pos, qkv.slot = in->slot, qkv.rope = e->rp;
-        ce_gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_QKV, ly->attn_norm, &qkv);
+        if (c->qkv_bias || c->qk_norm) {
+            ce_gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_OUT, ly->attn_norm,
+                    NULL);
+            CUDA_CHECK(qkv_finish_run(e->qkv, e->qkv_dim, n_tok, c->n_heads, c->n_kv_heads,
+                                      c->head_dim, ly->bqkv, ly->q_norm, ly->k_norm, c->norm_eps,
+                                      in->pos, in->slot, qkv.k_cache, qkv.v_cache, e->rp, e->dt,
+                                      s));
+        } else {
+            qkv.n_heads = c->n_heads, qkv.n_kv_heads = c->n_kv_heads, qkv.head_dim = c->head_dim;
+            qkv.out_stride = e->qkv_dim, qkv.pos = in->pos, qkv.slot = in->slot, qkv.rope = e->rp;
+            ce_gemv(e, e->qkv, e->x, ly->wqkv, n_tok, e->qkv_dim, dim, GEMV_QKV, ly->attn_norm,
+                    &qkv);
+        }
         decode_attn(e, in, e->qkv, qkv.k_cache, qkv.v_cache, n_tok, splits,
                     model_layer_window(c, l));
         ce_gemv(e, e->x, e->att, ly->wo, n_tok, dim, e->q_dim, GEMV_RESID, NULL, NULL);
+        if (c->n_experts) {
+            CUDA_CHECK(rmsnorm_run(e->xn, e->x, NULL, ly->ffn_norm, n_tok, dim, c->norm_eps,
+                                   e->dt, s));
+            ce_moe_layer(e, ly, n_tok, e->x, 1);
+            continue;
+        }
         ce_gemv(e, e->act, e->x, ly->w_gate_up, n_tok, 2 * hid, dim, GEMV_SILU, ly->ffn_norm, NULL);
         ce_gemv(e, e->x, e->act, ly->w_down, n_tok, dim, hid, GEMV_RESID, NULL, NULL);
     }
@@ -161,11 +181,9 @@ void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
          NULL);
 }
 
-/* The fused GEMV epilogue computes RoPE and the KV store but not the q/k/v bias or q/k norm. */
 bool ce_use_fused(const cuda_engine *e, int n_tok, int n_pre)
 {
-    const model_config *c = &e->cfg;
-    return n_pre == 0 && n_tok <= e->gemv_max && !c->qkv_bias && !c->qk_norm && !c->n_experts;
+    return n_pre == 0 && n_tok <= e->gemv_max;
 }
 
 fwd_in ce_layout(const int32_t *base, int n_tok, int n_seqs, int n_pre, int n_gather)
@@ -215,7 +233,7 @@ void ce_plan_graphs(cuda_engine *e)
     e->n_graphs = 0;
     for (size_t i = 0; i < sizeof graph_sizes / sizeof *graph_sizes && e->n_graphs < MAX_GRAPHS; i++) {
         int G = graph_sizes[i];
-        if (G > cap || !ce_moe_graphable(e, G))
+        if (G > cap)
             break;
         e->graph_bs[e->n_graphs] = G;
         e->graph_splits[e->n_graphs] = decode_attn_splits(G, c->n_heads, c->n_kv_heads,

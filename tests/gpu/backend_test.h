@@ -88,6 +88,8 @@ typedef struct {
     int n_rows, n_top1, n_near_tie;
     int n_over;            /* rows over BT_ROW_TOL (MoE: a token routed to another expert by a
                               rounding flips its row: the diagnostics say how many) */
+    int n_ctrl;            /* control rows (bt_between): compared apart, not counted above */
+    double ctrl_min_rel;   /* the smallest relative error among them */
 } bt_cmp;
 
 /* A top-1 disagreement counts as a near-tie when the reference's own gap between its top-1
@@ -232,6 +234,12 @@ typedef struct { int seq, n_new, sample; } step_item;
 
 #define BT_TIE_FRAC 2e-2   /* top-1 near-tie: within 2% of the reference's logit range */
 
+/* Called between the CPU's forward and the GPU's when set: may change what the GPU is told
+ * (test_backend_diff forces the CPU's MoE routing) and returns the batch index of a sampled
+ * entry whose row is a control (deliberately broken: compared into CMP's ctrl fields only),
+ * or -1. */
+static int (*bt_between)(backend *cpu, backend *gpu, const step_item *items, int n);
+
 /* One step on both backends: STEP[i] = (sequence, n_new, sample). Compares the sampled rows
  * into CMP, checks the GPU's greedy picks (after each sequence's logit_bias and suppressed
  * ids), their raw logprobs and the top logprobs asked for against its own logits, then
@@ -239,6 +247,7 @@ typedef struct { int seq, n_new, sample; } step_item;
 static inline int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_item *items, int n,
                     bt_cmp *cmp, int *n_inconsistent)
 {
+    int ctrl = -1;
     fwd_seq *fc = calloc((size_t)n, sizeof *fc), *fg = calloc((size_t)n, sizeof *fg);
     int32_t *top_ids = calloc((size_t)n * 2 * FWD_MAX_TOP_LOGPROBS, sizeof *top_ids);
     float *top_lps = calloc((size_t)n * 2 * FWD_MAX_TOP_LOGPROBS, sizeof *top_lps);
@@ -251,7 +260,11 @@ static inline int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_
         fg[i].out_top_lps = top_lps + (size_t)(2 * i + 1) * FWD_MAX_TOP_LOGPROBS;
     }
     fwd_batch bc = {n, fc}, bg = {n, fg};
-    if (cpu->forward(cpu, &bc) != 0 || gpu->forward(gpu, &bg) != 0)
+    if (cpu->forward(cpu, &bc) != 0)
+        goto out;
+    if (bt_between)
+        ctrl = bt_between(cpu, gpu, items, n);
+    if (gpu->forward(gpu, &bg) != 0)
         goto out;
     int V = cpu->cfg.vocab_size;
     for (int i = 0; i < n; i++) {
@@ -262,7 +275,14 @@ static inline int run_step(backend *cpu, backend *gpu, bt_seq *seqs, const step_
         const float *lc = cpu->last_logits(cpu, i), *lg = gpu->last_logits(gpu, i);
         if (!lc || !lg)
             goto out;
-        bt_compare(cmp, lg, lc, V, BT_TIE_FRAC);
+        if (i == ctrl) {
+            bt_cmp one = {0};
+            bt_compare(&one, lg, lc, V, BT_TIE_FRAC);
+            if (cmp->n_ctrl++ == 0 || one.max_rel < cmp->ctrl_min_rel)
+                cmp->ctrl_min_rel = one.max_rel;
+        } else {
+            bt_compare(cmp, lg, lc, V, BT_TIE_FRAC);
+        }
         double lp;
         int a = bt_greedy(lg, V, s, &lp);
         if (fg[i].out_token != a || fabs(fg[i].out_logprob - lp) > 1e-3)

@@ -17,11 +17,18 @@
  * with GQA; graphs on and off; and a case whose unsampled chunk (2048 rows, vocab 32000) is
  * far larger than the logits buffer of max_seqs = 4 rows. Then the families (make-model
  * --arch): Qwen2 biases, Qwen3 q/k norms, Mistral / Qwen2 sliding windows, Mixtral and
- * Qwen3-MoE experts (both the expert GEMV and the per-expert GEMM paths).
+ * Qwen3-MoE experts (both the expert GEMV and the grouped GEMM paths).
+ * MoE cases run twice. First with the GPU told the CPU's expert choices (the router's top-k
+ * is discontinuous: bf16 activations move a near-tie of the k-th and (k+1)-th logits to the
+ * other side, and the token's row with it, then the rows after it through the K/V): every row
+ * within the bound, and control rows routed elsewhere on purpose must fail it (the test
+ * catches a wrong expert). Then with the GPU's own routing: top-1 and the mean row error.
  */
 #include "backend_test.h"
+#include "../../worker/cuda_backend.h"
 
 #define REL_TOL 3e-2
+#define N_CONTROLS 3   /* control rows a forced MoE run breaks on purpose */
 
 typedef struct {
     const char *name, *args;
@@ -35,6 +42,49 @@ typedef struct {
     int total;       /* prompt + generated tokens it ends with */
     int state;       /* 0 waiting, 1 running, 2 done */
 } dseq;
+
+/* MoE runs with forced routing: the CPU's experts handed to the GPU at every step, and up to
+ * N_CONTROLS control rows routed elsewhere on purpose (each the last step of its sequence, so
+ * that no later row reads its K/V). */
+static struct {
+    const dcase *dc;
+    bt_seq *s;
+    dseq *d;
+    int32_t *ids;        /* [n_layers, max_tokens, k] what the GPU is told */
+    int n_ctrl;
+} g_force;
+
+static int force_between(backend *cpu, backend *gpu, const step_item *items, int n)
+{
+    (void)gpu;
+    const model_config *c = &cpu->cfg;
+    int k = c->n_experts_used, M = g_force.dc->max_tokens, ctrl = -1;
+    const int32_t *ref = cpu_backend_routing(cpu);
+    memcpy(g_force.ids, ref, sizeof(int32_t) * (size_t)c->n_layers * M * k);
+    for (int i = 0, row = 0; i < n; row += items[i].n_new, i++) {
+        const bt_seq *q = &g_force.s[items[i].seq];
+        int end = q->n_cached + items[i].n_new;
+        if (g_force.n_ctrl >= N_CONTROLS || !items[i].sample || end < q->n_prompt ||
+            end + 1 < g_force.d[items[i].seq].total)
+            continue;
+        int t = row + items[i].n_new - 1;   /* its sampled row, in every layer: k experts the
+                                               CPU did not choose */
+        for (int l = 0; l < c->n_layers; l++) {
+            int32_t *sel = g_force.ids + ((size_t)l * M + t) * k;
+            int32_t orig[MODEL_MAX_EXPERTS_USED];
+            memcpy(orig, sel, sizeof(int32_t) * k);
+            for (int e = 0, j = 0; e < c->n_experts && j < k; e++) {
+                int used = 0;
+                for (int m = 0; m < k; m++) used |= orig[m] == e;
+                if (!used) sel[j++] = e;
+            }
+        }
+        g_force.n_ctrl++;
+        ctrl = i;
+        break;
+    }
+    return ctrl;
+}
 
 /* One step: decodes first (each with probability p_dec), then prefill chunks under the
  * budget; returns the number of items written to IT. */
@@ -69,7 +119,10 @@ static int build_step(const dcase *dc, bt_seq *s, dseq *d, int n, step_item *it,
     return n_it;
 }
 
-static void run_case(const dcase *dc)
+/* FORCED (MoE): the GPU routes as the CPU did (see g_force); a free MoE run is compared on
+ * top-1 and the mean row error only, a routing flip at a near-tie of the router's k-th and
+ * (k+1)-th logits being a discontinuity that moves whole rows. */
+static void run_case(const dcase *dc, int forced)
 {
     char dir[256];
     if (bt_make_model(dir, dc->args) < 0) {
@@ -102,6 +155,14 @@ static void run_case(const dcase *dc)
     if (!cpu || !gpu) {
         bt_check(0, "%s: backends start: %s", dc->name, err);
         goto done;
+    }
+    if (forced) {
+        const model_config *c = &cpu->cfg;
+        g_force.dc = dc, g_force.s = s, g_force.d = d, g_force.n_ctrl = 0;
+        g_force.ids = calloc((size_t)c->n_layers * dc->max_tokens * c->n_experts_used,
+                             sizeof(int32_t));
+        ce_moe_force(ce_engine_of(gpu), g_force.ids, dc->max_tokens);
+        bt_between = force_between;
     }
     int V = cpu->cfg.vocab_size, next = 0;
     int32_t *pool = bt_pool(n_blocks + 2);
@@ -147,16 +208,40 @@ static void run_case(const dcase *dc)
         }
     }
     free(it);
+    bt_between = NULL;
+    char name[160];
+    snprintf(name, sizeof name, "%s%s", dc->name,
+             cpu->cfg.n_experts ? (forced ? " (CPU's routing)" : " (own routing)") : "");
     printf("%s: %d steps, %d prefill chunks (%d continuing cached KV, %d unsampled, largest "
-           "%d tokens), decode-only batches of sizes", dc->name, n_steps, n_chunks, n_cont,
+           "%d tokens), decode-only batches of sizes", name, n_steps, n_chunks, n_cont,
            n_unsampled, max_unsampled);
     for (int i = 1; i <= 256; i++)
         if (dec_sizes[i]) printf(" %d", i);
     printf("\n");
-    bt_check(rc == 0, "%s: every step ran", dc->name);
-    bt_check(n_done == n, "%s: all %d sequences ran to their end", dc->name, n);
-    bt_check_cmp(dc->name, &cmp, REL_TOL, bad);
+    bt_check(rc == 0, "%s: every step ran", name);
+    bt_check(n_done == n, "%s: all %d sequences ran to their end", name, n);
+    if (cpu->cfg.n_experts && !forced) {
+        double mean = cmp.n_rows ? cmp.sum_rel / cmp.n_rows : INFINITY;
+        bt_check(mean < REL_TOL, "%s: mean logits relative error %.2e < %.0e over %d rows "
+                 "(%d over %.0e, worst %.2e: tokens routed to another expert by a near-tie)",
+                 name, mean, REL_TOL, cmp.n_rows, cmp.n_over, BT_ROW_TOL, cmp.max_rel);
+        bt_check(cmp.n_top1 + cmp.n_near_tie == cmp.n_rows && cmp.n_near_tie * 20 <= cmp.n_rows,
+                 "%s: top-1 agrees on %d of %d rows (%d near-ties)", name, cmp.n_top1,
+                 cmp.n_rows, cmp.n_near_tie);
+        bt_check(bad == 0, "%s: GPU greedy token, logprob and top logprobs match its logits "
+                 "(%d off)", name, bad);
+    } else {
+        bt_check_cmp(name, &cmp, REL_TOL, bad);
+    }
+    if (forced)
+        bt_check(cmp.n_ctrl > 0 && cmp.ctrl_min_rel > REL_TOL, "%s: %d control rows routed to "
+                 "other experts on purpose are caught (smallest error %.2e > %.0e)", name,
+                 cmp.n_ctrl, cmp.ctrl_min_rel, REL_TOL);
 done:
+    if (forced) {
+        free(g_force.ids);
+        g_force.ids = NULL;
+    }
     for (int i = 0; i < n; i++) bt_seq_free(&s[i]);
     free(s);
     free(d);
@@ -165,7 +250,8 @@ done:
     bt_rm_model(dir);
 }
 
-int main(void)
+/* Arguments: run only the cases whose name contains one of them (all without). */
+int main(int argc, char **argv)
 {
     bt_seed("test_backend_diff");
     /* head dim 128, GQA 4/2 (and 8/2): the production attention shapes, a few layers */
@@ -208,7 +294,14 @@ int main(void)
                                       "--kv-heads 2 --head-dim 64 --vocab 1024 --dtype bf16 "
                                       "--seed 24", 16, 1024, 256, 32, 30, 1, 2},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        run_case(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int picked = argc < 2;
+        for (int a = 1; a < argc; a++) picked |= strstr(cases[i].name, argv[a]) != NULL;
+        if (!picked) continue;
+        int moe = strstr(cases[i].args, "--experts") != NULL;
+        if (moe)
+            run_case(&cases[i], 1);
+        run_case(&cases[i], 0);
+    }
     return bt_summary("test_backend_diff");
 }

@@ -1,8 +1,12 @@
 /* test_moe.cu - the MoE kernels against their CPU references on random inputs: the router
  * (the CPU backend's cpu_moe_route: ids exact, weights 1e-5) with and without
- * renormalisation for Mixtral and Qwen3-MoE shapes (8 of 2, 128 of 8, 512 of 16); the stable
- * sort by expert (exact); the expert GEMV over pairs (bf16 / fp16 bound) reading pair
- * tokens through x_div; the weighted combine with and without a sorted position map. */
+ * renormalisation for Mixtral and Qwen3-MoE shapes (8 of 2, 128 of 8, 512 of 16), and told
+ * the experts (forced: weights at those ids); the stable sort by expert with the grouped
+ * GEMM's tile offsets (exact); the expert GEMV over pairs (bf16 / fp16 bound) reading pair
+ * tokens through x_div, and as the router's fp32 GEMV; the small-batch gate/up + SwiGLU and
+ * down + weighted combine (into the residual or not); the grouped GEMM over the sorted
+ * segments (gate/up + SwiGLU through the source map, down), at ragged sizes (rows, columns
+ * and k not multiples of the tiles); the weighted combine with and without a position map. */
 #include "gpu_test.h"
 #include "../../kernels/moe.cuh"
 #include "../../kernels/ref.h"
@@ -19,8 +23,9 @@ static void route_and_sort(int n_tok, int n_exp, int k, int renorm)
     int32_t *dids = (int32_t *)dev_alloc_poisoned(np * 4), *doff = (int32_t *)dev_alloc_poisoned((n_exp + 1) * 4);
     int32_t *dpos = (int32_t *)dev_alloc_poisoned(np * 4), *dsrc = (int32_t *)dev_alloc_poisoned(np * 4);
     float *dw = (float *)dev_alloc_poisoned(np * 4);
-    CUDA_CHECK(moe_route_run(dids, dw, dl, n_tok, n_exp, k, renorm, 0));
-    CUDA_CHECK(moe_sort_run(doff, dpos, dsrc, dids, (int)np, k, n_exp, 0));
+    int32_t *dtiles = (int32_t *)dev_alloc_poisoned((n_exp + 1) * 4);
+    CUDA_CHECK(moe_route_run(dids, dw, dl, NULL, n_tok, n_exp, k, renorm, 0));
+    CUDA_CHECK(moe_sort_run(doff, dtiles, dpos, dsrc, dids, (int)np, k, n_exp, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     int32_t *ids = (int32_t *)malloc(np * 4), *rids = (int32_t *)malloc(np * 4);
     float *w = (float *)malloc(np * 4), *rw = (float *)malloc(np * 4);
@@ -43,15 +48,50 @@ static void route_and_sort(int n_tok, int n_exp, int k, int renorm)
     int32_t *off = (int32_t *)malloc((n_exp + 1) * 4), *pos = (int32_t *)malloc(np * 4);
     int32_t *src = (int32_t *)malloc(np * 4), *roff = (int32_t *)malloc((n_exp + 1) * 4);
     int32_t *rpos = (int32_t *)malloc(np * 4), *rsrc = (int32_t *)malloc(np * 4);
+    int32_t *tiles = (int32_t *)malloc((n_exp + 1) * 4), *rtiles = (int32_t *)malloc((n_exp + 1) * 4);
+    CUDA_CHECK(cudaMemcpy(tiles, dtiles, (n_exp + 1) * 4, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(off, doff, (n_exp + 1) * 4, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(pos, dpos, np * 4, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(src, dsrc, np * 4, cudaMemcpyDeviceToHost));
-    moe_sort_ref(roff, rpos, rsrc, ids, (int)np, k, n_exp);
+    moe_sort_ref(roff, rtiles, rpos, rsrc, ids, (int)np, k, n_exp, MOE_GEMM_BM);
     check(!memcmp(off, roff, (n_exp + 1) * 4) && !memcmp(pos, rpos, np * 4) &&
-              !memcmp(src, rsrc, np * 4),
-          "moe_sort pairs=%zu experts=%d: offsets, positions and sources equal", np, n_exp);
+              !memcmp(src, rsrc, np * 4) && !memcmp(tiles, rtiles, (n_exp + 1) * 4),
+          "moe_sort pairs=%zu experts=%d: offsets, tiles, positions and sources equal", np, n_exp);
+    /* forced: k distinct random experts a token, weights the softmax at them */
+    for (int t = 0; t < n_tok; t++) {
+        int32_t *f = rids + (size_t)t * k;
+        for (int j = 0; j < k; j++) {
+            int dup;
+            do {
+                f[j] = rng_int(0, n_exp - 1);
+                dup = 0;
+                for (int m = 0; m < j; m++) dup |= f[m] == f[j];
+            } while (dup);
+        }
+    }
+    int32_t *dforce = (int32_t *)dev_upload(rids, np * 4);
+    CUDA_CHECK(moe_route_run(dids, dw, dl, dforce, n_tok, n_exp, k, renorm, 0));
+    CUDA_CHECK(cudaMemcpy(ids, dids, np * 4, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(w, dw, np * 4, cudaMemcpyDeviceToHost));
+    werr = 0;
+    for (int t = 0; t < n_tok; t++) {
+        const float *l = hl + (size_t)t * n_exp;
+        double mx = l[0], sum = 0, ws = 0;
+        for (int i = 1; i < n_exp; i++) mx = l[i] > mx ? l[i] : mx;
+        for (int i = 0; i < n_exp; i++) sum += exp(l[i] - mx);
+        for (int j = 0; j < k; j++) ws += exp(l[rids[(size_t)t * k + j]] - mx) / sum;
+        for (int j = 0; j < k; j++) {
+            size_t p = (size_t)t * k + j;
+            double r = exp(l[rids[p]] - mx) / sum / (renorm ? ws : 1.0);
+            double e = fabs(w[p] - r) / fmax(1e-6, r);
+            werr = e > werr ? e : werr;
+        }
+    }
+    check(!memcmp(ids, rids, np * 4) && werr <= 1e-5, "moe_route forced tok=%d experts=%d k=%d "
+          "renorm=%d: the forced ids, weights max rel err %.1e", n_tok, n_exp, k, renorm, werr);
     free(hl); free(ids); free(rids); free(w); free(rw); free(off); free(pos); free(src);
-    free(roff); free(rpos); free(rsrc);
+    free(roff); free(rpos); free(rsrc); free(tiles); free(rtiles);
+    CUDA_CHECK(cudaFree(dtiles)); CUDA_CHECK(cudaFree(dforce));
     CUDA_CHECK(cudaFree(dl)); CUDA_CHECK(cudaFree(dids)); CUDA_CHECK(cudaFree(doff));
     CUDA_CHECK(cudaFree(dpos)); CUDA_CHECK(cudaFree(dsrc)); CUDA_CHECK(cudaFree(dw));
 }
@@ -70,7 +110,7 @@ static void gemv_and_combine(int n_tok, int k, int n_exp, int n_out, int n_in, k
     dev_download16(w, dwt, nw, dt);
     int32_t *dids = (int32_t *)dev_upload(ids, np * 4);
     void *dout = dev_alloc_poisoned((size_t)np * n_out * 2);
-    CUDA_CHECK(moe_gemv_run(dout, dx, k, dwt, stride, dids, np, n_out, n_in, dt, 0));
+    CUDA_CHECK(moe_gemv_run(dout, 0, dx, k, dwt, stride, dids, np, n_out, n_in, dt, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     float *out = (float *)malloc(sizeof(float) * np * n_out), *ref = (float *)malloc(sizeof(float) * np * n_out);
     dev_download16(out, dout, (size_t)np * n_out, dt);
@@ -89,23 +129,168 @@ static void gemv_and_combine(int n_tok, int k, int n_exp, int n_out, int n_in, k
     }
     float *dwt32 = (float *)dev_upload(wt, sizeof(float) * np);
     int32_t *dpos = (int32_t *)dev_upload(pos, np * 4);
-    for (int mapped = 0; mapped < 2; mapped++) {
-        void *dy = dev_alloc_poisoned((size_t)n_tok * n_out * 2);
-        CUDA_CHECK(moe_combine_run(dy, dout, mapped ? dpos : NULL, dwt32, n_tok, k, n_out, dt, 0));
-        CUDA_CHECK(cudaDeviceSynchronize());
+    for (int mode = 0; mode < 3; mode++) {   /* pair order, mapped, mapped into a residual */
+        int mapped = mode > 0, resid = mode == 2;
         float *y = (float *)malloc(sizeof(float) * n_tok * n_out);
         float *ry = (float *)malloc(sizeof(float) * n_tok * n_out);
+        fill_uniform(ry, (size_t)n_tok * n_out, -1.f, 1.f);
+        void *dy = resid ? dev_upload16(ry, (size_t)n_tok * n_out, dt)
+                         : dev_alloc_poisoned((size_t)n_tok * n_out * 2);
+        CUDA_CHECK(moe_combine_run(dy, resid, dout, mapped ? dpos : NULL, dwt32, n_tok, k, n_out,
+                                   dt, 0));
+        CUDA_CHECK(cudaDeviceSynchronize());
         dev_download16(y, dy, (size_t)n_tok * n_out, dt);
-        moe_combine_ref(ry, out, mapped ? pos : NULL, wt, n_tok, k, n_out);
+        moe_combine_ref(ry, resid, out, mapped ? pos : NULL, wt, n_tok, k, n_out);
         double e = max_row_rel_err(y, ry, n_tok, n_out);
-        check(e <= dt_tol(dt), "moe_combine %s tok=%d k=%d dim=%d%s: max row rel err %.2e",
-              dt_name(dt), n_tok, k, n_out, mapped ? " mapped" : "", e);
+        check(e <= dt_tol(dt), "moe_combine %s tok=%d k=%d dim=%d%s%s: max row rel err %.2e",
+              dt_name(dt), n_tok, k, n_out, mapped ? " mapped" : "", resid ? " +residual" : "", e);
         free(y); free(ry);
         CUDA_CHECK(cudaFree(dy));
     }
     free(x); free(w); free(ids); free(out); free(ref); free(wt); free(pos);
     CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(dwt)); CUDA_CHECK(cudaFree(dids));
     CUDA_CHECK(cudaFree(dout)); CUDA_CHECK(cudaFree(dwt32)); CUDA_CHECK(cudaFree(dpos));
+}
+
+/* Random inputs of one MoE layer: x [n_tok, dim], gate/up [E, 2 hid, dim] and down
+ * [E, dim, hid] (strides padded), ids of k distinct experts a token, weights; all rounded to
+ * DT on upload (the references see what the kernels see). */
+typedef struct {
+    int n_tok, k, n_exp, dim, hid, np;
+    size_t gu_stride, dn_stride;
+    float *x, *gu, *dn, *wt;
+    int32_t *ids;
+    void *dx, *dgu, *ddn;
+    float *dwt;
+    int32_t *dids;
+} moe_case;
+
+static void case_init(moe_case *c, int n_tok, int k, int n_exp, int dim, int hid, kdtype dt)
+{
+    c->n_tok = n_tok, c->k = k, c->n_exp = n_exp, c->dim = dim, c->hid = hid, c->np = n_tok * k;
+    c->gu_stride = (size_t)2 * hid * dim + 8, c->dn_stride = (size_t)dim * hid + 8;
+    c->x = (float *)malloc(sizeof(float) * n_tok * dim);
+    c->gu = (float *)malloc(sizeof(float) * c->gu_stride * n_exp);
+    c->dn = (float *)malloc(sizeof(float) * c->dn_stride * n_exp);
+    c->wt = (float *)malloc(sizeof(float) * c->np);
+    c->ids = (int32_t *)malloc(4 * c->np);
+    fill_uniform(c->x, (size_t)n_tok * dim, -2.f, 2.f);
+    fill_uniform(c->gu, c->gu_stride * n_exp, -0.15f, 0.15f);
+    fill_uniform(c->dn, c->dn_stride * n_exp, -0.15f, 0.15f);
+    fill_uniform(c->wt, c->np, 0.f, 1.f);
+    for (int t = 0; t < n_tok; t++)
+        for (int j = 0; j < k; j++) {
+            int32_t *f = c->ids + (size_t)t * k, dup;
+            do {
+                f[j] = rng_int(0, n_exp - 1);
+                dup = 0;
+                for (int m = 0; m < j; m++) dup |= f[m] == f[j];
+            } while (dup);
+        }
+    c->dx = dev_upload16(c->x, (size_t)n_tok * dim, dt);
+    c->dgu = dev_upload16(c->gu, c->gu_stride * n_exp, dt);
+    c->ddn = dev_upload16(c->dn, c->dn_stride * n_exp, dt);
+    c->dwt = (float *)dev_upload(c->wt, sizeof(float) * c->np);
+    c->dids = (int32_t *)dev_upload(c->ids, 4 * c->np);
+}
+
+static void case_free(moe_case *c)
+{
+    free(c->x); free(c->gu); free(c->dn); free(c->wt); free(c->ids);
+    CUDA_CHECK(cudaFree(c->dx)); CUDA_CHECK(cudaFree(c->dgu)); CUDA_CHECK(cudaFree(c->ddn));
+    CUDA_CHECK(cudaFree(c->dwt)); CUDA_CHECK(cudaFree(c->dids));
+}
+
+/* The small-batch path: gate/up + SwiGLU, then down + combine (plain and into a residual);
+ * and the router's fp32 GEMV (no ids). */
+static void small_path(int n_tok, int k, int n_exp, int dim, int hid, kdtype dt)
+{
+    moe_case c;
+    case_init(&c, n_tok, k, n_exp, dim, hid, dt);
+    void *dact = dev_alloc_poisoned((size_t)c.np * hid * 2);
+    CUDA_CHECK(moe_gate_up_run(dact, c.dx, c.dgu, c.gu_stride, c.dids, c.np, k, hid, dim, dt, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    float *act = (float *)malloc(sizeof(float) * c.np * hid), *ract = (float *)malloc(sizeof(float) * c.np * hid);
+    dev_download16(act, dact, (size_t)c.np * hid, dt);
+    moe_gate_up_ref(ract, c.x, c.gu, c.gu_stride, c.ids, c.np, k, hid, dim);
+    double e = max_row_rel_err(act, ract, c.np, hid);
+    check(e <= dt_tol(dt), "moe_gate_up %s pairs=%d (k=%d) experts=%d hid=%d dim=%d: max row rel "
+          "err %.2e", dt_name(dt), c.np, k, n_exp, hid, dim, e);
+    for (int resid = 0; resid < 2; resid++) {
+        float *y = (float *)malloc(sizeof(float) * n_tok * dim), *ry = (float *)malloc(sizeof(float) * n_tok * dim);
+        fill_uniform(ry, (size_t)n_tok * dim, -1.f, 1.f);
+        void *dy = resid ? dev_upload16(ry, (size_t)n_tok * dim, dt) : dev_alloc_poisoned((size_t)n_tok * dim * 2);
+        CUDA_CHECK(moe_down_run(dy, resid, dact, c.ddn, c.dn_stride, c.dids, c.dwt, n_tok, k, dim,
+                                hid, dt, 0));
+        CUDA_CHECK(cudaDeviceSynchronize());
+        dev_download16(y, dy, (size_t)n_tok * dim, dt);
+        moe_down_ref(ry, resid, act, c.dn, c.dn_stride, c.ids, c.wt, n_tok, k, dim, hid);
+        e = max_row_rel_err(y, ry, n_tok, dim);
+        check(e <= dt_tol(dt), "moe_down %s tok=%d k=%d experts=%d dim=%d hid=%d%s: max row rel "
+              "err %.2e", dt_name(dt), n_tok, k, n_exp, dim, hid, resid ? " +residual" : "", e);
+        free(y); free(ry);
+        CUDA_CHECK(cudaFree(dy));
+    }
+    /* the router: [n_exp, dim] rows of the gate/up weights as a plain matrix, fp32 out */
+    float *dl = (float *)dev_alloc_poisoned(sizeof(float) * n_tok * n_exp);
+    CUDA_CHECK(moe_gemv_run(dl, 1, c.dx, 1, c.dgu, 0, NULL, n_tok, n_exp, dim, dt, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    float *l = (float *)malloc(sizeof(float) * n_tok * n_exp), *rl = (float *)malloc(sizeof(float) * n_tok * n_exp);
+    CUDA_CHECK(cudaMemcpy(l, dl, sizeof(float) * n_tok * n_exp, cudaMemcpyDeviceToHost));
+    moe_gemv_ref(rl, c.x, 1, c.gu, 0, NULL, n_tok, n_exp, dim);
+    e = max_row_rel_err(l, rl, n_tok, n_exp);
+    check(e <= 1e-5, "moe_gemv fp32 router tok=%d experts=%d dim=%d: max row rel err %.2e",
+          n_tok, n_exp, dim, e);
+    free(act); free(ract); free(l); free(rl);
+    CUDA_CHECK(cudaFree(dact)); CUDA_CHECK(cudaFree(dl));
+    case_free(&c);
+}
+
+/* The large-batch path: sort, grouped gate/up GEMM + SwiGLU through the source map, grouped
+ * down GEMM, combine through the positions; against the references step by step and whole. */
+static void grouped_path(int n_tok, int k, int n_exp, int dim, int hid, kdtype dt)
+{
+    moe_case c;
+    case_init(&c, n_tok, k, n_exp, dim, hid, dt);
+    int np = c.np;
+    int32_t *doff = (int32_t *)dev_alloc_poisoned((n_exp + 1) * 4), *dtiles = (int32_t *)dev_alloc_poisoned((n_exp + 1) * 4);
+    int32_t *dpos = (int32_t *)dev_alloc_poisoned(np * 4), *dsrc = (int32_t *)dev_alloc_poisoned(np * 4);
+    void *dact = dev_alloc_poisoned((size_t)np * hid * 2), *dys = dev_alloc_poisoned((size_t)np * dim * 2);
+    void *dy = dev_alloc_poisoned((size_t)n_tok * dim * 2);
+    CUDA_CHECK(moe_sort_run(doff, dtiles, dpos, dsrc, c.dids, np, k, n_exp, 0));
+    CUDA_CHECK(moe_gemm_run(dact, c.dx, dsrc, c.dgu, c.gu_stride, doff, dtiles, n_exp, np, 1, hid,
+                            dim, dt, 0));
+    CUDA_CHECK(moe_gemm_run(dys, dact, NULL, c.ddn, c.dn_stride, doff, dtiles, n_exp, np, 0, dim,
+                            hid, dt, 0));
+    CUDA_CHECK(moe_combine_run(dy, 0, dys, dpos, c.dwt, n_tok, k, dim, dt, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    int32_t *off = (int32_t *)malloc((n_exp + 1) * 4), *tiles = (int32_t *)malloc((n_exp + 1) * 4);
+    int32_t *pos = (int32_t *)malloc(np * 4), *src = (int32_t *)malloc(np * 4);
+    moe_sort_ref(off, tiles, pos, src, c.ids, np, k, n_exp, MOE_GEMM_BM);
+    float *act = (float *)malloc(sizeof(float) * np * hid), *ract = (float *)malloc(sizeof(float) * np * hid);
+    float *ys = (float *)malloc(sizeof(float) * np * dim), *rys = (float *)malloc(sizeof(float) * np * dim);
+    float *y = (float *)malloc(sizeof(float) * n_tok * dim), *ry = (float *)malloc(sizeof(float) * n_tok * dim);
+    float *ract2 = (float *)malloc(sizeof(float) * np * hid);
+    dev_download16(act, dact, (size_t)np * hid, dt);
+    dev_download16(ys, dys, (size_t)np * dim, dt);
+    dev_download16(y, dy, (size_t)n_tok * dim, dt);
+    moe_gemm_ref(ract, c.x, src, c.gu, c.gu_stride, off, n_exp, 1, hid, dim);
+    double e1 = max_row_rel_err(act, ract, np, hid);
+    moe_gemm_ref(rys, act, NULL, c.dn, c.dn_stride, off, n_exp, 0, dim, hid);
+    double e2 = max_row_rel_err(ys, rys, np, dim);
+    /* the whole layer against the small path's references, in pair order */
+    moe_gate_up_ref(ract2, c.x, c.gu, c.gu_stride, c.ids, np, k, hid, dim);
+    moe_down_ref(ry, 0, ract2, c.dn, c.dn_stride, c.ids, c.wt, n_tok, k, dim, hid);
+    double e3 = max_row_rel_err(y, ry, n_tok, dim);
+    check(e1 <= dt_tol(dt) && e2 <= dt_tol(dt) && e3 <= 2 * dt_tol(dt), "moe grouped GEMM %s "
+          "tok=%d k=%d experts=%d dim=%d hid=%d: gate/up+SwiGLU %.2e, down %.2e, layer %.2e",
+          dt_name(dt), n_tok, k, n_exp, dim, hid, e1, e2, e3);
+    free(off); free(tiles); free(pos); free(src); free(act); free(ract); free(ys); free(rys);
+    free(y); free(ry); free(ract2);
+    CUDA_CHECK(cudaFree(doff)); CUDA_CHECK(cudaFree(dtiles)); CUDA_CHECK(cudaFree(dpos));
+    CUDA_CHECK(cudaFree(dsrc)); CUDA_CHECK(cudaFree(dact)); CUDA_CHECK(cudaFree(dys));
+    CUDA_CHECK(cudaFree(dy));
+    case_free(&c);
 }
 
 int main(void)
@@ -122,10 +307,20 @@ int main(void)
         gemv_and_combine(rng_int(1, 8), 8, 128, 2 * 96, 256, KDT_BF16);
         gemv_and_combine(rng_int(1, 8), 8, 128, 512, 96, KDT_F16);
         gemv_and_combine(3, 1, 4, 40, 1000, KDT_BF16);
+        small_path(1, 8, 128, 512, 96, KDT_BF16);          /* Qwen3-MoE-like */
+        small_path(rng_int(1, 8), 2, 8, 256, 200, KDT_BF16);
+        small_path(rng_int(1, 4), 4, 16, 136, 72, KDT_F16);
+        grouped_path(rng_int(1, 5), 2, 8, 264, 200, KDT_BF16);  /* ragged rows, cols, k */
+        grouped_path(rng_int(30, 300), 2, 8, 256, 192, KDT_BF16);
+        grouped_path(rng_int(60, 200), 8, 64, 128, 96, KDT_BF16);
+        grouped_path(1024, 8, 128, 256, 64, KDT_BF16);
+        grouped_path(rng_int(20, 90), 4, 16, 200, 136, KDT_F16);
     }
-    check(moe_route_run(NULL, NULL, NULL, 1, 8, 17, 1, 0) == cudaErrorInvalidValue,
+    check(moe_route_run(NULL, NULL, NULL, NULL, 1, 8, 17, 1, 0) == cudaErrorInvalidValue,
           "moe_route rejects k 17");
-    check(moe_gemv_run(NULL, NULL, 1, NULL, 0, NULL, 1, 8, 12, KDT_BF16, 0) ==
+    check(moe_gemv_run(NULL, 0, NULL, 1, NULL, 0, NULL, 1, 8, 12, KDT_BF16, 0) ==
               cudaErrorInvalidValue, "moe_gemv rejects n_in 12");
+    check(moe_gemm_run(NULL, NULL, NULL, NULL, 0, NULL, NULL, 8, 64, 1, 64, 12, KDT_BF16, 0) ==
+              cudaErrorInvalidValue, "moe_gemm rejects n_in 12");
     return test_summary("test_moe");
 }
