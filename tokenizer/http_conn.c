@@ -26,32 +26,16 @@ const char *http_header(const http_conn *c, const char *name)
     return NULL;
 }
 
-/* on the loop: queued in C->out, sent when the answer is complete */
-static int queue_out(http_conn *c, const void *p, size_t n)
-{
-    if (c->n_out + n > c->cap_out) {
-        size_t cap = c->cap_out ? c->cap_out : 1024;
-        while (cap < c->n_out + n)
-            cap *= 2;
-        char *o = realloc(c->out, cap);
-        if (!o) {
-            c->broken = 1;
-            return -1;
-        }
-        c->out = o;
-        c->cap_out = cap;
-    }
-    memcpy(c->out + c->n_out, p, n);
-    c->n_out += n;
-    return 0;
-}
-
 int http_write(http_conn *c, const void *p, size_t n)
 {
     if (c->broken)
         return -1;
-    if (c->on_loop)
-        return queue_out(c, p, n);
+    if (c->on_loop) { /* queued in C->out, sent when the answer is complete */
+        if (!text_append(&c->out, p, n))
+            return 0;
+        c->broken = 1;
+        return -1;
+    }
     const char *b = p;
     while (n > 0) { /* the socket is non-blocking (libuv's): wait for room with a deadline */
         ssize_t k = send(c->fd, b, n, MSG_NOSIGNAL);

@@ -22,21 +22,9 @@ static int refuse(http_conn *c, int status, const char *msg)
 /* appends N bytes of P to C's head[] */
 static int head_put(http_conn *c, const char *p, size_t n)
 {
-    if (c->n_head + n + 1 > HTTP_MAX_HEAD)
+    if (c->head.n + n + 1 > HTTP_MAX_HEAD)
         return refuse(c, 431, "the request line and headers are too large");
-    if (c->n_head + n + 1 > c->cap_head) {
-        size_t cap = c->cap_head ? c->cap_head * 2 : 1024;
-        while (cap < c->n_head + n + 1)
-            cap *= 2;
-        char *h = realloc(c->head, cap);
-        if (!h)
-            return refuse(c, 500, "out of memory");
-        c->head = h;
-        c->cap_head = cap;
-    }
-    memcpy(c->head + c->n_head, p, n);
-    c->n_head += n;
-    return 0;
+    return text_append(&c->head, p, n) ? refuse(c, 500, "out of memory") : 0;
 }
 
 static int on_message_begin(http_parser *p)
@@ -57,7 +45,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
             return -1;
         if (c->n_hdr == HTTP_MAX_HEADERS)
             return refuse(c, 431, "too many header lines");
-        c->hdr_off[c->n_hdr][0] = c->n_head;
+        c->hdr_off[c->n_hdr][0] = c->head.n;
         c->hdr_off[c->n_hdr][1] = SIZE_MAX;
         c->n_hdr++;
         c->hstate = 1;
@@ -71,7 +59,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     if (c->hstate != 2) {
         if (head_put(c, "", 1))
             return -1;
-        c->hdr_off[c->n_hdr - 1][1] = c->n_head;
+        c->hdr_off[c->n_hdr - 1][1] = c->head.n;
         c->hstate = 2;
     }
     return head_put(c, at, n);
@@ -98,7 +86,7 @@ static int host_is_local(const http_conn *c, const char *host, size_t len)
  * target is not a path on this server (C->foreign) */
 static long target_path(http_conn *c, size_t n_url)
 {
-    const char *url = c->head;
+    const char *url = c->head.p;
     size_t off = 0, len = 0;
     if (url[0] == '/') {
         len = strcspn(url, "?#");
@@ -116,27 +104,28 @@ static long target_path(http_conn *c, size_t n_url)
             len = u.field_data[UF_PATH].len;
         }
     }
-    long at = (long)c->n_head;
-    if (head_put(c, len ? url + off : "/", len ? len : 1) || head_put(c, "", 1))
-        return -2;
-    return at;
+    char *copy = len ? strndup(url + off, len) : strdup("/"); /* head[] may move as it grows */
+    long at = (long)c->head.n;
+    int rc = !copy || head_put(c, copy, strlen(copy)) || head_put(c, "", 1);
+    free(copy);
+    return rc ? -2 : at;
 }
 
 static int on_headers_complete(http_parser *p)
 {
     http_conn *c = C_OF(p);
-    size_t n_url = c->n_hdr ? c->hdr_off[0][0] - 1 : c->n_head;
+    size_t n_url = c->n_hdr ? c->hdr_off[0][0] - 1 : c->head.n;
     if (head_put(c, "", 1))
         return -1;
     long path = target_path(c, n_url);
     if (path == -2)
         return -1;
     c->foreign = path < 0;
-    c->url = c->head;
-    c->path = path < 0 ? "" : c->head + path;
+    c->url = c->head.p;
+    c->path = path < 0 ? "" : c->head.p + path;
     for (int i = 0; i < c->n_hdr; i++) {
-        c->hdr[i][0] = c->head + c->hdr_off[i][0];
-        c->hdr[i][1] = c->hdr_off[i][1] == SIZE_MAX ? "" : c->head + c->hdr_off[i][1];
+        c->hdr[i][0] = c->head.p + c->hdr_off[i][0];
+        c->hdr[i][1] = c->hdr_off[i][1] == SIZE_MAX ? "" : c->head.p + c->hdr_off[i][1];
     }
     c->n_ready = c->n_hdr;
     snprintf(c->method, sizeof c->method, "%s", http_method_str((enum http_method)p->method));
@@ -162,7 +151,7 @@ static int on_headers_complete(http_parser *p)
 static int on_chunk_header(http_parser *p)
 {
     http_conn *c = C_OF(p);
-    if (p->content_length > HTTP_MAX_BODY - c->n_body)
+    if (p->content_length > HTTP_MAX_BODY - c->body.n)
         return refuse(c, 413, http_body_error(-413));
     return 0;
 }
@@ -170,23 +159,13 @@ static int on_chunk_header(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     http_conn *c = C_OF(p);
-    if (n > HTTP_MAX_BODY - c->n_body)
+    size_t cap = c->body.cap;
+    if (n > HTTP_MAX_BODY - c->body.n)
         return refuse(c, 413, http_body_error(-413));
-    if (c->n_body + n + 1 > c->cap_body) {
-        size_t cap = c->chunked ? (c->n_body + n + 1) * 2 : (size_t)p->content_length + c->n_body + n + 1;
-        if (cap > HTTP_MAX_BODY + 1)
-            cap = HTTP_MAX_BODY + 1;
-        if (http_server_hold_body(c, cap - c->cap_body))
-            return refuse(c, 503, "the server holds too many request bodies; retry later");
-        char *b = realloc(c->body, cap);
-        if (!b)
-            return refuse(c, 500, "out of memory");
-        c->body = b;
-        c->cap_body = cap;
-    }
-    memcpy(c->body + c->n_body, at, n);
-    c->n_body += n;
-    c->body[c->n_body] = 0;
+    if (text_append(&c->body, at, n))
+        return refuse(c, 500, "out of memory");
+    if (c->body.cap > cap && http_server_hold_body(c, c->body.cap - cap))
+        return refuse(c, 503, "the server holds too many request bodies; retry later");
     return 0;
 }
 
@@ -211,8 +190,8 @@ static const http_parser_settings settings = {
 
 void http_parse_reset(http_conn *c)
 {
-    free(c->head);
-    free(c->body);
+    text_free(&c->head);
+    text_free(&c->body);
     char *in = c->in;
     size_t n_in = c->n_in;
     size_t keep = offsetof(http_conn, head);

@@ -47,7 +47,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     http_parse_reset(c);
     free(c->in);
-    free(c->out);
+    text_free(&c->out);
     free(c);
 }
 
@@ -149,7 +149,7 @@ static void on_written(uv_write_t *w, int status)
 
 void http_server_flush(http_conn *c)
 {
-    if (!c->n_out)
+    if (!c->out.n)
         return;
     out_req *r = malloc(sizeof *r);
     if (!r) {
@@ -157,10 +157,9 @@ void http_server_flush(http_conn *c)
         return;
     }
     r->c = c;
-    r->p = c->out;
-    uv_buf_t b = uv_buf_init(c->out, (unsigned)c->n_out);
-    c->out = NULL;
-    c->n_out = c->cap_out = 0;
+    r->p = c->out.p;
+    uv_buf_t b = uv_buf_init(c->out.p, (unsigned)c->out.n);
+    c->out = (text_buf){0};
     if (uv_write(&r->w, (uv_stream_t *)&c->tcp, &b, 1, on_written)) {
         free(r->p);
         free(r);

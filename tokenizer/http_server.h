@@ -21,6 +21,7 @@
 #define CINDER_HTTP_SERVER_H
 
 #include "http_conn.h"
+#include "http_util.h"
 
 #include <http_parser.h>
 #include <uv.h>
@@ -49,11 +50,9 @@ struct http_conn {
     size_t n_in;
     size_t n_counted;                /* body bytes held against HTTP_BODY_BUDGET */
     int broken, on_loop, n_writes;   /* a write failed; writes are queued; loop writes out */
-    char *out;                       /* queued on the loop */
-    size_t n_out, cap_out;
+    text_buf out;                    /* queued on the loop */
     /* the request (from here on: cleared for each request, http_parse_reset) */
-    char *head;                      /* the line and headers, NUL-terminated strings */
-    size_t n_head, cap_head;
+    text_buf head;                   /* the line and headers, NUL-terminated strings */
     int hstate;                      /* 0: in the URL, 1: a header name, 2: its value */
     int n_hdr;
     size_t hdr_off[HTTP_MAX_HEADERS][2];
@@ -62,8 +61,7 @@ struct http_conn {
     const char *url, *path;
     char method[16];
     int major, minor, begun, has_body, chunked, body_done, foreign;
-    char *body;                      /* NUL-terminated; the handler takes it */
-    size_t n_body, cap_body;
+    text_buf body;                   /* NUL-terminated; the handler takes it */
     int route;                       /* http.c's, for the handler */
     int err;                         /* status when a parser callback refused the request */
     const char *err_msg;

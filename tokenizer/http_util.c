@@ -31,12 +31,11 @@ int http_send_error(http_conn *c, int status, const char *msg)
 
 long http_read_body(http_conn *c, char **out)
 {
-    char *body = c->body ? c->body : strdup("");
+    char *body = c->body.p ? c->body.p : strdup("");
     if (!body)
         return -500;
-    long n = (long)c->n_body;
-    c->body = NULL; /* the caller's now */
-    c->n_body = c->cap_body = 0;
+    long n = (long)c->body.n;
+    c->body = (text_buf){0}; /* the caller's now */
     *out = body;
     return n;
 }
