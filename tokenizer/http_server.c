@@ -211,6 +211,7 @@ void http_server_deadline(http_conn *c, int ms) { arm(c, ms, deadline_passed); }
 static void to_pool(http_conn *c)
 {
     http_server *s = c->srv;
+    uv_timer_stop(&c->timer);
     c->on_loop = 0;
     c->state = CONN_HANDLER;
     if (http_pool_submit(s->pool, c)) {
@@ -264,6 +265,7 @@ void http_server_request_ready(http_conn *c)
         start_answer(c);
     } else if (c->n_writes > 0) { /* a 100 Continue still going out */
         c->state = CONN_WAIT;
+        arm(c, HTTP_WRITE_TIMEOUT_MS, write_timed_out);
     } else {
         to_pool(c);
     }
@@ -434,5 +436,16 @@ int http_server_stop(http_server *s, int wait_ms)
     atomic_store(&s->stopping, 2);
     uv_async_send(&s->wake);
     pthread_join(s->thread, NULL);
-    return rc; /* the loop and its memory stay: a handler still running may return to it */
+    if (rc)
+        return rc; /* the loop and its memory stay: a handler still running may return to it */
+    while (s->conns) /* nothing else runs now: close what is left, then free it all */
+        conn_close(s->conns);
+    if (!uv_is_closing((uv_handle_t *)&s->listener))
+        uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_close((uv_handle_t *)&s->wake, NULL);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&s->loop);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return 0;
 }
