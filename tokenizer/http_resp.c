@@ -27,8 +27,6 @@ static int has_token(const char *v, const char *token)
     return 0;
 }
 
-void http_resp_close(http_conn *c) { c->must_close = 1; }
-
 /* 1 when the connection may stay open after an answer of LENGTH (see http_resp.h); the
  * front end reads the decision from C */
 static int keep_alive(http_conn *c, long long length)

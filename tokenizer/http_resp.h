@@ -32,9 +32,6 @@ typedef struct {
 /* Sets the policy (before the server starts; O and what it points to must outlive it). */
 void http_resp_init(const http_resp_opts *o);
 
-/* The connection must close after this answer (its head says so). */
-void http_resp_close(http_conn *c);
-
 /* Writes the head of an answer: STATUS, CONTENT_TYPE, LENGTH bytes of body (-1: chunked;
  * -2: neither, the body ends with the close), CORS, Connection, then EXTRA (header lines
  * "Name: value\r\n", or NULL) and the blank line. */
