@@ -20,7 +20,7 @@ BUILD    ?= build
 OPT      ?= -O2
 CFLAGS   += $(OPT) -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -MMD -MP \
             -fno-strict-aliasing -D_GNU_SOURCE
-LDLIBS   += -lzmq -lmsgpackc -luv -lcivetweb -lcjson -lpcre2-8 -lutf8proc -lm -lpthread -ldl
+LDLIBS   += -lzmq -lmsgpackc -luv -lhttp_parser -lcjson -lpcre2-8 -lutf8proc -lm -lpthread -ldl
 NVFLAGS  ?= -O3 -std=c++17 -lineinfo \
             -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=sm_90 \
             -Xcompiler -fPIC,-Wall -MMD -MP

@@ -15,7 +15,7 @@ char *file_read_all(const char *path, size_t *len, char *err, size_t n_err);
 /* Parses the JSON file PATH. NULL with a message in ERR on failure. */
 cJSON *json_read_file(const char *path, char *err, size_t n_err);
 
-/* cJSON recurses once per nesting level and civetweb's handler threads have 100 KB stacks:
+/* cJSON recurses once per nesting level and the HTTP handler threads have 100 KB stacks:
  * deeper bodies are refused before parsing. */
 #define JSON_MAX_DEPTH 64
 

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # Node.js that brings its own npm and conflicts with Debian's npm package)
 # prometheus: its promtool checks /metrics in the tests (e2e_api); the package also brings a
 # Prometheus server, whose service setup stops and disables again if it installed it
-PKGS="pkg-config libzmq3-dev libmsgpack-dev libuv1-dev libcivetweb-dev libcjson-dev
+PKGS="pkg-config libzmq3-dev libmsgpack-dev libuv1-dev libhttp-parser-dev libcjson-dev
       libpcre2-dev libutf8proc-dev libcmocka-dev clang libclang-rt-14-dev gnuplot-nox python3-jinja2
       prometheus"
 TOOLS="cc:build-essential make:build-essential curl:curl node:nodejs npm:npm"

@@ -6,7 +6,7 @@
 #include "chat.h"
 #include "tokenizer.h"
 
-struct mg_connection;
+typedef struct http_conn http_conn;
 typedef struct cJSON cJSON;
 
 typedef struct {
@@ -19,19 +19,19 @@ typedef struct {
 /* answered by GET /version */
 #define CINDER_VERSION "0.1.0"
 
-int api_generate(tokenizer *f, struct mg_connection *c, int stream);     /* LightLLM */
-int api_completions(api_ctx *a, struct mg_connection *c, int chat); /* OpenAI */
-int api_openai_error(struct mg_connection *c, int status, const char *msg);
+int api_generate(tokenizer *f, http_conn *c, int stream);     /* LightLLM */
+int api_completions(api_ctx *a, http_conn *c, int chat); /* OpenAI */
+int api_openai_error(http_conn *c, int status, const char *msg);
 
 /* api_models.c */
-int api_models(api_ctx *a, struct mg_connection *c);             /* GET /v1/models */
-int api_model(api_ctx *a, struct mg_connection *c, const char *id); /* GET /v1/models/ID */
-int api_version(struct mg_connection *c);                        /* GET /version */
+int api_models(api_ctx *a, http_conn *c);             /* GET /v1/models */
+int api_model(api_ctx *a, http_conn *c, const char *id); /* GET /v1/models/ID */
+int api_version(http_conn *c);                        /* GET /version */
 /* REQ's "model", when given, names the served model: 0, else 404 with ERR */
 int api_check_model(const api_ctx *a, const cJSON *req, char *err, size_t n_err);
 
 /* api_tokenize.c: vLLM's POST /tokenize and /detokenize */
-int api_tokenize(api_ctx *a, struct mg_connection *c);
-int api_detokenize(api_ctx *a, struct mg_connection *c);
+int api_tokenize(api_ctx *a, http_conn *c);
+int api_detokenize(api_ctx *a, http_conn *c);
 
 #endif

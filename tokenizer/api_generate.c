@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int gen_begin(struct mg_connection *c, api_out *o)
+static int gen_begin(http_conn *c, api_out *o)
 {
     http_sse_begin(c);
     return 0;
 }
 
-static int gen_event(struct mg_connection *c, api_out *o, const delta_node *d, serve_choice *ch,
+static int gen_event(http_conn *c, api_out *o, const delta_node *d, serve_choice *ch,
                      const serve_state *s)
 {
     cJSON *e = cJSON_CreateObject(), *t = cJSON_AddObjectToObject(e, "token");
@@ -48,9 +48,9 @@ static int gen_event(struct mg_connection *c, api_out *o, const delta_node *d, s
     return http_sse_send(c, "data:", e);
 }
 
-static void gen_end(struct mg_connection *c, api_out *o, const serve_state *s) { http_sse_raw(c, "", 0); }
+static void gen_end(http_conn *c, api_out *o, const serve_state *s) { http_sse_raw(c, "", 0); }
 
-static void gen_fail(struct mg_connection *c, api_out *o, int status, const char *msg)
+static void gen_fail(http_conn *c, api_out *o, int status, const char *msg)
 {
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "error", msg);
@@ -89,7 +89,7 @@ static cJSON *details(const serve_state *s, const serve_choice *ch)
     return list;
 }
 
-static void gen_respond(struct mg_connection *c, api_out *o, const serve_state *s)
+static void gen_respond(http_conn *c, api_out *o, const serve_state *s)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *texts = cJSON_AddArrayToObject(j, "generated_text");
@@ -118,7 +118,7 @@ static void gen_respond(struct mg_connection *c, api_out *o, const serve_state *
     http_send_cjson(c, 200, j);
 }
 
-int api_generate(tokenizer *f, struct mg_connection *c, int stream)
+int api_generate(tokenizer *f, http_conn *c, int stream)
 {
     char *body = NULL, err[512];
     long n = http_read_body(c, &body);

@@ -20,7 +20,7 @@ static cJSON *model_card(const api_ctx *a)
     return m;
 }
 
-int api_models(api_ctx *a, struct mg_connection *c)
+int api_models(api_ctx *a, http_conn *c)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "object", "list");
@@ -29,7 +29,7 @@ int api_models(api_ctx *a, struct mg_connection *c)
     return 200;
 }
 
-int api_model(api_ctx *a, struct mg_connection *c, const char *id)
+int api_model(api_ctx *a, http_conn *c, const char *id)
 {
     if (strcmp(id, a->model_name)) {
         char msg[320];
@@ -49,7 +49,7 @@ int api_check_model(const api_ctx *a, const cJSON *req, char *err, size_t n_err)
     return 404;
 }
 
-int api_version(struct mg_connection *c)
+int api_version(http_conn *c)
 {
     http_send_json(c, 200, "{\"version\":\"" CINDER_VERSION "\"}", NULL);
     return 200;

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-int api_openai_error(struct mg_connection *c, int status, const char *msg)
+int api_openai_error(http_conn *c, int status, const char *msg)
 {
     return oa_error(c, status, msg, NULL);
 }
@@ -312,7 +312,7 @@ static void chat_echo(const cJSON *msgs, int add_gen, text_buf *echo)
         content_text(cJSON_GetObjectItemCaseSensitive(last, "content"), echo);
 }
 
-int api_completions(api_ctx *a, struct mg_connection *c, int chat)
+int api_completions(api_ctx *a, http_conn *c, int chat)
 {
     char *body = NULL;
     long n = http_read_body(c, &body);

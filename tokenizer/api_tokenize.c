@@ -21,7 +21,7 @@
 
 /* The request body as a JSON object whose fields are all among KNOWN (NULL-terminated);
  * NULL with *STATUS and ERR set otherwise. */
-static cJSON *read_request(api_ctx *a, struct mg_connection *c, const char *const *known, int *status, char *err,
+static cJSON *read_request(api_ctx *a, http_conn *c, const char *const *known, int *status, char *err,
                            size_t n_err)
 {
     char *body = NULL;
@@ -88,7 +88,7 @@ static int64_t encode_all(api_ctx *a, const char *text, size_t n, int add_specia
     }
 }
 
-int api_tokenize(api_ctx *a, struct mg_connection *c)
+int api_tokenize(api_ctx *a, http_conn *c)
 {
     static const char *const known[] = {"model", "prompt", "messages", "add_special_tokens",
                                          "add_generation_prompt", "return_token_strs",
@@ -152,7 +152,7 @@ fail:
     return answer ? (http_send_cjson(c, 200, answer), 200) : http_send_error(c, status, err);
 }
 
-int api_detokenize(api_ctx *a, struct mg_connection *c)
+int api_detokenize(api_ctx *a, http_conn *c)
 {
     static const char *const known[] = {"model", "tokens", NULL};
     char err[512];

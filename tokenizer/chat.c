@@ -1,6 +1,6 @@
 /* chat.c - the chat templates of chat.h: finding and parsing the model's template, turning a
  * chat request into the template's variables (vLLM's normalisations), rendering on a thread
- * of its own with a large stack (civetweb's handler threads have 100 KB, and the interpreter
+ * of its own with a large stack (the HTTP handler threads have 100 KB, and the interpreter
  * may nest as deep as its limits allow), and continue_final_message.
  */
 #include <pthread.h>

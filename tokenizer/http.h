@@ -7,7 +7,7 @@
 typedef struct {
     const char *host;
     int port;
-    int n_threads;          /* civetweb handler threads: concurrent connections */
+    int n_threads;          /* handler threads: generation/tokenize requests at once */
     const char *model_dir;  /* for the model's chat template (chat.h) */
     const char *chat_template; /* --chat-template FILE, or NULL */
     const char *model_name; /* OpenAI's "model" */
@@ -17,8 +17,10 @@ typedef struct {
     const char *launch_id;  /* X-Cinder-Launch of /health answers (launch.sh's); NULL: none */
 } http_opts;
 
-struct mg_context;
-/* Listens as O says; NULL on failure. mg_stop() ends it. */
-struct mg_context *http_start(tokenizer *f, const http_opts *o);
+typedef struct http_server http_server;
+/* Listens as O says; NULL on failure. */
+http_server *http_start(tokenizer *f, const http_opts *o);
+/* Stops it: 0, or -1 when handlers still run after a few seconds (keep what they use). */
+int http_stop(http_server *s);
 
 #endif

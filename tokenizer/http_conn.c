@@ -1,160 +1,100 @@
-/* http_conn.c - a connection's socket, client-gone checks and read deadlines (see
+/* http_conn.c - a connection's request as handlers read it, and its writes (see
  * http_conn.h). */
 #include "http_conn.h"
-#include "../common/log.h"
+#include "http_server.h"
 
-#include <arpa/inet.h>
-#include <civetweb.h>
-#include <dirent.h>
-#include <netinet/in.h>
+#include <errno.h>
 #include <poll.h>
-#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 
-/* 1 when FD is the TCP connection of request RI: same peer address and port, same local port */
-static int is_conn(int fd, const struct mg_request_info *ri)
+const char *http_method(const http_conn *c) { return c->method; }
+
+const char *http_path(const http_conn *c) { return c->path ? c->path : ""; }
+
+int http_is_10(const http_conn *c) { return c->major == 1 && c->minor == 0; }
+
+const char *http_header(const http_conn *c, const char *name)
 {
-    struct sockaddr_storage a;
-    socklen_t n = sizeof a;
-    char host[INET6_ADDRSTRLEN];
-    int port;
-    if (getpeername(fd, (struct sockaddr *)&a, &n)) /* not a connected socket */
-        return 0;
-    if (a.ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)&a;
-        inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
-        port = ntohs(s->sin_port);
-    } else if (a.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&a;
-        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
-        port = ntohs(s->sin6_port);
-    } else {
-        return 0;
-    }
-    if (port != ri->remote_port || strcmp(host, ri->remote_addr))
-        return 0;
-    n = sizeof a;
-    if (getsockname(fd, (struct sockaddr *)&a, &n))
-        return 0;
-    port = a.ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)&a)->sin_port)
-                                  : ntohs(((const struct sockaddr_in6 *)&a)->sin6_port);
-    return port == ri->server_port;
-}
-
-int http_conn_fd(const struct mg_connection *c)
-{
-    static __thread int cached = -1; /* a civetweb thread serves one connection at a time */
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    if (!ri)
-        return -1;
-    if (cached >= 0 && is_conn(cached, ri))
-        return cached;
-    cached = -1;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    struct dirent *e;
-    while (cached < 0 && (e = readdir(d))) {
-        int fd = atoi(e->d_name);
-        if (e->d_name[0] != '.' && fd != dirfd(d) && is_conn(fd, ri))
-            cached = fd;
-    }
-    closedir(d);
-    return cached;
-}
-
-int http_conn_gone(int fd)
-{
-    struct pollfd p = {fd, POLLRDHUP, 0};
-    return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
-/* ---- the deadline watchdog: one thread, a list of armed deadlines */
-
-static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wd_cv;
-static pthread_once_t wd_once = PTHREAD_ONCE_INIT;
-static int wd_running;
-static http_deadline *wd_head;
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void *wd_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&wd_mu);
-    for (;;) {
-        uint64_t now = mono_us(), next = now + 1000000;
-        for (http_deadline *d = wd_head; d; d = d->next) {
-            if (d->fired)
-                continue;
-            if (d->at_us <= now) {
-                shutdown(d->fd, SHUT_RD); /* the owner still holds the socket open */
-                d->fired = 1;
-            } else if (d->at_us < next) {
-                next = d->at_us;
-            }
-        }
-        struct timespec until = {(time_t)(next / 1000000u), (long)(next % 1000000u) * 1000};
-        pthread_cond_timedwait(&wd_cv, &wd_mu, &until);
-    }
+    for (int i = 0; i < c->n_ready; i++)
+        if (!strcasecmp(c->hdr[i][0], name))
+            return c->hdr[i][1];
     return NULL;
 }
 
-static void wd_start(void)
+int http_write(http_conn *c, const void *p, size_t n)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&wd_cv, &a);
-    pthread_condattr_destroy(&a);
-    pthread_t t;
-    if (pthread_create(&t, NULL, wd_main, NULL)) {
-        LOG_ERR("cannot start the request deadline thread: body reads are bounded only between reads");
-        return;
+    if (c->broken)
+        return -1;
+    if (c->on_loop) { /* queued in C->out, sent when the answer is complete */
+        if (!text_append(&c->out, p, n))
+            return 0;
+        c->broken = 1;
+        return -1;
     }
-    pthread_detach(t);
-    wd_running = 1;
+    const char *b = p;
+    while (n > 0) { /* the socket is non-blocking (libuv's): wait for room with a deadline */
+        ssize_t k = send(c->fd, b, n, MSG_NOSIGNAL);
+        if (k > 0) {
+            b += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        struct pollfd q = {c->fd, POLLOUT, 0};
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && poll(&q, 1, HTTP_WRITE_TIMEOUT_MS) == 1 &&
+            !(q.revents & (POLLERR | POLLHUP)))
+            continue;
+        c->broken = 1; /* gone, or took nothing for HTTP_WRITE_TIMEOUT_MS */
+        return -1;
+    }
+    return 0;
 }
 
-void http_deadline_arm(http_deadline *d, int fd, int ms)
+int http_printf(http_conn *c, const char *fmt, ...)
 {
-    memset(d, 0, sizeof *d);
-    d->fd = fd;
-    if (fd < 0 || pthread_once(&wd_once, wd_start) || !wd_running)
-        return;
-    d->at_us = mono_us() + (uint64_t)ms * 1000u;
-    pthread_mutex_lock(&wd_mu);
-    d->next = wd_head;
-    if (wd_head)
-        wd_head->prev = d;
-    wd_head = d;
-    d->armed = 1;
-    pthread_cond_signal(&wd_cv);
-    pthread_mutex_unlock(&wd_mu);
+    char buf[1024], *p = buf;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n >= sizeof buf) {
+        if (!(p = malloc((size_t)n + 1)))
+            return -1;
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    int rc = http_write(c, p, (size_t)n);
+    if (p != buf)
+        free(p);
+    return rc;
 }
 
-int http_deadline_disarm(http_deadline *d)
+int http_write_chunk(http_conn *c, const void *p, size_t n)
 {
-    if (!d->armed)
-        return 0;
-    pthread_mutex_lock(&wd_mu);
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        wd_head = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    d->armed = 0;
-    int fired = d->fired;
-    pthread_mutex_unlock(&wd_mu);
-    return fired;
+    if (n == 0)
+        return http_write(c, "0\r\n\r\n", 5);
+    char *b = malloc(n + 24); /* one write: size line, data, CRLF (no small segments) */
+    if (!b)
+        return -1;
+    int k = snprintf(b, 24, "%zx\r\n", n);
+    memcpy(b + k, p, n);
+    memcpy(b + k + n, "\r\n", 2);
+    int rc = http_write(c, b, (size_t)k + n + 2);
+    free(b);
+    return rc;
+}
+
+int http_conn_gone(http_conn *c)
+{
+    struct pollfd p = {c->fd, POLLRDHUP, 0};
+    return c->broken || (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)));
 }

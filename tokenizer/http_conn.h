@@ -1,37 +1,40 @@
-/* http_conn.h - what civetweb 1.15 does not expose about a connection, for the request path:
- * its socket, whether the client has gone away, and a deadline on reading a request body.
+/* http_conn.h - one client connection and its current request, as the route handlers see it
+ * (http.c, api_*.c, serve.c). The front end (http_server.c) fills it: the request line, the
+ * headers and the whole body are in memory before any handler runs.
  *
- * civetweb keeps the socket in its private struct mg_connection; http_conn_fd() finds it by
- * the peer address and port that mg_get_request_info() reports (getpeername() on the
- * process's descriptors; a TCP connection's address pair is unique while it is open).
+ * Writes go out two ways. On the event loop (cheap routes and errors answered there) they
+ * are queued and sent once the answer is complete, without blocking the loop. On a handler
+ * thread (http_pool.c) they are sent at once, each waiting at most HTTP_WRITE_TIMEOUT_MS for
+ * the client to take the bytes: a client that stops reading costs a thread for that long,
+ * then the connection is marked broken and every later write fails at once.
  */
 #ifndef CINDER_HTTP_CONN_H
 #define CINDER_HTTP_CONN_H
 
-#include <stdint.h>
+#include <stddef.h>
 
-struct mg_connection;
+typedef struct http_conn http_conn;
 
-/* The socket of connection C, or -1 if it cannot be found. Cached for the connection. */
-int http_conn_fd(const struct mg_connection *c);
+/* A write on a handler thread waits this long for the client to take the bytes. */
+#define HTTP_WRITE_TIMEOUT_MS 10000
 
-/* 1 when the client at FD has closed its end (or reset the connection): nobody will read an
- * answer. A client that only shut down its sending side (a half-close) counts as gone too. */
-int http_conn_gone(int fd);
+const char *http_method(const http_conn *c);   /* "GET", "POST", ... */
+/* The target's path without its query ("/generate"); for an absolute-form target addressed
+ * to this server, its path part. */
+const char *http_path(const http_conn *c);
+int http_is_10(const http_conn *c);            /* an HTTP/1.0 client */
+/* The value of the first header NAME (case-insensitive), or NULL. */
+const char *http_header(const http_conn *c, const char *name);
 
-/* A deadline on reading from a socket: when it passes, a watchdog thread shuts the socket's
- * receiving side (shutdown SHUT_RD), so a read blocked inside civetweb returns at once; the
- * sending side stays open for the answer. */
-typedef struct http_deadline {
-    struct http_deadline *prev, *next;
-    int fd;
-    uint64_t at_us;   /* CLOCK_MONOTONIC */
-    int armed, fired;
-} http_deadline;
+/* Sends (or queues, on the loop) the N bytes of P: 0, or -1 when the client is gone or took
+ * nothing for HTTP_WRITE_TIMEOUT_MS. */
+int http_write(http_conn *c, const void *p, size_t n);
+int http_printf(http_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One chunk of a chunked answer (N == 0: the last chunk): 0 or -1. */
+int http_write_chunk(http_conn *c, const void *p, size_t n);
 
-/* Arms D for FD, MS milliseconds from now (nothing when FD < 0). */
-void http_deadline_arm(http_deadline *d, int fd, int ms);
-/* Disarms D; 1 if the deadline passed and the socket's receiving side was shut. */
-int http_deadline_disarm(http_deadline *d);
+/* 1 when the client has closed its end or reset the connection: nobody will read an answer
+ * (a half-close counts too). For handlers: the loop does not read while they run. */
+int http_conn_gone(http_conn *c);
 
 #endif

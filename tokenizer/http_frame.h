@@ -1,29 +1,23 @@
-/* http_frame.h - checks on a request's framing and target that civetweb 1.15 does not make
- * (it takes the first Content-Length, lets Transfer-Encoding win over Content-Length, ignores
- * header lines past its 64th, and drops an absolute-form request for another host without an
- * answer). Run from civetweb's callbacks (http.c); every refusal is a 4xx with a JSON message.
+/* http_frame.h - checks on a request's framing, version and target that the parser
+ * (http_parse.c) leaves to us, made on the loop once the headers are in (http.c). RFC 9112
+ * section 6 is the reference: a request whose body length is ambiguous is refused, so that no
+ * proxy in front of us reads it differently (request smuggling). http_parser itself refuses
+ * Content-Length with Transfer-Encoding, a repeated Content-Length and a Transfer-Encoding
+ * other than chunked. Every refusal is a 4xx/5xx with a JSON message, and the connection
+ * closes after it.
  */
 #ifndef CINDER_HTTP_FRAME_H
 #define CINDER_HTTP_FRAME_H
 
-struct mg_connection;
+#include "http_conn.h"
 
-/* begin_request: 0 when the request may proceed, else the status already answered: 400 for
- * Content-Length together with Transfer-Encoding, conflicting or malformed Content-Lengths,
- * several Transfer-Encodings, Transfer-Encoding in HTTP/1.0; 417 for an Expect other than
- * 100-continue; 431 for more header lines than civetweb keeps. */
-int http_frame_check(struct mg_connection *c);
+/* 0 when the request may proceed, else the status already answered: 400 for several
+ * Transfer-Encodings, Transfer-Encoding in HTTP/1.0, HTTP/0.9, a target that is not a path
+ * on this server (another host or port in absolute form, "*"); 505 for an HTTP version
+ * other than 1.x; 417 for an Expect other than 100-continue. */
+int http_frame_check(http_conn *c);
 
-/* init_connection: a new connection on this thread. */
-void http_frame_conn_begin(void);
-/* civetweb answered the request itself (its http_error callback). */
-void http_frame_answered(void);
-/* connection_close: a request civetweb parsed but neither served nor answered (an
- * absolute-form target for another host or port, or "*") gets a 400 before the close. */
-void http_frame_conn_end(const struct mg_connection *c);
-
-/* Expect: 100-continue from an HTTP/1.1 client: sends the interim "100 Continue" (once),
- * just before the body is read. */
-void http_frame_continue(struct mg_connection *c);
+/* Expect: 100-continue from an HTTP/1.1 client whose body will be read: "100 Continue". */
+void http_frame_continue(http_conn *c);
 
 #endif

@@ -4,8 +4,9 @@
  *             (--host: the address to listen on, default 127.0.0.1; 0.0.0.0 for every interface:
  *             there is no authentication)
  *             [--max-queue N]   (requests waiting beyond N get 503 with Retry-After)
- *             (--http-threads: generation requests may hold all but a reserve of n/8, 1 to 4
- *             threads, kept for /health and /metrics; past it they get 503, see http.c)
+ *             (--http-threads: handler threads for generation and tokenize requests, 256 by
+ *             default; past them requests get 503 at once; /health, /metrics and errors are
+ *             answered on the event loop and never wait for them, see http.c)
  *             [--served-model-name NAME]   (OpenAI's "model"; default: the directory's name)
  *             [--chat-template FILE]   (the Jinja chat template instead of the model's; chat.h)
  *             [--api-key KEY]   (every route but /health, /ping, /version and /metrics then needs
@@ -25,7 +26,6 @@
 
 #include <cjson/cJSON.h>
 
-#include <civetweb.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,13 +118,17 @@ int main(int argc, char **argv)
     metrics_init(name, f.max_seq_len);
     http_opts ho = {host, port, n_threads, model_dir, chat_template, name, api_key, (const char *const *)origins,
                     n_origins, launch_id};
-    struct mg_context *ctx = http_start(&f, &ho);
-    if (!ctx)
+    http_server *srv = http_start(&f, &ho);
+    if (!srv)
         return 1;
     LOG_INFO("listening on %s:%d", host, port);
     proc_wait_stop();
     LOG_INFO("stopping");
-    mg_stop(ctx);
+    if (http_stop(srv)) { /* a handler still runs: it uses the tokenizer; the exit ends it */
+        LOG_WARN("handlers still running at the stop");
+        proc_free(&p);
+        return 0;
+    }
     tokenizer_free(&f);
     proc_free(&p);
     return 0;

@@ -32,7 +32,7 @@ api_out oa_out(oa_ctx *x, int stream);
 
 /* OpenAI's error object {"error": {"message", "type", "param", "code"}} with STATUS; PARAM
  * names the request field at fault, or NULL. Returns STATUS. */
-int oa_error(struct mg_connection *c, int status, const char *msg, const char *param);
+int oa_error(http_conn *c, int status, const char *msg, const char *param);
 
 /* Checks every top-level field of REQ (chat or completions): 0, or -1 with a message in ERR
  * and the field in *PARAM. */

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int oa_error(struct mg_connection *c, int status, const char *msg, const char *param)
+int oa_error(http_conn *c, int status, const char *msg, const char *param)
 {
     cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
     cJSON_AddStringToObject(e, "message", msg);
@@ -221,13 +221,13 @@ static const text_buf *echo_of(const oa_ctx *x, const serve_choice *ch)
     return x->echo ? &x->echo[x->chat ? 0 : ch->prompt] : &none;
 }
 
-static int oa_begin(struct mg_connection *c, api_out *o)
+static int oa_begin(http_conn *c, api_out *o)
 {
     http_sse_begin(c);
     return 0;
 }
 
-static int oa_event(struct mg_connection *c, api_out *o, const delta_node *d, serve_choice *ch,
+static int oa_event(http_conn *c, api_out *o, const delta_node *d, serve_choice *ch,
                     const serve_state *s)
 {
     oa_ctx *x = o->ctx;
@@ -252,7 +252,7 @@ static int oa_event(struct mg_connection *c, api_out *o, const delta_node *d, se
     return http_sse_send(c, "data: ", j);
 }
 
-static void oa_end(struct mg_connection *c, api_out *o, const serve_state *s)
+static void oa_end(http_conn *c, api_out *o, const serve_state *s)
 {
     oa_ctx *x = o->ctx;
     if (x->include_usage) { /* a last chunk with no choices and the usage */
@@ -265,7 +265,7 @@ static void oa_end(struct mg_connection *c, api_out *o, const serve_state *s)
     http_sse_raw(c, "", 0);
 }
 
-static void oa_fail(struct mg_connection *c, api_out *o, int status, const char *msg)
+static void oa_fail(http_conn *c, api_out *o, int status, const char *msg)
 {
     cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
     cJSON_AddStringToObject(e, "message", msg);
@@ -275,7 +275,7 @@ static void oa_fail(struct mg_connection *c, api_out *o, int status, const char 
     http_sse_raw(c, "", 0);
 }
 
-static void oa_respond(struct mg_connection *c, api_out *o, const serve_state *s)
+static void oa_respond(http_conn *c, api_out *o, const serve_state *s)
 {
     oa_ctx *x = o->ctx;
     cJSON *j = head(x, 1), *choices = cJSON_AddArrayToObject(j, "choices");
@@ -292,7 +292,7 @@ static void oa_respond(struct mg_connection *c, api_out *o, const serve_state *s
     http_send_cjson(c, 200, j);
 }
 
-static int oa_error_plain(struct mg_connection *c, int status, const char *msg)
+static int oa_error_plain(http_conn *c, int status, const char *msg)
 {
     return oa_error(c, status, msg, NULL);
 }

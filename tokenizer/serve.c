@@ -97,7 +97,7 @@ static int fill_slots(tokenizer *f, const gen_req *g, const serve_prompt *prompt
 
 typedef struct {
     tokenizer *f;
-    struct mg_connection *c;
+    http_conn *c;
     api_out *o;
     serve_state *s;
     mail_waiter w;
@@ -190,12 +190,12 @@ static void relay_delta(relay_ctx *r, int k, delta_node *d)
  * within one iteration, and their final deltas still come. */
 static void relay(relay_ctx *r)
 {
-    int fd = http_conn_fd(r->c), which = -1;
+    int which = -1;
     uint64_t checked_us = 0; /* the first check at once */
     while (r->n_live > 0) {
         if (!r->client_gone && now_us() - checked_us >= WAIT_MS * 1000u) {
             checked_us = now_us();
-            if (http_conn_gone(fd)) {
+            if (http_conn_gone(r->c)) {
                 r->client_gone = 1;
                 abort_all(r);
             }
@@ -239,7 +239,7 @@ static void stage_times(tokenizer *f, int slot, metrics_req *m)
     m->inference_s = span_s(sched, last);
 }
 
-static int reject(struct mg_connection *c, api_out *o, const char *msg)
+static int reject(http_conn *c, api_out *o, const char *msg)
 {
     metrics_request_rejected();
     return o->error(c, 503, msg);
@@ -298,7 +298,7 @@ static int finish(relay_ctx *r)
     return r->status ? r->status : 200;
 }
 
-int serve_generate(tokenizer *f, struct mg_connection *c, const gen_req *g, const serve_prompt *prompts,
+int serve_generate(tokenizer *f, http_conn *c, const gen_req *g, const serve_prompt *prompts,
                    int n_prompts, int add_special, api_out *o)
 {
     char err[512];

@@ -15,7 +15,7 @@
 #include "req_parse.h"
 #include "http_util.h"
 
-struct mg_connection;
+typedef struct http_conn http_conn;
 
 typedef struct {
     const char *text;       /* a text prompt, encoded here (N_TEXT bytes) ... */
@@ -58,25 +58,25 @@ typedef struct api_out api_out;
 struct api_out {
     int stream;
     /* stream: the headers and any opening event; 0 or -1 */
-    int (*begin)(struct mg_connection *c, api_out *o);
+    int (*begin)(http_conn *c, api_out *o);
     /* stream: one event per delta D of choice CH (text = D's text); 0, or -1 if the client is
        gone */
-    int (*event)(struct mg_connection *c, api_out *o, const delta_node *d, serve_choice *ch,
+    int (*event)(http_conn *c, api_out *o, const delta_node *d, serve_choice *ch,
                  const serve_state *s);
     /* stream: after every choice's final event */
-    void (*end)(struct mg_connection *c, api_out *o, const serve_state *s);
+    void (*end)(http_conn *c, api_out *o, const serve_state *s);
     /* not streaming: the whole answer */
-    void (*respond)(struct mg_connection *c, api_out *o, const serve_state *s);
+    void (*respond)(http_conn *c, api_out *o, const serve_state *s);
     /* an error before anything was sent; returns STATUS */
-    int (*error)(struct mg_connection *c, int status, const char *msg);
+    int (*error)(http_conn *c, int status, const char *msg);
     /* stream: an error after the stream began (an error event, then the end) */
-    void (*fail)(struct mg_connection *c, api_out *o, int status, const char *msg);
+    void (*fail)(http_conn *c, api_out *o, int status, const char *msg);
     void *ctx;              /* the API's own state */
 };
 
 /* Serves G over its N_PROMPTS prompts (G->n choices each; ADD_SPECIAL: apply the
  * post-processor, e.g. BOS, to text prompts). Returns the HTTP status sent. */
-int serve_generate(tokenizer *f, struct mg_connection *c, const gen_req *g, const serve_prompt *prompts,
+int serve_generate(tokenizer *f, http_conn *c, const gen_req *g, const serve_prompt *prompts,
                    int n_prompts, int add_special, api_out *o);
 
 /* The output tokens of choice CH so far (its slot's, valid while serving). */

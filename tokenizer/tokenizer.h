@@ -1,6 +1,6 @@
 /* tokenizer.h - the tokenizer process's shared state: slots, mailboxes and its two sockets.
  *
- * HTTP handler threads (civetweb) take a slot per choice, write the prompt into it and send
+ * HTTP handler threads (http_pool.c) take a slot per choice, write the prompt into it and send
  * NEW_REQ; then each waits on its slots' mailboxes. One receiver thread reads TEXT_DELTA / REQ_FAILED
  * messages and drops each into the mailbox of its slot. The handler answers the client and
  * frees the slot after the final delta, which the router sends only once it has let go of

@@ -1,8 +1,9 @@
 /* fuzz_req_parse.c - libFuzzer target: /generate request bodies through gen_req_parse.
  *
  * Any bytes must give 0 or -1 with a message, never a crash or a leak. Parsing runs on a
- * thread with the 100 KB stack of civetweb's handler threads, so recursion as deep as a
- * hostile body can nest (cJSON allows 1000 levels) is a crash here as it is there. An
+ * thread with the stack of the HTTP handler threads (HTTP_THREAD_STACK_BYTES, http_pool.h),
+ * so recursion as deep as a hostile body can nest (cJSON allows 1000 levels) is a crash here
+ * as it is there. An
  * accepted body must be one JSON value (nothing but whitespace after it), must not lose
  * characters (a NUL byte, or a \u0000 or malformed \u escape, would silently cut a C string),
  * and every parsed value must lie in its documented range. Parsing is deterministic and a
@@ -13,12 +14,13 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "../../tokenizer/http_pool.h"
 #include "../../tokenizer/req_parse.h"
 #include "fuzz_util.h"
 
 #define CAP_SMALL 256
 #define CAP_LARGE (1 << 20)
-#define STACK_BYTES (100 << 10) /* as civetweb's handler threads (Debian's libcivetweb) */
+#define STACK_BYTES HTTP_THREAD_STACK_BYTES /* as the HTTP handler threads */
 
 /* 1 if BODY holds a NUL byte, or a \u escape that is \u0000 or lacks four hex digits (cJSON
  * 1.7 decodes those to NUL) */
