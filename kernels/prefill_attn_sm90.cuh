@@ -16,7 +16,9 @@ extern "C" {
 
 /* VARIANT 1: one key tile at a time per consumer warpgroup; 2: S of the next tile and PV of
  * the current one in flight together (softmax overlapped with PV); 3: 2 plus ping-pong of the
- * two consumer warpgroups; 0: the default. Returns cudaErrorNotSupported, launching nothing,
+ * two consumer warpgroups; 4, 5, 6: 1, 2, 3 on a persistent grid (one CTA per SM looping over
+ * the query tiles); 7, 8: 4 and 6 with three K/V stages instead of two; 9: 4 with ping-pong;
+ * 10: 4 with three consumer warpgroups (192 query rows per CTA); 0: the default. Returns cudaErrorNotSupported, launching nothing,
  * when the case (dtype, head_dim, block_size) or the device / build is one it does not cover
  * (see prefill_attn_sm90.cu); cudaErrorInvalidValue for arguments prefill_attn_run rejects. */
 cudaError_t prefill_attn_sm90_run(int variant, void *out, const void *q, int q_stride,
@@ -31,8 +33,9 @@ cudaError_t prefill_attn_sm90_run(int variant, void *out, const void *q, int q_s
  * sm_90a code (checked once with a probe launch; call outside stream capture). */
 int prefill_attn_sm90_available(void);
 
-/* 1 when prefill_attn_run should use it: available, and CINDER_PREFILL_SM90 set to anything but
- * "0" (unset: the default, SM90_DEFAULT_ON in prefill_attn_sm90.cu). */
+/* Process-wide switch for prefill_attn_run (on by default; the worker's --prefill-attn
+ * portable turns it off), and whether prefill_attn_run takes this kernel: on and available. */
+void prefill_attn_sm90_set(int on);
 int prefill_attn_sm90_enabled(void);
 
 #ifdef __cplusplus

@@ -12,12 +12,17 @@ static const char *variant_names[] = {"default", "4 warps x 16 rows, 64 keys",
                                       "4 warps x 32 rows, 64 keys", "8 warps x 32 rows, 64 keys",
                                       "4 warps x 32 rows, 32 keys"};
 static const char *sm90_names[] = {"default", "sequential", "softmax overlapped with PV",
-                                   "overlap + ping-pong"};
+                                   "overlap + ping-pong", "persistent, sequential",
+                                   "persistent, overlap", "persistent, overlap + ping-pong",
+                                   "persistent, sequential, 3 stages",
+                                   "persistent, overlap + ping-pong, 3 stages",
+                                   "persistent, sequential + ping-pong",
+                                   "persistent, sequential, 3 consumer warpgroups"};
 
 static void run(const bench_ceilings *c, int n_seqs, int q_len, int cached, int nh, int nkv,
-                int variant, bool sm90)
+                int bs, int variant, bool sm90)
 {
-    const int hd = 128, bs = 16;
+    const int hd = 128;
     int len = q_len + cached, bps = (len + bs - 1) / bs, n_blocks = n_seqs * bps;
     size_t cache_elems = (size_t)n_blocks * bs * nkv * hd, n_tok = (size_t)n_seqs * q_len;
     void *k, *v, *q, *out;
@@ -46,7 +51,7 @@ static void run(const bench_ceilings *c, int n_seqs, int q_len, int cached, int 
     double pairs = (double)n_seqs * ((double)q_len * cached + (double)q_len * (q_len + 1) / 2);
     char cas[160];
     snprintf(cas, sizeof(cas), "%d x %d new tokens + %d cached, causal, %d/%d heads x 128, bf16, "
-             "block 16, variant %d (%s)", n_seqs, q_len, cached, nh, nkv, variant,
+             "block %d, variant %d (%s)", n_seqs, q_len, cached, nh, nkv, bs, variant,
              sm90 ? sm90_names[variant] : variant_names[variant]);
     bench_report_flops(sm90 ? "prefill_attn_sm90" : "prefill_attn", cas, ms,
                        4.0 * hd * nh * pairs, c);
@@ -55,24 +60,30 @@ static void run(const bench_ceilings *c, int n_seqs, int q_len, int cached, int 
     CUDA_CHECK(cudaFree(lens));
 }
 
-/* Optional argument: run only the first N cases (for profiling one launch). */
+/* Optional arguments: run only the first N cases (for profiling one launch); only the Hopper
+ * kernel's variant V. */
 int main(int argc, char **argv)
 {
-    int limit = argc > 1 ? atoi(argv[1]) : 1 << 30;
+    int limit = argc > 1 ? atoi(argv[1]) : 1 << 30, only = argc > 2 ? atoi(argv[2]) : -1;
     bench_ceilings c = bench_measure_ceilings();
-    static const int shapes[4][5] = {
-        {1, 8192, 0, 32, 8}, {2, 8192, 0, 32, 32}, {8, 1024, 0, 32, 8}, {4, 512, 3584, 32, 8}};
+    /* seqs, new tokens, cached, heads, kv heads, block size; the last for the Hopper kernel
+       only (one TMA box per 64 columns of a key tile instead of one per 16-token page) */
+    static const int shapes[5][6] = {{1, 8192, 0, 32, 8, 16}, {2, 8192, 0, 32, 32, 16},
+                                     {8, 1024, 0, 32, 8, 16}, {4, 512, 3584, 32, 8, 16},
+                                     {1, 8192, 0, 32, 8, 128}};
     /* the Hopper kernel's variants, then the portable kernel's (variant 1 at 1 x 8192 only) */
     static const struct { int variant; bool sm90; } runs[] = {
-        {1, true}, {2, true}, {3, true}, {2, false}, {3, false}, {4, false}, {1, false}};
-    for (int i = 0; i < 7; i++) {
+        {1, true}, {2, true}, {3, true}, {4, true}, {5, true}, {6, true}, {7, true}, {8, true}, {9, true}, {10, true},
+        {2, false}, {3, false}, {4, false}, {1, false}};
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        if (only >= 0 && (!runs[i].sm90 || runs[i].variant != only)) continue;
         if (runs[i].sm90 && !prefill_attn_sm90_available()) {
             printf("prefill_attn_sm90: not available on this device or build; skipped\n");
             continue;
         }
-        for (int sh = 0; sh < 4 && limit > 0; sh++, limit--) {
+        for (int sh = 0; sh < (runs[i].sm90 ? 5 : 4) && limit > 0; sh++, limit--) {
             const int *a = shapes[sh];
-            run(&c, a[0], a[1], a[2], a[3], a[4], runs[i].variant, runs[i].sm90);
+            run(&c, a[0], a[1], a[2], a[3], a[4], a[5], runs[i].variant, runs[i].sm90);
             if (!runs[i].sm90 && runs[i].variant == 1) break;
         }
     }

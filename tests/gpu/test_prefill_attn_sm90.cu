@@ -4,8 +4,9 @@
  * length, GQA and MHA, block sizes 8..256, sliding windows), then against the portable
  * kernel on long shapes (1 x 4096 GQA, chunked prefill over 3000 cached tokens); poisoned
  * outputs, NaN in every cache slot no sequence owns, two runs bitwise equal (a race moves
- * them), and the cases it does not cover refused with cudaErrorNotSupported. On a device other
- * than compute capability 9.0 it checks the refusal only.
+ * them), the cases it does not cover refused with cudaErrorNotSupported, and prefill_attn_run
+ * taking it (or, switched off, the portable kernel). On a device other than compute
+ * capability 9.0 it checks the refusals only.
  */
 #include "gpu_test.h"
 #include "../../kernels/prefill_attn.cuh"
@@ -14,14 +15,27 @@
 
 #define MAX_SEQS 6
 
+/* prefill_attn_run with prefill_attn_sm90_run's signature (VARIANT unused). */
+static cudaError_t prefill_attn_run_v(int variant, void *out, const void *q, int q_stride,
+                                      const void *kc, const void *vc, const int32_t *bt,
+                                      int max_bps, const int32_t *cu, const int32_t *sl,
+                                      int n_seqs, int max_q, int nh, int nkv, int hd, int bs,
+                                      float scale, int window, kdtype dt, cudaStream_t s)
+{
+    (void)variant;
+    return prefill_attn_run(out, q, q_stride, kc, vc, bt, max_bps, cu, sl, n_seqs, max_q, nh,
+                            nkv, hd, bs, scale, window, dt, s);
+}
+
 typedef struct {
     int n_heads, n_kv, bs, n_seqs;
     int q_len[MAX_SEQS], seq_len[MAX_SEQS];   /* seq_len >= q_len; -1: random */
 } scase;
 
 /* Case C with WINDOW: the reference once (attn_ref on the CPU when CPU_REF, else the
- * portable kernel), then each variant of VARIANTS (a 0-terminated list, -1 for the default)
- * run twice into poisoned outputs. */
+ * portable kernel), then each variant of VARIANTS (a 0-terminated list; -1: the default;
+ * -2: through prefill_attn_run, which takes this kernel; -3: prefill_attn_run with the
+ * kernel switched off) run twice into poisoned outputs. */
 static void run_case(const scase *c, const int *variants, int window, int cpu_ref)
 {
     int n = c->n_seqs, cu[MAX_SEQS + 1] = {0}, sl[MAX_SEQS], max_q = 0;
@@ -61,13 +75,15 @@ static void run_case(const scase *c, const int *variants, int window, int cpu_re
         o += snprintf(lens + o, sizeof(lens) - o, " %d/%d", cu[s + 1] - cu[s], sl[s]);
     for (const int *v = variants; *v; v++) {
         int variant = *v < 0 ? 0 : *v;
+        prefill_attn_sm90_set(*v != -3);
         for (int rep = 0; rep < 2; rep++) {
             void *d = rep ? d2 : d1;
             CUDA_CHECK(cudaMemset(d, 0xff, n_out * 2));
-            CUDA_CHECK(prefill_attn_sm90_run(variant, d, dq, q_stride, kv.dk, kv.dv, kv.dbt,
-                                             kv.max_bps, dcu, dsl, n, max_q, c->n_heads,
-                                             c->n_kv, hd, c->bs, scale, window, KDT_BF16, 0));
+            CUDA_CHECK((*v <= -2 ? prefill_attn_run_v : prefill_attn_sm90_run)(
+                variant, d, dq, q_stride, kv.dk, kv.dv, kv.dbt, kv.max_bps, dcu, dsl, n, max_q,
+                c->n_heads, c->n_kv, hd, c->bs, scale, window, KDT_BF16, 0));
         }
+        prefill_attn_sm90_set(1);
         CUDA_CHECK(cudaDeviceSynchronize());
         dev_download16(out, d1, n_out, KDT_BF16);
         CUDA_CHECK(cudaMemcpy(b1, d1, n_out * 2, cudaMemcpyDeviceToHost));
@@ -76,7 +92,7 @@ static void run_case(const scase *c, const int *variants, int window, int cpu_re
         int same = memcmp(b1, b2, n_out * 2) == 0;
         check(err <= 1e-2 && same,
               "prefill_attn_sm90 variant=%d vs %s heads=%d/%d bs=%d window=%d q/kv lens:%s: "
-              "max row rel err %.2e (bound 1e-02), repeat %s", variant,
+              "max row rel err %.2e (bound 1e-02), repeat %s", *v,
               cpu_ref ? "CPU" : "portable kernel", c->n_heads, c->n_kv, c->bs, window, lens, err,
               same ? "bitwise equal" : "DIFFERS");
     }
@@ -134,7 +150,7 @@ int main(void)
         {16, 2, 16, 4, {-1, -1, -1, -1}, {-1, -1, -1, -1}},   /* random lengths */
         {8, 4, 32, 5, {-1, -1, -1, -1, -1}, {-1, -1, -1, -1, -1}},
     };
-    static const int all[] = {1, 2, 3, -1, 0};
+    static const int all[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, -1, -2, -3, 0};
     for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
         run_case(&small[i], all, 0, 1);
         run_case(&small[i], all, rng_int(1, 300), 1);
