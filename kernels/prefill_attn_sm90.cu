@@ -202,6 +202,28 @@ struct sm90_sched {
     }
 };
 
+#ifdef SM90_DEVICE
+/* Producer warp, one K or V tile: lane 0 waits for the stage to be free (EMPTY, phase PH) and
+ * arms FULL for the tile's bytes; lane b < N_BOX then issues both 64-column halves of box b
+ * (ROWS_BOX slots from SLOT, kv head KVH of MAP) into DST, completing on FULL. */
+__device__ __forceinline__ void sm90_issue(const CUtensorMap *map, uint32_t empty, uint32_t full,
+                                           int ph, uint32_t dst, int kvh, int slot, int n_box,
+                                           int rows_box)
+{
+    int lane = threadIdx.x & 31;
+    if (lane == 0) {
+        mbar_wait(empty, ph ^ 1);
+        mbar_expect_tx(full, SM90_TILE);
+    }
+    __syncwarp();
+    if (lane < n_box) {
+        uint32_t d = dst + lane * rows_box * 128;
+        tma_load3(d, map, full, 0, kvh, slot);
+        tma_load3(d + SM90_HALF, map, full, 64, kvh, slot);
+    }
+}
+#endif
+
 /* One warp of the producer warpgroup: for each key tile of each of the CTA's items, waits for
  * its stage to be free, then issues the K and V boxes. Lane b < 128 / R handles box b. */
 template <int ST>
@@ -226,26 +248,10 @@ __device__ __forceinline__ void sm90_produce(const CUtensorMap *km, const CUtens
             bool last = kt == w.n_kt - 1 && w.n_keys < (kt + 1) * SM90_BN;
             uint32_t fk = sm90_smem(&bars->full_k[st]), fv = sm90_smem(&bars->full_v[st]);
             uint32_t vb = last ? sm90_smem(&bars->vtail) : fv;
-            if (lane == 0) {
-                mbar_wait(sm90_smem(&bars->empty_k[st]), ph ^ 1);
-                mbar_expect_tx(fk, SM90_TILE);
-            }
-            __syncwarp();
-            if (lane < n_box) {
-                uint32_t d = sk + st * SM90_TILE + lane * rows_box * 128;
-                tma_load3(d, km, fk, 0, kvh, slot);
-                tma_load3(d + SM90_HALF, km, fk, 64, kvh, slot);
-            }
-            if (lane == 0) {
-                mbar_wait(sm90_smem(&bars->empty_v[st]), ph ^ 1);
-                mbar_expect_tx(vb, SM90_TILE);
-            }
-            __syncwarp();
-            if (lane < n_box) {
-                uint32_t d = sv + st * SM90_TILE + lane * rows_box * 128;
-                tma_load3(d, vm, vb, 0, kvh, slot);
-                tma_load3(d + SM90_HALF, vm, vb, 64, kvh, slot);
-            }
+            sm90_issue(km, sm90_smem(&bars->empty_k[st]), fk, ph, sk + st * SM90_TILE, kvh, slot,
+                       n_box, rows_box);
+            sm90_issue(vm, sm90_smem(&bars->empty_v[st]), vb, ph, sv + st * SM90_TILE, kvh, slot,
+                       n_box, rows_box);
             if (last) {   /* zero V rows [n_keys - kt * BN, BN) of both halves, then publish */
                 mbar_wait(vb, n_tail++ & 1);
                 int r0 = w.n_keys - kt * SM90_BN;

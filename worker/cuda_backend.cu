@@ -18,7 +18,9 @@
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
 #include "../kernels/prefill_attn_sm90.cuh"
+extern "C" {
 #include "../common/log.h"
+}
 #include "../kernels/sample_greedy.cuh"
 #include "../kernels/topk_logprobs.cuh"
 
