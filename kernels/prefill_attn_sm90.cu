@@ -517,7 +517,8 @@ static cudaError_t sm90_launch(const CUtensorMap &km, const CUtensorMap &vm, voi
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              SM90_SMEM(NC, ST));
         if (e == cudaSuccess) e = cudaGetDevice(&dev);
-        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
+        if (e == cudaSuccess)
+            e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
         if (e != cudaSuccess) return e;
     }
     int n_mt = (max_q_len + 64 * NC - 1) / (64 * NC);

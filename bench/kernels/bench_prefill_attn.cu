@@ -71,10 +71,12 @@ int main(int argc, char **argv)
     static const int shapes[5][6] = {{1, 8192, 0, 32, 8, 16}, {2, 8192, 0, 32, 32, 16},
                                      {8, 1024, 0, 32, 8, 16}, {4, 512, 3584, 32, 8, 16},
                                      {1, 8192, 0, 32, 8, 128}};
-    /* the Hopper kernel's variants, then the portable kernel's (variant 1 at 1 x 8192 only) */
+    /* the Hopper kernel's default (what prefill_attn_run takes) and variants, then the
+       portable kernel's (variant 1 at 1 x 8192 only) */
     static const struct { int variant; bool sm90; } runs[] = {
-        {1, true}, {2, true}, {3, true}, {4, true}, {5, true}, {6, true}, {7, true}, {8, true}, {9, true}, {10, true},
-        {2, false}, {3, false}, {4, false}, {1, false}};
+        {0, true},  {1, true},  {2, true},  {3, true},  {4, true},  {5, true},
+        {6, true},  {7, true},  {8, true},  {9, true},  {10, true}, {2, false},
+        {3, false}, {4, false}, {1, false}};
     for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
         if (only >= 0 && (!runs[i].sm90 || runs[i].variant != only)) continue;
         if (runs[i].sm90 && !prefill_attn_sm90_available()) {

@@ -57,7 +57,8 @@ static void run_case(const scase *c, const int *variants, int window, int cpu_re
     int32_t *dsl = (int32_t *)dev_upload(sl, sizeof(int32_t) * n);
     void *d1 = dev_alloc_poisoned(n_out * 2), *d2 = dev_alloc_poisoned(n_out * 2);
     float scale = rng_uniform(0.5f, 2.f) / sqrtf((float)hd);
-    float *out = (float *)malloc(sizeof(float) * n_out), *ref = (float *)malloc(sizeof(float) * n_out);
+    float *out = (float *)malloc(sizeof(float) * n_out);
+    float *ref = (float *)malloc(sizeof(float) * n_out);
     uint16_t *b1 = (uint16_t *)malloc(n_out * 2), *b2 = (uint16_t *)malloc(n_out * 2);
     if (cpu_ref) {
         attn_ref(ref, hq, q_stride, kv.hk, kv.hv, kv.hbt, kv.max_bps, cu, sl, n, c->n_heads,
