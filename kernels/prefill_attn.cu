@@ -9,6 +9,7 @@
  * diagonal are masked.
  */
 #include "prefill_attn.cuh"
+#include "prefill_attn_sm90.cuh"
 #include "attn_common.cuh"
 
 /* NW warps of MT x 16 query rows each, BN keys per tile. Over 80 lines on purpose: one
@@ -210,6 +211,13 @@ extern "C" cudaError_t prefill_attn_run(void *out, const void *q, int q_stride,
                                         int head_dim, int block_size, float scale, int window,
                                         kdtype dt, cudaStream_t stream)
 {
+    if (prefill_attn_sm90_enabled()) {   /* Hopper kernel for the cases it covers */
+        cudaError_t e = prefill_attn_sm90_run(0, out, q, q_stride, k_cache, v_cache, block_tables,
+                                              max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs,
+                                              max_q_len, n_heads, n_kv_heads, head_dim,
+                                              block_size, scale, window, dt, stream);
+        if (e != cudaErrorNotSupported) return e;
+    }
     return prefill_attn_run_tiled(0, out, q, q_stride, k_cache, v_cache, block_tables,
                                   max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs, max_q_len,
                                   n_heads, n_kv_heads, head_dim, block_size, scale, window, dt,

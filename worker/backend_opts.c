@@ -11,7 +11,7 @@ const char backend_opts_usage[] =
     "[--backend auto|cpu|cuda] [--kv-tokens N] [--max-batch-tokens N] [--threads N] "
     "[--gpu-memory-utilization F] [--load-format auto|dummy] "
     "[--dtype bf16|fp16] [--enforce-eager] [--gemv-max-tokens 0..8] [--gemv-warps N] "
-    "[--pdl MASK]";
+    "[--pdl MASK] [--prefill-attn auto|portable]";
 
 void backend_opts_init(backend_opts *o)
 {
@@ -96,6 +96,14 @@ int backend_opts_parse(backend_opts *o, const char *name, const char *value)
         if (parse_int(name, value, 0, 3, &m) < 0)
             return -1;
         o->pdl = m ? m : -1;   /* 0 here: no site */
+        return 1;
+    }
+    if (!strcmp(name, "prefill-attn")) {
+        if (!value || (strcmp(value, "auto") && strcmp(value, "portable"))) {
+            fprintf(stderr, "--prefill-attn: auto or portable, got '%s'\n", value ? value : "");
+            return -1;
+        }
+        o->portable_attn = !strcmp(value, "portable");
         return 1;
     }
     return 0;

@@ -17,6 +17,10 @@
 #include "hold.h"
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
+#include "../kernels/prefill_attn_sm90.cuh"
+extern "C" {
+#include "../common/log.h"
+}
 #include "../kernels/sample_greedy.cuh"
 #include "../kernels/topk_logprobs.cuh"
 
@@ -351,6 +355,7 @@ void ce_opts_from(ce_opts *eo, const backend_opts *o)
     eo->gemv_max_tokens = o->gemv_max_tokens == 0 ? -1 : o->gemv_max_tokens < 0 ? 0 : o->gemv_max_tokens;
     eo->gemv_warps = o->gemv_warps;
     eo->pdl_mask = o->pdl == 0 ? 1 : o->pdl < 0 ? 0 : o->pdl;
+    eo->portable_attn = o->portable_attn;
     eo->hold = o->hold;
 }
 
@@ -627,6 +632,10 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
         CUDA_CHECK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
         CUBLAS_CHECK(cublasCreate(&e->blas));
         CUBLAS_CHECK(cublasSetStream(e->blas, e->stream));
+        /* decided here, outside any graph capture (the first call probes the device) */
+        prefill_attn_sm90_set(!o->portable_attn);
+        LOG_INFO("prefill attention: %s", prefill_attn_sm90_enabled()
+                 ? "Hopper kernel (wgmma/TMA) where it applies" : "portable kernel");
     }
     {
         int rc = o->hold ? attach_hold(e, o->hold, err, n_err)

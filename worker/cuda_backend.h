@@ -36,6 +36,7 @@ typedef struct {
     int gemv_warps;      /* GEMV launch width, warps a multiprocessor (0: 16) */
     int pdl_mask;        /* programmatic dependent launch: bit 0 the GEMVs, bit 1 decode
                             attention */
+    int portable_attn;   /* 1: never the Hopper prefill attention kernel */
     const msg_holder_attached *hold; /* the holder's weights and KV cache (hold.h), opened
                             through CUDA IPC instead of loaded and allocated; NULL: own */
 } ce_opts;
