@@ -7,12 +7,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "../common/safetensors.h"
 #include "../common/weights_layout.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "../common/safetensors.h"   /* a plain C header without its own guards */
 
 /* Tensor T (an FP8 projection, HF shape [rows, cols]) of ST: its E4M3 codes into CODES
  * [rows, cols] and its scale per output row into SCALES [rows] (a per-tensor weight_scale

@@ -17,17 +17,20 @@
  * with GQA; graphs on and off; and a case whose unsampled chunk (2048 rows, vocab 32000) is
  * far larger than the logits buffer of max_seqs = 4 rows. Then the families (make-model
  * --arch): Qwen2 biases, Qwen3 q/k norms, Mistral / Qwen2 sliding windows, Mixtral and
- * Qwen3-MoE experts (both the expert GEMV and the per-expert GEMM paths).
+ * Qwen3-MoE experts (both the expert GEMV and the per-expert GEMM paths); FP8 weights and
+ * KV cache (--quantization fp8, --kv-cache-dtype fp8) against the CPU's FP8 math.
  */
 #include "backend_test.h"
 
 #define REL_TOL 3e-2
+#define REL_TOL_FP8 0.15   /* E4M3 activations of bf16 (GPU) and fp32 (CPU) rows round apart */
 
 typedef struct {
     const char *name, *args;
     int bs, max_seq, max_tokens, max_seqs, n_seqs;
     int graphs;      /* 0: --enforce-eager (eager decodes, the fused GEMV path up to 8) */
     int n_long;      /* sequences whose prompt is max_seq_len - 1 .. max_seq_len/2 */
+    int fp8;         /* bit 0: --quantization fp8, bit 1: --kv-cache-dtype fp8 (both backends) */
 } dcase;
 
 typedef struct {
@@ -95,7 +98,8 @@ static void run_case(const dcase *dc)
     backend_opts o = {.model_dir = dir, .block_size = dc->bs, .max_seq_len = dc->max_seq,
                       .max_batch_tokens = dc->max_tokens, .max_seqs = dc->max_seqs,
                       .kv_tokens = (int64_t)(n_blocks + 2) * dc->bs, .mem_util = 0.5f,
-                      .no_graphs = !dc->graphs};
+                      .no_graphs = !dc->graphs, .quant_fp8 = dc->fp8 & 1,
+                      .kv_fp8 = dc->fp8 >> 1 & 1};
     char err[512];
     backend *cpu = cpu_backend_init(&o, err, sizeof err), *gpu = NULL;
     if (cpu) gpu = cuda_backend_init(&o, err, sizeof err);
@@ -155,7 +159,7 @@ static void run_case(const dcase *dc)
     printf("\n");
     bt_check(rc == 0, "%s: every step ran", dc->name);
     bt_check(n_done == n, "%s: all %d sequences ran to their end", dc->name, n);
-    bt_check_cmp(dc->name, &cmp, REL_TOL, bad);
+    bt_check_cmp(dc->name, &cmp, dc->fp8 ? REL_TOL_FP8 : REL_TOL, bad);
 done:
     for (int i = 0; i < n; i++) bt_seq_free(&s[i]);
     free(s);
@@ -207,6 +211,12 @@ int main(void)
                                       "--norm-topk 0 --dim 256 --hidden 512 --layers 2 --heads 8 "
                                       "--kv-heads 2 --head-dim 64 --vocab 1024 --dtype bf16 "
                                       "--seed 24", 16, 1024, 256, 32, 30, 1, 2},
+        /* FP8: both backends quantize the same bf16 weights per channel (the same codes) and
+           the activations per token; the CUDA side runs the E4M3 GEMV / cuBLASLt FP8 GEMM
+           and the E4M3 KV cache */
+        {"fp8 weights + kv bs16 graphs", GQA128, 16, 1024, 256, 32, 30, 1, 2, 3},
+        {"fp8 weights bs1 eager", GQA128, 1, 1024, 256, 16, 20, 0, 2, 1},
+        {"fp8 kv bs16 eager", GQA128, 16, 1024, 256, 16, 20, 0, 2, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         run_case(&cases[i]);
