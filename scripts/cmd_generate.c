@@ -5,6 +5,7 @@
  *
  * usage: generate --model-dir DIR --tokens 1,9038,2501 [--n 40] [--temperature T] [--top-k K]
  *          [--top-p P] [--seed S] [--block-size 16] [--chunk 0] [--threads 0] [--dummy]
+ *          [--backend cpu|cuda] [--quantization fp8] [--kv-cache-dtype fp8] (backend.h's flags)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: generate --model-dir DIR --tokens ID,ID,... [--n 40] "
                     "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--block-size 16] "
-                    "[--chunk N] [--threads N] [--dummy]\n");
+                    "[--chunk N] [--threads N] [--dummy] %s\n", backend_opts_usage);
     return 2;
 }
 
@@ -38,6 +39,9 @@ int main(int argc, char **argv)
     const char *dir = NULL, *ids = NULL;
     int n_gen = 40, block_size = 16, chunk = 0, n_threads = 0, dummy = 0;
     sampling_params sp = {.top_p = 1, .repetition_penalty = 1};
+    backend_opts o;
+    backend_opts_init(&o);
+    o.backend = "cpu";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--dummy")) {
@@ -46,6 +50,14 @@ int main(int argc, char **argv)
         }
         if (i + 1 >= argc)
             return usage();
+        int rc = strcmp(a, "--threads") && !strncmp(a, "--", 2)
+                 ? backend_opts_parse(&o, a + 2, argv[i + 1]) : 0;
+        if (rc < 0)
+            return usage();
+        if (rc > 0) {
+            i++;
+            continue;
+        }
         const char *v = argv[++i];
         if (!strcmp(a, "--model-dir")) dir = v;
         else if (!strcmp(a, "--tokens")) ids = v;
@@ -77,11 +89,15 @@ int main(int argc, char **argv)
     for (int i = 0; i <= cap / block_size; i++)
         blocks[i] = i;
     char err[4096];
-    backend_opts o = {.model_dir = dir, .dummy_weights = dummy, .block_size = block_size,
-                      .max_seq_len = cap, .max_batch_tokens = n_prompt, .max_seqs = 1,
-                      .kv_tokens = ((int64_t)cap / block_size + 1) * block_size,
-                      .n_threads = n_threads};
+    o.model_dir = dir, o.dummy_weights = dummy, o.block_size = block_size;
+    o.max_seq_len = cap, o.max_batch_tokens = n_prompt, o.max_seqs = 1;
+    o.kv_tokens = ((int64_t)cap / block_size + 1) * block_size, o.n_threads = n_threads;
+#ifdef CINDER_CUDA_BACKEND
+    backend *be = strcmp(o.backend, "cpu") ? cuda_backend_init(&o, err, sizeof err)
+                                           : cpu_backend_init(&o, err, sizeof err);
+#else
     backend *be = cpu_backend_init(&o, err, sizeof err);
+#endif
     if (!be) {
         fprintf(stderr, "generate: %s\n", err);
         return 1;
