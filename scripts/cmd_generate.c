@@ -6,6 +6,7 @@
  * usage: generate --model-dir DIR --tokens 1,9038,2501 [--n 40] [--temperature T] [--top-k K]
  *          [--top-p P] [--seed S] [--block-size 16] [--chunk 0] [--threads 0] [--dummy]
  *          [--backend cpu|cuda] [--quantization fp8] [--kv-cache-dtype fp8] (backend.h's flags)
+ *          [--dump-logits FILE] (the prompt's last logits, vocab fp32 values, little-endian)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: generate --model-dir DIR --tokens ID,ID,... [--n 40] "
                     "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--block-size 16] "
-                    "[--chunk N] [--threads N] [--dummy] %s\n", backend_opts_usage);
+                    "[--chunk N] [--threads N] [--dummy] [--dump-logits FILE] %s\n",
+            backend_opts_usage);
     return 2;
 }
 
@@ -36,7 +38,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     log_proc = "generate";
-    const char *dir = NULL, *ids = NULL;
+    const char *dir = NULL, *ids = NULL, *dump = NULL;
     int n_gen = 40, block_size = 16, chunk = 0, n_threads = 0, dummy = 0;
     sampling_params sp = {.top_p = 1, .repetition_penalty = 1};
     backend_opts o;
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--block-size")) block_size = atoi(v);
         else if (!strcmp(a, "--chunk")) chunk = atoi(v);
         else if (!strcmp(a, "--threads")) n_threads = atoi(v);
+        else if (!strcmp(a, "--dump-logits")) dump = v;
         else return usage();
     }
     if (!dir || !ids || n_gen < 0 || block_size < 1)
@@ -115,6 +118,14 @@ int main(int argc, char **argv)
         done += s.n_new;
     }
     t_prefill = now_s() - t0;
+    FILE *df = dump ? fopen(dump, "wb") : NULL;
+    if (dump && (!df || fwrite(be->last_logits(be, 0), sizeof(float), (size_t)be->cfg.vocab_size,
+                               df) != (size_t)be->cfg.vocab_size)) {
+        fprintf(stderr, "generate: cannot write %s\n", dump);
+        goto fail;
+    }
+    if (df)
+        fclose(df);
     for (int g = 0; g < n_gen; g++) {
         tokens[n++] = s.out_token;
         if (g + 1 == n_gen)

@@ -291,12 +291,10 @@ static void write_ckpt(const char *src, const char *dst, int per_tensor, int dro
 
 static void remove_dir(const char *dir)
 {
-    char p[512];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    unlink(p);
-    rmdir(dir);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
 }
 
 static backend *open_cpu(const char *dir, int quant_fp8, int kv_fp8, int64_t kv_tokens,
