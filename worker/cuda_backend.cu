@@ -633,7 +633,7 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
     {
         int rc = o->hold ? attach_hold(e, o->hold, err, n_err)
                  : o->dummy_weights ? cuda_weights_random(&e->w, c, DUMMY_SEED, e->dt, err, n_err)
-                                    : cuda_weights_load(&e->w, c, o->model_dir, e->dt, err, n_err);
+                                    : ce_fp8_weights_load(e, o->model_dir, err, n_err);
         if (rc < 0 || alloc_state(e, err, n_err) < 0 || ce_fp8_init(e, err, n_err) < 0 ||
             (!o->hold && alloc_kv(e, o, err, n_err) < 0))
             goto fail;

@@ -124,7 +124,11 @@ void ce_graph_capture(cuda_engine *e, int g);
 /* cuda_fp8.cu */
 /* FP8 from config.json and O (fp8_config.h), before the weights are read; sets kv_elem. */
 int ce_fp8_config(cuda_engine *e, const ce_opts *o, char *err, size_t n_err);
-/* Quantizes the loaded projections (after the activations are allocated). */
+/* The 16-bit weights of model directory DIR (cuda_weights_load, an FP8 checkpoint's
+ * projections left to ce_fp8_init). */
+int ce_fp8_weights_load(cuda_engine *e, const char *dir, char *err, size_t n_err);
+/* Quantizes the loaded projections, or reads an FP8 checkpoint's (after the activations are
+ * allocated). */
 int ce_fp8_init(cuda_engine *e, char *err, size_t n_err);
 /* ce_gemm's product on FP8 tensor cores when W is an FP8 projection: true if it ran. */
 bool ce_fp8_gemm(cuda_engine *e, void *out, cudaDataType_t ct, const void *x, const void *w,

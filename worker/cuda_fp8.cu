@@ -5,15 +5,16 @@
  * projection is quantized on the device per output row (kernels/fp8_quant.cuh, the CPU
  * backend's math) into one E4M3 allocation with its row scales; ce_gemm hands those
  * products here: the input rows are quantized per token, then the E4M3 GEMV (1-8 rows) or
- * the cuBLASLt FP8 GEMM runs. Embeddings, norms and the LM head stay 16-bit. The 16-bit
- * copies of the projections stay allocated (the weights table has one layout), so FP8
- * weights add memory here rather than halve it; FP8 checkpoints are read by the CPU backend
- * only (refused here at start).
+ * the cuBLASLt FP8 GEMM runs. Embeddings, norms and the LM head stay 16-bit. An FP8
+ * checkpoint's codes and scales are read as they are (fp8_read_linear, the CPU backend's
+ * reader). The 16-bit places of the projections stay allocated (the weights table has one
+ * layout), so FP8 weights add memory here rather than halve it.
  * KV: one byte an element (E4M3 with per-tensor scales, kv_store_fp8_run and the attention
  * kernels' E4M3 variants); blocks of half the bytes, so twice as many fit.
  */
 #include "cuda_engine.h"
 #include "fp8_config.h"
+#include "fp8_weights.h"
 extern "C" {
 #include "../common/log.h"
 }
@@ -38,6 +39,7 @@ typedef struct {
 
 struct ce_fp8 {
     fp8_config cfg;
+    char dir[4096];       /* the model directory (an FP8 checkpoint's codes and scales) */
     uint8_t *w8;          /* every projection's codes, one allocation */
     float *scales;        /* their row scales */
     fp8_proj *proj;       /* [4 * n_layers] */
@@ -58,12 +60,6 @@ int ce_fp8_config(cuda_engine *e, const ce_opts *o, char *err, size_t n_err)
     e->kv_elem = q.kv_fp8 ? 1 : 2;
     if (!q.weights && !q.kv_fp8)
         return 0;
-    if (q.weights == FP8_W_CHECKPOINT) {
-        snprintf(err, n_err, "%s: FP8 checkpoints (%s) are not supported by the CUDA backend yet "
-                 "(the CPU backend reads them; --quantization fp8 quantizes a 16-bit checkpoint "
-                 "at load)", o->model_dir, q.method);
-        return -1;
-    }
     if (o->hold) {
         snprintf(err, n_err, "FP8 weights or KV cache are not supported with the holder (run "
                  "without it: launch.sh --no-holder)");
@@ -74,7 +70,52 @@ int ce_fp8_config(cuda_engine *e, const ce_opts *o, char *err, size_t n_err)
         snprintf(err, n_err, "out of host memory");
         return -1;
     }
+    if (o->dummy_weights && q.weights == FP8_W_CHECKPOINT)
+        q.weights = FP8_W_QUANTIZE;   /* random weights of its shape, quantized */
     e->fp8->cfg = q;
+    snprintf(e->fp8->dir, sizeof e->fp8->dir, "%s", o->model_dir);
+    return 0;
+}
+
+int ce_fp8_weights_load(cuda_engine *e, const char *dir, char *err, size_t n_err)
+{
+    if (cuda_weights_init(&e->w, &e->cfg, e->dt, NULL, err, n_err) < 0)
+        return -1;
+    e->w.skip_fp8_linear = e->fp8 && e->fp8->cfg.weights == FP8_W_CHECKPOINT;
+    return cuda_weights_read(&e->w, &e->cfg, dir, err, n_err);
+}
+
+/* Layer L's projections of an FP8 checkpoint (fp8_read_linear: codes and row scales of each
+ * HF tensor, fused rows in the weights table's order) into W8 and SC on the device. */
+static int read_layer(safetensors *st, cuda_engine *e, int l, uint8_t *w8, float *sc,
+                      char *err, size_t n_err)
+{
+    const model_config *c = &e->cfg;
+    wl_tensor t[64];
+    if (weights_layout_max_tensors(c) > 64) {
+        snprintf(err, n_err, "too many tensors a layer");
+        return -1;
+    }
+    int n = weights_layout_tensors(&e->w.layout, c, l, t);
+    for (int i = 0; i < n; i++) {
+        if (!fp8_is_linear(&t[i], l))
+            continue;
+        size_t rows = (size_t)t[i].shape[0], cols = (size_t)t[i].shape[1];
+        uint8_t *codes = (uint8_t *)malloc(rows * cols);
+        float *s = (float *)malloc(rows * sizeof *s);
+        int rc = codes && s ? fp8_read_linear(st, &t[i], codes, s, err, n_err)
+                            : (snprintf(err, n_err, "out of host memory"), -1);
+        if (rc == 0) {   /* the fused tensor's rows run in the table's order, as its offsets */
+            CUDA_CHECK(cudaMemcpy(w8, codes, rows * cols, cudaMemcpyHostToDevice));
+            CUDA_CHECK(cudaMemcpy(sc, s, rows * sizeof *s, cudaMemcpyHostToDevice));
+            w8 += rows * cols;
+            sc += rows;
+        }
+        free(codes);
+        free(s);
+        if (rc < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -115,19 +156,30 @@ int ce_fp8_init(cuda_engine *e, char *err, size_t n_err)
     }
     uint8_t *w8 = f->w8;
     float *sc = f->scales;
+    safetensors st;
+    int ckpt = f->cfg.weights == FP8_W_CHECKPOINT;
+    if (ckpt && st_open_dir(&st, f->dir, err, n_err) < 0)
+        return -1;
     for (int l = 0; l < c->n_layers; l++) {
+        if (ckpt && read_layer(&st, e, l, w8, sc, err, n_err) < 0) {
+            st_free(&st);
+            return -1;
+        }
         const cuda_layer *ly = &e->w.layers[l];
         struct { const void *w; int rows, cols; } t[4] = {
             {ly->wqkv, e->qkv_dim, dim}, {ly->wo, dim, e->q_dim}, {ly->w_gate_up, 2 * hid, dim},
             {ly->w_down, dim, hid}};
         for (int i = 0; i < 4; i++) {
-            CUDA_CHECK(fp8_quant_rows_run(w8, sc, t[i].w, t[i].rows, t[i].cols, t[i].cols, 0, e->dt,
-                                          e->stream));
+            if (!ckpt)
+                CUDA_CHECK(fp8_quant_rows_run(w8, sc, t[i].w, t[i].rows, t[i].cols, t[i].cols, 0,
+                                              e->dt, e->stream));
             f->proj[4 * l + i] = fp8_proj{t[i].w, w8, sc};
             w8 += (size_t)t[i].rows * t[i].cols;
             sc += t[i].rows;
         }
     }
+    if (ckpt)
+        st_free(&st);
     CUDA_CHECK(cudaStreamSynchronize(e->stream));
     /* cuBLASLt's outer-vector scales, or fp32 scratch for the epilogue kernel */
     int used = -1;   /* probed on the largest qkv product (its output overwritten later) */
@@ -143,8 +195,9 @@ int ce_fp8_init(cuda_engine *e, char *err, size_t n_err)
         CUDA_CHECK(r);
     }
     CUDA_CHECK(cudaStreamSynchronize(e->stream));
-    LOG_INFO("fp8: %d projections quantized per output channel (%zu MB of E4M3 codes)%s",
-             f->n_proj, codes_l * c->n_layers >> 20, f->cfg.kv_fp8 ? "; E4M3 KV cache" : "");
+    LOG_INFO("fp8: %d projections %s (%zu MB of E4M3 codes)%s", f->n_proj,
+             ckpt ? "read from the FP8 checkpoint" : "quantized per output channel",
+             codes_l * c->n_layers >> 20, f->cfg.kv_fp8 ? "; E4M3 KV cache" : "");
     return 0;
 }
 

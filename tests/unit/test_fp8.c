@@ -21,12 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../common/safetensors.h"
-#include "../../kernels/fp8.h"
 #include "../../worker/backend.h"
 #include "../../worker/fp8_config.h"
-#include "../../worker/fp8_weights.h"
 #include "../../worker/kv_layout.h"
+#include "../fp8_ckpt.h"
 
 static char g_make_model[4096];
 static char g_model[256];   /* a tiny fp32 Llama made by make-model */
@@ -128,53 +126,12 @@ static void test_qdq_row(void **state)
 
 /* ---------------------------------------------------------------- quantization_config */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
-/* DST/config.json: SRC's with "quantization_config": QC (NULL: none) as its first member. */
-static void write_config(const char *src, const char *dst, const char *qc)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/config.json", src);
-    char *s = read_text(p);
-    snprintf(p, sizeof p, "%s/config.json", dst);
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    char *brace = strchr(s, '{');
-    fprintf(f, "{%s%s%s%s", qc ? "\"quantization_config\": " : "", qc ? qc : "", qc ? ",\n" : "",
-            brace + 1);
-    fclose(f);
-    free(s);
-}
-
-static const char CT_CHANNEL[] =
-    "{\"quant_method\": \"compressed-tensors\", \"format\": \"float-quantized\", "
-    "\"quantization_status\": \"compressed\", \"ignore\": [\"lm_head\"], \"kv_cache_scheme\": null, "
-    "\"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"output_activations\": null, "
-    "\"weights\": {\"num_bits\": 8, \"type\": \"float\", \"symmetric\": true, \"dynamic\": false, "
-    "\"strategy\": \"%s\"}, \"input_activations\": %s}}}";
-static const char CT_TOKEN[] = "{\"num_bits\": 8, \"type\": \"float\", \"symmetric\": true, "
-                               "\"dynamic\": true, \"strategy\": \"token\"}";
-static const char FP8_TENSOR[] = "{\"quant_method\": \"fp8\", \"activation_scheme\": \"dynamic\", "
-                                 "\"ignored_layers\": [\"lm_head\"]}";
-
 /* fp8_config_load on g_model's config with QC; WANT_ERR NULL: accepted (returns weights). */
 static int config_case(const char *qc, const char *want_err)
 {
     char dir[] = "/tmp/cinder_fp8cfg_XXXXXX", err[1024] = "", p[512];
     assert_non_null(mkdtemp(dir));
-    write_config(g_model, dir, qc);
+    assert_int_equal(fp8ck_write_config(g_model, dir, qc), 0);
     model_config c;
     assert_int_equal(model_config_load(&c, dir, err, sizeof err), 0);
     fp8_config q;
@@ -198,20 +155,20 @@ static int config_case(const char *qc, const char *want_err)
 static void test_config(void **state)
 {
     char qc[2048];
-    snprintf(qc, sizeof qc, CT_CHANNEL, "channel", CT_TOKEN);
+    snprintf(qc, sizeof qc, FP8CK_CT, "channel", FP8CK_TOKEN);
     assert_int_equal(config_case(qc, NULL), FP8_W_CHECKPOINT);
-    snprintf(qc, sizeof qc, CT_CHANNEL, "tensor", CT_TOKEN);
+    snprintf(qc, sizeof qc, FP8CK_CT, "tensor", FP8CK_TOKEN);
     assert_int_equal(config_case(qc, NULL), FP8_W_CHECKPOINT);
-    assert_int_equal(config_case(FP8_TENSOR, NULL), FP8_W_CHECKPOINT);
+    assert_int_equal(config_case(FP8CK_TENSOR, NULL), FP8_W_CHECKPOINT);
     assert_int_equal(config_case(NULL, NULL), FP8_W_NONE);
     /* refusals, each naming what it refuses */
-    snprintf(qc, sizeof qc, CT_CHANNEL, "block", CT_TOKEN);
+    snprintf(qc, sizeof qc, FP8CK_CT, "block", FP8CK_TOKEN);
     config_case(qc, "weight strategy \"block\"");
-    snprintf(qc, sizeof qc, CT_CHANNEL, "group", CT_TOKEN);
+    snprintf(qc, sizeof qc, FP8CK_CT, "group", FP8CK_TOKEN);
     config_case(qc, "weight strategy \"group\"");
-    snprintf(qc, sizeof qc, CT_CHANNEL, "channel", "null");
+    snprintf(qc, sizeof qc, FP8CK_CT, "channel", "null");
     config_case(qc, "weight-only FP8");
-    snprintf(qc, sizeof qc, CT_CHANNEL, "channel",
+    snprintf(qc, sizeof qc, FP8CK_CT, "channel",
              "{\"num_bits\": 8, \"type\": \"float\", \"dynamic\": false, \"strategy\": \"tensor\"}");
     config_case(qc, "input_activations must be float 8-bit, dynamic");
     config_case("{\"quant_method\": \"fp8\", \"activation_scheme\": \"dynamic\", "
@@ -228,66 +185,6 @@ static void test_config(void **state)
 }
 
 /* ---------------------------------------------------------------- checkpoints on the CPU */
-
-static int is_proj(const char *name)
-{
-    size_t n = strlen(name), k = strlen("_proj.weight");
-    return strstr(name, "layers.") && n > k && !strcmp(name + n - k, "_proj.weight");
-}
-
-/* DST/model.safetensors: SRC's tensors with every projection as E4M3 codes and a
- * weight_scale: per row [rows, 1] F32, or PER_TENSOR [1] BF16 (codes made with the rounded
- * scale); DROP: the first projection's scale left out. */
-static void write_ckpt(const char *src, const char *dst, int per_tensor, int drop)
-{
-    char err[512], p[512];
-    safetensors st;
-    assert_int_equal(st_open_dir(&st, src, err, sizeof err), 0);
-    int n = 0;
-    st_write_tensor *out = calloc((size_t)st.n_tensors * 2, sizeof *out);
-    void **bufs = calloc((size_t)st.n_tensors * 2, sizeof *bufs);
-    char (*names)[160] = calloc((size_t)st.n_tensors, sizeof *names);
-    for (int i = 0; i < st.n_tensors; i++) {
-        const st_tensor *t = &st.tensors[i];
-        out[n] = (st_write_tensor){t->name, t->dtype, t->n_dims, {t->shape[0], t->shape[1]}, t->data};
-        if (!is_proj(t->name)) {
-            n++;
-            continue;
-        }
-        long rows = (long)t->shape[0], cols = (long)t->shape[1];
-        float *w = malloc((size_t)rows * cols * sizeof *w), *sc = malloc((size_t)rows * sizeof *sc);
-        uint8_t *codes = malloc((size_t)rows * cols);
-        assert_int_equal(st_to_f32(t, w), 0);
-        if (per_tensor) {
-            float s = st_bf16_to_f32(st_f32_to_bf16(fp8_scale_of(fp8_amax(w, rows * cols))));
-            fp8_quantize(codes, w, rows * cols, s);
-            uint16_t *b = malloc(2);
-            *b = st_f32_to_bf16(s);
-            free(sc);
-            sc = (float *)b;
-        } else {
-            fp8_quantize_rows(codes, sc, w, rows, cols);
-        }
-        free(w);
-        out[n].dtype = ST_F8_E4M3;
-        out[n].data = bufs[n] = codes;
-        n++;
-        if (drop-- == 1)
-            continue;
-        snprintf(names[i], sizeof names[i], "%.*sweight_scale", (int)(strlen(t->name) - 6), t->name);
-        out[n] = per_tensor ? (st_write_tensor){names[i], ST_BF16, 1, {1}, sc}
-                            : (st_write_tensor){names[i], ST_F32, 2, {rows, 1}, sc};
-        bufs[n++] = sc;
-    }
-    snprintf(p, sizeof p, "%s/model.safetensors", dst);
-    assert_int_equal(st_write(p, out, n, err, sizeof err), 0);
-    for (int i = 0; i < n; i++)
-        free(bufs[i]);
-    free(bufs);
-    free(out);
-    free(names);
-    st_free(&st);
-}
 
 static void remove_dir(const char *dir)
 {
@@ -350,11 +247,11 @@ static void test_checkpoints(void **state)
     char qc[2048], ch[] = "/tmp/cinder_fp8ch_XXXXXX", te[] = "/tmp/cinder_fp8te_XXXXXX";
     assert_non_null(mkdtemp(ch));
     assert_non_null(mkdtemp(te));
-    snprintf(qc, sizeof qc, CT_CHANNEL, "channel", CT_TOKEN);
-    write_config(g_model, ch, qc);
-    write_ckpt(g_model, ch, 0, 0);
-    write_config(g_model, te, FP8_TENSOR);
-    write_ckpt(g_model, te, 1, 0);
+    snprintf(qc, sizeof qc, FP8CK_CT, "channel", FP8CK_TOKEN);
+    assert_int_equal(fp8ck_write_config(g_model, ch, qc), 0);
+    assert_int_equal(fp8ck_write(g_model, ch, 0, 0), 0);
+    assert_int_equal(fp8ck_write_config(g_model, te, FP8CK_TENSOR), 0);
+    assert_int_equal(fp8ck_write(g_model, te, 1, 0), 0);
 
     backend *b = must_open(g_model, 0, 0, 4096);
     int V = b->cfg.vocab_size;
@@ -380,10 +277,10 @@ static void test_checkpoints(void **state)
 
     /* refusals: a missing scale; FP8 tensors without quantization_config */
     char err[1024];
-    write_ckpt(g_model, ch, 0, 1);
+    assert_int_equal(fp8ck_write(g_model, ch, 0, 1), 0);
     assert_null(open_cpu(ch, 0, 0, 4096, err, sizeof err));
     assert_non_null(strstr(err, "weight_scale not found"));
-    write_config(g_model, te, NULL);
+    assert_int_equal(fp8ck_write_config(g_model, te, NULL), 0);
     assert_null(open_cpu(te, 0, 0, 4096, err, sizeof err));
     assert_non_null(strstr(err, "F8_E4M3"));
     /* the holder keeps fp32 weights and a fp32 cache: FP8 with it is refused */
