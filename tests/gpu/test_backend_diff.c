@@ -79,7 +79,7 @@ static int build_step(const dcase *dc, bt_seq *s, dseq *d, int n, step_item *it,
 /* DIR's model rewritten in place as a compressed-tensors FP8 checkpoint: 0 or -1. */
 static int to_fp8_checkpoint(const char *dir)
 {
-    char tmp[256], qc[2048], cmd[1024];
+    char tmp[300], qc[2048], cmd[1024];
     snprintf(tmp, sizeof tmp, "%s/fp8", dir);
     snprintf(qc, sizeof qc, FP8CK_CT, "channel", FP8CK_TOKEN);
     snprintf(cmd, sizeof cmd, "mv %s/config.json %s/model.safetensors %s/", tmp, tmp, dir);
