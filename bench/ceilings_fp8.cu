@@ -37,6 +37,7 @@ extern "C" double bench_fp8_gemm_tflops(void)
     std::sort(ms.begin(), ms.end());
     double tf = 2.0 * n * n * n / (ms[5] * 1e9);
     printf("CEILING cuBLASLt FP8 GEMM (E4M3, no scales, bf16 out) 8192^3: %.1f TFLOP/s\n", tf);
+    fflush(stdout);
     fp8_gemm_destroy(g);
     CUDA_CHECK(cudaEventDestroy(e0)); CUDA_CHECK(cudaEventDestroy(e1));
     CUDA_CHECK(cudaFree(a)); CUDA_CHECK(cudaFree(b)); CUDA_CHECK(cudaFree(s));

@@ -15,8 +15,10 @@
 
 #define FG_PLANS 64
 
+#define FG_EPILOGUE16 4   /* internal: unscaled 16-bit product, then scaled in place */
+
 typedef struct {
-    int n_tok, n_out, n_in, mode, dt;   /* key; mode: OUTER_VEC or EPILOGUE */
+    int n_tok, n_out, n_in, mode, dt;   /* key; mode: OUTER_VEC, EPILOGUE(16) or UNSCALED */
     int status;                         /* 0 ready, 1 no algorithm */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, d;
@@ -69,6 +71,7 @@ static int plan_make(fp8_gemm *g, fg_plan *p)
 {
     cudaDataType_t dty = p->mode == FP8_GEMM_EPILOGUE ? CUDA_R_32F
                        : p->dt == KDT_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    float *placeholder = (float *)g->ws;   /* scale pointers are set per call */
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     LT_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
@@ -77,6 +80,10 @@ static int plan_make(fp8_gemm *g, fg_plan *p)
         int32_t m = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
         LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &m, sizeof m));
         LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &m, sizeof m));
+        LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                              &placeholder, sizeof placeholder));
+        LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                              &placeholder, sizeof placeholder));
     }
     LT_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_8F_E4M3, p->n_in, p->n_out, p->n_in));
     LT_TRY(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_8F_E4M3, p->n_in, p->n_tok, p->n_in));
@@ -90,7 +97,10 @@ static int plan_make(fp8_gemm *g, fg_plan *p)
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulAlgoGetHeuristic(g->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &n);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && n == 0)) {
+    /* no algorithm: NOT_SUPPORTED, or (seen on the H200 with outer-vector scales, cuBLAS 13.0)
+       INVALID_VALUE */
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE ||
+        (st == CUBLAS_STATUS_SUCCESS && n == 0)) {
         p->status = 1;
         return 0;
     }
@@ -117,7 +127,7 @@ static fg_plan *plan_get(fp8_gemm *g, int n_tok, int n_out, int n_in, int mode, 
     return p;
 }
 
-/* out[t, r] = T(acc[t, r] * w_scale[r] * x_scale[t]) */
+/* out[t, r] = T(acc[t, r] * w_scale[r] * x_scale[t]); ACC fp32, or (ACC NULL) OUT itself */
 template <typename T>
 __global__ void fp8_gemm_scale_kernel(T *out, const float *acc, const float *x_scale,
                                       const float *w_scale, int n_tok, int n_out)
@@ -126,7 +136,7 @@ __global__ void fp8_gemm_scale_kernel(T *out, const float *acc, const float *x_s
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         int t = (int)(i / n_out), r = (int)(i % n_out);
-        out[i] = from_f<T>(acc[i] * w_scale[r] * x_scale[t]);
+        out[i] = from_f<T>((acc ? acc[i] : to_f(out[i])) * w_scale[r] * x_scale[t]);
     }
 }
 
@@ -178,11 +188,17 @@ extern "C" cudaError_t fp8_gemm_run(fp8_gemm *g, void *out, const uint8_t *xq,
         }
         if (mode == FP8_GEMM_OUTER_VEC) return cudaErrorNotSupported;
     }
-    if (!scratch) return cudaErrorInvalidValue;
-    fg_plan *p = plan_get(g, n_tok, n_out, n_in, FP8_GEMM_EPILOGUE, dt);
-    if (!p) return cudaErrorUnknown;
-    if (p->status) return cudaErrorNotSupported;
-    cudaError_t e = run_plan(g, p, scratch, xq, x_scale, wq, w_scale, stream);
+    /* fp32 product into SCRATCH, else (no such algorithm, or no scratch) the 16-bit one in
+       OUT, rounded twice */
+    fg_plan *p = scratch ? plan_get(g, n_tok, n_out, n_in, FP8_GEMM_EPILOGUE, dt) : NULL;
+    if (scratch && !p) return cudaErrorUnknown;
+    if (!p || p->status) {
+        scratch = NULL;
+        if (!(p = plan_get(g, n_tok, n_out, n_in, FG_EPILOGUE16, dt))) return cudaErrorUnknown;
+        if (p->status) return cudaErrorNotSupported;
+    }
+    cudaError_t e = run_plan(g, p, scratch ? (void *)scratch : out, xq, x_scale, wq, w_scale,
+                             stream);
     if (e != cudaSuccess) return e;
     if (used) *used = FP8_GEMM_EPILOGUE;
     size_t n = (size_t)n_tok * n_out;

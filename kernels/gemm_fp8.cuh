@@ -5,8 +5,9 @@
  * Scales: cuBLASLt's outer-vector scale mode (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F on the
  * A and B scale pointers: D[r, t] = acc[r, t] * w_scale[r] * x_scale[t], inside its epilogue)
  * when the library takes it for the shape; otherwise (FP8_GEMM_EPILOGUE, or AUTO when the
- * outer-vector mode finds no algorithm) the product runs with unit scales into fp32 scratch
- * and a small kernel applies both scales and rounds.
+ * outer-vector mode finds no algorithm: cuBLAS 13.0 on the H200 answers INVALID_VALUE) the
+ * product runs with unit scales into fp32 scratch (or, without scratch or such an algorithm,
+ * rounded to 16 bits in the output) and a small kernel applies both scales and rounds.
  */
 #ifndef CINDER_GEMM_FP8_CUH
 #define CINDER_GEMM_FP8_CUH
@@ -30,8 +31,8 @@ fp8_gemm *fp8_gemm_create(void *workspace, size_t ws_bytes);
 void fp8_gemm_destroy(fp8_gemm *g);
 
 /* out [n_tok, n_out] (DT) = sum_k xq[t, k] wq[r, k] * x_scale[t] * w_scale[r].
- * n_in a multiple of 16. SCRATCH: fp32 [n_tok, n_out] for the epilogue mode (may be NULL
- * when MODE is FP8_GEMM_OUTER_VEC). cudaErrorNotSupported when MODE's path has no algorithm
+ * n_in a multiple of 16. SCRATCH: fp32 [n_tok, n_out] for the epilogue path (NULL: the
+ * unscaled product is rounded to DT first). cudaErrorNotSupported when MODE's path has no algorithm
  * for the shape; cudaErrorUnknown on another cuBLASLt failure (printed). *USED (may be NULL):
  * the path that ran. */
 cudaError_t fp8_gemm_run(fp8_gemm *g, void *out, const uint8_t *xq, const float *x_scale,

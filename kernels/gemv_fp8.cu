@@ -6,7 +6,8 @@
  * bytes 8-15 those of the next, identically for A and B (the token rows' codes in shared
  * memory, staged once a block by cp.async), which a dot product allows. A step is 128 k (8
  * chunks: two a lane a row); each lane keeps 4 steps (256 bytes) in flight, the first loaded
- * before pdl_wait() (weights only). One block of 16 warps a multiprocessor takes consecutive
+ * before pdl_wait() (weights only). One block of 16 warps (fewer when the k range has fewer
+ * steps: each warp takes at least one) a multiprocessor takes consecutive
  * tiles, the warps splitting each tile's k range (partial sums meet in shared memory), so the
  * token rows cross from L2 once per multiprocessor, not once per tile. Rows: g and g+8 of a tile; with
  * SILU, gate row r and up row r, so one thread holds both.
@@ -192,8 +193,9 @@ static cudaError_t g8_launch(g8_args a, int pdl, cudaStream_t s)
     if (e != cudaSuccess) return e;
     if (occ < 1) return cudaErrorInvalidValue;
     int grid = a.n_tiles < occ * sms ? a.n_tiles : occ * sms;
+    int nw = a.n_steps < G8_NW ? a.n_steps : G8_NW;   /* every warp takes at least one step */
     a.k = (a.n_tiles + grid - 1) / grid;
-    return pdl_launch(kern, dim3((a.n_tiles + a.k - 1) / a.k), dim3(G8_NW * 32), smem, s, pdl, a);
+    return pdl_launch(kern, dim3((a.n_tiles + a.k - 1) / a.k), dim3(nw * 32), smem, s, pdl, a);
 }
 
 extern "C" cudaError_t gemv_fp8_run(void *out, const uint8_t *xq, const float *x_scale,

@@ -64,7 +64,7 @@ ready.
   --worker-wait S       requests wait at most S seconds for a worker that died or is still
                         restarting, then fail with 503 (default 30)
   --dtype D             CUDA backend: bf16 (default) or fp16 weights and activations
-  --quantization fp8    FP8 (E4M3) projections: a 16-bit checkpoint quantized at load per
+  --quantization Q      fp8: FP8 (E4M3) projections, a 16-bit checkpoint quantized at load per
                         output channel, activations per token (FP8 checkpoints need no flag);
                         needs --no-holder (README "FP8")
   --kv-cache-dtype D    auto (default), bf16 or fp8: an E4M3 KV cache, twice the tokens in the

@@ -121,7 +121,17 @@ void ce_plan_graphs(cuda_engine *e);
 /* Captures graph G unless it is already (logs the time it took). */
 void ce_graph_capture(cuda_engine *e, int g);
 
+/* cuda_model.cu's: layer L's K and V caches; the first N rows' decode attention into e->att */
+void layer_cache(cuda_engine *e, int l, void **kc, void **vc);
+void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
+                 const void *vc, int n, int splits, int window);
+
 /* cuda_fp8.cu */
+/* Whether the fused decode path runs (no FP8, or FP8 weights: ce_fp8_decode_layer). */
+bool ce_fp8_fusable(const cuda_engine *e);
+/* Layer L of a decode-only batch of N_TOK <= GEMV_MAX_TOKENS on the E4M3 GEMVs: norm and
+ * quantization in one kernel, SwiGLU and the residual adds in the GEMV epilogues. */
+void ce_fp8_decode_layer(cuda_engine *e, const fwd_in *in, int l, int n_tok, int splits);
 /* FP8 from config.json and O (fp8_config.h), before the weights are read; sets kv_elem. */
 int ce_fp8_config(cuda_engine *e, const ce_opts *o, char *err, size_t n_err);
 /* The 16-bit weights of model directory DIR (cuda_weights_load, an FP8 checkpoint's

@@ -23,7 +23,9 @@ extern "C" {
 #include "../kernels/fp8_quant.cuh"
 #include "../kernels/gemm_fp8.cuh"
 #include "../kernels/gemv_fp8.cuh"
+#include "../kernels/kv_store.cuh"
 #include "../kernels/rng.h"
+#include "../kernels/rope.cuh"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +226,56 @@ bool ce_fp8_gemm(cuda_engine *e, void *out, cudaDataType_t ct, const void *x, co
                                 f->scratch ? FP8_GEMM_EPILOGUE : FP8_GEMM_OUTER_VEC, f->scratch,
                                 NULL, e->dt, e->stream));
     return true;
+}
+
+bool ce_fp8_fusable(const cuda_engine *e)
+{
+    return !e->fp8 || e->fp8->cfg.weights;
+}
+
+/* X's rows [n_tok, n_in] (normalized first with NORM_W, or not) quantized per token. */
+static void quant_in(cuda_engine *e, const void *x, const void *norm_w, int n_tok, int n_in)
+{
+    ce_fp8 *f = e->fp8;
+    CUDA_CHECK(norm_w ? fp8_quant_norm_rows_run(f->xq, f->xs, x, norm_w, e->cfg.norm_eps, n_tok,
+                                                n_in, n_in, e->dt, e->stream)
+                      : fp8_quant_rows_run(f->xq, f->xs, x, n_tok, n_in, n_in, 0, e->dt,
+                                           e->stream));
+}
+
+static void gemv8(cuda_engine *e, void *out, int proj, int n_tok, int n_out, int n_in,
+                  gemv_epi_kind kind)
+{
+    const fp8_proj *p = &e->fp8->proj[proj];
+    CUDA_CHECK(gemv_fp8_run(out, e->fp8->xq, e->fp8->xs, p->w8, p->scale, n_tok, n_out, n_in, kind,
+                            e->pdl_mask & 1, e->dt, e->stream));
+}
+
+void ce_fp8_decode_layer(cuda_engine *e, const fwd_in *in, int l, int n_tok, int splits)
+{
+    const model_config *c = &e->cfg;
+    const cuda_layer *ly = &e->w.layers[l];
+    const int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
+    void *kc, *vc;
+    float ks, vs;
+    layer_cache(e, l, &kc, &vc);
+    quant_in(e, e->x, ly->attn_norm, n_tok, dim);
+    gemv8(e, e->qkv, 4 * l, n_tok, e->qkv_dim, dim, GEMV_OUT);
+    void *q = e->qkv, *k = (uint16_t *)e->qkv + e->q_dim, *v = (uint16_t *)k + e->kv_dim;
+    CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads, c->n_kv_heads,
+                        hd, e->rp, e->dt, e->stream));
+    CUDA_CHECK(ce_fp8_kv(e, &ks, &vs)
+                   ? kv_store_fp8_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
+                                      c->n_kv_heads, hd, ks, vs, e->dt, e->stream)
+                   : kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
+                                  c->n_kv_heads, hd, e->dt, e->stream));
+    decode_attn(e, in, q, kc, vc, n_tok, splits, model_layer_window(c, l));
+    quant_in(e, e->att, NULL, n_tok, e->q_dim);
+    gemv8(e, e->x, 4 * l + 1, n_tok, dim, e->q_dim, GEMV_RESID);
+    quant_in(e, e->x, ly->ffn_norm, n_tok, dim);
+    gemv8(e, e->act, 4 * l + 2, n_tok, 2 * hid, dim, GEMV_SILU);
+    quant_in(e, e->act, NULL, n_tok, hid);
+    gemv8(e, e->x, 4 * l + 3, n_tok, dim, hid, GEMV_RESID);
 }
 
 bool ce_fp8_kv(const cuda_engine *e, float *k_scale, float *v_scale)

@@ -61,7 +61,7 @@ static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
 }
 
 /* Layer L's K and V caches, [n_blocks, block_size, n_kv_heads, head_dim] each. */
-static void layer_cache(cuda_engine *e, int l, void **kc, void **vc)
+void layer_cache(cuda_engine *e, int l, void **kc, void **vc)
 {
     *kc = (char *)e->k_cache + (size_t)l * e->kv_layer_elems * e->kv_elem;
     *vc = (char *)e->v_cache + (size_t)l * e->kv_layer_elems * e->kv_elem;
@@ -69,7 +69,7 @@ static void layer_cache(cuda_engine *e, int l, void **kc, void **vc)
 
 /* The first N rows' attention (flash-decoding over their paged context) into e->att; their
  * queries at Q, rows e->qkv_dim apart. */
-static void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
+void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
                         const void *vc, int n, int splits, int window)
 {
     const model_config *c = &e->cfg;
@@ -165,6 +165,10 @@ void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
     const int dim = c->dim, hid = c->hidden_dim;
     CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, e->stream));
     for (int l = 0; l < c->n_layers; l++) {
+        if (e->fp8) {   /* the E4M3 GEMVs (cuda_fp8.cu) */
+            ce_fp8_decode_layer(e, in, l, n_tok, splits);
+            continue;
+        }
         const cuda_layer *ly = &e->w.layers[l];
         gemv_epi qkv = {};   /* RoPE on q and k, k and v into the cache, in the epilogue */
         layer_cache(e, l, &qkv.k_cache, &qkv.v_cache);
@@ -186,7 +190,7 @@ bool ce_use_fused(const cuda_engine *e, int n_tok, int n_pre)
 {
     const model_config *c = &e->cfg;
     return n_pre == 0 && n_tok <= e->gemv_max && !c->qkv_bias && !c->qk_norm && !c->n_experts &&
-           !e->fp8;   /* FP8: the unfused layer, its products on the E4M3 GEMV */
+           ce_fp8_fusable(e);
 }
 
 fwd_in ce_layout(const int32_t *base, int n_tok, int n_seqs, int n_pre, int n_gather)

@@ -130,6 +130,7 @@ static void gemm_cases(const bench_ceilings *c)
             if (tf < 0) {
                 printf("RESULT gemm_fp8 | %s 8192 tokens, mode %d | not supported by cuBLASLt\n",
                        shapes[i].name, mode);
+                fflush(stdout);
                 continue;
             }
             double ms = 2.0 * 8192 * shapes[i].n_out * shapes[i].n_in / (tf * 1e9);
@@ -137,6 +138,7 @@ static void gemm_cases(const bench_ceilings *c)
                    "| %.1f%% of cuBLASLt FP8 %.0f TFLOP/s\n", shapes[i].name, shapes[i].n_out,
                    shapes[i].n_in, used == FP8_GEMM_OUTER_VEC ? "outer-vector" : "epilogue-kernel",
                    ms, tf, 100 * tf / ceil, ceil);
+            fflush(stdout);
         }
     fp8_gemm_destroy(g);
     CUDA_CHECK(cudaFree(ws)); CUDA_CHECK(cudaFree(scratch));

@@ -2,7 +2,8 @@
  * (a) the device's E4M3 conversion (cvt.satfinite) against fp8_e4m3_encode on every bf16 bit
  *     pattern and random fp32 values: identical codes;
  * (b) fp8_quant_rows_run (bf16, fp16, fp32 rows; a zero row, values past 448) against
- *     fp8_quantize_rows: identical codes and scales;
+ *     fp8_quantize_rows: identical codes and scales; with the RMSNorm prologue against
+ *     rmsnorm_ref then fp8_quantize_rows;
  * (c) gemv_fp8_run (1..8 tokens, every epilogue, odd row counts, inner sizes off the 128 step)
  *     and (d) fp8_gemm_run (outer-vector scales and the epilogue path) against fp8_matmul_ref,
  *     outputs NaN-poisoned, relative error per row.
@@ -13,6 +14,7 @@
 #include "../../kernels/fp8_ref.h"
 #include "../../kernels/gemm_fp8.cuh"
 #include "../../kernels/gemv_fp8.cuh"
+#include "../../kernels/ref.h"
 #include "../../worker/fp8_weights.h"
 
 __global__ void cvt_kernel(uint8_t *q, const float *x, int n)
@@ -71,6 +73,44 @@ static void quant_case(int n_rows, int n, int ld, int f32, kdtype dt)
           f32 ? "f32" : dt_name(dt), n_rows, n, ld, bad);
     CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(dq)); CUDA_CHECK(cudaFree(ds));
     free(x), free(packed), free(sref), free(sgot), free(qref), free(qgot);
+}
+
+/* RMSNorm then per-token quantization (fp8_quant_norm_rows_run) against rmsnorm_ref rounded
+ * to DT, then fp8_quantize_rows: the dequantized rows agree (a code may differ by one step
+ * where the device's rstd rounds apart), scales within 1e-5. */
+static void quant_norm_case(int n_rows, int n, kdtype dt)
+{
+    size_t nx = (size_t)n_rows * n;
+    float *x = (float *)malloc(nx * 4), *w = (float *)malloc(n * 4), *y = (float *)malloc(nx * 4);
+    fill_uniform(x, nx, -3.f, 3.f);
+    fill_uniform(w, n, 0.5f, 1.5f);
+    void *dx = dev_upload16(x, nx, dt), *dw = dev_upload16(w, n, dt);
+    uint8_t *dq = (uint8_t *)dev_alloc_poisoned(nx);
+    float *ds = (float *)dev_alloc_poisoned(n_rows * 4);
+    CUDA_CHECK(fp8_quant_norm_rows_run(dq, ds, dx, dw, 1e-5f, n_rows, n, n, dt, 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    rmsnorm_ref(y, x, NULL, w, n_rows, n, 1e-5f);
+    void *dy = dev_upload16(y, nx, dt);   /* rounds y to DT as the kernel does */
+    uint8_t *qref = (uint8_t *)malloc(nx), *qgot = (uint8_t *)malloc(nx);
+    float *sref = (float *)malloc(n_rows * 4), *sgot = (float *)malloc(n_rows * 4);
+    fp8_quantize_rows(qref, sref, y, n_rows, n);
+    CUDA_CHECK(cudaMemcpy(qgot, dq, nx, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(sgot, ds, n_rows * 4, cudaMemcpyDeviceToHost));
+    float *a = (float *)malloc(nx * 4), *b = (float *)malloc(nx * 4);
+    double worst_s = 0;
+    for (int r = 0; r < n_rows; r++) {
+        worst_s = fmax(worst_s, fabs(sgot[r] - sref[r]) / sref[r]);
+        for (int i = 0; i < n; i++) {
+            a[(size_t)r * n + i] = fp8_e4m3_decode(qgot[(size_t)r * n + i]) * sgot[r];
+            b[(size_t)r * n + i] = fp8_e4m3_decode(qref[(size_t)r * n + i]) * sref[r];
+        }
+    }
+    double err = max_row_rel_err(a, b, n_rows, n);
+    check(err < 1e-2 && worst_s < 1e-5, "fp8_quant_norm %s rows %d n %d: dequantized rel err "
+          "%.2e < 1e-2, scales %.1e < 1e-5", dt_name(dt), n_rows, n, err, worst_s);
+    CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(dw)); CUDA_CHECK(cudaFree(dq));
+    CUDA_CHECK(cudaFree(ds)); CUDA_CHECK(cudaFree(dy));
+    free(x), free(w), free(y), free(qref), free(qgot), free(sref), free(sgot), free(a), free(b);
 }
 
 /* Random E4M3 operands: W [n_out, n_in] and X [n_tok, n_in] quantized per row on the host. */
@@ -147,7 +187,9 @@ static void gemv_case(int n_tok, int n_out, int n_in, gemv_epi_kind kind, int pd
     free(y), free(ref), free(got);
 }
 
-static void gemm_case(fp8_gemm *g, int n_tok, int n_out, int n_in, int mode, kdtype dt)
+/* SCRATCH_OK 0: no fp32 scratch (the 16-bit fallback of the epilogue path) */
+static void gemm_case(fp8_gemm *g, int n_tok, int n_out, int n_in, int mode, kdtype dt,
+                      int scratch_ok = 1)
 {
     operands o;
     operands_init(&o, n_tok, n_out, n_in);
@@ -158,7 +200,7 @@ static void gemm_case(fp8_gemm *g, int n_tok, int n_out, int n_in, int mode, kdt
     float *scratch = (float *)dev_alloc_poisoned(n_o * 4);
     int used = -1;
     cudaError_t e = fp8_gemm_run(g, dout, o.dxq, o.dxs, o.dwq, o.dws, n_tok, n_out, n_in, mode,
-                                 scratch, &used, dt, 0);
+                                 scratch_ok ? scratch : NULL, &used, dt, 0);
     if (e == cudaErrorNotSupported) {
         printf("INFO gemm_fp8 mode %d %dx%dx%d: cuBLASLt has no algorithm (not run)\n", mode,
                n_tok, n_out, n_in);
@@ -167,9 +209,9 @@ static void gemm_case(fp8_gemm *g, int n_tok, int n_out, int n_in, int mode, kdt
         CUDA_CHECK(cudaDeviceSynchronize());
         dev_download16(got, dout, n_o, dt);
         double err = max_row_rel_err(got, ref, n_tok, n_out);
-        check(err < dt_tol(dt), "gemm_fp8 %s mode %d (ran %s) n_tok %d n_out %d n_in %d: rel err "
+        check(err < dt_tol(dt), "gemm_fp8 %s mode %d (ran %s%s) n_tok %d n_out %d n_in %d: rel err "
               "%.2e < %.0e", dt_name(dt), mode, used == FP8_GEMM_OUTER_VEC ? "outer-vec" : "epilogue",
-              n_tok, n_out, n_in, err, dt_tol(dt));
+              scratch_ok ? "" : ", no scratch", n_tok, n_out, n_in, err, dt_tol(dt));
     }
     CUDA_CHECK(cudaFree(dout)); CUDA_CHECK(cudaFree(scratch));
     operands_free(&o);
@@ -184,6 +226,8 @@ int main(void)
     quant_case(rng_int(2, 40), 8 * rng_int(1, 700), 8 * 710, 0, KDT_BF16);
     quant_case(3, 784, 800, 0, KDT_F16);
     quant_case(7, 1028, 1032, 1, KDT_BF16);
+    quant_norm_case(8, 4096, KDT_BF16);
+    quant_norm_case(rng_int(1, 8), 8 * rng_int(1, 2000), KDT_F16);
     for (int rep = 0; rep < 2; rep++) {
         for (int k = 0; k < 4; k++) {
             gemv_epi_kind kind = (gemv_epi_kind)k;
@@ -201,9 +245,10 @@ int main(void)
     fp8_gemm *g = fp8_gemm_create(ws, 32 << 20);
     check(g != NULL, "fp8_gemm_create");
     for (int mode = 0; mode < 3; mode++) {
-        gemm_case(g, rng_int(9, 300), 16 * rng_int(1, 100), 16 * rng_int(1, 200), mode, KDT_BF16);
-        gemm_case(g, 512, 4096, 4096, mode, KDT_BF16);
-        gemm_case(g, rng_int(1, 64), 1024, 14336, mode, KDT_F16);
+        gemm_case(g, rng_int(9, 200), 16 * rng_int(1, 64), 16 * rng_int(1, 128), mode, KDT_BF16);
+        gemm_case(g, 128, 2048, 2048, mode, KDT_BF16);
+        gemm_case(g, rng_int(9, 64), 512, 14336, mode, KDT_F16);
+        if (mode == FP8_GEMM_EPILOGUE) gemm_case(g, 100, 1024, 1024, mode, KDT_BF16, 0);
     }
     fp8_gemm_destroy(g);
     CUDA_CHECK(cudaFree(ws));
