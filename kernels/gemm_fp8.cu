@@ -97,8 +97,8 @@ static int plan_make(fp8_gemm *g, fg_plan *p)
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulAlgoGetHeuristic(g->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &n);
     cublasLtMatmulPreferenceDestroy(pref);
-    /* no algorithm: NOT_SUPPORTED, or (seen on the H200 with outer-vector scales, cuBLAS 13.0)
-       INVALID_VALUE */
+    /* no algorithm: NOT_SUPPORTED, or INVALID_VALUE (what the H200 with cuBLAS 13.0 answered
+       for outer-vector scales before the scale pointers were set) */
     if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE ||
         (st == CUBLAS_STATUS_SUCCESS && n == 0)) {
         p->status = 1;

@@ -5,7 +5,7 @@
  * projection is quantized on the device per output row (kernels/fp8_quant.cuh, the CPU
  * backend's math) into one E4M3 allocation with its row scales; ce_gemm hands those
  * products here: the input rows are quantized per token, then the E4M3 GEMV (1-8 rows) or
- * the cuBLASLt FP8 GEMM runs. Embeddings, norms and the LM head stay 16-bit. An FP8
+ * the cuBLASLt FP8 GEMM runs; decode-only batches of 1-8 run ce_fp8_decode_layer. Embeddings, norms and the LM head stay 16-bit. An FP8
  * checkpoint's codes and scales are read as they are (fp8_read_linear, the CPU backend's
  * reader). The 16-bit places of the projections stay allocated (the weights table has one
  * layout), so FP8 weights add memory here rather than halve it.
