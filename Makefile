@@ -66,7 +66,8 @@ endif
 ALL_LIBS := $(C_LIBS) $(CUDA_LIB)
 # link order: dependents first, common last
 LINK_LIBS := $(LIB_bench) $(LIB_scripts) $(LIB_detokenizer) $(LIB_router) $(LIB_worker) \
-             $(CUDA_LIB) $(LIB_tokenizer) $(LIB_common/tok) $(LIB_common)
+             $(CUDA_LIB) $(if $(CUDA_LIB),$(LIB_worker)) $(LIB_tokenizer) $(LIB_common/tok) \
+             $(LIB_common)   # worker again: the CUDA engine's FP8 uses worker/fp8_*.c
 
 PROCS    := $(foreach d,tokenizer router worker detokenizer holder,$(if $(wildcard $(d)/main.c),$(d)))
 CMDS     := $(wildcard */cmd_*.c */*/cmd_*.c)

@@ -17,6 +17,8 @@ typedef struct {
 
 /* Measures both on the current device and prints the device and one CEILING line. */
 bench_ceilings bench_measure_ceilings(void);
+/* The cuBLASLt FP8 (E4M3) GEMM rate at 8192^3, TFLOP/s (ceilings_fp8.cu); prints a CEILING line. */
+double bench_fp8_gemm_tflops(void);
 
 #ifdef __cplusplus
 }

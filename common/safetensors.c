@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 static const char *const dtype_names[ST_N_DTYPES] = {
-    "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"};
-static const size_t dtype_sizes[ST_N_DTYPES] = {4, 2, 2, 8, 8, 4, 2, 1, 1, 1};
+    "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3"};
+static const size_t dtype_sizes[ST_N_DTYPES] = {4, 2, 2, 8, 8, 4, 2, 1, 1, 1, 1};
 
 #define ST_MAX_HEADER (100u << 20) /* the format caps the header at 100 MB */
 

@@ -18,7 +18,9 @@
 #define ST_MAX_FILES 256
 
 typedef enum {
-    ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL, ST_N_DTYPES
+    ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL,
+    ST_F8_E4M3, /* FP8 checkpoints: decoded by kernels/fp8.h with their scales, never by st_to_f32 */
+    ST_N_DTYPES
 } st_dtype;
 
 typedef struct {

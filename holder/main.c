@@ -122,6 +122,11 @@ int main(int argc, char **argv)
             return usage();
         }
     }
+    if (bo.quant_fp8 || bo.kv_fp8) {   /* it keeps 16-bit (CPU: fp32) weights and KV */
+        fprintf(stderr, "holder: --quantization fp8 and --kv-cache-dtype fp8 are not supported "
+                "with the holder (launch.sh --no-holder)\n");
+        return 2;
+    }
     if (proc_open(&p) < 0)
         return usage();
     store_hdr *sh = p.st.hdr;

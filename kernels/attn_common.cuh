@@ -8,6 +8,7 @@
 #ifndef CINDER_ATTN_COMMON_CUH
 #define CINDER_ATTN_COMMON_CUH
 
+#include "fp8.cuh"
 #include "mma.cuh"
 
 /* Smem row stride for a head dim: 48 -> 64, 64 -> 64, 128 -> 128. */
@@ -43,9 +44,12 @@ __device__ __forceinline__ void attn_slots(int *ss, const int32_t *bt, attn_bs b
 
 /* Issues cp.async copies of the K and V rows whose slots SS lists ([NR]) for one kv head into
  * swizzled tiles SK, SV ([NR][SD] each); rows with slot -1 are zero-filled (so masked keys
- * hold no NaN). All NT threads of the block call it; the caller commits the group. */
-template <typename T, int HD, int NR, int NT>
-__device__ __forceinline__ void attn_load_kv(T *sk, T *sv, const T *kc, const T *vc,
+ * hold no NaN). All NT threads of the block call it; the caller commits the group.
+ * KV = uint8_t: an E4M3 cache (--kv-cache-dtype fp8), its codes loaded into registers and
+ * stored into the tiles as T (exact; the per-tensor scales are the caller's, folded into the
+ * softmax scale and the output), visible after the caller's next barrier. */
+template <typename T, typename KV, int HD, int NR, int NT>
+__device__ __forceinline__ void attn_load_kv(T *sk, T *sv, const KV *kc, const KV *vc,
                                              const int *ss, int n_kv, int kvh)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8;
@@ -55,8 +59,15 @@ __device__ __forceinline__ void attn_load_kv(T *sk, T *sv, const T *kc, const T 
         if ((NR * HDC) % NT != 0 && idx >= NR * HDC) break;
         int r = idx / HDC, c = idx % HDC, slot = ss[r];
         size_t off = slot >= 0 ? ((size_t)slot * n_kv + kvh) * HD + c * 8 : 0;
-        cp_async16(sk + swz<SD>(r, c), kc + off, slot >= 0);
-        cp_async16(sv + swz<SD>(r, c), vc + off, slot >= 0);
+        if constexpr (sizeof(KV) == 1) {
+            uint2 k8 = slot >= 0 ? *(const uint2 *)(kc + off) : make_uint2(0, 0);
+            uint2 v8 = slot >= 0 ? *(const uint2 *)(vc + off) : make_uint2(0, 0);
+            *(uint4 *)(sk + swz<SD>(r, c)) = fp8x8_to_vec8<T>(k8);
+            *(uint4 *)(sv + swz<SD>(r, c)) = fp8x8_to_vec8<T>(v8);
+        } else {
+            cp_async16(sk + swz<SD>(r, c), kc + off, slot >= 0);
+            cp_async16(sv + swz<SD>(r, c), vc + off, slot >= 0);
+        }
     }
 }
 

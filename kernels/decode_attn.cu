@@ -8,10 +8,14 @@
  * splits each block writes (O / l, log2-sum-exp) to the workspace and decode_attn_reduce
  * merges them. Both kernels wait for the previous kernel at their top, so they may be launched as
  * programmatic dependents (pdl.cuh; off unless CINDER_PDL has bit 1).
+ * Templated on the cache's element type: T, or E4M3 codes (decode_attn_fp8kv_run; the K scale
+ * folded into the softmax scale, the V scale into the output).
  */
 #include "decode_attn.cuh"
 #include "attn_common.cuh"
 #include "pdl.cuh"
+
+#include <type_traits>
 
 #define DA_TN 64        /* tokens per tile */
 #define DA_NW 4         /* warps per block, 16 tokens of a tile each */
@@ -22,13 +26,13 @@
 /* One kernel body, longer than 80 lines on purpose: the load pipeline, the scores, the online
  * softmax and the split's partial output share registers and shared memory; split into device
  * functions they would pass fragments by reference and the compiler would spill them. */
-template <typename T, int HD>
+template <typename T, typename KV, int HD>
 __global__ void __launch_bounds__(DA_NT)
 decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restrict__ ws_lse,
-                   const T *__restrict__ q, int q_stride, const T *__restrict__ kc,
-                   const T *__restrict__ vc, const int32_t *__restrict__ bts, int max_bps,
+                   const T *__restrict__ q, int q_stride, const KV *__restrict__ kc,
+                   const KV *__restrict__ vc, const int32_t *__restrict__ bts, int max_bps,
                    const int32_t *__restrict__ ctx_lens, int n_heads, int n_kv, attn_bs bs,
-                   float scale_log2, int window, int n_splits)
+                   float scale_log2, float v_scale, int window, int n_splits)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, TN = DA_TN, OSD = HD + 4;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -74,7 +78,7 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
 #pragma unroll
     for (int s = 0; s < DA_STAGES - 1; s++) {
         if (s < n_tiles)
-            attn_load_kv<T, HD, TN, DA_NT>(sk + s * TN * SD, sv + s * TN * SD, kc, vc, ss[s],
+            attn_load_kv<T, KV, HD, TN, DA_NT>(sk + s * TN * SD, sv + s * TN * SD, kc, vc, ss[s],
                                            n_kv, kvh);
         cp_async_commit();
     }
@@ -94,7 +98,7 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
         int nx = i + DA_STAGES - 1;
         if (nx < n_tiles) {
             int st = nx % DA_STAGES;
-            attn_load_kv<T, HD, TN, DA_NT>(sk + st * TN * SD, sv + st * TN * SD, kc, vc, ss[st],
+            attn_load_kv<T, KV, HD, TN, DA_NT>(sk + st * TN * SD, sv + st * TN * SD, kc, vc, ss[st],
                                            n_kv, kvh);
         }
         cp_async_commit();
@@ -158,10 +162,10 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
             acc += so[(w * 16 + r) * OSD + d] * c;
         }
         if (n_splits == 1) {
-            out[row0 * HD + i] = from_f<T>(acc / sum);
+            out[row0 * HD + i] = from_f<T>(acc / sum * v_scale);
         } else {
             size_t wr = (row0 + r) * n_splits + split;
-            ws_o[wr * HD + d] = acc / sum;
+            ws_o[wr * HD + d] = acc / sum * v_scale;
             if (d == 0) ws_lse[wr] = mx * scale_log2 + __log2f(sum);
         }
     }
@@ -190,18 +194,19 @@ __global__ void decode_attn_reduce(T *__restrict__ out, const float *__restrict_
     }
 }
 
-template <typename T, int HD>
+template <typename T, typename KV, int HD>
 static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, const void *kc,
                                       const void *vc, const int32_t *bts, int max_bps,
                                       const int32_t *ctx_lens, int n_seqs, int n_heads,
-                                      int n_kv, int bs, float scale, int window, int n_splits,
-                                      void *ws, int pdl, cudaStream_t stream)
+                                      int n_kv, int bs, float scale, float k_scale,
+                                      float v_scale, int window, int n_splits, void *ws,
+                                      int pdl, cudaStream_t stream)
 {
     constexpr int SD = attn_sd<HD>::v;
     const size_t smem = (size_t)(2 * DA_STAGES * DA_TN + 16) * SD * sizeof(T);
     static bool attr_set;   /* per instantiation; setting it twice is harmless */
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(decode_attn_kernel<T, HD>,
+        cudaError_t e = cudaFuncSetAttribute(decode_attn_kernel<T, KV, HD>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return e;
@@ -211,10 +216,11 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
     float *ws_o = (float *)ws;
     float *ws_lse = ws_o ? ws_o + (size_t)n_seqs * n_heads * n_splits * HD : NULL;
     dim3 grid(n_splits, n_kv * n_hg, n_seqs);
-    cudaError_t e = pdl_launch(decode_attn_kernel<T, HD>, grid, dim3(DA_NT), smem, stream, pdl,
-                               (T *)out, ws_o, ws_lse, (const T *)q, q_stride, (const T *)kc,
-                               (const T *)vc, bts, max_bps, ctx_lens, n_heads, n_kv,
-                               attn_bs_make(bs), scale * 1.4426950408889634f, window, n_splits);
+    cudaError_t e = pdl_launch(decode_attn_kernel<T, KV, HD>, grid, dim3(DA_NT), smem, stream, pdl,
+                               (T *)out, ws_o, ws_lse, (const T *)q, q_stride, (const KV *)kc,
+                               (const KV *)vc, bts, max_bps, ctx_lens, n_heads, n_kv,
+                               attn_bs_make(bs), scale * k_scale * 1.4426950408889634f, v_scale,
+                               window, n_splits);
     if (e == cudaSuccess && n_splits > 1)
         e = pdl_launch(decode_attn_reduce<T, HD>, dim3(n_heads, n_seqs), dim3(HD), 0, stream, pdl,
                        (T *)out, (const float *)ws_o, (const float *)ws_lse, n_splits);
@@ -242,13 +248,15 @@ extern "C" size_t decode_attn_workspace_size(int n_seqs, int n_heads, int head_d
     return (size_t)n_seqs * n_heads * n_splits * (head_dim + 1) * sizeof(float);
 }
 
-extern "C" cudaError_t decode_attn_run(void *out, const void *q, int q_stride,
-                                       const void *k_cache, const void *v_cache,
-                                       const int32_t *block_tables, int max_blocks_per_seq,
-                                       const int32_t *ctx_lens, int n_seqs, int n_heads,
-                                       int n_kv_heads, int head_dim, int block_size,
-                                       float scale, int window, int n_splits, void *workspace,
-                                       int pdl, kdtype dt, cudaStream_t stream)
+template <typename KV>
+static cudaError_t decode_attn_dispatch(void *out, const void *q, int q_stride,
+                                        const void *k_cache, const void *v_cache,
+                                        const int32_t *block_tables, int max_blocks_per_seq,
+                                        const int32_t *ctx_lens, int n_seqs, int n_heads,
+                                        int n_kv_heads, int head_dim, int block_size,
+                                        float scale, float k_scale, float v_scale, int window,
+                                        int n_splits, void *workspace, int pdl, kdtype dt,
+                                        cudaStream_t stream)
 {
     if (n_seqs == 0) return cudaSuccess;
     if (n_seqs < 0 || n_kv_heads < 1 || n_heads % n_kv_heads || block_size < 1 ||
@@ -257,13 +265,43 @@ extern "C" cudaError_t decode_attn_run(void *out, const void *q, int q_stride,
         q_stride % 8 || n_seqs > 65535)
         return cudaErrorInvalidValue;
     KDT_DISPATCH(dt, T, {
-        auto f = head_dim == 48 ? decode_attn_launch<T, 48>
-               : head_dim == 64 ? decode_attn_launch<T, 64>
-               : head_dim == 128 ? decode_attn_launch<T, 128> : nullptr;
+        typedef typename std::conditional<sizeof(KV) == 1, KV, T>::type K;
+        auto f = head_dim == 48 ? decode_attn_launch<T, K, 48>
+               : head_dim == 64 ? decode_attn_launch<T, K, 64>
+               : head_dim == 128 ? decode_attn_launch<T, K, 128> : nullptr;
         if (!f) return cudaErrorInvalidValue;
         return f(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, ctx_lens,
-                 n_seqs, n_heads, n_kv_heads, block_size, scale, window, n_splits, workspace,
-                 pdl, stream);
+                 n_seqs, n_heads, n_kv_heads, block_size, scale, k_scale, v_scale, window,
+                 n_splits, workspace, pdl, stream);
     });
     return cudaSuccess;
+}
+
+extern "C" cudaError_t decode_attn_run(void *out, const void *q, int q_stride,
+                                       const void *k_cache, const void *v_cache,
+                                       const int32_t *block_tables, int max_blocks_per_seq,
+                                       const int32_t *ctx_lens, int n_seqs, int n_heads,
+                                       int n_kv_heads, int head_dim, int block_size,
+                                       float scale, int window, int n_splits, void *workspace,
+                                       int pdl, kdtype dt, cudaStream_t stream)
+{
+    return decode_attn_dispatch<uint16_t>(out, q, q_stride, k_cache, v_cache, block_tables,
+                                          max_blocks_per_seq, ctx_lens, n_seqs, n_heads,
+                                          n_kv_heads, head_dim, block_size, scale, 1.f, 1.f,
+                                          window, n_splits, workspace, pdl, dt, stream);
+}
+
+extern "C" cudaError_t decode_attn_fp8kv_run(void *out, const void *q, int q_stride,
+                                             const void *k_cache, const void *v_cache,
+                                             const int32_t *block_tables, int max_blocks_per_seq,
+                                             const int32_t *ctx_lens, int n_seqs, int n_heads,
+                                             int n_kv_heads, int head_dim, int block_size,
+                                             float scale, float k_scale, float v_scale,
+                                             int window, int n_splits, void *workspace, int pdl,
+                                             kdtype dt, cudaStream_t stream)
+{
+    return decode_attn_dispatch<uint8_t>(out, q, q_stride, k_cache, v_cache, block_tables,
+                                         max_blocks_per_seq, ctx_lens, n_seqs, n_heads,
+                                         n_kv_heads, head_dim, block_size, scale, k_scale,
+                                         v_scale, window, n_splits, workspace, pdl, dt, stream);
 }

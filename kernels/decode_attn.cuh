@@ -47,6 +47,16 @@ cudaError_t decode_attn_run(void *out,                  /* [n_seqs, n_heads, hea
                             int block_size, float scale, int window, int n_splits,
                             void *workspace, int pdl, kdtype dt, cudaStream_t stream);
 
+/* The same over an E4M3 cache (--kv-cache-dtype fp8; kv_store_fp8_run wrote it): keys are
+ * codes * K_SCALE, values codes * V_SCALE. */
+cudaError_t decode_attn_fp8kv_run(void *out, const void *q, int q_stride, const void *k_cache,
+                                  const void *v_cache, const int32_t *block_tables,
+                                  int max_blocks_per_seq, const int32_t *ctx_lens, int n_seqs,
+                                  int n_heads, int n_kv_heads, int head_dim, int block_size,
+                                  float scale, float k_scale, float v_scale, int window,
+                                  int n_splits, void *workspace, int pdl, kdtype dt,
+                                  cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

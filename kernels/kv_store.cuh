@@ -20,6 +20,13 @@ cudaError_t kv_store_run(void *k_cache,             /* [n_blocks, block_size, n_
                          int n_tokens, int n_kv_heads, int head_dim, kdtype dt,
                          cudaStream_t stream);
 
+/* The same into an E4M3 cache (--kv-cache-dtype fp8, kv_store_fp8.cu): 1-byte elements,
+ * code = e4m3(k / k_scale), e4m3(v / v_scale) (per-tensor scales > 0). */
+cudaError_t kv_store_fp8_run(void *k_cache, void *v_cache, const void *k, int k_stride,
+                             const void *v, int v_stride, const int32_t *slot_mapping,
+                             int n_tokens, int n_kv_heads, int head_dim, float k_scale,
+                             float v_scale, kdtype dt, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

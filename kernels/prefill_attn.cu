@@ -6,7 +6,8 @@
  * from the pages with cp.async into two swizzled stages, the next tile loading while the
  * current one is used (the cache slots of each tile are looked up one tile further ahead). S = Q K^T and O += P V run on mma.sync m16n8k16 with fp32
  * accumulators; softmax is online in the log2 domain; only the key tiles that cross the
- * diagonal are masked.
+ * diagonal are masked. Templated on the cache's element type: T, or E4M3 codes
+ * (prefill_attn_fp8kv_run; the K scale folded into the softmax scale, the V scale into 1/l).
  */
 #include "prefill_attn.cuh"
 #include "prefill_attn_sm90.cuh"
@@ -15,13 +16,13 @@
 /* NW warps of MT x 16 query rows each, BN keys per tile. Over 80 lines on purpose: one
  * pipeline (Q load, K/V stages, S = QK^T, mask, online softmax, O += PV, store) whose
  * fragments live in registers across every stage (the shared steps are in attn_common.cuh). */
-template <typename T, int HD, int NW, int MT, int BN>
+template <typename T, typename KV, int HD, int NW, int MT, int BN>
 __global__ void __launch_bounds__(NW * 32)
 prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
-                    const T *__restrict__ kc, const T *__restrict__ vc,
+                    const KV *__restrict__ kc, const KV *__restrict__ vc,
                     const int32_t *__restrict__ bts, int max_bps,
                     const int32_t *__restrict__ cu_q, const int32_t *__restrict__ seq_lens,
-                    int n_heads, int n_kv, attn_bs bs, float scale_log2, int window)
+                    int n_heads, int n_kv, attn_bs bs, float scale_log2, float v_scale, int window)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, BM = NW * MT * 16, NT = NW * 32;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -55,7 +56,7 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
     attn_slots<BN>(ss[0], bt, bs, kt0 * BN, n_keys);
     attn_slots<BN>(ss[1], bt, bs, (kt0 + 1) * BN, n_keys);
     __syncthreads();
-    attn_load_kv<T, HD, BN, NT>(sk, sv, kc, vc, ss[0], n_kv, kvh);
+    attn_load_kv<T, KV, HD, BN, NT>(sk, sv, kc, vc, ss[0], n_kv, kvh);
     cp_async_commit();
 
     float o[MT][HD / 8][4] = {};
@@ -70,7 +71,7 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
         __syncthreads();
         if (kt + 1 < n_kt) {
             int st = (it + 1) & 1;
-            attn_load_kv<T, HD, BN, NT>(sk + st * BN * SD, sv + st * BN * SD, kc, vc, ss[st],
+            attn_load_kv<T, KV, HD, BN, NT>(sk + st * BN * SD, sv + st * BN * SD, kc, vc, ss[st],
                                         n_kv, kvh);
         }
         cp_async_commit();
@@ -127,7 +128,7 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
             float sum = l[mt][hh];
             sum += __shfl_xor_sync(0xffffffffu, sum, 1);
             sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            float inv = 1.f / sum;
+            float inv = v_scale / sum;
             int r = wrow + mt * 16 + (lane >> 2) + hh * 8;
             if (i0 + r >= q_len) continue;
             T *orow = out + ((size_t)(q0 + i0 + r) * n_heads + h) * HD + (lane & 3) * 2;
@@ -138,40 +139,76 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
         }
 }
 
-template <typename T, int HD, int NW, int MT, int BN>
+template <typename T, typename KV, int HD, int NW, int MT, int BN>
 static cudaError_t prefill_attn_launch(void *out, const void *q, int q_stride, const void *kc,
                                        const void *vc, const int32_t *bts, int max_bps,
                                        const int32_t *cu_q, const int32_t *seq_lens, int n_seqs,
                                        int max_q_len, int n_heads, int n_kv, int bs, float scale,
-                                       int window, cudaStream_t stream)
+                                       float k_scale, float v_scale, int window,
+                                       cudaStream_t stream)
 {
     constexpr int SD = attn_sd<HD>::v, BM = NW * MT * 16;
     const size_t smem = (size_t)(BM + 4 * BN) * SD * sizeof(T);
     static bool attr_set;   /* per instantiation; setting it twice is harmless */
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(prefill_attn_kernel<T, HD, NW, MT, BN>,
+        cudaError_t e = cudaFuncSetAttribute(prefill_attn_kernel<T, KV, HD, NW, MT, BN>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return e;
         attr_set = true;
     }
     dim3 grid(n_heads, (max_q_len + BM - 1) / BM, n_seqs);
-    prefill_attn_kernel<T, HD, NW, MT, BN><<<grid, NW * 32, smem, stream>>>(
-        (T *)out, (const T *)q, q_stride, (const T *)kc, (const T *)vc, bts, max_bps, cu_q,
-        seq_lens, n_heads, n_kv, attn_bs_make(bs), scale * 1.4426950408889634f, window);
+    prefill_attn_kernel<T, KV, HD, NW, MT, BN><<<grid, NW * 32, smem, stream>>>(
+        (T *)out, (const T *)q, q_stride, (const KV *)kc, (const KV *)vc, bts, max_bps, cu_q,
+        seq_lens, n_heads, n_kv, attn_bs_make(bs), scale * k_scale * 1.4426950408889634f,
+        v_scale, window);
     return cudaGetLastError();
 }
 
 typedef cudaError_t (*prefill_attn_fn)(void *, const void *, int, const void *, const void *,
                                        const int32_t *, int, const int32_t *, const int32_t *,
-                                       int, int, int, int, int, float, int, cudaStream_t);
+                                       int, int, int, int, int, float, float, float, int,
+                                       cudaStream_t);
 
-template <typename T, int NW, int MT, int BN>
+template <typename T, typename KV, int NW, int MT, int BN>
 static prefill_attn_fn prefill_attn_pick(int head_dim)
 {
-    return head_dim == 48 ? prefill_attn_launch<T, 48, NW, MT, BN>
-         : head_dim == 64 ? prefill_attn_launch<T, 64, NW, MT, BN>
-         : head_dim == 128 ? prefill_attn_launch<T, 128, NW, MT, BN> : nullptr;
+    return head_dim == 48 ? prefill_attn_launch<T, KV, 48, NW, MT, BN>
+         : head_dim == 64 ? prefill_attn_launch<T, KV, 64, NW, MT, BN>
+         : head_dim == 128 ? prefill_attn_launch<T, KV, 128, NW, MT, BN> : nullptr;
+}
+
+/* KV8: an E4M3 cache with per-tensor K_SCALE, V_SCALE (else T, scales 1). */
+static cudaError_t prefill_attn_dispatch(int variant, void *out, const void *q, int q_stride,
+                                         const void *k_cache, const void *v_cache,
+                                         const int32_t *block_tables, int max_blocks_per_seq,
+                                         const int32_t *cu_seqlens_q, const int32_t *seq_lens,
+                                         int n_seqs, int max_q_len, int n_heads, int n_kv_heads,
+                                         int head_dim, int block_size, float scale, int kv8,
+                                         float k_scale, float v_scale, int window, kdtype dt,
+                                         cudaStream_t stream)
+{
+    if (n_seqs == 0 || max_q_len == 0) return cudaSuccess;
+    if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || n_kv_heads < 1 || window < 0 ||
+        n_heads % n_kv_heads || block_size < 1 || q_stride < n_heads * head_dim ||
+        q_stride % 8 || variant < 0 || variant > 4)
+        return cudaErrorInvalidValue;
+    if (variant == 0) variant = max_q_len >= 2048 ? 3 : 2;   /* the faster measured (RESULTS.md) */
+    KDT_DISPATCH(dt, T, {
+        prefill_attn_fn f = kv8 ? (variant == 1 ? prefill_attn_pick<T, uint8_t, 4, 1, 64>(head_dim)
+                                 : variant == 2 ? prefill_attn_pick<T, uint8_t, 4, 2, 64>(head_dim)
+                                 : variant == 3 ? prefill_attn_pick<T, uint8_t, 8, 2, 64>(head_dim)
+                                                : prefill_attn_pick<T, uint8_t, 4, 2, 32>(head_dim))
+                          : variant == 1 ? prefill_attn_pick<T, T, 4, 1, 64>(head_dim)
+                          : variant == 2 ? prefill_attn_pick<T, T, 4, 2, 64>(head_dim)
+                          : variant == 3 ? prefill_attn_pick<T, T, 8, 2, 64>(head_dim)
+                                         : prefill_attn_pick<T, T, 4, 2, 32>(head_dim);
+        if (!f) return cudaErrorInvalidValue;
+        return f(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq,
+                 cu_seqlens_q, seq_lens, n_seqs, max_q_len, n_heads, n_kv_heads, block_size,
+                 scale, k_scale, v_scale, window, stream);
+    });
+    return cudaSuccess;
 }
 
 extern "C" cudaError_t prefill_attn_run_tiled(int variant, void *out, const void *q,
@@ -184,23 +221,26 @@ extern "C" cudaError_t prefill_attn_run_tiled(int variant, void *out, const void
                                               int head_dim, int block_size, float scale,
                                               int window, kdtype dt, cudaStream_t stream)
 {
-    if (n_seqs == 0 || max_q_len == 0) return cudaSuccess;
-    if (n_seqs < 0 || n_seqs > 65535 || max_q_len < 0 || n_kv_heads < 1 || window < 0 ||
-        n_heads % n_kv_heads || block_size < 1 || q_stride < n_heads * head_dim ||
-        q_stride % 8 || variant < 0 || variant > 4)
-        return cudaErrorInvalidValue;
-    if (variant == 0) variant = max_q_len >= 2048 ? 3 : 2;   /* the faster measured (RESULTS.md) */
-    KDT_DISPATCH(dt, T, {
-        prefill_attn_fn f = variant == 1 ? prefill_attn_pick<T, 4, 1, 64>(head_dim)
-                          : variant == 2 ? prefill_attn_pick<T, 4, 2, 64>(head_dim)
-                          : variant == 3 ? prefill_attn_pick<T, 8, 2, 64>(head_dim)
-                                         : prefill_attn_pick<T, 4, 2, 32>(head_dim);
-        if (!f) return cudaErrorInvalidValue;
-        return f(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq,
-                 cu_seqlens_q, seq_lens, n_seqs, max_q_len, n_heads, n_kv_heads, block_size,
-                 scale, window, stream);
-    });
-    return cudaSuccess;
+    return prefill_attn_dispatch(variant, out, q, q_stride, k_cache, v_cache, block_tables,
+                                 max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs, max_q_len,
+                                 n_heads, n_kv_heads, head_dim, block_size, scale, 0, 1.f, 1.f,
+                                 window, dt, stream);
+}
+
+extern "C" cudaError_t prefill_attn_fp8kv_run(void *out, const void *q, int q_stride,
+                                              const void *k_cache, const void *v_cache,
+                                              const int32_t *block_tables, int max_blocks_per_seq,
+                                              const int32_t *cu_seqlens_q,
+                                              const int32_t *seq_lens, int n_seqs,
+                                              int max_q_len, int n_heads, int n_kv_heads,
+                                              int head_dim, int block_size, float scale,
+                                              float k_scale, float v_scale, int window, kdtype dt,
+                                              cudaStream_t stream)
+{
+    return prefill_attn_dispatch(0, out, q, q_stride, k_cache, v_cache, block_tables,
+                                 max_blocks_per_seq, cu_seqlens_q, seq_lens, n_seqs, max_q_len,
+                                 n_heads, n_kv_heads, head_dim, block_size, scale, 1, k_scale,
+                                 v_scale, window, dt, stream);
 }
 
 extern "C" cudaError_t prefill_attn_run(void *out, const void *q, int q_stride,

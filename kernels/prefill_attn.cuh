@@ -46,6 +46,16 @@ cudaError_t prefill_attn_run_tiled(int variant, void *out, const void *q, int q_
                                    int head_dim, int block_size, float scale, int window,
                                    kdtype dt, cudaStream_t stream);
 
+/* prefill_attn_run over an E4M3 cache (--kv-cache-dtype fp8): keys are codes * K_SCALE,
+ * values codes * V_SCALE. */
+cudaError_t prefill_attn_fp8kv_run(void *out, const void *q, int q_stride, const void *k_cache,
+                                   const void *v_cache, const int32_t *block_tables,
+                                   int max_blocks_per_seq, const int32_t *cu_seqlens_q,
+                                   const int32_t *seq_lens, int n_seqs, int max_q_len,
+                                   int n_heads, int n_kv_heads, int head_dim, int block_size,
+                                   float scale, float k_scale, float v_scale, int window,
+                                   kdtype dt, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,8 @@
  *
  * usage: generate --model-dir DIR --tokens 1,9038,2501 [--n 40] [--temperature T] [--top-k K]
  *          [--top-p P] [--seed S] [--block-size 16] [--chunk 0] [--threads 0] [--dummy]
+ *          [--backend cpu|cuda] [--quantization fp8] [--kv-cache-dtype fp8] (backend.h's flags)
+ *          [--dump-logits FILE] (the prompt's last logits, vocab fp32 values, little-endian)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: generate --model-dir DIR --tokens ID,ID,... [--n 40] "
                     "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--block-size 16] "
-                    "[--chunk N] [--threads N] [--dummy]\n");
+                    "[--chunk N] [--threads N] [--dummy] [--dump-logits FILE] %s\n",
+            backend_opts_usage);
     return 2;
 }
 
@@ -35,9 +38,12 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     log_proc = "generate";
-    const char *dir = NULL, *ids = NULL;
+    const char *dir = NULL, *ids = NULL, *dump = NULL;
     int n_gen = 40, block_size = 16, chunk = 0, n_threads = 0, dummy = 0;
     sampling_params sp = {.top_p = 1, .repetition_penalty = 1};
+    backend_opts o;
+    backend_opts_init(&o);
+    o.backend = "cpu";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--dummy")) {
@@ -46,6 +52,14 @@ int main(int argc, char **argv)
         }
         if (i + 1 >= argc)
             return usage();
+        int rc = strcmp(a, "--threads") && !strncmp(a, "--", 2)
+                 ? backend_opts_parse(&o, a + 2, argv[i + 1]) : 0;
+        if (rc < 0)
+            return usage();
+        if (rc > 0) {
+            i++;
+            continue;
+        }
         const char *v = argv[++i];
         if (!strcmp(a, "--model-dir")) dir = v;
         else if (!strcmp(a, "--tokens")) ids = v;
@@ -57,6 +71,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--block-size")) block_size = atoi(v);
         else if (!strcmp(a, "--chunk")) chunk = atoi(v);
         else if (!strcmp(a, "--threads")) n_threads = atoi(v);
+        else if (!strcmp(a, "--dump-logits")) dump = v;
         else return usage();
     }
     if (!dir || !ids || n_gen < 0 || block_size < 1)
@@ -77,11 +92,15 @@ int main(int argc, char **argv)
     for (int i = 0; i <= cap / block_size; i++)
         blocks[i] = i;
     char err[4096];
-    backend_opts o = {.model_dir = dir, .dummy_weights = dummy, .block_size = block_size,
-                      .max_seq_len = cap, .max_batch_tokens = n_prompt, .max_seqs = 1,
-                      .kv_tokens = ((int64_t)cap / block_size + 1) * block_size,
-                      .n_threads = n_threads};
+    o.model_dir = dir, o.dummy_weights = dummy, o.block_size = block_size;
+    o.max_seq_len = cap, o.max_batch_tokens = n_prompt, o.max_seqs = 1;
+    o.kv_tokens = ((int64_t)cap / block_size + 1) * block_size, o.n_threads = n_threads;
+#ifdef CINDER_CUDA_BACKEND
+    backend *be = strcmp(o.backend, "cpu") ? cuda_backend_init(&o, err, sizeof err)
+                                           : cpu_backend_init(&o, err, sizeof err);
+#else
     backend *be = cpu_backend_init(&o, err, sizeof err);
+#endif
     if (!be) {
         fprintf(stderr, "generate: %s\n", err);
         return 1;
@@ -99,6 +118,14 @@ int main(int argc, char **argv)
         done += s.n_new;
     }
     t_prefill = now_s() - t0;
+    FILE *df = dump ? fopen(dump, "wb") : NULL;
+    if (dump && (!df || fwrite(be->last_logits(be, 0), sizeof(float), (size_t)be->cfg.vocab_size,
+                               df) != (size_t)be->cfg.vocab_size)) {
+        fprintf(stderr, "generate: cannot write %s\n", dump);
+        goto fail;
+    }
+    if (df)
+        fclose(df);
     for (int g = 0; g < n_gen; g++) {
         tokens[n++] = s.out_token;
         if (g + 1 == n_gen)

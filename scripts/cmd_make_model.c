@@ -205,7 +205,7 @@ int main(int argc, char **argv)
     if (write_config(&o, err, sizeof err) < 0 || model_config_load(&c, o.out, err, sizeof err) < 0)
         goto fail;
     cpu_pool *pool = cpu_pool_init(0);
-    int rc = cpu_weights_random(&w, &c, o.seed, pool, err, sizeof err);
+    int rc = cpu_weights_random(&w, &c, o.seed, pool, NULL, err, sizeof err);
     cpu_pool_free(pool);
     if (rc < 0 || write_weights(&w, &c, o.out, dtype, err, sizeof err) < 0)
         goto fail;

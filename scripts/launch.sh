@@ -13,6 +13,7 @@ MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
 DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
+QUANT= KV_DTYPE=   # FP8: --quantization, --kv-cache-dtype (empty: the checkpoint's, 16-bit KV)
 PREFIX_CACHING=1 SERVED_NAME= HOLDER=1 CHAT_TEMPLATE= ALLOWED_ORIGINS= READY_TIMEOUT=600
 API_KEY=${CINDER_API_KEY:-${VLLM_API_KEY:-}}
 # the supervisor: first restart after 0.2 s, doubling after each quick failure (a death within
@@ -63,6 +64,11 @@ ready.
   --worker-wait S       requests wait at most S seconds for a worker that died or is still
                         restarting, then fail with 503 (default 30)
   --dtype D             CUDA backend: bf16 (default) or fp16 weights and activations
+  --quantization Q      fp8: FP8 (E4M3) projections, a 16-bit checkpoint quantized at load per
+                        output channel, activations per token (FP8 checkpoints need no flag);
+                        needs --no-holder (README "FP8")
+  --kv-cache-dtype D    auto (default), bf16 or fp8: an E4M3 KV cache, twice the tokens in the
+                        same memory; needs --no-holder
   --enforce-eager       CUDA backend: no CUDA graphs (decode batches run eagerly)
   --gemv-max-tokens N   CUDA backend: decode batches of up to N (0..8, default 8) tokens take
                         the fused GEMV path; 0 sends them through cuBLAS
@@ -98,7 +104,8 @@ while [ $# -gt 0 ]; do
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
     --new-token-ratio|--policy|--pipeline-depth|--http-threads|--worker-wait|--dtype|\
-    --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name|--chat-template|--api-key|--allowed-origins|--ready-timeout)
+    --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name|--chat-template|--api-key|--allowed-origins|--ready-timeout|\
+    --quantization|--kv-cache-dtype)
       if [ $# -lt 2 ] || [[ $2 == --* ]] || [ -z "$2" ]; then
         echo "launch.sh: $1 needs a value (see scripts/launch.sh --help)" >&2; exit 2
       fi
@@ -123,6 +130,8 @@ while [ $# -gt 0 ]; do
         --http-threads) HTTP_THREADS=$2 ;;
         --worker-wait) WORKER_WAIT=$2 ;;
         --dtype) DTYPE=$2 ;;
+        --quantization) QUANT=$2 ;;
+        --kv-cache-dtype) KV_DTYPE=$2 ;;
         --gemv-max-tokens) GEMV_MAX=$2 ;;
         --gemv-warps) GEMV_WARPS=$2 ;;
         --pdl) PDL=$2 ;;
@@ -146,6 +155,11 @@ done
 [ "$BACKEND" != gpu ] || BACKEND=cuda
 [[ $BACKEND == auto || $BACKEND == cpu || $BACKEND == cuda ]] || { echo "launch.sh: --backend is auto, cpu or cuda, not '$BACKEND'" >&2; exit 2; }
 [[ -z $DTYPE || $DTYPE == bf16 || $DTYPE == fp16 ]] || { echo "launch.sh: --dtype is bf16 or fp16, not '$DTYPE'" >&2; exit 2; }
+[[ -z $QUANT || $QUANT == fp8 ]] || { echo "launch.sh: --quantization is fp8, not '$QUANT'" >&2; exit 2; }
+[[ -z $KV_DTYPE || $KV_DTYPE =~ ^(auto|bf16|fp8|fp8_e4m3)$ ]] || { echo "launch.sh: --kv-cache-dtype is auto, bf16 or fp8, not '$KV_DTYPE'" >&2; exit 2; }
+if [[ $HOLDER == 1 && ( -n $QUANT || $KV_DTYPE == fp8* ) ]]; then
+  echo "launch.sh: --quantization fp8 and --kv-cache-dtype fp8 need --no-holder (the holder keeps 16-bit weights and KV)" >&2; exit 2
+fi
 [[ $LOAD == auto || $LOAD == dummy ]] || { echo "launch.sh: --load-format is auto or dummy, not '$LOAD'" >&2; exit 2; }
 [[ $POLICY == fcfs || $POLICY == spf || $POLICY == lpm ]] || { echo "launch.sh: --policy is fcfs, spf or lpm, not '$POLICY'" >&2; exit 2; }
 for v in MEM_UTIL RATIO; do

@@ -41,6 +41,8 @@ typedef struct {
                                (0: the default, GEMVs only; -1: none) */
     int portable_attn;      /* 1: the portable prefill attention kernel everywhere
                                (--prefill-attn portable); 0: the Hopper one where it applies */
+    int quant_fp8;          /* --quantization fp8: FP8 projections (fp8_config.h) */
+    int kv_fp8;             /* --kv-cache-dtype fp8: an E4M3 KV cache */
     /* attached to a holder (hold.h): the weights and the KV cache are its, not loaded nor
        allocated; NULL: the backend's own */
     const msg_holder_attached *hold;
@@ -101,7 +103,8 @@ int fwd_batch_check(const fwd_batch *batch, const fwd_limits *l, const char *who
     {"backend", 1, 0, 'X'}, {"kv-tokens", 1, 0, 'X'}, {"max-batch-tokens", 1, 0, 'X'},          \
     {"threads", 1, 0, 'X'}, {"gpu-memory-utilization", 1, 0, 'X'}, {"load-format", 1, 0, 'X'},  \
     {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},         \
-    {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {"prefill-attn", 1, 0, 'X'}
+    {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {"prefill-attn", 1, 0, 'X'},                 \
+    {"quantization", 1, 0, 'X'}, {"kv-cache-dtype", 1, 0, 'X'}
 int backend_opts_parse(backend_opts *o, const char *name, const char *value);
 extern const char backend_opts_usage[];   /* those flags, for usage lines */
 /* The defaults (auto backend, 2048 tokens a step, 90% of the GPU's memory). */

@@ -11,7 +11,8 @@ const char backend_opts_usage[] =
     "[--backend auto|cpu|cuda] [--kv-tokens N] [--max-batch-tokens N] [--threads N] "
     "[--gpu-memory-utilization F] [--load-format auto|dummy] "
     "[--dtype bf16|fp16] [--enforce-eager] [--gemv-max-tokens 0..8] [--gemv-warps N] "
-    "[--pdl MASK] [--prefill-attn auto|portable]";
+    "[--pdl MASK] [--prefill-attn auto|portable] [--quantization fp8] "
+    "[--kv-cache-dtype auto|bf16|fp8]";
 
 void backend_opts_init(backend_opts *o)
 {
@@ -87,6 +88,26 @@ int backend_opts_parse(backend_opts *o, const char *name, const char *value)
         if (parse_int(name, value, 0, 8, &n) < 0)
             return -1;
         o->gemv_max_tokens = n ? n : -1;   /* 0 here: never */
+        return 1;
+    }
+    if (!strcmp(name, "quantization")) {   /* absent: as the checkpoint (FP8 if it is) */
+        if (!value || strcmp(value, "fp8")) {
+            fprintf(stderr, "--quantization: only fp8 is supported, got '%s'\n", value ? value : "");
+            return -1;
+        }
+        o->quant_fp8 = 1;
+        return 1;
+    }
+    if (!strcmp(name, "kv-cache-dtype")) {
+        if (value && (!strcmp(value, "fp8") || !strcmp(value, "fp8_e4m3")))
+            o->kv_fp8 = 1;
+        else if (value && (!strcmp(value, "auto") || !strcmp(value, "bf16")))
+            o->kv_fp8 = 0;
+        else {
+            fprintf(stderr, "--kv-cache-dtype: auto, bf16, fp8 or fp8_e4m3 (fp8_e5m2 is not "
+                    "supported), got '%s'\n", value ? value : "");
+            return -1;
+        }
         return 1;
     }
     if (!strcmp(name, "gemv-warps"))

@@ -10,10 +10,15 @@
  * thread pool by output rows (matmuls), tokens and (token, head) pairs (attention); every
  * value is computed the same way whatever else is in the batch, so a sequence's logits are
  * bit-identical alone or batched, and a chunked prefill gives the one-shot result.
+ * FP8 (cpu_fp8.h): the projections' weights are their dequantized E4M3 values, their inputs
+ * are rounded through per-token E4M3 first, and an E4M3 KV cache (1 byte an element, twice
+ * the default capacity) is decoded row by row in attention.
  */
 #include "backend.h"
 #include "hold.h"
 #include "cpu_ops.h"
+#include "cpu_fp8.h"
+#include "../kernels/fp8.h"
 #include "cpu_pool.h"
 #include "cpu_weights.h"
 #include "kv_layout.h"
@@ -37,8 +42,11 @@ typedef struct {
     cpu_pool *pool;
     int n_threads;
     kv_layout kv;
-    float *k_cache;        /* [n_layers, n_blocks, block_size, n_kv_heads, head_dim] */
-    float *v_cache;        /* same */
+    fp8_config fp8;
+    float kv_scales[2];    /* E4M3 cache: k_scale, v_scale */
+    size_t kv_elem;        /* bytes a KV element: 4 (fp32), 1 (E4M3) */
+    void *k_cache;         /* [n_layers, n_blocks, block_size, n_kv_heads, head_dim] */
+    void *v_cache;         /* same */
     void *held;            /* the holder's region mapped (weights, then K and V), or NULL */
     size_t held_bytes;
     int max_tokens, max_seqs, max_ctx;
@@ -65,6 +73,7 @@ typedef struct {
     int32_t *logit_row;    /* [max_seqs] logits row of each batch seq, -1 if it did not sample */
     int n_last_seqs;       /* seqs in the last forward */
     float *scores;         /* [n_threads, max_ctx] attention scratch */
+    float *kv_rows;        /* [n_threads, head_dim] decoded E4M3 KV rows */
     sampler *samplers;     /* [n_threads] */
     /* current step, read by the tasks */
     fwd_batch *batch;
@@ -149,8 +158,13 @@ static void rope_store_task(void *arg, int t, int thread)
         cpu_rope_apply(k + h * hd, cs, sn, n_half);
     const fwd_seq *s = &b->batch->seqs[b->tok_seq[t]];
     size_t off = kv_token_offset(&b->kv, b->layer, s->block_table, b->tok_pos[t]);
-    memcpy(b->k_cache + off, k, (size_t)b->kv_dim * sizeof(float));
-    memcpy(b->v_cache + off, v, (size_t)b->kv_dim * sizeof(float));
+    if (b->fp8.kv_fp8) {
+        cpu_fp8_kv_encode((uint8_t *)b->k_cache + off, k, b->kv_dim, b->kv_scales[0]);
+        cpu_fp8_kv_encode((uint8_t *)b->v_cache + off, v, b->kv_dim, b->kv_scales[1]);
+        return;
+    }
+    memcpy((float *)b->k_cache + off, k, (size_t)b->kv_dim * sizeof(float));
+    memcpy((float *)b->v_cache + off, v, (size_t)b->kv_dim * sizeof(float));
 }
 
 static void attn_task(void *arg, int task, int thread)
@@ -164,7 +178,29 @@ static void attn_task(void *arg, int task, int thread)
     cpu_attend(b->att + (size_t)t * b->q_dim + h * hd, b->qkv + (size_t)t * b->qkv_dim + h * hd,
                b->k_cache, b->v_cache, &b->kv, b->layer, s->block_table, j0, end,
                h / (c->n_heads / c->n_kv_heads), 1.0f / sqrtf((float)hd),
+               b->fp8.kv_fp8 ? b->kv_scales : NULL, b->kv_rows + (size_t)thread * hd,
                b->scores + (size_t)thread * b->max_ctx);
+}
+
+/* FP8 activations: the rows an FP8 projection reads, rounded through per-token E4M3. */
+typedef struct {
+    float *x;
+    int n;   /* row length (and stride) */
+} qdq_job;
+
+static void qdq_task(void *arg, int t, int thread)
+{
+    const qdq_job *j = arg;
+    fp8_qdq_row(j->x + (size_t)t * j->n, j->n);
+}
+
+/* The input X [n_tok, n_in] of a projection, quantized per token when weights are FP8. */
+static void fp8_input(cpu_backend *b, float *x, int n_in)
+{
+    if (b->fp8.weights == FP8_W_NONE)
+        return;
+    qdq_job j = {x, n_in};
+    cpu_pool_run(b->pool, qdq_task, &j, b->n_tok);
 }
 
 static void silu_task(void *arg, int t, int thread)
@@ -258,17 +294,21 @@ static int cpu_forward(backend *base, fwd_batch *batch)
         const cpu_layer *ly = &b->w.layers[l];
         b->layer = l;
         run_norm(b, ly->attn_norm);
+        fp8_input(b, b->xn, dim);
         matmul(b, b->qkv, b->xn, n_tok, ly->wqkv, b->qkv_dim, dim, 0);
         cpu_pool_run(b->pool, rope_store_task, b, n_tok);
         cpu_pool_run(b->pool, attn_task, b, n_tok * c->n_heads);
+        fp8_input(b, b->att, b->q_dim);
         matmul(b, b->x, b->att, n_tok, ly->wo, dim, b->q_dim, 1);
         run_norm(b, ly->ffn_norm);
         if (c->n_experts > 0) {
             cpu_pool_run(b->pool, moe_task, b, n_tok);
             continue;
         }
+        fp8_input(b, b->xn, dim);
         matmul(b, b->gu, b->xn, n_tok, ly->w_gate_up, 2 * hid, dim, 0);
         cpu_pool_run(b->pool, silu_task, b, n_tok);
+        fp8_input(b, b->act, hid);
         matmul(b, b->x, b->act, n_tok, ly->w_down, dim, hid, 1);
     }
     int t_end = 0;
@@ -342,6 +382,7 @@ static void cpu_free(backend *base)
     free(b->sample_seq);
     free(b->logit_row);
     free(b->scores);
+    free(b->kv_rows);
     free(b);
 }
 
@@ -350,8 +391,8 @@ static int alloc_state(cpu_backend *b, char *err, size_t n_err)
     const model_config *c = &b->base.cfg;
     size_t M = (size_t)b->max_tokens, S = (size_t)b->max_seqs, half = (size_t)c->head_dim / 2;
     if (!b->held) {
-        b->k_cache = calloc(kv_elems(&b->kv), sizeof(float)); /* pages mapped on first touch */
-        b->v_cache = calloc(kv_elems(&b->kv), sizeof(float));
+        b->k_cache = calloc(kv_elems(&b->kv), b->kv_elem); /* pages mapped on first touch */
+        b->v_cache = calloc(kv_elems(&b->kv), b->kv_elem);
     }
     b->inv_freq = malloc(half * sizeof(float));
     b->x = malloc(M * c->dim * sizeof(float));
@@ -376,11 +417,12 @@ static int alloc_state(cpu_backend *b, char *err, size_t n_err)
     b->sample_seq = malloc(S * sizeof(int32_t));
     b->logit_row = malloc(S * sizeof(int32_t));
     b->scores = malloc((size_t)b->n_threads * b->max_ctx * sizeof(float));
+    b->kv_rows = malloc((size_t)b->n_threads * c->head_dim * sizeof(float));
     b->samplers = calloc((size_t)b->n_threads, sizeof(sampler));
     if (!b->k_cache || !b->v_cache || !b->inv_freq || !b->x || !b->xn || !b->qkv || !b->att ||
         !b->gu || !b->act || !b->rope_cos || !b->rope_sin || !b->tok_seq || !b->tok_pos ||
         !b->last_x || !b->logits || !b->sample_seq || !b->logit_row || !b->scores ||
-        !b->samplers)
+        !b->kv_rows || !b->samplers)
         goto oom;
     for (int i = 0; i < b->n_threads; i++)
         if (sampler_init(&b->samplers[i], c->vocab_size) < 0)
@@ -389,7 +431,7 @@ static int alloc_state(cpu_backend *b, char *err, size_t n_err)
     return 0;
 oom:
     snprintf(err, n_err, "cpu backend: out of memory (KV cache %zu MB, %d batch tokens)",
-             2 * kv_elems(&b->kv) * sizeof(float) >> 20, b->max_tokens);
+             2 * kv_elems(&b->kv) * b->kv_elem >> 20, b->max_tokens);
     return -1;
 }
 
@@ -414,8 +456,8 @@ static int attach_hold(cpu_backend *b, const backend_opts *o, char *err, size_t 
     b->held_bytes = kv_off + h->kv_bytes;
     if (!(b->held = hold_shm_map(o->hold_region, b->held_bytes, err, n_err)))
         return -1;
-    b->k_cache = (float *)((char *)b->held + kv_off);
-    b->v_cache = b->k_cache + kv_elems(&b->kv);
+    b->k_cache = (char *)b->held + kv_off;
+    b->v_cache = (float *)b->k_cache + kv_elems(&b->kv);
     return cpu_weights_init(&b->w, c, b->held, err, n_err);
 }
 
@@ -435,8 +477,17 @@ backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err)
         snprintf(err, n_err, "cpu backend: no model directory");
         goto fail;
     }
-    if (model_config_load(c, o->model_dir, err, n_err) < 0)
+    if (model_config_load(c, o->model_dir, err, n_err) < 0 ||
+        fp8_config_load(&b->fp8, o->model_dir, c, o->quant_fp8, o->kv_fp8, err, n_err) < 0)
         goto fail;
+    if (o->hold && (b->fp8.weights || b->fp8.kv_fp8)) {
+        snprintf(err, n_err, "cpu backend: FP8 weights or KV cache are not supported with the "
+                 "holder (run without it: launch.sh --no-holder)");
+        goto fail;
+    }
+    b->kv_scales[0] = b->fp8.k_scale;
+    b->kv_scales[1] = b->fp8.v_scale;
+    b->kv_elem = b->fp8.kv_fp8 ? 1 : sizeof(float);
     if (o->block_size <= 0) {
         snprintf(err, n_err, "cpu backend: block size %d", o->block_size);
         goto fail;
@@ -456,22 +507,24 @@ backend *cpu_backend_init(const backend_opts *o, char *err, size_t n_err)
     if (o->hold) {
         if (attach_hold(b, o, err, n_err) < 0)
             goto fail;
-    } else if (kv_layout_cpu(&b->kv, c, o->kv_tokens, o->block_size, err, n_err) < 0) {
+    } else if (kv_layout_cpu(&b->kv, c, o->kv_tokens > 0 ? o->kv_tokens
+                                        : (b->fp8.kv_fp8 ? 2 : 1) * KV_CPU_DEFAULT_TOKENS,
+                             o->block_size, err, n_err) < 0) {
         goto fail;
     }
     b->base.n_kv_blocks = b->kv.n_blocks;
     if (alloc_state(b, err, n_err) < 0)
         goto fail;
     int rc = o->hold ? 0
-             : o->dummy_weights ? cpu_weights_random(&b->w, c, DUMMY_SEED, b->pool, err, n_err)
-                                : cpu_weights_load(&b->w, c, o->model_dir, err, n_err);
+             : o->dummy_weights ? cpu_weights_random(&b->w, c, DUMMY_SEED, b->pool, &b->fp8, err, n_err)
+                                : cpu_weights_load(&b->w, c, o->model_dir, &b->fp8, err, n_err);
     if (rc < 0)
         goto fail;
-    LOG_INFO("cpu backend: %s, %s weights, dim %d, %d layers, %d/%d heads, vocab %d; "
+    LOG_INFO("cpu backend: %s, %s weights (%s), dim %d, %d layers, %d/%d heads, vocab %d; "
              "KV %d blocks of %d tokens (%zu MB); %d threads", model_arch_name(c->arch),
-             o->hold ? "the holder's" : o->dummy_weights ? "random" : "loaded", c->dim, c->n_layers, c->n_heads,
-             c->n_kv_heads, c->vocab_size, b->kv.n_blocks, b->kv.block_size,
-             2 * kv_elems(&b->kv) * sizeof(float) >> 20, b->n_threads);
+             o->hold ? "the holder's" : o->dummy_weights ? "random" : "loaded", fp8_describe(&b->fp8),
+             c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, b->kv.n_blocks,
+             b->kv.block_size, 2 * kv_elems(&b->kv) * b->kv_elem >> 20, b->n_threads);
     return &b->base;
 fail:
     cpu_free(&b->base);

@@ -5,6 +5,7 @@
  * Contraction into FMA is turned off so that this holds on every target.
  */
 #include "cpu_ops.h"
+#include "cpu_fp8.h"
 
 #include <math.h>
 #include <string.h>
@@ -151,14 +152,24 @@ void cpu_rope_apply(float *x, const float *cos_t, const float *sin_t, int n_half
     }
 }
 
-void cpu_attend(float *out, const float *q, const float *k_cache, const float *v_cache,
+/* Row OFF of CACHE as fp32: in place, or decoded into ROW with *SCALE (an E4M3 cache). */
+static const float *kv_row(const void *cache, size_t off, int hd, const float *scale, float *row)
+{
+    if (!scale)
+        return (const float *)cache + off;
+    cpu_fp8_kv_decode(row, (const uint8_t *)cache + off, hd, *scale);
+    return row;
+}
+
+void cpu_attend(float *out, const float *q, const void *k_cache, const void *v_cache,
                 const kv_layout *l, int layer, const int32_t *bt, int j0, int n_ctx,
-                int kv_head, float scale, float *scores)
+                int kv_head, float scale, const float *kv_scales, float *row, float *scores)
 {
     int hd = l->head_dim;
     float max = -INFINITY;
     for (int j = j0; j < n_ctx; j++) {
-        const float *k = k_cache + kv_token_offset(l, layer, bt, j) + (size_t)kv_head * hd;
+        const float *k = kv_row(k_cache, kv_token_offset(l, layer, bt, j) + (size_t)kv_head * hd,
+                                hd, kv_scales, row);
         scores[j] = cpu_dot(q, k, hd) * scale;
         max = scores[j] > max ? scores[j] : max;
     }
@@ -169,7 +180,8 @@ void cpu_attend(float *out, const float *q, const float *k_cache, const float *v
     }
     memset(out, 0, (size_t)hd * sizeof *out);
     for (int j = j0; j < n_ctx; j++) {
-        const float *v = v_cache + kv_token_offset(l, layer, bt, j) + (size_t)kv_head * hd;
+        const float *v = kv_row(v_cache, kv_token_offset(l, layer, bt, j) + (size_t)kv_head * hd,
+                                hd, kv_scales ? kv_scales + 1 : NULL, row);
         float p = scores[j];
         for (int d = 0; d < hd; d++)
             out[d] += p * v[d];

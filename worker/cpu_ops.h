@@ -31,10 +31,11 @@ void cpu_rope_apply(float *x, const float *cos_t, const float *sin_t, int n_half
 
 /* out [head_dim] = softmax(q . K[j] * scale) . V[j] over positions j0 <= j < n_ctx of the
  * sequence with block table BT, KV head KV_HEAD of LAYER (j0 > 0: a sliding window).
- * scores: scratch [n_ctx]. */
-void cpu_attend(float *out, const float *q, const float *k_cache, const float *v_cache,
+ * The caches hold fp32, or with KV_SCALES ({k_scale, v_scale}) E4M3 codes of K / k_scale and
+ * V / v_scale (row: scratch [head_dim] they are decoded into). scores: scratch [n_ctx]. */
+void cpu_attend(float *out, const float *q, const void *k_cache, const void *v_cache,
                 const kv_layout *l, int layer, const int32_t *bt, int j0, int n_ctx,
-                int kv_head, float scale, float *scores);
+                int kv_head, float scale, const float *kv_scales, float *row, float *scores);
 
 /* The MoE router of one token, as transformers: p = softmax(LOGITS [n]) in fp32, the K
  * largest (ties: the lower index first) into SEL [k] and their p into W [k], divided by

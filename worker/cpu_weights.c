@@ -2,6 +2,7 @@
  * (see cpu_weights.h), all through the one table of common/weights_layout.h.
  */
 #include "cpu_weights.h"
+#include "cpu_fp8.h"
 #include "../common/log.h"
 #include "../kernels/rng.h"
 #include "../common/safetensors.h"
@@ -50,8 +51,8 @@ void cpu_weights_free(cpu_weights *w)
     memset(w, 0, sizeof *w);
 }
 
-int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, char *err,
-                     size_t n_err)
+int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir,
+                     const fp8_config *fp8, char *err, size_t n_err)
 {
     safetensors st;
     if (st_open_dir(&st, dir, err, n_err) < 0)
@@ -70,8 +71,10 @@ int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, cha
     for (int l = -1; l < c->n_layers; l++) {
         int n = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < n; i++) {
-            if (st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape, w->mem + t[i].offset, err,
-                            n_err) < 0)
+            int ckpt_fp8 = fp8 && fp8->weights == FP8_W_CHECKPOINT && fp8_is_linear(&t[i], l);
+            if (ckpt_fp8 ? cpu_fp8_read(&st, &t[i], w->mem + t[i].offset, err, n_err) < 0
+                         : st_load_f32(&st, t[i].name, t[i].n_dims, t[i].shape,
+                                       w->mem + t[i].offset, err, n_err) < 0)
                 goto done;
             done_bytes += (double)st_find(&st, t[i].name)->n_bytes;
             if (total > 0 && done_bytes >= next * total) {
@@ -83,18 +86,22 @@ int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, cha
         }
     }
     rc = st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0 ? -1 : 0;
+    if (rc == 0 && fp8 && fp8->weights == FP8_W_QUANTIZE && cpu_fp8_quantize_weights(w, c) < 0) {
+        snprintf(err, n_err, "out of memory");
+        rc = -1;
+    }
 done:
     free(t);
     st_free(&st);
     return rc;
 }
 
-int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, char *err,
-                     size_t n_err)
+int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir,
+                     const fp8_config *fp8, char *err, size_t n_err)
 {
     if (cpu_weights_init(w, c, NULL, err, n_err) < 0)
         return -1;
-    if (cpu_weights_read(w, c, dir, err, n_err) < 0) {
+    if (cpu_weights_read(w, c, dir, fp8, err, n_err) < 0) {
         cpu_weights_free(w);
         return -1;
     }
@@ -120,11 +127,12 @@ static void fill_task(void *arg, int task, int thread)
 }
 
 int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool,
-                       char *err, size_t n_err)
+                       const fp8_config *fp8, char *err, size_t n_err)
 {
     if (cpu_weights_init(w, c, NULL, err, n_err) < 0)
         return -1;
-    if (cpu_weights_fill_random(w, c, seed, pool) < 0) {
+    if (cpu_weights_fill_random(w, c, seed, pool) < 0 ||
+        (fp8 && fp8->weights == FP8_W_QUANTIZE && cpu_fp8_quantize_weights(w, c) < 0)) {
         snprintf(err, n_err, "out of memory");
         cpu_weights_free(w);
         return -1;

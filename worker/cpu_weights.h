@@ -11,6 +11,8 @@
 #include "../common/weights_layout.h"
 #include "cpu_pool.h"
 
+struct fp8_config;   /* fp8_config.h */
+
 typedef struct {
     float *attn_norm;   /* [dim] input_layernorm */
     float *wqkv;        /* [q_dim + 2 * kv_dim, dim] rows of q_proj, then k_proj, then v_proj */
@@ -39,20 +41,22 @@ typedef struct {
 /* Lays the weights of model C out over MEM [layout.n_elems floats] (NULL: allocates it);
  * the values are left as they are. 0, or negative with a message in ERR. */
 int cpu_weights_init(cpu_weights *w, const model_config *c, float *mem, char *err, size_t n_err);
-/* Reads the safetensors of model directory DIR into initialized weights; 0 or negative. */
-int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir, char *err,
-                     size_t n_err);
+/* Reads the safetensors of model directory DIR into initialized weights; 0 or negative.
+ * FP8 (NULL: none): a checkpoint's FP8 projections are dequantized, --quantization fp8
+ * quantizes the projections per row after reading (cpu_fp8.h). */
+int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir,
+                     const struct fp8_config *fp8, char *err, size_t n_err);
 /* Fills initialized weights with the random model of SEED (below). POOL may be NULL.
  * 0, or -1 out of memory. */
 int cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool);
 /* Init (allocating) and read: loads the safetensors of model directory DIR; 0 or negative
  * with a message in ERR. */
-int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir, char *err,
-                     size_t n_err);
+int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir,
+                     const struct fp8_config *fp8, char *err, size_t n_err);
 /* Random weights: norms near 1, matrices uniform with std 1/sqrt(fan_in), embeddings in
- * [-1, 1). POOL may be NULL. */
+ * [-1, 1). POOL may be NULL; FP8 as cpu_weights_read (quantized when it asks). */
 int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool,
-                       char *err, size_t n_err);
+                       const struct fp8_config *fp8, char *err, size_t n_err);
 void cpu_weights_free(cpu_weights *w);
 
 #endif

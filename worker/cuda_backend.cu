@@ -357,6 +357,8 @@ void ce_opts_from(ce_opts *eo, const backend_opts *o)
     eo->pdl_mask = o->pdl == 0 ? 1 : o->pdl < 0 ? 0 : o->pdl;
     eo->portable_attn = o->portable_attn;
     eo->hold = o->hold;
+    eo->quant_fp8 = o->quant_fp8;
+    eo->kv_fp8 = o->kv_fp8;
 }
 
 int ce_max_graph_batch(const cuda_engine *e)
@@ -375,6 +377,7 @@ void ce_free(cuda_engine *e)
         CUDA_CHECK(cudaIpcCloseMemHandle(e->w.mem));
     cuda_weights_free(&e->w);
     ce_moe_free(e);
+    ce_fp8_free(e);
     if (e->kv_held) {   /* one allocation of the holder's: K, then V */
         CUDA_CHECK(cudaIpcCloseMemHandle(e->k_cache));
         e->k_cache = e->v_cache = NULL;
@@ -510,7 +513,7 @@ int64_t ce_kv_blocks_fit(const ce_opts *o, const model_config *c, size_t extra, 
                          size_t n_err)
 {
     int bs = o->block_size, kv_dim = c->n_kv_heads * c->head_dim;
-    size_t block_bytes = 2ull * c->n_layers * bs * kv_dim * 2;
+    size_t block_bytes = 2ull * c->n_layers * bs * kv_dim * (o->kv_fp8 ? 1 : 2);
     size_t free_b, total_b;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     double util = o->mem_util > 0 ? o->mem_util : 0.9;
@@ -553,7 +556,7 @@ static int alloc_kv(cuda_engine *e, const ce_opts *o, char *err, size_t n_err)
         return -1;
     e->n_blocks = (int)n;
     e->kv_layer_elems = (size_t)n * e->bs * e->kv_dim;
-    size_t bytes = e->kv_layer_elems * c->n_layers * 2, total = 0;
+    size_t bytes = e->kv_layer_elems * c->n_layers * e->kv_elem, total = 0;
     if (!(e->k_cache = dev_alloc(bytes, &total)) || !(e->v_cache = dev_alloc(bytes, &total))) {
         snprintf(err, n_err, "cannot allocate %zu MB of KV cache", 2 * bytes >> 20);
         return -1;
@@ -611,7 +614,7 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
     }
     cuda_engine *e = new cuda_engine();
     model_config *c = &e->cfg;
-    if (model_config_load(c, o->model_dir, err, n_err) < 0)
+    if (model_config_load(c, o->model_dir, err, n_err) < 0 || ce_fp8_config(e, o, err, n_err) < 0)
         goto fail;
     if (o->block_size < 1) {
         snprintf(err, n_err, "block size %d", o->block_size);
@@ -640,12 +643,15 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
     {
         int rc = o->hold ? attach_hold(e, o->hold, err, n_err)
                  : o->dummy_weights ? cuda_weights_random(&e->w, c, DUMMY_SEED, e->dt, err, n_err)
-                                    : cuda_weights_load(&e->w, c, o->model_dir, e->dt, err, n_err);
-        if (rc < 0 || alloc_state(e, err, n_err) < 0 || (!o->hold && alloc_kv(e, o, err, n_err) < 0))
+                                    : ce_fp8_weights_load(e, o->model_dir, err, n_err);
+        if (rc < 0 || alloc_state(e, err, n_err) < 0 || ce_fp8_init(e, err, n_err) < 0 ||
+            (!o->hold && alloc_kv(e, o, err, n_err) < 0))
             goto fail;
     }
     CUBLAS_CHECK(cublasSetWorkspace(e->blas, e->blas_ws, BLAS_WS_BYTES));
-    if (o->dummy_weights && !o->hold) {   /* benchmarks read KV that no prefill wrote */
+    if (o->dummy_weights && !o->hold && e->kv_elem == 1) {
+        ce_fp8_fill_kv(e, e->kv_layer_elems * c->n_layers);
+    } else if (o->dummy_weights && !o->hold) {   /* benchmarks read KV that no prefill wrote */
         cuda_fill_random(e->k_cache, e->kv_layer_elems * c->n_layers, 11, 1.f, e->dt);
         cuda_fill_random(e->v_cache, e->kv_layer_elems * c->n_layers, 12, 1.f, e->dt);
     }

@@ -21,6 +21,7 @@
 #define MAX_GRAPHS 16
 
 struct ce_moe;                 /* MoE buffers (cuda_moe.cu), NULL for a dense model */
+struct ce_fp8;                 /* FP8 weights and KV (cuda_fp8.cu), NULL without */
 
 struct cuda_engine {
     model_config cfg;
@@ -41,6 +42,7 @@ struct cuda_engine {
     int kv_held;                     /* 1: the holder's (one IPC allocation, K then V) */
     int n_blocks;
     size_t kv_layer_elems;           /* n_blocks * bs * kv_dim */
+    int kv_elem;                     /* bytes a KV element: 2, or 1 (E4M3, --kv-cache-dtype fp8) */
     /* activations (dt) */
     void *x;                         /* [max_tokens, dim] residual stream */
     void *xn;                        /* [max_tokens, dim] normalized */
@@ -80,6 +82,7 @@ struct cuda_engine {
     std::vector<int> order, logit_row;  /* ordered -> original index; original -> logits row */
     float *h_row;                    /* [vocab] host copy for ce_logits */
     ce_moe *moe;                     /* MoE models only */
+    ce_fp8 *fp8;                     /* --quantization fp8 / --kv-cache-dtype fp8 only */
 };
 
 /* Device pointers of one forward's packed inputs. */
@@ -115,6 +118,34 @@ int ce_graph_for(const cuda_engine *e, int n);
 void ce_plan_graphs(cuda_engine *e);
 /* Captures graph G unless it is already (logs the time it took). */
 void ce_graph_capture(cuda_engine *e, int g);
+
+/* cuda_model.cu's: layer L's K and V caches; the first N rows' decode attention into e->att */
+void layer_cache(cuda_engine *e, int l, void **kc, void **vc);
+void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
+                 const void *vc, int n, int splits, int window);
+
+/* cuda_fp8.cu */
+/* Whether the fused decode path runs (no FP8, or FP8 weights: ce_fp8_decode_layer). */
+bool ce_fp8_fusable(const cuda_engine *e);
+/* Layer L of a decode-only batch of N_TOK <= GEMV_MAX_TOKENS on the E4M3 GEMVs: norm and
+ * quantization in one kernel, SwiGLU and the residual adds in the GEMV epilogues. */
+void ce_fp8_decode_layer(cuda_engine *e, const fwd_in *in, int l, int n_tok, int splits);
+/* FP8 from config.json and O (fp8_config.h), before the weights are read; sets kv_elem. */
+int ce_fp8_config(cuda_engine *e, const ce_opts *o, char *err, size_t n_err);
+/* The 16-bit weights of model directory DIR (cuda_weights_load, an FP8 checkpoint's
+ * projections left to ce_fp8_init). */
+int ce_fp8_weights_load(cuda_engine *e, const char *dir, char *err, size_t n_err);
+/* Quantizes the loaded projections, or reads an FP8 checkpoint's (after the activations are
+ * allocated). */
+int ce_fp8_init(cuda_engine *e, char *err, size_t n_err);
+/* ce_gemm's product on FP8 tensor cores when W is an FP8 projection: true if it ran. */
+bool ce_fp8_gemm(cuda_engine *e, void *out, cudaDataType_t ct, const void *x, const void *w,
+                 int n_tok, int n_out, int n_in);
+/* Whether the KV cache is E4M3, with its scales. */
+bool ce_fp8_kv(const cuda_engine *e, float *k_scale, float *v_scale);
+/* Random E4M3 codes in the first N elements of both caches (benchmarks). */
+void ce_fp8_fill_kv(cuda_engine *e, size_t n);
+void ce_fp8_free(cuda_engine *e);
 
 /* cuda_moe.cu */
 int ce_moe_init(cuda_engine *e, char *err, size_t n_err);

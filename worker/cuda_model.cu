@@ -33,8 +33,8 @@ static const int graph_sizes[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 
 void ce_gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, const void *w,
              int n_tok, int n_out, int n_in)
 {
-    if (n_tok == 0)
-        return;
+    if (ce_fp8_gemm(e, c, ct, x, w, n_tok, n_out, n_in) || n_tok == 0)
+        return;   /* an FP8 projection (cuda_fp8.cu) */
     const float alpha = 1.f, beta = 0.f;
     /* column-major view: C^T [n_out, n_tok] = W [n_out, n_in] . X^T */
     CUBLAS_CHECK(cublasGemmEx(e->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha, w,
@@ -61,18 +61,27 @@ static void *row_ptr(const cuda_engine *e, void *base, size_t row, size_t width)
 }
 
 /* Layer L's K and V caches, [n_blocks, block_size, n_kv_heads, head_dim] each. */
-static void layer_cache(cuda_engine *e, int l, void **kc, void **vc)
+void layer_cache(cuda_engine *e, int l, void **kc, void **vc)
 {
-    *kc = row_ptr(e, e->k_cache, (size_t)l, e->kv_layer_elems);
-    *vc = row_ptr(e, e->v_cache, (size_t)l, e->kv_layer_elems);
+    *kc = (char *)e->k_cache + (size_t)l * e->kv_layer_elems * e->kv_elem;
+    *vc = (char *)e->v_cache + (size_t)l * e->kv_layer_elems * e->kv_elem;
 }
 
 /* The first N rows' attention (flash-decoding over their paged context) into e->att; their
  * queries at Q, rows e->qkv_dim apart. */
-static void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
+void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
                         const void *vc, int n, int splits, int window)
 {
     const model_config *c = &e->cfg;
+    float ks, vs;
+    if (ce_fp8_kv(e, &ks, &vs)) {
+        CUDA_CHECK(decode_attn_fp8kv_run(e->att, q, e->qkv_dim, kc, vc, e->d_bt, e->max_bps,
+                                         in->seq_len, n, c->n_heads, c->n_kv_heads, c->head_dim,
+                                         e->bs, 1.f / sqrtf((float)c->head_dim), ks, vs, window,
+                                         splits, splits > 1 ? e->dec_ws : NULL,
+                                         (e->pdl_mask >> 1) & 1, e->dt, e->stream));
+        return;
+    }
     CUDA_CHECK(decode_attn_run(e->att, q, e->qkv_dim, kc, vc, e->d_bt, e->max_bps, in->seq_len, n,
                                c->n_heads, c->n_kv_heads, c->head_dim, e->bs,
                                1.f / sqrtf((float)c->head_dim), window, splits,
@@ -105,12 +114,23 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
         void *v = (uint16_t *)e->qkv + e->q_dim + e->kv_dim;
         CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads,
                             c->n_kv_heads, hd, e->rp, e->dt, s));
-        CUDA_CHECK(kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
-                                c->n_kv_heads, hd, e->dt, s));
+        float ks, vs;
+        bool kv8 = ce_fp8_kv(e, &ks, &vs);
+        CUDA_CHECK(kv8 ? kv_store_fp8_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
+                                          c->n_kv_heads, hd, ks, vs, e->dt, s)
+                       : kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
+                                      c->n_kv_heads, hd, e->dt, s));
         int win = model_layer_window(c, l);
         if (n_dec)
             decode_attn(e, in, q, kc, vc, n_dec, splits, win);
-        if (n_pre)
+        if (n_pre && kv8)
+            CUDA_CHECK(prefill_attn_fp8kv_run(row_ptr(e, e->att, n_dec, e->q_dim),
+                                              row_ptr(e, e->qkv, n_dec, e->qkv_dim), e->qkv_dim,
+                                              kc, vc, e->d_bt + (size_t)n_dec * e->max_bps,
+                                              e->max_bps, in->cu_q, in->seq_len + n_dec, n_pre,
+                                              max_q_len, c->n_heads, c->n_kv_heads, hd, e->bs,
+                                              scale, ks, vs, win, e->dt, s));
+        else if (n_pre)
             CUDA_CHECK(prefill_attn_run(row_ptr(e, e->att, n_dec, e->q_dim),
                                         row_ptr(e, e->qkv, n_dec, e->qkv_dim), e->qkv_dim, kc, vc,
                                         e->d_bt + (size_t)n_dec * e->max_bps, e->max_bps,
@@ -149,6 +169,10 @@ void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
     cudaStream_t s = e->stream;
     CUDA_CHECK(embed_run(e->x, e->w.embed, in->tok, n_tok, c->vocab_size, dim, e->dt, s));
     for (int l = 0; l < c->n_layers; l++) {
+        if (e->fp8) {   /* the E4M3 GEMVs (cuda_fp8.cu) */
+            ce_fp8_decode_layer(e, in, l, n_tok, splits);
+            continue;
+        }
         const cuda_layer *ly = &e->w.layers[l];
         gemv_epi qkv = {};   /* RoPE on q and k, k and v into the cache, in the epilogue */
         layer_cache(e, l, &qkv.k_cache, &qkv.v_cache);
@@ -183,7 +207,7 @@ void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
 
 bool ce_use_fused(const cuda_engine *e, int n_tok, int n_pre)
 {
-    return n_pre == 0 && n_tok <= e->gemv_max;
+    return n_pre == 0 && n_tok <= e->gemv_max && ce_fp8_fusable(e);
 }
 
 fwd_in ce_layout(const int32_t *base, int n_tok, int n_seqs, int n_pre, int n_gather)

@@ -42,6 +42,8 @@ typedef struct {
     size_t n_elems;     /* elements in mem */
     kdtype dt;
     weights_layout layout;  /* where each HF tensor lives in mem (align 8) */
+    int skip_fp8_linear;    /* an FP8 checkpoint: cuda_weights_read leaves the projections and
+                               their scales to cuda_fp8.cu (their 16-bit places stay unset) */
 } cuda_weights;
 
 /* Lays the weights of model C out over MEM (device, layout.n_elems 16-bit elements; NULL:

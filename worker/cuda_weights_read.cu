@@ -8,6 +8,7 @@
  *     a pinned buffer while the previous one is copied.
  */
 #include "cuda_weights.h"
+#include "fp8_config.h"
 extern "C" {   /* plain C headers without guards */
 #include "../common/log.h"
 #include "../common/safetensors.h"
@@ -166,6 +167,10 @@ int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, c
     for (int l = -1; l < c->n_layers; l++) {
         int k = weights_layout_tensors(&w->layout, c, l, t);
         for (int i = 0; i < k; i++, n++) {
+            if (w->skip_fp8_linear && fp8_is_linear(&t[i], l)) {
+                n--;
+                continue;
+            }
             if (!(src[n] = st_take(&st, t[i].name, t[i].n_dims, t[i].shape, err, n_err)))
                 goto done;
             if (src[n]->dtype != ST_F32 && src[n]->dtype != ST_F16 && src[n]->dtype != ST_BF16) {
@@ -180,8 +185,17 @@ int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, c
                 max_elems = (size_t)src[n]->n_elems;
         }
     }
-    if (st_check_used(&st, model_config_unused_tensors(c), err, n_err) < 0)
-        goto done;
+    {   /* an FP8 checkpoint's projections and scales are cuda_fp8.cu's to read (and check) */
+        const char *ignore[8];
+        int m = 0;
+        for (const char *const *u = model_config_unused_tensors(c); *u && m < 5; u++)
+            ignore[m++] = *u;
+        if (w->skip_fp8_linear)
+            ignore[m++] = "_proj.weight", ignore[m++] = "_proj.weight_scale";
+        ignore[m] = NULL;
+        if (st_check_used(&st, ignore, err, n_err) < 0)
+            goto done;
+    }
     if (raw)
         read_raw(src, dst, n, &prog);
     else

@@ -37,7 +37,7 @@ static int cpu_fill(hold *base, char *err, size_t n_err)
             snprintf(err, n_err, "out of memory");
             return -1;
         }
-    } else if (cpu_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0)
+    } else if (cpu_weights_read(&h->w, &h->cfg, h->model_dir, NULL, err, n_err) < 0)
         return -1;
     return 0;
 }

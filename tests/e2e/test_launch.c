@@ -662,6 +662,8 @@ static void test_usage(void **state)
             *sp = 0;
             value = !strcmp(line, "--backend") ? "cpu" : !strcmp(line, "--load-format") ? "auto"
                   : !strcmp(line, "--policy") ? "fcfs" : !strcmp(line, "--dtype") ? "bf16"
+                  : !strcmp(line, "--kv-cache-dtype") ? "auto"
+                  : !strcmp(line, "--quantization") ? "fp8 --no-holder"   /* FP8: no holder */
                   : !strcmp(line, "--port") || !strcmp(line, "--host") || !strcmp(line, "--run-dir") ? NULL : "1";
             if (!value)
                 continue;

@@ -17,7 +17,8 @@
  * with GQA; graphs on and off; and a case whose unsampled chunk (2048 rows, vocab 32000) is
  * far larger than the logits buffer of max_seqs = 4 rows. Then the families (make-model
  * --arch): Qwen2 biases, Qwen3 q/k norms, Mistral / Qwen2 sliding windows, Mixtral and
- * Qwen3-MoE experts (both the expert GEMV and the grouped GEMM paths).
+ * Qwen3-MoE experts (both the expert GEMV and the grouped GEMM paths); FP8 weights and KV cache
+ * (--quantization fp8, --kv-cache-dtype fp8) against the CPU's FP8 math.
  * MoE cases run twice. First with the GPU told the CPU's expert choices (the router's top-k
  * is discontinuous: bf16 activations move a near-tie of the k-th and (k+1)-th logits to the
  * other side, and the token's row with it, then the rows after it through the K/V): every row
@@ -26,8 +27,12 @@
  */
 #include "backend_test.h"
 #include "../../worker/cuda_backend.h"
+#include "../fp8_ckpt.h"
+
+#include <sys/stat.h>
 
 #define REL_TOL 3e-2
+#define REL_TOL_FP8 0.15   /* E4M3 activations of bf16 (GPU) and fp32 (CPU) rows round apart */
 #define N_CONTROLS 3   /* control rows a forced MoE run breaks on purpose */
 
 typedef struct {
@@ -35,6 +40,8 @@ typedef struct {
     int bs, max_seq, max_tokens, max_seqs, n_seqs;
     int graphs;      /* 0: --enforce-eager (eager decodes, the fused GEMV path up to 8) */
     int n_long;      /* sequences whose prompt is max_seq_len - 1 .. max_seq_len/2 */
+    int fp8;         /* bit 0: --quantization fp8, bit 1: --kv-cache-dtype fp8 (both backends);
+                        bit 2: the model rewritten as an FP8 checkpoint (per-channel scales) */
 } dcase;
 
 typedef struct {
@@ -119,13 +126,24 @@ static int build_step(const dcase *dc, bt_seq *s, dseq *d, int n, step_item *it,
     return n_it;
 }
 
+/* DIR's model rewritten in place as a compressed-tensors FP8 checkpoint: 0 or -1. */
+static int to_fp8_checkpoint(const char *dir)
+{
+    char tmp[300], qc[2048], cmd[1024];
+    snprintf(tmp, sizeof tmp, "%s/fp8", dir);
+    snprintf(qc, sizeof qc, FP8CK_CT, "channel", FP8CK_TOKEN);
+    snprintf(cmd, sizeof cmd, "mv %s/config.json %s/model.safetensors %s/", tmp, tmp, dir);
+    return mkdir(tmp, 0700) == 0 && fp8ck_write_config(dir, tmp, qc) == 0 &&
+           fp8ck_write(dir, tmp, 0, 0) == 0 && system(cmd) == 0 && rmdir(tmp) == 0 ? 0 : -1;
+}
+
 /* FORCED (MoE): the GPU routes as the CPU did (see g_force); a free MoE run is compared on
  * top-1 and the mean row error only, a routing flip at a near-tie of the router's k-th and
  * (k+1)-th logits being a discontinuity that moves whole rows. */
 static void run_case(const dcase *dc, int forced)
 {
     char dir[256];
-    if (bt_make_model(dir, dc->args) < 0) {
+    if (bt_make_model(dir, dc->args) < 0 || ((dc->fp8 & 4) && to_fp8_checkpoint(dir) < 0)) {
         bt_check(0, "%s: make-model %s", dc->name, dc->args);
         return;
     }
@@ -148,7 +166,8 @@ static void run_case(const dcase *dc, int forced)
     backend_opts o = {.model_dir = dir, .block_size = dc->bs, .max_seq_len = dc->max_seq,
                       .max_batch_tokens = dc->max_tokens, .max_seqs = dc->max_seqs,
                       .kv_tokens = (int64_t)(n_blocks + 2) * dc->bs, .mem_util = 0.5f,
-                      .no_graphs = !dc->graphs};
+                      .no_graphs = !dc->graphs, .quant_fp8 = dc->fp8 & 1,
+                      .kv_fp8 = dc->fp8 >> 1 & 1};
     char err[512];
     backend *cpu = cpu_backend_init(&o, err, sizeof err), *gpu = NULL;
     if (cpu) gpu = cuda_backend_init(&o, err, sizeof err);
@@ -231,7 +250,7 @@ static void run_case(const dcase *dc, int forced)
         bt_check(bad == 0, "%s: GPU greedy token, logprob and top logprobs match its logits "
                  "(%d off)", name, bad);
     } else {
-        bt_check_cmp(name, &cmp, REL_TOL, bad);
+        bt_check_cmp(name, &cmp, dc->fp8 ? REL_TOL_FP8 : REL_TOL, bad);
     }
     if (forced)
         bt_check(cmp.n_ctrl > 0 && cmp.ctrl_min_rel > REL_TOL, "%s: %d control rows routed to "
@@ -258,41 +277,48 @@ int main(int argc, char **argv)
 #define GQA128 "--dim 512 --hidden 768 --layers 3 --heads 4 --kv-heads 2 --head-dim 128 " \
                "--vocab 1024 --dtype bf16 --seed 11"
     static const dcase cases[] = {
-        {"bs16 graphs", GQA128, 16, 2048, 512, 64, 90, 1, 3},
-        {"bs1 graphs", GQA128, 1, 1024, 256, 48, 60, 1, 2},
-        {"bs256 graphs", GQA128, 256, 2048, 384, 32, 50, 1, 2},
+        {"bs16 graphs", GQA128, 16, 2048, 512, 64, 90, 1, 3, 0},
+        {"bs1 graphs", GQA128, 1, 1024, 256, 48, 60, 1, 2, 0},
+        {"bs256 graphs", GQA128, 256, 2048, 384, 32, 50, 1, 2, 0},
         {"bs16 eager", "--dim 512 --hidden 768 --layers 2 --heads 8 --kv-heads 2 --head-dim 64 "
-                       "--vocab 1000 --dtype bf16 --seed 12", 16, 1024, 300, 24, 40, 0, 2},
+                       "--vocab 1000 --dtype bf16 --seed 12", 16, 1024, 300, 24, 40, 0, 2, 0},
         /* the issue-10 shape: an unsampled chunk of 2048 rows, logits buffer of 4 rows */
         {"bs16 vocab32000 max_seqs4", "--dim 256 --hidden 512 --layers 2 --heads 2 --kv-heads 1 "
                                       "--head-dim 128 --vocab 32000 --dtype bf16 --seed 13",
-         16, 4096, 2048, 4, 6, 1, 3},
+         16, 4096, 2048, 4, 6, 1, 3, 0},
         /* the families: Qwen2 q/k/v bias, Qwen3 q/k norm (head_dim 128 != dim / heads),
            Mistral sliding windows cutting blocks, key tiles and decode splits (graphs: the
            general path; eager: the fused GEMV decode path), Qwen2 windowed from layer 1 */
-        {"qwen2 bias bs16 graphs", "--arch qwen2 " GQA128, 16, 1024, 256, 32, 30, 1, 2},
+        {"qwen2 bias bs16 graphs", "--arch qwen2 " GQA128, 16, 1024, 256, 32, 30, 1, 2, 0},
         {"qwen3 qk-norm bs16 eager", "--arch qwen3 --dim 256 --hidden 512 --layers 2 --heads 4 "
                                      "--kv-heads 2 --head-dim 128 --vocab 1024 --dtype bf16 "
-                                     "--seed 22", 16, 1024, 256, 24, 24, 0, 2},
+                                     "--seed 22", 16, 1024, 256, 24, 24, 0, 2, 0},
         {"mistral window 100 bs16 graphs", "--arch mistral --window 100 " GQA128, 16, 2048, 384,
-         32, 30, 1, 3},
+         32, 30, 1, 3, 0},
         {"mistral window 37 bs1 eager", "--arch mistral --window 37 " GQA128, 1, 1024, 256, 16,
-         20, 0, 2},
+         20, 0, 2, 0},
         {"qwen2 window 64 from layer 1 bs7", "--arch qwen2 --window 64 --window-from 1 " GQA128,
-         7, 1024, 300, 24, 24, 1, 2},
+         7, 1024, 300, 24, 24, 1, 2, 0},
         /* MoE: decode batches up to 64 (token, expert) pairs on the expert GEMV path (in
            graphs), larger ones and prefills on the sorted per-expert GEMMs */
         {"mixtral 8 experts top-2 bs16 graphs", "--arch mixtral --experts 8 --top-k 2 " GQA128,
-         16, 1024, 256, 48, 40, 1, 2},
+         16, 1024, 256, 48, 40, 1, 2, 0},
         {"qwen3_moe 16 top-4 renorm eager", "--arch qwen3_moe --experts 16 --top-k 4 "
                                             "--moe-hidden 256 --norm-topk 1 --dim 256 --hidden 512 "
                                             "--layers 2 --heads 4 --kv-heads 2 --head-dim 128 "
                                             "--vocab 1024 --dtype bf16 --seed 23",
-         16, 1024, 256, 24, 24, 0, 2},
+         16, 1024, 256, 24, 24, 0, 2, 0},
         {"qwen3_moe 64 top-8 graphs", "--arch qwen3_moe --experts 64 --top-k 8 --moe-hidden 128 "
                                       "--norm-topk 0 --dim 256 --hidden 512 --layers 2 --heads 8 "
                                       "--kv-heads 2 --head-dim 64 --vocab 1024 --dtype bf16 "
-                                      "--seed 24", 16, 1024, 256, 32, 30, 1, 2},
+                                      "--seed 24", 16, 1024, 256, 32, 30, 1, 2, 0},
+        /* FP8: both backends quantize the same bf16 weights per channel (the same codes) and
+           the activations per token; the CUDA side runs the E4M3 GEMV / cuBLASLt FP8 GEMM
+           and the E4M3 KV cache */
+        {"fp8 weights + kv bs16 graphs", GQA128, 16, 1024, 256, 32, 30, 1, 2, 3},
+        {"fp8 weights bs1 eager", GQA128, 1, 1024, 256, 16, 20, 0, 2, 1},
+        {"fp8 kv bs16 eager", GQA128, 16, 1024, 256, 16, 20, 0, 2, 2},
+        {"fp8 checkpoint + kv bs16 graphs", GQA128, 16, 1024, 256, 24, 20, 1, 2, 6},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int picked = argc < 2;
