@@ -16,49 +16,57 @@
 
 #include <math.h>
 
-/* One warp routes token T: softmax statistics, then k rounds of a warp argmax (or the forced
- * ids). Logits are read from L2 (__ldcg): the router kernel's last block reads what the other
- * blocks wrote. */
+#define MR_PER_LANE (MOE_MAX_EXPERTS / 32)
+
+/* One warp routes token T: its logits into registers (one round trip to L2, __ldcg: the
+ * router kernel's last block reads what the other blocks wrote), softmax statistics, then k
+ * rounds of a warp argmax over the experts not yet taken (or the forced ids). */
 __device__ void moe_route_token(int32_t *ids, float *weights, const float *logits,
                                 const int32_t *force, int t, int n_exp, int k, int renorm)
 {
     int lane = threadIdx.x & 31;
     const float *l = logits + (size_t)t * n_exp;
+    float lv[MR_PER_LANE];   /* lv[q]: expert lane + 32 q */
     float mx = -INFINITY;
-    for (int i = lane; i < n_exp; i += 32) mx = fmaxf(mx, __ldcg(l + i));
+#pragma unroll
+    for (int q = 0; q < MR_PER_LANE; q++) {
+        int i = lane + 32 * q;
+        lv[q] = i < n_exp ? __ldcg(l + i) : -INFINITY;
+        mx = fmaxf(mx, lv[q]);
+    }
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     float sum = 0.f;
-    for (int i = lane; i < n_exp; i += 32) sum += expf(__ldcg(l + i) - mx);
+#pragma unroll
+    for (int q = 0; q < MR_PER_LANE; q++)
+        if (lane + 32 * q < n_exp) sum += expf(lv[q] - mx);
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    int sel[MOE_MAX_K];
-    float w[MOE_MAX_K], wsum = 0.f;
+    unsigned taken = 0;   /* bit q: expert lane + 32 q chosen */
+    float wsum = 0.f, wj = 0.f;
+    int ij = 0;
     for (int j = 0; j < k; j++) {
         int bi = n_exp;
+        float bv = -INFINITY;
         if (force) {
             bi = __ldcg(force + (size_t)t * k + j);
+            bv = __ldcg(l + bi);
         } else {
-            float bv = -INFINITY;
-            for (int i = lane; i < n_exp; i += 32) {
-                bool taken = false;
-                for (int m = 0; m < j; m++) taken |= sel[m] == i;
-                float li = __ldcg(l + i);
-                if (!taken && (li > bv || bi == n_exp)) bv = li, bi = i;
+#pragma unroll
+            for (int q = 0; q < MR_PER_LANE; q++) {   /* ascending index within the lane */
+                int i = lane + 32 * q;
+                if (i < n_exp && !(taken >> q & 1) && (lv[q] > bv || bi == n_exp)) bv = lv[q], bi = i;
             }
             for (int o = 16; o > 0; o >>= 1) {   /* larger value, then lower index */
                 float ov = __shfl_xor_sync(0xffffffffu, bv, o);
                 int oi = __shfl_xor_sync(0xffffffffu, bi, o);
                 if (oi != n_exp && (bi == n_exp || ov > bv || (ov == bv && oi < bi))) bv = ov, bi = oi;
             }
+            if ((bi & 31) == lane) taken |= 1u << (bi >> 5);
         }
-        sel[j] = bi;
-        w[j] = expf(__ldcg(l + bi) - mx) / sum;
-        wsum += w[j];
+        float w = expf(bv - mx) / sum;
+        wsum += w;
+        if (j == lane) wj = w, ij = bi;
     }
     if (lane < k) {
-        float wj = 0.f;
-        int ij = 0;
-        for (int j = 0; j < k; j++)   /* register arrays: select, do not index by lane */
-            if (j == lane) wj = w[j], ij = sel[j];
         ids[(size_t)t * k + lane] = ij;
         weights[(size_t)t * k + lane] = renorm ? wj / wsum : wj;
     }
