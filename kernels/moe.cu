@@ -12,6 +12,7 @@
 #include "moe.cuh"
 #include "kutil.cuh"
 #include "mma.cuh"
+#include "norm_rows.cuh"
 #include "pdl.cuh"
 
 #include <math.h>
@@ -215,7 +216,7 @@ template <typename T>
 __global__ void __launch_bounds__(MR_WARPS * 32) moe_router_kernel(mr_args a)
 {
     extern __shared__ uint4 mr_xs[];   /* [n_tok][dim / 8] the (normalized) token rows */
-    __shared__ float s_ss[MR_WARPS][MOE_ROUTER_MAX_TOK];
+    __shared__ float s_ss[MR_WARPS][NORM_ROWS_MAX];
     __shared__ int s_last;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nc = a.dim / 8;
     const int row = blockIdx.x * MR_WARPS + warp;
@@ -229,36 +230,9 @@ __global__ void __launch_bounds__(MR_WARPS * 32) moe_router_kernel(mr_args a)
     for (int i = threadIdx.x; i < a.n_tok * nc; i += blockDim.x)
         mr_xs[i] = __ldcg((const uint4 *)a.x + i);
     __syncthreads();
-    if (a.norm_w) {   /* rmsnorm_run's arithmetic; block 0 stores the rows for the experts */
-        for (int t = 0; t < a.n_tok; t++) {
-            float ss = 0.f;
-            for (int c = threadIdx.x; c < nc; c += blockDim.x) {
-                float f[8];
-                vec8_to_f<T>(mr_xs[t * nc + c], f);
-#pragma unroll
-                for (int e = 0; e < 8; e++) ss += f[e] * f[e];
-            }
-            ss = warp_sum(ss);
-            if (lane == 0) s_ss[warp][t] = ss;
-        }
-        __syncthreads();
-        for (int t = 0; t < a.n_tok; t++) {
-            float tot = 0.f;
-            for (int w = 0; w < MR_WARPS; w++) tot += s_ss[w][t];
-            float rstd = rsqrtf(tot / a.dim + a.eps);
-            for (int c = threadIdx.x; c < nc; c += blockDim.x) {
-                float v[8], g[8];
-                vec8_to_f<T>(mr_xs[t * nc + c], v);
-                vec8_to_f<T>(((const uint4 *)a.norm_w)[c], g);
-#pragma unroll
-                for (int e = 0; e < 8; e++) g[e] *= v[e] * rstd;
-                uint4 h = vec8_from_f<T>(g);
-                mr_xs[t * nc + c] = h;
-                if (blockIdx.x == 0) ((uint4 *)a.xn)[(size_t)t * nc + c] = h;
-            }
-        }
-        __syncthreads();
-    }
+    if (a.norm_w)   /* block 0 stores the rows for the experts */
+        norm_rows<T>((T *)mr_xs, a.dim, (const T *)a.norm_w, a.n_tok, a.dim, a.eps, s_ss,
+                     blockIdx.x == 0 ? (T *)a.xn : (T *)NULL);
     float acc[MOE_ROUTER_MAX_TOK] = {};
     for (int c0 = 0; c0 < nc; c0 += 32 * MV_INFLIGHT) {
         uint4 cur[MV_INFLIGHT];

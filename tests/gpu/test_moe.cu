@@ -51,6 +51,30 @@ static double forced_weights_err(const float *logits, const int32_t *ids, const 
     return werr;
 }
 
+/* IDS and W [n_tok, k] against cpu_moe_route on LOGITS: *IDS_OK whether every id agrees;
+ * returns the largest relative weight error. */
+static double route_err(const float *logits, const int32_t *ids, const float *w, int n_tok,
+                        int n_exp, int k, int renorm, int *ids_ok)
+{
+    int32_t *rids = (int32_t *)malloc((size_t)n_tok * k * 4);
+    float *rw = (float *)malloc(sizeof(float) * n_tok * k);
+    double werr = 0;
+    *ids_ok = 1;
+    for (int t = 0; t < n_tok; t++) {
+        cpu_moe_route(logits + (size_t)t * n_exp, n_exp, k, renorm, rids + (size_t)t * k,
+                      rw + (size_t)t * k);
+        for (int j = 0; j < k; j++) {
+            size_t p = (size_t)t * k + j;
+            *ids_ok &= ids[p] == rids[p];
+            double e = fabs((double)w[p] - rw[p]) / fmax(1e-6, fabs((double)rw[p]));
+            werr = e > werr ? e : werr;
+        }
+    }
+    free(rids);
+    free(rw);
+    return werr;
+}
+
 static void route_and_sort(int n_tok, int n_exp, int k, int renorm)
 {
     size_t nl = (size_t)n_tok * n_exp, np = (size_t)n_tok * k;
@@ -65,21 +89,11 @@ static void route_and_sort(int n_tok, int n_exp, int k, int renorm)
     CUDA_CHECK(moe_sort_run(doff, dtiles, dpos, dsrc, dids, (int)np, k, n_exp, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     int32_t *ids = (int32_t *)malloc(np * 4), *rids = (int32_t *)malloc(np * 4);
-    float *w = (float *)malloc(np * 4), *rw = (float *)malloc(np * 4);
+    float *w = (float *)malloc(np * 4);
     CUDA_CHECK(cudaMemcpy(ids, dids, np * 4, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(w, dw, np * 4, cudaMemcpyDeviceToHost));
-    int ids_ok = 1;
-    double werr = 0;
-    for (int t = 0; t < n_tok; t++) {
-        cpu_moe_route(hl + (size_t)t * n_exp, n_exp, k, renorm, rids + (size_t)t * k,
-                      rw + (size_t)t * k);
-        for (int j = 0; j < k; j++) {
-            size_t p = (size_t)t * k + j;
-            ids_ok &= ids[p] == rids[p];
-            double e = fabs((double)w[p] - rw[p]) / fmax(1e-6, fabs((double)rw[p]));
-            werr = e > werr ? e : werr;
-        }
-    }
+    int ids_ok;
+    double werr = route_err(hl, ids, w, n_tok, n_exp, k, renorm, &ids_ok);
     check(ids_ok && werr <= 1e-5, "moe_route tok=%d experts=%d k=%d renorm=%d: ids %s, weights "
           "max rel err %.1e", n_tok, n_exp, k, renorm, ids_ok ? "equal" : "DIFFER", werr);
     int32_t *off = (int32_t *)malloc((n_exp + 1) * 4), *pos = (int32_t *)malloc(np * 4);
@@ -104,7 +118,7 @@ static void route_and_sort(int n_tok, int n_exp, int k, int renorm)
     werr = forced_weights_err(hl, rids, w, n_tok, n_exp, k, renorm);
     check(!memcmp(ids, rids, np * 4) && werr <= 1e-5, "moe_route forced tok=%d experts=%d k=%d "
           "renorm=%d: the forced ids, weights max rel err %.1e", n_tok, n_exp, k, renorm, werr);
-    free(hl); free(ids); free(rids); free(w); free(rw); free(off); free(pos); free(src);
+    free(hl); free(ids); free(rids); free(w); free(off); free(pos); free(src);
     free(roff); free(rpos); free(rsrc); free(tiles); free(rtiles);
     CUDA_CHECK(cudaFree(dtiles)); CUDA_CHECK(cudaFree(dforce));
     CUDA_CHECK(cudaFree(dl)); CUDA_CHECK(cudaFree(dids)); CUDA_CHECK(cudaFree(doff));
@@ -123,7 +137,7 @@ static void router_fused(int n_tok, int n_exp, int dim, int k, int renorm, kdtyp
     float *rxn = (float *)malloc(sizeof(float) * nx), *h = (float *)malloc(sizeof(float) * nx);
     float *l = (float *)malloc(sizeof(float) * n_tok * n_exp);
     float *rl = (float *)malloc(sizeof(float) * n_tok * n_exp);
-    float *wt = (float *)malloc(sizeof(float) * np), *rwt = (float *)malloc(sizeof(float) * np);
+    float *wt = (float *)malloc(sizeof(float) * np);
     int32_t *ids = (int32_t *)malloc(np * 4), *rids = (int32_t *)malloc(np * 4);
     fill_uniform(x, nx, -2.f, 2.f);
     fill_uniform(g, dim, 0.5f, 1.5f);
@@ -169,17 +183,7 @@ static void router_fused(int n_tok, int n_exp, int dim, int k, int renorm, kdtyp
             ids_ok = !memcmp(ids, rids, np * 4);
             ew = forced_weights_err(l, rids, wt, n_tok, n_exp, k, renorm);
         } else {
-            ew = 0;
-            for (int t = 0; t < n_tok; t++) {
-                cpu_moe_route(l + (size_t)t * n_exp, n_exp, k, renorm, rids + (size_t)t * k,
-                              rwt + (size_t)t * k);
-                for (int j = 0; j < k; j++) {
-                    size_t p = (size_t)t * k + j;
-                    ids_ok &= ids[p] == rids[p];
-                    double e = fabs((double)wt[p] - rwt[p]) / fmax(1e-6, fabs((double)rwt[p]));
-                    ew = e > ew ? e : ew;
-                }
-            }
+            ew = route_err(l, ids, wt, n_tok, n_exp, k, renorm, &ids_ok);
         }
         check(exn <= dt_tol(dt) && untouched && el <= 1e-5 && ids_ok && ew <= 1e-5 && cnt == 0,
               "moe_router %s tok=%d experts=%d dim=%d k=%d renorm=%d%s: norm %.2e%s, logits %.2e, "
@@ -191,7 +195,7 @@ static void router_fused(int n_tok, int n_exp, int dim, int k, int renorm, kdtyp
         if (dforce) CUDA_CHECK(cudaFree(dforce));
     }
     free(x); free(g); free(w); free(xn); free(rxn); free(h); free(l); free(rl); free(wt);
-    free(rwt); free(ids); free(rids);
+    free(ids); free(rids);
     CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(dg)); CUDA_CHECK(cudaFree(dw));
     CUDA_CHECK(cudaFree(dcnt));
 }
