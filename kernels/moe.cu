@@ -1,8 +1,11 @@
 /* moe.cu - MoE router, pair sort, expert GEMVs, grouped expert GEMM and combine (see moe.cuh).
  *
- * GEMVs: one warp a weight row (and pair or token), each lane keeping MV_INFLIGHT 16-byte
- * weight loads in flight over the flattened (row, chunk) range it sums, so short rows (an
- * expert's down projection is 768 wide) still stream at bandwidth.
+ * Pair GEMV (the router's logits for 9 to 64 tokens): one warp a weight row and pair, each
+ * lane keeping MV_INFLIGHT 16-byte weight loads in flight.
+ * Decode router: one warp a router row over all (at most 8) token rows, normalized in shared
+ * memory by every block; the last block to finish (a counter) routes.
+ * Small-batch expert GEMVs: tensor-core tiles of 16 weight rows streamed from global memory
+ * (see the comment above moe_stream_kernel).
  * Grouped GEMM: tiles of MOE_GEMM_BM sorted rows x 128 output columns (SwiGLU: 64 gate and the
  * 64 matching up columns, so each warp holds the pairs it combines), k steps of 64 through a
  * two-stage cp.async pipeline into XOR-swizzled shared memory, mma.sync m16n8k16 from
