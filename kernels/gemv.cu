@@ -19,12 +19,14 @@
 #include "gemv.cuh"
 #include "kutil.cuh"
 #include "mma.cuh"
+#include "norm_rows.cuh"
 #include "pdl.cuh"
 #include "rope_freq.cuh"
 
 #include <stdlib.h>
 
 #define GV_MAX_WARPS 8
+static_assert(GEMV_MAX_TOKENS == NORM_ROWS_MAX, "gv_norm_rows normalizes every token row");
 #define GV_SMEM_MAX (GEMV_NORM_MAX_BYTES + GV_MAX_WARPS * 2 * 32 * 16)
 
 struct gv_args {
@@ -172,7 +174,6 @@ __device__ __forceinline__ void gv_epilogue(const gv_args &a, int tile, int g, i
 template <typename T>
 __device__ __forceinline__ void gv_norm_rows(const gv_args &a, T *xs, float (*s_ss)[GEMV_MAX_TOKENS])
 {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     int nc = a.n_in / 8, xstride = a.n_in + 8;
     T *gs = xs + (size_t)a.n_tok * xstride;   /* [n_in] norm weights */
     for (int i = threadIdx.x; i < (a.n_tok + 1) * nc; i += blockDim.x) {
@@ -184,34 +185,7 @@ __device__ __forceinline__ void gv_norm_rows(const gv_args &a, T *xs, float (*s_
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
-    for (int t = 0; t < a.n_tok; t++) {
-        float ss = 0.f;
-        const uint4 *sr = (const uint4 *)(xs + (size_t)t * xstride);
-        for (int c = threadIdx.x; c < nc; c += blockDim.x) {
-            float f[8];
-            vec8_to_f<T>(sr[c], f);
-#pragma unroll
-            for (int e = 0; e < 8; e++) ss += f[e] * f[e];
-        }
-        ss = warp_sum(ss);
-        if (lane == 0) s_ss[warp][t] = ss;
-    }
-    __syncthreads();
-    for (int t = 0; t < a.n_tok; t++) {
-        float tot = 0.f;
-        for (int w = 0; w < nw; w++) tot += s_ss[w][t];
-        float rstd = rsqrtf(tot / a.n_in + a.eps);
-        uint4 *sr = (uint4 *)(xs + (size_t)t * xstride);
-        for (int c = threadIdx.x; c < nc; c += blockDim.x) {
-            float v[8], g[8];
-            vec8_to_f<T>(sr[c], v);
-            vec8_to_f<T>(((const uint4 *)gs)[c], g);
-#pragma unroll
-            for (int e = 0; e < 8; e++) g[e] *= v[e] * rstd;
-            sr[c] = vec8_from_f<T>(g);
-        }
-    }
-    __syncthreads();
+    norm_rows<T>(xs, xstride, gs, a.n_tok, a.n_in, a.eps, s_ss, (T *)NULL);
 }
 
 /* Where a warp's next weight load goes: tile TILE, step S of the warp's k range [s0, s1). */

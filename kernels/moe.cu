@@ -1,8 +1,8 @@
-/* moe.cu - MoE router, pair sort, expert GEMVs, grouped expert GEMM and combine (see moe.cuh).
+/* moe.cu - MoE pair sort, pair GEMV, grouped expert GEMM and combine (see moe.cuh).
  *
- * GEMVs: one warp a weight row (and pair or token), each lane keeping MV_INFLIGHT 16-byte
- * weight loads in flight over the flattened (row, chunk) range it sums, so short rows (an
- * expert's down projection is 768 wide) still stream at bandwidth.
+ * Pair GEMV (the router's logits for 9 to 64 tokens): one warp a weight row and pair, each
+ * lane keeping LD_STREAM_INFLIGHT 16-byte weight loads in flight. (The router's top-k, the
+ * decode router and the small-batch expert GEMVs are in moe_decode.cu.)
  * Grouped GEMM: tiles of MOE_GEMM_BM sorted rows x 128 output columns (SwiGLU: 64 gate and the
  * 64 matching up columns, so each warp holds the pairs it combines), k steps of 64 through a
  * two-stage cp.async pipeline into XOR-swizzled shared memory, mma.sync m16n8k16 from
@@ -11,56 +11,10 @@
  */
 #include "moe.cuh"
 #include "kutil.cuh"
+#include "ld_stream.cuh"
 #include "mma.cuh"
 
 #include <math.h>
-
-/* One warp a token: softmax statistics, then k rounds of a warp argmax (or the forced ids). */
-__global__ void moe_route_kernel(int32_t *ids, float *weights, const float *__restrict__ logits,
-                                 const int32_t *__restrict__ force, int n_tok, int n_exp, int k,
-                                 int renorm)
-{
-    int lane = threadIdx.x & 31, t = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (t >= n_tok) return;
-    const float *l = logits + (size_t)t * n_exp;
-    float mx = -INFINITY;
-    for (int i = lane; i < n_exp; i += 32) mx = fmaxf(mx, l[i]);
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    float sum = 0.f;
-    for (int i = lane; i < n_exp; i += 32) sum += expf(l[i] - mx);
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    int sel[MOE_MAX_K];
-    float w[MOE_MAX_K], wsum = 0.f;
-    for (int j = 0; j < k; j++) {
-        int bi = n_exp;
-        if (force) {
-            bi = force[(size_t)t * k + j];
-        } else {
-            float bv = -INFINITY;
-            for (int i = lane; i < n_exp; i += 32) {
-                bool taken = false;
-                for (int m = 0; m < j; m++) taken |= sel[m] == i;
-                if (!taken && (l[i] > bv || bi == n_exp)) bv = l[i], bi = i;
-            }
-            for (int o = 16; o > 0; o >>= 1) {   /* larger value, then lower index */
-                float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-                int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-                if (oi != n_exp && (bi == n_exp || ov > bv || (ov == bv && oi < bi))) bv = ov, bi = oi;
-            }
-        }
-        sel[j] = bi;
-        w[j] = expf(l[bi] - mx) / sum;
-        wsum += w[j];
-    }
-    if (lane < k) {
-        float wj = 0.f;
-        int ij = 0;
-        for (int j = 0; j < k; j++)   /* register arrays: select, do not index by lane */
-            if (j == lane) wj = w[j], ij = sel[j];
-        ids[(size_t)t * k + lane] = ij;
-        weights[(size_t)t * k + lane] = renorm ? wj / wsum : wj;
-    }
-}
 
 /* One block: counts, offsets and tile offsets, then each expert's thread walks the pairs in
  * order. */
@@ -96,65 +50,36 @@ __global__ void moe_sort_kernel(int32_t *offsets, int32_t *tiles, int32_t *pos, 
     }
 }
 
-/* ---- GEMVs */
+/* ---- pair GEMV */
 
 #define MG_WARPS 8
-#define MV_INFLIGHT 8
 
-/* A streamed weight chunk: read once, kept out of L1. */
-__device__ __forceinline__ uint4 mv_ld_w(const uint4 *p)
+/* One warp's dot product of weight row W and input row X (NC 16-byte chunks each), every lane
+ * keeping LD_STREAM_INFLIGHT weight loads in flight; every lane gets the total. */
+template <typename T>
+__device__ __forceinline__ float mv_dot_row(const uint4 *w, const uint4 *x, int nc)
 {
-    uint4 v;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    return v;
-}
-
-template <typename T> __device__ __forceinline__ float mv_dot8(uint4 a, uint4 b)
-{
-    float fa[8], fb[8], s = 0.f;
-    vec8_to_f<T>(a, fa);
-    vec8_to_f<T>(b, fb);
+    int lane = threadIdx.x & 31;
+    float acc = 0.f;
+    for (int c0 = 0; c0 < nc; c0 += 32 * LD_STREAM_INFLIGHT) {
+        uint4 wv[LD_STREAM_INFLIGHT], xv[LD_STREAM_INFLIGHT];
 #pragma unroll
-    for (int e = 0; e < 8; e++) s += fa[e] * fb[e];
-    return s;
-}
-
-/* Warp sums over N_SEG segments of NC chunks each: SEG(s, w, x, scale, slot) names segment
- * s's weight row W, input row X, factor SCALE and accumulator SLOT (0 or 1); acc[slot] +=
- * scale * dot(w, x), the chunks of all segments flattened over the lanes so that MV_INFLIGHT
- * loads a lane are in flight even on short rows; every lane gets the totals. */
-template <typename T, typename F>
-__device__ __forceinline__ void mv_sum(float (&acc)[2], int n_seg, int nc, F seg)
-{
-    int lane = threadIdx.x & 31, total = n_seg * nc;
-    for (int c0 = 0; c0 < total; c0 += 32 * MV_INFLIGHT) {
-        uint4 wv[MV_INFLIGHT], xv[MV_INFLIGHT];
-        float sc[MV_INFLIGHT];
-        int sl[MV_INFLIGHT];
-#pragma unroll
-        for (int i = 0; i < MV_INFLIGHT; i++) {
+        for (int i = 0; i < LD_STREAM_INFLIGHT; i++) {
             int c = c0 + i * 32 + lane;
-            sc[i] = 0.f;
-            sl[i] = 0;
-            if (c < total) {
-                int s = c / nc, cc = c - s * nc;
-                const uint4 *w, *x;
-                seg(s, w, x, sc[i], sl[i]);
-                wv[i] = mv_ld_w(w + cc);
-                xv[i] = x[cc];
-            }
+            if (c < nc) wv[i] = ld_stream(w + c), xv[i] = x[c];
         }
 #pragma unroll
-        for (int i = 0; i < MV_INFLIGHT; i++)
-            if (sc[i] != 0.f) {
-                float d = sc[i] * mv_dot8<T>(wv[i], xv[i]);
-                if (sl[i]) acc[1] += d;
-                else acc[0] += d;
-            }
+        for (int i = 0; i < LD_STREAM_INFLIGHT; i++) {
+            if (c0 + i * 32 + lane >= nc) break;
+            float fw[8], fx[8], d = 0.f;
+            vec8_to_f<T>(wv[i], fw);
+            vec8_to_f<T>(xv[i], fx);
+#pragma unroll
+            for (int e = 0; e < 8; e++) d += fw[e] * fx[e];
+            acc += d;
+        }
     }
-    acc[0] = warp_sum(acc[0]);
-    acc[1] = warp_sum(acc[1]);
+    return warp_sum(acc);
 }
 
 template <typename T>
@@ -167,55 +92,11 @@ moe_gemv_kernel(void *out, int out_f32, const T *__restrict__ x, int x_div,
     if (r >= n_out) return;
     const uint4 *wr = (const uint4 *)(w + (size_t)(ids ? ids[p] : 0) * w_stride + (size_t)r * n_in);
     const uint4 *xr = (const uint4 *)(x + (size_t)(p / x_div) * n_in);
-    float acc[2] = {0.f, 0.f};
-    mv_sum<T>(acc, 1, n_in / 8, [&](int, const uint4 *&ws, const uint4 *&xs, float &sc, int &sl) {
-        ws = wr, xs = xr, sc = 1.f, sl = 0;
-    });
+    float acc = mv_dot_row<T>(wr, xr, n_in / 8);
     if (lane == 0) {
         size_t i = (size_t)p * n_out + r;
-        if (out_f32) ((float *)out)[i] = acc[0];
-        else ((T *)out)[i] = from_f<T>(acc[0]);
-    }
-}
-
-template <typename T>
-__global__ void __launch_bounds__(MG_WARPS * 32)
-moe_gate_up_kernel(T *act, const T *__restrict__ x, const T *__restrict__ w, size_t w_stride,
-                   const int32_t *__restrict__ ids, int k, int hid, int n_in)
-{
-    int lane = threadIdx.x & 31, r = blockIdx.x * MG_WARPS + (threadIdx.x >> 5), p = blockIdx.y;
-    if (r >= hid) return;
-    const T *we = w + (size_t)ids[p] * w_stride;
-    const uint4 *wg = (const uint4 *)(we + (size_t)r * n_in);
-    const uint4 *wu = (const uint4 *)(we + (size_t)(hid + r) * n_in);
-    const uint4 *xr = (const uint4 *)(x + (size_t)(p / k) * n_in);
-    float acc[2] = {0.f, 0.f};
-    mv_sum<T>(acc, 2, n_in / 8, [&](int s, const uint4 *&ws, const uint4 *&xs, float &sc, int &sl) {
-        ws = s ? wu : wg, xs = xr, sc = 1.f, sl = s;
-    });
-    if (lane == 0)
-        act[(size_t)p * hid + r] = from_f<T>(acc[0] / (1.f + __expf(-acc[0])) * acc[1]);
-}
-
-template <typename T>
-__global__ void __launch_bounds__(MG_WARPS * 32)
-moe_down_kernel(T *y, int resid, const T *__restrict__ act, const T *__restrict__ w,
-                size_t w_stride, const int32_t *__restrict__ ids,
-                const float *__restrict__ weights, int k, int n_out, int n_in)
-{
-    int lane = threadIdx.x & 31, r = blockIdx.x * MG_WARPS + (threadIdx.x >> 5), t = blockIdx.y;
-    if (r >= n_out) return;
-    const int32_t *ti = ids + (size_t)t * k;
-    const float *tw = weights + (size_t)t * k;
-    float acc[2] = {0.f, 0.f};
-    mv_sum<T>(acc, k, n_in / 8, [&](int j, const uint4 *&ws, const uint4 *&xs, float &sc, int &sl) {
-        ws = (const uint4 *)(w + (size_t)ti[j] * w_stride + (size_t)r * n_in);
-        xs = (const uint4 *)(act + ((size_t)t * k + j) * n_in);
-        sc = tw[j], sl = 0;
-    });
-    if (lane == 0) {
-        size_t i = (size_t)t * n_out + r;
-        y[i] = from_f<T>((resid ? to_f(y[i]) : 0.f) + acc[0]);
+        if (out_f32) ((float *)out)[i] = acc;
+        else ((T *)out)[i] = from_f<T>(acc);
     }
 }
 
@@ -354,19 +235,6 @@ __global__ void moe_combine_kernel(T *y, int resid, const T *__restrict__ ys, co
 
 /* ---- launchers */
 
-extern "C" cudaError_t moe_route_run(int32_t *ids, float *weights, const float *logits,
-                                     const int32_t *force, int n_tok, int n_exp, int k,
-                                     int renorm, cudaStream_t stream)
-{
-    if (n_tok == 0) return cudaSuccess;
-    if (n_tok < 0 || n_exp < 1 || n_exp > MOE_MAX_EXPERTS || k < 1 || k > n_exp ||
-        k > MOE_MAX_K)
-        return cudaErrorInvalidValue;
-    moe_route_kernel<<<(n_tok + 3) / 4, 128, 0, stream>>>(ids, weights, logits, force, n_tok,
-                                                          n_exp, k, renorm);
-    return cudaGetLastError();
-}
-
 extern "C" cudaError_t moe_sort_run(int32_t *offsets, int32_t *tiles, int32_t *pos, int32_t *src,
                                     const int32_t *ids, int n_pairs, int k, int n_exp,
                                     cudaStream_t stream)
@@ -390,35 +258,6 @@ extern "C" cudaError_t moe_gemv_run(void *out, int out_f32, const void *x, int x
     KDT_DISPATCH(dt, T, moe_gemv_kernel<T><<<grid, MG_WARPS * 32, 0, stream>>>(
                             out, out_f32, (const T *)x, x_div, (const T *)w, w_stride, ids, n_out,
                             n_in));
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t moe_gate_up_run(void *act, const void *x, const void *w, size_t w_stride,
-                                       const int32_t *ids, int n_pairs, int k, int hid, int n_in,
-                                       kdtype dt, cudaStream_t stream)
-{
-    if (n_pairs == 0) return cudaSuccess;
-    if (n_pairs < 0 || n_pairs > 65535 || k < 1 || hid < 1 || n_in < 8 || n_in % 8 ||
-        w_stride % 8)
-        return cudaErrorInvalidValue;
-    dim3 grid((hid + MG_WARPS - 1) / MG_WARPS, n_pairs);
-    KDT_DISPATCH(dt, T, moe_gate_up_kernel<T><<<grid, MG_WARPS * 32, 0, stream>>>(
-                            (T *)act, (const T *)x, (const T *)w, w_stride, ids, k, hid, n_in));
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t moe_down_run(void *y, int resid, const void *act, const void *w,
-                                    size_t w_stride, const int32_t *ids, const float *weights,
-                                    int n_tok, int k, int n_out, int n_in, kdtype dt,
-                                    cudaStream_t stream)
-{
-    if (n_tok == 0) return cudaSuccess;
-    if (n_tok < 0 || n_tok > 65535 || k < 1 || n_out < 1 || n_in < 8 || n_in % 8 || w_stride % 8)
-        return cudaErrorInvalidValue;
-    dim3 grid((n_out + MG_WARPS - 1) / MG_WARPS, n_tok);
-    KDT_DISPATCH(dt, T, moe_down_kernel<T><<<grid, MG_WARPS * 32, 0, stream>>>(
-                            (T *)y, resid, (const T *)act, (const T *)w, w_stride, ids, weights, k,
-                            n_out, n_in));
     return cudaGetLastError();
 }
 

@@ -2,8 +2,11 @@
  * waits on the host, so that every batch size can be captured in a CUDA graph:
  *   the softmax top-k router (optionally told the experts: tests compare two backends on the
  *   same routing); a plain GEMV over pairs (the router's logits at small batches);
+ *   decode batches (up to MOE_ROUTER_MAX_TOK tokens): RMSNorm + router logits + top-k in one
+ *   launch;
  *   small batches: the expert gate/up GEMV with SwiGLU fused, and the expert down GEMV with
- *   the router-weighted combine fused (optionally into the residual);
+ *   the router-weighted combine fused (optionally into the residual), both streaming the
+ *   chosen experts' weights on tensor cores;
  *   large batches: the stable sort of (token, choice) pairs by expert with per-expert tile
  *   offsets on the device, one grouped GEMM launch over all experts (tensor cores; gate/up
  *   with SwiGLU fused), and the weighted combine through the sorted positions. */
@@ -22,6 +25,8 @@ extern "C" {
 #define MOE_MAX_EXPERTS 512
 #define MOE_MAX_K 16
 #define MOE_GEMM_BM 64          /* rows of a grouped-GEMM tile: an expert's segment is cut in these */
+#define MOE_ROUTER_MAX_TOK 8    /* tokens of moe_router_run */
+#define MOE_SMEM_MAX (160 << 10) /* shared memory of moe_router_run's rows, moe_down_run's pairs */
 
 /* Per token t: p = softmax(logits[t]) in fp32; ids[t, :k] the k largest (ties: the lower
  * index first) or, when FORCE is not NULL, force[t, :k]; weights[t, :k] their p, divided by
@@ -32,6 +37,24 @@ cudaError_t moe_route_run(int32_t *ids,         /* [n_tok, k] */
                           const float *logits,  /* [n_tok, n_exp] */
                           const int32_t *force, /* [n_tok, k] or NULL */
                           int n_tok, int n_exp, int k, int renorm, cudaStream_t stream);
+
+/* Decode batches, one launch (a programmatic dependent when PDL: the router rows are loaded
+ * before the previous kernel ends): x' = x, or when NORM_W is not NULL its rows RMS-normalized
+ * with NORM_W (rmsnorm_run's arithmetic) and stored to XN; logits[t, e] = dot(w_router[e], x't)
+ * in fp32; then the last block to finish routes every token as moe_route_run does. COUNTER is
+ * a device word that is zero before the launch and is left zero (graph replays reuse it).
+ * n_tok <= MOE_ROUTER_MAX_TOK, n_tok * dim * 2 <= MOE_SMEM_MAX, dim a multiple of 8. */
+cudaError_t moe_router_run(int32_t *ids,        /* [n_tok, k] */
+                           float *weights,      /* [n_tok, k] */
+                           float *logits,       /* [n_tok, n_exp] */
+                           void *xn,            /* [n_tok, dim] written when NORM_W */
+                           const void *x,       /* [n_tok, dim] */
+                           const void *norm_w,  /* [dim] or NULL */
+                           float eps,
+                           const void *w_router, /* [n_exp, dim] */
+                           const int32_t *force, /* [n_tok, k] or NULL */
+                           unsigned *counter, int n_tok, int n_exp, int dim, int k, int renorm,
+                           int pdl, kdtype dt, cudaStream_t stream);
 
 /* The n_pairs = n_tok * k pairs p (pair p is token p / k's choice p % k, expert ids[p]) sorted
  * by expert, stably: expert e's pairs take sorted positions [offsets[e], offsets[e + 1]) in
@@ -58,21 +81,26 @@ cudaError_t moe_gemv_run(void *out,             /* [n_pairs, n_out] */
 
 /* Small batches, gate/up: act[p, r] = silu(g) * u with g = dot(w_e[r], x[p / k]) and
  * u = dot(w_e[hid + r], x[p / k]) (w_e = w + ids[p] * w_stride: the gate rows, then the up
- * rows), fp32, rounded once. */
+ * rows), fp32, rounded once. PDL: a programmatic dependent launch (it waits before reading
+ * anything, and lets the next kernel launch once every block has waited). */
 cudaError_t moe_gate_up_run(void *act,          /* [n_pairs, hid] */
                             const void *x,      /* [n_pairs / k, n_in] */
                             const void *w, size_t w_stride, const int32_t *ids, int n_pairs,
-                            int k, int hid, int n_in, kdtype dt, cudaStream_t stream);
+                            int k, int hid, int n_in, int pdl, kdtype dt, cudaStream_t stream);
 
 /* Small batches, down and combine: y[t, r] (+= when RESID) sum_j weights[t, j] *
  * dot(w_e[r], act[t * k + j]) over the k choices (w_e = w + ids[t * k + j] * w_stride),
- * fp32, rounded once. */
+ * fp32, rounded once. k * n_in * 2 <= MOE_SMEM_MAX. PDL: a programmatic dependent launch that
+ * reads IDS and starts loading the experts' weights before waiting: IDS must have been written
+ * before the previous kernel of the stream, and that kernel (moe_gate_up_run) lets this one
+ * launch only after its own wait. */
 cudaError_t moe_down_run(void *y,               /* [n_tok, n_out] */
                          int resid,
                          const void *act,       /* [n_tok * k, n_in] */
                          const void *w, size_t w_stride, const int32_t *ids,
                          const float *weights,  /* [n_tok, k] */
-                         int n_tok, int k, int n_out, int n_in, kdtype dt, cudaStream_t stream);
+                         int n_tok, int k, int n_out, int n_in, int pdl, kdtype dt,
+                         cudaStream_t stream);
 
 /* Large batches: one launch over every expert's segment of the sorted pairs (offsets and
  * tiles from moe_sort_run, read on the device). Row i of expert e's segment takes input row

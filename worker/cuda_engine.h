@@ -150,9 +150,10 @@ void ce_fp8_free(cuda_engine *e);
 /* cuda_moe.cu */
 int ce_moe_init(cuda_engine *e, char *err, size_t n_err);
 void ce_moe_free(cuda_engine *e);
-/* The MoE MLP of layer LY on e->xn [n_tok, dim] (ffn-normed) into OUT [n_tok, dim] (added to
- * it when RESID). */
-void ce_moe_layer(cuda_engine *e, const cuda_layer *ly, int n_tok, void *out, int resid);
+/* The MoE MLP of layer LY into OUT [n_tok, dim] (added to it when RESID), on e->xn [n_tok,
+ * dim] (ffn-normed) when NORM_W is NULL, else on e->x normalized with NORM_W into e->xn. */
+void ce_moe_layer(cuda_engine *e, const cuda_layer *ly, int n_tok, const void *norm_w, void *out,
+                  int resid);
 /* The forced routing (ce_moe_force) of the batch SEQS in the engine's row order (e->order,
  * N_TOK_RUN rows with the graph's padding), uploaded on the stream; nothing when not forced. */
 void ce_moe_pack(cuda_engine *e, const fwd_seq *seqs, int n_seqs, int n_tok_run);

@@ -140,7 +140,7 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
         ce_gemm(e, e->y, e->cdt, e->att, ly->wo, n_tok, dim, e->q_dim);
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, e->y, ly->ffn_norm, n_tok, dim, c->norm_eps, e->dt, s));
         if (c->n_experts) {
-            ce_moe_layer(e, ly, n_tok, e->y, 0);
+            ce_moe_layer(e, ly, n_tok, NULL, e->y, 0);
             continue;
         }
         ce_gemm(e, e->gu, e->cdt, e->xn, ly->w_gate_up, n_tok, 2 * hid, dim);
@@ -161,7 +161,7 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
 /* Decode-only batch of N_TOK <= gemv_max sequences (one token each), logits of every row.
  * Qwen's bias or q/k head norms: the QKV GEMV stores plainly, then one kernel adds the bias,
  * normalizes, rotates and stores K/V (qkv_finish); MoE layers: the FFN norm, then the experts
- * add into the residual stream. */
+ * add into the residual stream (the FFN norm fused into the router at decode sizes). */
 void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
 {
     const model_config *c = &e->cfg;
@@ -193,9 +193,7 @@ void ce_run_model_fused(cuda_engine *e, const fwd_in *in, int n_tok, int splits)
                     model_layer_window(c, l));
         ce_gemv(e, e->x, e->att, ly->wo, n_tok, dim, e->q_dim, GEMV_RESID, NULL, NULL);
         if (c->n_experts) {
-            CUDA_CHECK(rmsnorm_run(e->xn, e->x, NULL, ly->ffn_norm, n_tok, dim, c->norm_eps,
-                                   e->dt, s));
-            ce_moe_layer(e, ly, n_tok, e->x, 1);
+            ce_moe_layer(e, ly, n_tok, ly->ffn_norm, e->x, 1);
             continue;
         }
         ce_gemv(e, e->act, e->x, ly->w_gate_up, n_tok, 2 * hid, dim, GEMV_SILU, ly->ffn_norm, NULL);

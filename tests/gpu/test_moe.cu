@@ -1,10 +1,12 @@
 /* test_moe.cu - the MoE kernels against their CPU references on random inputs: the router
  * (the CPU backend's cpu_moe_route: ids exact, weights 1e-5) with and without
  * renormalisation for Mixtral and Qwen3-MoE shapes (8 of 2, 128 of 8, 512 of 16), and told
- * the experts (forced: weights at those ids); the stable sort by expert with the grouped
+ * the experts (forced: weights at those ids); the decode router in one launch (RMSNorm,
+ * logits, top-k, its block counter reused); the stable sort by expert with the grouped
  * GEMM's tile offsets (exact); the expert GEMV over pairs (bf16 / fp16 bound) reading pair
  * tokens through x_div, and as the router's fp32 GEMV; the small-batch gate/up + SwiGLU and
- * down + weighted combine (into the residual or not); the grouped GEMM over the sorted
+ * down + weighted combine (into the residual or not; real Qwen3-MoE expert shapes, ragged
+ * tiles, warps without work); the grouped GEMM over the sorted
  * segments (gate/up + SwiGLU through the source map, down), at ragged sizes (rows, columns
  * and k not multiples of the tiles); the weighted combine with and without a position map. */
 #include "gpu_test.h"
@@ -12,6 +14,65 @@
 #include "../../kernels/ref.h"
 extern "C" {
 #include "../../worker/cpu_ops.h"
+}
+
+/* K distinct random experts of N_EXP into F. */
+static void pick_distinct(int32_t *f, int k, int n_exp)
+{
+    for (int j = 0; j < k; j++) {
+        int dup;
+        do {
+            f[j] = rng_int(0, n_exp - 1);
+            dup = 0;
+            for (int m = 0; m < j; m++) dup |= f[m] == f[j];
+        } while (dup);
+    }
+}
+
+/* Largest relative error of the router weights W [n_tok, k] against the softmax of LOGITS at
+ * the forced IDS (divided by their sum when RENORM), in double. */
+static double forced_weights_err(const float *logits, const int32_t *ids, const float *w,
+                                 int n_tok, int n_exp, int k, int renorm)
+{
+    double werr = 0;
+    for (int t = 0; t < n_tok; t++) {
+        const float *l = logits + (size_t)t * n_exp;
+        double mx = l[0], sum = 0, ws = 0;
+        for (int i = 1; i < n_exp; i++) mx = l[i] > mx ? l[i] : mx;
+        for (int i = 0; i < n_exp; i++) sum += exp(l[i] - mx);
+        for (int j = 0; j < k; j++) ws += exp(l[ids[(size_t)t * k + j]] - mx) / sum;
+        for (int j = 0; j < k; j++) {
+            size_t p = (size_t)t * k + j;
+            double r = exp(l[ids[p]] - mx) / sum / (renorm ? ws : 1.0);
+            double e = fabs(w[p] - r) / fmax(1e-6, r);
+            werr = e > werr ? e : werr;
+        }
+    }
+    return werr;
+}
+
+/* IDS and W [n_tok, k] against cpu_moe_route on LOGITS: *IDS_OK whether every id agrees;
+ * returns the largest relative weight error. */
+static double route_err(const float *logits, const int32_t *ids, const float *w, int n_tok,
+                        int n_exp, int k, int renorm, int *ids_ok)
+{
+    int32_t *rids = (int32_t *)malloc((size_t)n_tok * k * 4);
+    float *rw = (float *)malloc(sizeof(float) * n_tok * k);
+    double werr = 0;
+    *ids_ok = 1;
+    for (int t = 0; t < n_tok; t++) {
+        cpu_moe_route(logits + (size_t)t * n_exp, n_exp, k, renorm, rids + (size_t)t * k,
+                      rw + (size_t)t * k);
+        for (int j = 0; j < k; j++) {
+            size_t p = (size_t)t * k + j;
+            *ids_ok &= ids[p] == rids[p];
+            double e = fabs((double)w[p] - rw[p]) / fmax(1e-6, fabs((double)rw[p]));
+            werr = e > werr ? e : werr;
+        }
+    }
+    free(rids);
+    free(rw);
+    return werr;
 }
 
 static void route_and_sort(int n_tok, int n_exp, int k, int renorm)
@@ -28,21 +89,11 @@ static void route_and_sort(int n_tok, int n_exp, int k, int renorm)
     CUDA_CHECK(moe_sort_run(doff, dtiles, dpos, dsrc, dids, (int)np, k, n_exp, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     int32_t *ids = (int32_t *)malloc(np * 4), *rids = (int32_t *)malloc(np * 4);
-    float *w = (float *)malloc(np * 4), *rw = (float *)malloc(np * 4);
+    float *w = (float *)malloc(np * 4);
     CUDA_CHECK(cudaMemcpy(ids, dids, np * 4, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(w, dw, np * 4, cudaMemcpyDeviceToHost));
-    int ids_ok = 1;
-    double werr = 0;
-    for (int t = 0; t < n_tok; t++) {
-        cpu_moe_route(hl + (size_t)t * n_exp, n_exp, k, renorm, rids + (size_t)t * k,
-                      rw + (size_t)t * k);
-        for (int j = 0; j < k; j++) {
-            size_t p = (size_t)t * k + j;
-            ids_ok &= ids[p] == rids[p];
-            double e = fabs((double)w[p] - rw[p]) / fmax(1e-6, fabs((double)rw[p]));
-            werr = e > werr ? e : werr;
-        }
-    }
+    int ids_ok;
+    double werr = route_err(hl, ids, w, n_tok, n_exp, k, renorm, &ids_ok);
     check(ids_ok && werr <= 1e-5, "moe_route tok=%d experts=%d k=%d renorm=%d: ids %s, weights "
           "max rel err %.1e", n_tok, n_exp, k, renorm, ids_ok ? "equal" : "DIFFER", werr);
     int32_t *off = (int32_t *)malloc((n_exp + 1) * 4), *pos = (int32_t *)malloc(np * 4);
@@ -58,42 +109,95 @@ static void route_and_sort(int n_tok, int n_exp, int k, int renorm)
               !memcmp(src, rsrc, np * 4) && !memcmp(tiles, rtiles, (n_exp + 1) * 4),
           "moe_sort pairs=%zu experts=%d: offsets, tiles, positions and sources equal", np, n_exp);
     /* forced: k distinct random experts a token, weights the softmax at them */
-    for (int t = 0; t < n_tok; t++) {
-        int32_t *f = rids + (size_t)t * k;
-        for (int j = 0; j < k; j++) {
-            int dup;
-            do {
-                f[j] = rng_int(0, n_exp - 1);
-                dup = 0;
-                for (int m = 0; m < j; m++) dup |= f[m] == f[j];
-            } while (dup);
-        }
-    }
+    for (int t = 0; t < n_tok; t++)
+        pick_distinct(rids + (size_t)t * k, k, n_exp);
     int32_t *dforce = (int32_t *)dev_upload(rids, np * 4);
     CUDA_CHECK(moe_route_run(dids, dw, dl, dforce, n_tok, n_exp, k, renorm, 0));
     CUDA_CHECK(cudaMemcpy(ids, dids, np * 4, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(w, dw, np * 4, cudaMemcpyDeviceToHost));
-    werr = 0;
-    for (int t = 0; t < n_tok; t++) {
-        const float *l = hl + (size_t)t * n_exp;
-        double mx = l[0], sum = 0, ws = 0;
-        for (int i = 1; i < n_exp; i++) mx = l[i] > mx ? l[i] : mx;
-        for (int i = 0; i < n_exp; i++) sum += exp(l[i] - mx);
-        for (int j = 0; j < k; j++) ws += exp(l[rids[(size_t)t * k + j]] - mx) / sum;
-        for (int j = 0; j < k; j++) {
-            size_t p = (size_t)t * k + j;
-            double r = exp(l[rids[p]] - mx) / sum / (renorm ? ws : 1.0);
-            double e = fabs(w[p] - r) / fmax(1e-6, r);
-            werr = e > werr ? e : werr;
-        }
-    }
+    werr = forced_weights_err(hl, rids, w, n_tok, n_exp, k, renorm);
     check(!memcmp(ids, rids, np * 4) && werr <= 1e-5, "moe_route forced tok=%d experts=%d k=%d "
           "renorm=%d: the forced ids, weights max rel err %.1e", n_tok, n_exp, k, renorm, werr);
-    free(hl); free(ids); free(rids); free(w); free(rw); free(off); free(pos); free(src);
+    free(hl); free(ids); free(rids); free(w); free(off); free(pos); free(src);
     free(roff); free(rpos); free(rsrc); free(tiles); free(rtiles);
     CUDA_CHECK(cudaFree(dtiles)); CUDA_CHECK(cudaFree(dforce));
     CUDA_CHECK(cudaFree(dl)); CUDA_CHECK(cudaFree(dids)); CUDA_CHECK(cudaFree(doff));
     CUDA_CHECK(cudaFree(dpos)); CUDA_CHECK(cudaFree(dsrc)); CUDA_CHECK(cudaFree(dw));
+}
+
+/* The decode router in one launch: the RMSNorm rows against rmsnorm_ref, the logits against
+ * a CPU dot on the kernel's own normalized rows (fp32: 1e-5), ids and weights against
+ * cpu_moe_route on the kernel's logits; run 0 normalizes, run 1 again on the same block
+ * counter (left zero) with forced experts, run 2 without the norm (XN left untouched). */
+static void router_fused(int n_tok, int n_exp, int dim, int k, int renorm, kdtype dt)
+{
+    size_t nx = (size_t)n_tok * dim, nwr = (size_t)n_exp * dim, np = (size_t)n_tok * k;
+    float *x = (float *)malloc(sizeof(float) * nx), *g = (float *)malloc(sizeof(float) * dim);
+    float *w = (float *)malloc(sizeof(float) * nwr), *xn = (float *)malloc(sizeof(float) * nx);
+    float *rxn = (float *)malloc(sizeof(float) * nx), *h = (float *)malloc(sizeof(float) * nx);
+    float *l = (float *)malloc(sizeof(float) * n_tok * n_exp);
+    float *rl = (float *)malloc(sizeof(float) * n_tok * n_exp);
+    float *wt = (float *)malloc(sizeof(float) * np);
+    int32_t *ids = (int32_t *)malloc(np * 4), *rids = (int32_t *)malloc(np * 4);
+    fill_uniform(x, nx, -2.f, 2.f);
+    fill_uniform(g, dim, 0.5f, 1.5f);
+    fill_uniform(w, nwr, -0.1f, 0.1f);
+    void *dx = dev_upload16(x, nx, dt), *dg = dev_upload16(g, dim, dt), *dw = dev_upload16(w, nwr, dt);
+    dev_download16(x, dx, nx, dt);
+    dev_download16(g, dg, dim, dt);
+    dev_download16(w, dw, nwr, dt);
+    unsigned zero = 0, cnt = 1;
+    unsigned *dcnt = (unsigned *)dev_upload(&zero, 4);
+    for (int run = 0; run < 3; run++) {
+        int norm = run < 2, forced = run == 1;
+        void *dxn = dev_alloc_poisoned(nx * 2);
+        float *dl = (float *)dev_alloc_poisoned(sizeof(float) * n_tok * n_exp);
+        float *dwt = (float *)dev_alloc_poisoned(np * 4);
+        int32_t *dids = (int32_t *)dev_alloc_poisoned(np * 4), *dforce = NULL;
+        if (forced) {
+            for (int t = 0; t < n_tok; t++)
+                pick_distinct(rids + (size_t)t * k, k, n_exp);
+            dforce = (int32_t *)dev_upload(rids, np * 4);
+        }
+        CUDA_CHECK(moe_router_run(dids, dwt, dl, dxn, dx, norm ? dg : NULL, 1e-5f, dw, dforce,
+                                  dcnt, n_tok, n_exp, dim, k, renorm, 0, dt, 0));
+        CUDA_CHECK(cudaDeviceSynchronize());
+        dev_download16(xn, dxn, nx, dt);
+        CUDA_CHECK(cudaMemcpy(l, dl, sizeof(float) * n_tok * n_exp, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(ids, dids, np * 4, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(wt, dwt, np * 4, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(&cnt, dcnt, 4, cudaMemcpyDeviceToHost));
+        double exn = 0;
+        int untouched = 1;
+        if (norm) {
+            memcpy(h, x, sizeof(float) * nx);
+            rmsnorm_ref(rxn, h, NULL, g, n_tok, dim, 1e-5f);
+            exn = max_row_rel_err(xn, rxn, n_tok, dim);
+        } else {
+            for (size_t i = 0; i < nx; i++) untouched &= isnan(xn[i]);
+        }
+        moe_gemv_ref(rl, norm ? xn : x, 1, w, 0, NULL, n_tok, n_exp, dim);
+        double el = max_row_rel_err(l, rl, n_tok, n_exp), ew;
+        int ids_ok = 1;
+        if (forced) {
+            ids_ok = !memcmp(ids, rids, np * 4);
+            ew = forced_weights_err(l, rids, wt, n_tok, n_exp, k, renorm);
+        } else {
+            ew = route_err(l, ids, wt, n_tok, n_exp, k, renorm, &ids_ok);
+        }
+        check(exn <= dt_tol(dt) && untouched && el <= 1e-5 && ids_ok && ew <= 1e-5 && cnt == 0,
+              "moe_router %s tok=%d experts=%d dim=%d k=%d renorm=%d%s: norm %.2e%s, logits %.2e, "
+              "ids %s, weights %.1e, counter %u", dt_name(dt), n_tok, n_exp, dim, k, renorm,
+              norm ? (forced ? " again, forced" : "") : " without norm", exn,
+              untouched ? "" : " (XN WRITTEN)", el, ids_ok ? "equal" : "DIFFER", ew, cnt);
+        CUDA_CHECK(cudaFree(dxn)); CUDA_CHECK(cudaFree(dl)); CUDA_CHECK(cudaFree(dwt));
+        CUDA_CHECK(cudaFree(dids));
+        if (dforce) CUDA_CHECK(cudaFree(dforce));
+    }
+    free(x); free(g); free(w); free(xn); free(rxn); free(h); free(l); free(rl); free(wt);
+    free(ids); free(rids);
+    CUDA_CHECK(cudaFree(dx)); CUDA_CHECK(cudaFree(dg)); CUDA_CHECK(cudaFree(dw));
+    CUDA_CHECK(cudaFree(dcnt));
 }
 
 static void gemv_and_combine(int n_tok, int k, int n_exp, int n_out, int n_in, kdtype dt)
@@ -179,14 +283,7 @@ static void case_init(moe_case *c, int n_tok, int k, int n_exp, int dim, int hid
     fill_uniform(c->dn, c->dn_stride * n_exp, -0.15f, 0.15f);
     fill_uniform(c->wt, c->np, 0.f, 1.f);
     for (int t = 0; t < n_tok; t++)
-        for (int j = 0; j < k; j++) {
-            int32_t *f = c->ids + (size_t)t * k, dup;
-            do {
-                f[j] = rng_int(0, n_exp - 1);
-                dup = 0;
-                for (int m = 0; m < j; m++) dup |= f[m] == f[j];
-            } while (dup);
-        }
+        pick_distinct(c->ids + (size_t)t * k, k, n_exp);
     c->dx = dev_upload16(c->x, (size_t)n_tok * dim, dt);
     c->dgu = dev_upload16(c->gu, c->gu_stride * n_exp, dt);
     c->ddn = dev_upload16(c->dn, c->dn_stride * n_exp, dt);
@@ -208,7 +305,7 @@ static void small_path(int n_tok, int k, int n_exp, int dim, int hid, kdtype dt)
     moe_case c;
     case_init(&c, n_tok, k, n_exp, dim, hid, dt);
     void *dact = dev_alloc_poisoned((size_t)c.np * hid * 2);
-    CUDA_CHECK(moe_gate_up_run(dact, c.dx, c.dgu, c.gu_stride, c.dids, c.np, k, hid, dim, dt, 0));
+    CUDA_CHECK(moe_gate_up_run(dact, c.dx, c.dgu, c.gu_stride, c.dids, c.np, k, hid, dim, 0, dt, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     float *act = (float *)malloc(sizeof(float) * c.np * hid), *ract = (float *)malloc(sizeof(float) * c.np * hid);
     dev_download16(act, dact, (size_t)c.np * hid, dt);
@@ -221,7 +318,7 @@ static void small_path(int n_tok, int k, int n_exp, int dim, int hid, kdtype dt)
         fill_uniform(ry, (size_t)n_tok * dim, -1.f, 1.f);
         void *dy = resid ? dev_upload16(ry, (size_t)n_tok * dim, dt) : dev_alloc_poisoned((size_t)n_tok * dim * 2);
         CUDA_CHECK(moe_down_run(dy, resid, dact, c.ddn, c.dn_stride, c.dids, c.dwt, n_tok, k, dim,
-                                hid, dt, 0));
+                                hid, 0, dt, 0));
         CUDA_CHECK(cudaDeviceSynchronize());
         dev_download16(y, dy, (size_t)n_tok * dim, dt);
         moe_down_ref(ry, resid, act, c.dn, c.dn_stride, c.ids, c.wt, n_tok, k, dim, hid);
@@ -307,7 +404,15 @@ int main(void)
         gemv_and_combine(rng_int(1, 8), 8, 128, 2 * 96, 256, KDT_BF16);
         gemv_and_combine(rng_int(1, 8), 8, 128, 512, 96, KDT_F16);
         gemv_and_combine(3, 1, 4, 40, 1000, KDT_BF16);
+        router_fused(1, 128, 2048, 8, 1, KDT_BF16);     /* Qwen3-30B-A3B decode */
+        router_fused(rng_int(1, 8), 8, 4096, 2, 0, KDT_BF16);   /* Mixtral */
+        router_fused(rng_int(1, 8), 60, 264, 4, 1, KDT_F16);    /* ragged rows and blocks */
+        router_fused(MOE_ROUTER_MAX_TOK, 512, 1024, 16, 0, KDT_BF16);
         small_path(1, 8, 128, 512, 96, KDT_BF16);          /* Qwen3-MoE-like */
+        small_path(1, 8, 10, 2048, 768, KDT_BF16);         /* Qwen3-30B-A3B's expert shape */
+        small_path(1, 2, 3, 1024, 3584, KDT_BF16);         /* Mixtral-like: long down rows */
+        small_path(rng_int(1, 8), 8, 64, 264, 104, KDT_BF16);  /* ragged tiles and steps */
+        small_path(rng_int(1, 3), 1, 4, 24, 16, KDT_F16);  /* warps with no step */
         small_path(rng_int(1, 8), 2, 8, 256, 200, KDT_BF16);
         small_path(rng_int(1, 4), 4, 16, 136, 72, KDT_F16);
         grouped_path(rng_int(1, 5), 2, 8, 264, 200, KDT_BF16);  /* ragged rows, cols, k */
@@ -320,6 +425,12 @@ int main(void)
           "moe_route rejects k 17");
     check(moe_gemv_run(NULL, 0, NULL, 1, NULL, 0, NULL, 1, 8, 12, KDT_BF16, 0) ==
               cudaErrorInvalidValue, "moe_gemv rejects n_in 12");
+    check(moe_router_run(NULL, NULL, NULL, NULL, NULL, NULL, 0.f, NULL, NULL, NULL,
+                         MOE_ROUTER_MAX_TOK + 1, 8, 64, 2, 0, 0, KDT_BF16, 0) ==
+              cudaErrorInvalidValue, "moe_router rejects %d tokens", MOE_ROUTER_MAX_TOK + 1);
+    check(moe_down_run(NULL, 0, NULL, NULL, 0, NULL, NULL, 1, 8, 64, MOE_SMEM_MAX / 8, 0,
+                       KDT_BF16, 0) == cudaErrorInvalidValue,
+          "moe_down rejects k * n_in past its shared memory");
     check(moe_gemm_run(NULL, NULL, NULL, NULL, 0, NULL, NULL, 8, 64, 1, 64, 12, KDT_BF16, 0) ==
               cudaErrorInvalidValue, "moe_gemm rejects n_in 12");
     return test_summary("test_moe");
