@@ -3,7 +3,9 @@
 # Llama-3-8B shape (dummy weights, Llama-3 tokenizer) served by launch.sh --backend cuda, and
 # bench-serving sending 500 ShareGPT human turns at once, 180 output tokens each, ignore_eos.
 # One run per precision given (default "bf16 fp8": fp8 = --quantization fp8 --kv-cache-dtype fp8),
-# each on a fresh server, so both figures come from the same machine in the same call.
+# each on a fresh server, so both figures come from the same machine in the same call. Both run
+# without the holder (FP8 is refused with it) and with 1024 request slots and 1088 HTTP handler
+# threads: at the defaults (256 and 256) requests beyond the 256th get 503 + Retry-After.
 # Dataset from $SHAREGPT (default .devcarry/data/sharegpt_prompts_2978.json: copy
 # ../shared/data/sharegpt_prompts_2978.json there and carry it); binaries and tokenizer as in
 # gpu_serving.sh. Results in $OUT/sharegpt-PRECISION.json. Exit status: the failed runs.
@@ -20,13 +22,13 @@ cp "$ROOT/bench/forward/llama3-8b/config.json" "$D/"
 if [ -f "$TOK/tokenizer.json.gz" ]; then gunzip -c "$TOK/tokenizer.json.gz" > "$D/tokenizer.json"; else cp "$TOK/tokenizer.json" "$D/"; fi
 cp "$TOK/tokenizer_config.json" "$D/"
 for prec in ${*:-bf16 fp8}; do
-  extra=()
-  [ "$prec" = fp8 ] && extra=(--quantization fp8 --kv-cache-dtype fp8)
+  extra=(--no-holder --slots 1024 --http-threads 1088)
+  [ "$prec" = fp8 ] && extra+=(--quantization fp8 --kv-cache-dtype fp8)
   run=$(mktemp -d /tmp/cinder-sharegpt.XXXXXX) port=8300
   echo "== $prec: $N ShareGPT prompts at once, 180 output tokens, ignore_eos"
   if ! CINDER_BIN="$BIN" "$ROOT/scripts/launch.sh" --model-dir "$D" --backend cuda --port $port \
       --run-dir "$run" --load-format dummy --max-seq-len 4096 --detach "${extra[@]}" > "$run/launch.out" 2>&1; then
-    echo "!! $prec: launch failed"; tail -5 "$run/launch.out" "$run"/*.log; failed=$((failed + 1)); continue
+    echo "!! $prec: launch failed"; tail -n 5 "$run/launch.out" "$run"/*.log; failed=$((failed + 1)); continue
   fi
   "$BIN/bench-serving" --port $port --tokenizer "$D/tokenizer.json" --dataset-name sharegpt \
       --dataset-path "$DATA" --num-prompts "$N" --sharegpt-output-len 180 --max-total-len 4096 \
