@@ -236,6 +236,13 @@ void tokenizer_slot_release(tokenizer *f, int slot)
 
 void tokenizer_slot_lost(tokenizer *f, int slot, uint32_t router_epoch_at_submit)
 {
+    /* the handler that waited on the slot returns now and frees its waiter: a delta the
+       router sends later must not signal it (ThreadSanitizer: a destroyed mutex in
+       mailbox_kick after a long router stall, e2e_stall's test_long_stall) */
+    mailbox *b = &f->boxes[slot];
+    pthread_mutex_lock(&b->mu);
+    b->waiter = NULL;
+    pthread_mutex_unlock(&b->mu);
     atomic_store(&f->lost[slot], 1);
     /* a router that was only stopped or slow may come back still holding the request: ask
        it to end it; its final delta (or its answer that it has no such request) frees the
