@@ -22,7 +22,6 @@ N=${GPU_HOLDER_STREAMS:-64}
 PORT=8141
 failed=0
 . "$ROOT/scripts/proc.sh"
-now_ms() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
 fail() { echo "!! $*"; failed=$((failed + 1)); }
 health() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health"; }
 # wait_health T0_MS: milliseconds from T0_MS until /health answers 200 (polled every 10 ms)

@@ -248,7 +248,7 @@ for p in $PROCS; do "$ROOT/scripts/restart.sh" --run-dir "$RUN_DIR" --start-only
 # process that reads the weights (the holder, or the worker without one)
 LOADER=worker
 [ "$HOLDER" = 0 ] || LOADER=holder
-deadline=$((SECONDS + READY_TIMEOUT)) shown= last_note=$SECONDS
+t_ready=$(now_ms) shown= last_note=$SECONDS
 while :; do
   head=$(curl -sS -D - -o /dev/null --max-time 2 "http://$PROBE_HOST:$PORT/health" 2>/dev/null || true)
   if [[ $head == "HTTP/1.1 200"* ]]; then
@@ -272,10 +272,10 @@ while :; do
     echo "launch.sh: $line"
     shown=$line last_note=$SECONDS
   elif [ $((SECONDS - last_note)) -ge 15 ]; then
-    echo "launch.sh: waiting for the server ($((READY_TIMEOUT - (deadline - SECONDS))) s of --ready-timeout $READY_TIMEOUT)"
+    echo "launch.sh: waiting for the server ($((($(now_ms) - t_ready) / 1000)) s of --ready-timeout $READY_TIMEOUT)"
     last_note=$SECONDS
   fi
-  if [ "$SECONDS" -ge "$deadline" ]; then
+  if [ $(($(now_ms) - t_ready)) -ge $((READY_TIMEOUT * 1000)) ]; then
     echo "launch.sh: not ready after $READY_TIMEOUT s (--ready-timeout); stopping. Logs: $RUN_DIR" >&2
     exit 1
   fi
@@ -294,7 +294,7 @@ supervise() {
   trap - EXIT # the launch's cleanup is launch.sh's own, not this child's
   local p pid now lived delay k
   local -A known started fails due gave_up
-  now=$(( ${EPOCHREALTIME//[!0-9]/} / 1000 ))
+  now=$(now_ms)
   for p in $PROCS; do   # all were started just now
     known[$p]= started[$p]=$now fails[$p]=0 due[$p]=0 gave_up[$p]=0
   done
@@ -306,7 +306,7 @@ supervise() {
     for p in $PROCS; do
       exec 9>> "$RUN_DIR/$p.lock"
       if flock -n 9 && pid=$(read_pid "$RUN_DIR/$p.pid"); then
-        now=$(( ${EPOCHREALTIME//[!0-9]/} / 1000 ))
+        now=$(now_ms)
         if running "$pid"; then
           if [ -z "${known[$p]}" ]; then # the first look: started when the supervisor was
             known[$p]=$pid

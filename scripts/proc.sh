@@ -10,6 +10,10 @@ running() {
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
+# now_ms: wall-clock milliseconds (bash's SECONDS counts whole seconds, so a deadline on it can
+# fire up to a second early)
+now_ms() { echo $(( ${EPOCHREALTIME//[!0-9]/} / 1000 )); }
+
 # start_time PID: field 22 of /proc/PID/stat (clock ticks after boot), which tells a process
 # from a later one that reuses its pid. Empty if there is no such process.
 start_time() {
