@@ -291,11 +291,13 @@ static int load_random(const sv_data_cfg *c, const tok *t, sv_dataset *d, char *
     return 0;
 }
 
-/* Random text of about LEN tokens (as encoded after other text), for composing prompts. */
+/* Random text of LEN tokens within 10% (counted alone, special tokens aside), for composing
+ * prompts; the seams where texts are joined may still merge or split a token or two. */
 static char *random_text(const tok *t, sv_rng *r, const int *vocab, int n_vocab, int len, int n_special)
 {
-    int got;
-    return random_prompt_try(t, r, vocab, n_vocab, len + n_special, n_special, &got);
+    int got, slack = len / 10 > 1 ? len / 10 : 1;
+    return random_prompt(t, r, vocab, n_vocab, len + n_special, len + n_special - slack,
+                         len + n_special + slack, n_special, &got);
 }
 
 /* A + SEP + B, malloc'd. */
