@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # chaos.sh - faults under load on loopback, with `launch.sh --supervise`: while CLIENTS
 # streaming clients run (bench-serving, the same greedy workload round after round), random
-# processes are killed (SIGKILL, restarted by the supervisor) or stopped for a while (SIGSTOP,
-# then SIGCONT). Every request must be accounted for: its text identical to the run without
-# faults, or a clear error (never a hang: a request that hits the client timeout fails the
-# run). At the end no slot or KV block may be held and every process must be up.
+# processes (the holder too) are killed (SIGKILL, restarted by the supervisor) or stopped for
+# a while (SIGSTOP, then SIGCONT). Every request must be accounted for: its text identical
+# to the run without faults, or a clear error (never a hang: a request that hits the client
+# timeout fails the run). At the end no slot or KV block may be held and every process must
+# be up.
 #
 #   scripts/chaos.sh [--minutes 5] [--clients 200] [--out DIR]
 # Prints one line per fault and per round, then a verdict; exits non-zero if a check fails.
@@ -46,10 +47,10 @@ sys.exit(0 if r["failed"] == 0 and r["completed"] == r["num_prompts"] else 1)
 EOF
 
 faults() {   # random SIGKILL / SIGSTOP of random processes until the file $OUT/stop exists
-  local procs=(router worker detokenizer tokenizer) p pid sig secs
+  local procs=($(launch_procs "$HOLDER")) p pid sig secs
   while [ ! -e "$OUT/stop" ]; do
     sleep "$(awk -v r=$RANDOM 'BEGIN {printf "%.1f", 2 + r % 40 / 10}')"
-    p=${procs[RANDOM % 4]}
+    p=${procs[RANDOM % ${#procs[@]}]}
     pid=$(read_pid "$RUN/$p.pid") || continue
     if (( RANDOM % 2 )); then
       echo "$(date +%T) fault: SIGKILL $p ($pid)"
@@ -108,7 +109,7 @@ active=$("$BIN/shm-tool" stat --name "$SHM" | python3 -c "import json,sys; print
 free=$(metric cinder_kv_cache_blocks_free) total=$(metric cinder_kv_cache_blocks_capacity)
 [ "$active" = 0 ] || { echo "FAIL: $active slots still held"; status=1; }
 [ -n "$free" ] && [ "$free" = "$total" ] || { echo "FAIL: KV blocks free $free of $total"; status=1; }
-for p in router worker detokenizer tokenizer; do
+for p in $(launch_procs "$HOLDER"); do
   pid=$(read_pid "$RUN/$p.pid") && running "$pid" || { echo "FAIL: $p is not running"; status=1; }
 done
 round "$OUT/after.json"   # and it still serves, the same texts

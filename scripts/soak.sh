@@ -29,13 +29,13 @@ mkdir -p "$OUT"
   --slots $((CLIENTS + 64)) --http-threads $((CLIENTS + 64)) || exit 1
 trap '"$ROOT/scripts/stop.sh" --run-dir "$RUN"' EXIT
 load_run_env "$RUN" || exit 1
-pids() { for p in tokenizer router worker detokenizer; do cat "$RUN/$p.pid"; done | tr '\n' ' '; }
-rss() { for p in tokenizer router worker detokenizer; do ps -o rss= -p "$(cat "$RUN/$p.pid")" | tr -d ' '; done | tr '\n' '/'; }
+pids() { for p in $(launch_procs "$HOLDER"); do cat "$RUN/$p.pid"; done | tr '\n' ' '; }
+rss() { for p in tokenizer router worker detokenizer holder; do [ ! -e "$RUN/$p.pid" ] || ps -o rss= -p "$(cat "$RUN/$p.pid")" | tr -d ' '; done | paste -sd/; }
 shm_kb() { du -k "/dev/shm$SHM" | cut -f1; }
 
 start_pids=$(pids)
 echo "soak: $CLIENTS clients for $MINUTES min on port $PORT; run dir $RUN"
-echo "run  requests  failed  out_tok/s  rss_kb(tok/router/worker/detok)  shm_kb"
+echo "run  requests  failed  out_tok/s  rss_kb(tok/router/worker/detok/holder)  shm_kb"
 echo "0    -         -       -          $(rss)  $(shm_kb)"
 end=$(( $(date +%s) + MINUTES * 60 )) i=0 failed_total=0 done_total=0
 while [ "$(date +%s)" -lt "$end" ]; do
