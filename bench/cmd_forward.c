@@ -4,11 +4,14 @@
  * median wall time of backend->forward (host preparation, copies, sampling included) beside
  * the roofline measured in the same run: decode against (weight bytes + KV bytes read) over
  * the device copy bandwidth, prefill as the model's matmul FLOPs over the cuBLAS bf16 rate.
- * Prints RESULT lines and, with --md, markdown rows for bench/RESULTS.md.
+ * Prints RESULT lines and, with --md, markdown rows for bench/RESULTS.md; --compare sets
+ * every case beside its floor and its previous figure (forward_compare.h).
  *
  * usage: forward [--model-dir DIR] [--decode-batches 1,2,..] [--contexts 512,..]
  *                [--prefill 1x512,8x1024,..] [--iters 10] [--mem-util 0.9] [--md]
  *                [--breakdown]   (decode: graph replay and GEMM-only device times)
+ *                [--compare [FILE]]   (the table against FILE, default DIR/baseline.tsv)
+ *                [--save-baseline FILE --run-id ID]   (this run's figures, same format)
  *                [--dtype bf16|fp16] [--enforce-eager] [--gemv-max-tokens 0..8]
  *                [--gemv-warps N] [--pdl MASK]   (the worker's CUDA switches)
  */
@@ -28,9 +31,12 @@ int main(void)
     return 1;
 }
 #else
+#include <cuda_runtime_api.h>
+
 #include "../worker/cuda_backend.h"
 #include "ceilings.h"
 #include "decode_breakdown.h"
+#include "forward_compare.h"
 
 #define BS 16
 
@@ -113,6 +119,35 @@ static void batch_free(bench_batch *b)
     free(b->blocks);
 }
 
+/* What every case of this run shares in a baseline: dtype (of O), RUN_ID, device, date. */
+static fcmp_case case_proto(const backend_opts *o, const char *run_id)
+{
+    fcmp_case c = {0};
+    snprintf(c.dtype, sizeof c.dtype, "%s%s", o->quant_fp8 ? "fp8" : o->fp16 ? "fp16" : "bf16",
+             o->kv_fp8 ? "+kv8" : "");
+    snprintf(c.run, sizeof c.run, "%s", run_id ? run_id : "-");
+    struct cudaDeviceProp prop;
+    int dev = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
+        snprintf(c.device, sizeof c.device, "%.63s", prop.name);   /* names are shorter */
+    else
+        snprintf(c.device, sizeof c.device, "unknown");
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(c.date, sizeof c.date, "%Y-%m-%d", gmtime_r(&now, &tm));
+    return c;
+}
+
+/* One measured case into RUN (a failed one keeps a negative time: "failed" in the table). */
+static void case_add(fcmp_set *run, const fcmp_case *proto, fcmp_kind kind, int batch, int len,
+                     double ms, double floor_ms)
+{
+    fcmp_case c = *proto;
+    c.kind = kind, c.batch = batch, c.len = len, c.time_ms = ms, c.floor_ms = floor_ms;
+    if (fcmp_add(run, &c) < 0)
+        fprintf(stderr, "forward: out of memory for the comparison table\n");
+}
+
 /* The benchmark's script, top to bottom (over 80 lines): options, ceilings, the model, then
  * each prefill and decode case with its roofline. */
 int main(int argc, char **argv)
@@ -121,11 +156,18 @@ int main(int argc, char **argv)
     const char *dir = "bench/forward/llama3-8b";
     const char *dec_b = "1,2,4,8,16,32,64,128,256", *ctxs = "512,1024,2048,4096,8192";
     const char *pre = "1x128,1x512,1x1024,1x2048,4x512,4x1024,8x512,8x1024,8x2048";
-    int iters = 10, md = 0, breakdown = 0;
+    const char *compare_file = NULL, *save_file = NULL, *run_id = NULL;
+    int iters = 10, md = 0, breakdown = 0, compare = 0;
     float mem_util = 0.9f;
     backend_opts o = {.model_dir = dir, .dummy_weights = 1, .block_size = BS};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--md")) { md = 1; continue; }
+        if (!strcmp(argv[i], "--compare")) {   /* FILE optional */
+            compare = 1;
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                compare_file = argv[++i];
+            continue;
+        }
         if (!strcmp(argv[i], "--breakdown")) { breakdown = 1; continue; }
         if (!strcmp(argv[i], "--enforce-eager")) { o.no_graphs = 1; continue; }
         if (!strncmp(argv[i], "--", 2) && i + 1 < argc) {
@@ -141,7 +183,23 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--prefill")) pre = v;
         else if (!strcmp(a, "--iters")) iters = atoi(v);
         else if (!strcmp(a, "--mem-util")) mem_util = (float)atof(v);
+        else if (!strcmp(a, "--save-baseline")) save_file = v;
+        else if (!strcmp(a, "--run-id")) run_id = v;
         else { fprintf(stderr, "forward: unknown option %s\n", a); return 2; }
+    }
+    if (save_file && (!run_id || !*run_id || strpbrk(run_id, " \t\n"))) {
+        fprintf(stderr, "forward: --save-baseline needs --run-id ID (no blanks)\n");
+        return 2;
+    }
+    /* the baseline is read (and a malformed one refused) before any GPU time is spent */
+    fcmp_set base = {0}, run = {0};
+    char cmp_path[1024], err[512];
+    if (compare) {
+        snprintf(cmp_path, sizeof cmp_path, "%s/baseline.tsv", dir);
+        if (fcmp_load(compare_file ? compare_file : cmp_path, &base, err, sizeof err) < 0) {
+            fprintf(stderr, "forward: --compare: %s\n", err);
+            return 2;
+        }
     }
     int batches[32], contexts[32], n_b = parse_list(dec_b, batches, 32), n_c = parse_list(ctxs, contexts, 32);
     int pre_b[32], pre_l[32], n_p = 0, max_tok = 1, max_ctx = 1, max_seqs = 1;
@@ -167,7 +225,6 @@ int main(int argc, char **argv)
     if (o.quant_fp8)
         gemm_tf = bench_fp8_gemm_tflops(), gemm_name = "cuBLASLt FP8";
 
-    char err[512];
     o.model_dir = dir;
     o.max_seq_len = max_ctx, o.max_batch_tokens = max_tok, o.max_seqs = max_seqs;
     o.mem_util = mem_util;
@@ -177,6 +234,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "forward: %s\n", err);
         return 1;
     }
+    fcmp_case proto = case_proto(&o, run_id);
     const model_config *c = &be->cfg;
     printf("model %s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d; init %.0f ms; "
            "KV %d blocks of %d\n", dir, c->dim, c->hidden_dim, c->n_layers, c->n_heads,
@@ -208,6 +266,7 @@ int main(int argc, char **argv)
         double flops = 2.0 * pre_b[i] * pre_l[i] * per_tok + 2.0 * pre_b[i] * lm;
         double tf = flops / (ms * 1e9);
         if (ms < 0) failed++;
+        case_add(&run, &proto, FCMP_PREFILL, pre_b[i], pre_l[i], ms, flops / (gemm_tf * 1e9));
         printf("RESULT forward | prefill %dx%d | %.2f ms | %.0f TFLOP/s matmul | %.1f%% of %s %.0f TFLOP/s\n",
                pre_b[i], pre_l[i], ms, tf, 100 * tf / gemm_tf, gemm_name, gemm_tf);
         if (md)
@@ -235,6 +294,7 @@ int main(int argc, char **argv)
             double bytes = step_weights + kv_tok_bytes * batches[i] * (double)contexts[j];
             double floor_ms = bytes / (bw_gbs * 1e6), wfloor = step_weights / (bw_gbs * 1e6);
             if (ms < 0) failed++;
+            case_add(&run, &proto, FCMP_DECODE, batches[i], contexts[j], ms, floor_ms);
             printf("RESULT forward | decode b=%d ctx=%d | %.3f ms | floor %.3f ms (weights %.3f) | %.1f%% of roofline | %.0f tok/s\n",
                    batches[i], contexts[j], ms, floor_ms, wfloor, 100 * floor_ms / ms,
                    batches[i] * 1e3 / ms);
@@ -251,6 +311,16 @@ int main(int argc, char **argv)
             batch_free(&b);
         }
     be->free(be);
+    if (compare) {
+        printf("\ncompared with %s\n", compare_file ? compare_file : cmp_path);
+        fcmp_print(stdout, &run, &base, md);
+    }
+    if (save_file && fcmp_save(save_file, &run, err, sizeof err) < 0) {
+        fprintf(stderr, "forward: --save-baseline: %s\n", err);
+        failed++;
+    }
+    fcmp_free(&run);
+    fcmp_free(&base);
     return failed ? 1 : 0;
 }
 #endif
