@@ -120,16 +120,15 @@ cJSON *sv_report_json(const sv_run_info *ri, const sv_summary *s, const sv_datas
     char date[32];
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y%m%d-%H%M%S", localtime(&now));
-    cJSON_AddStringToObject(j, "date", date);
-    cJSON_AddStringToObject(j, "endpoint_type", ri->backend);
-    cJSON_AddStringToObject(j, "backend", ri->backend);
-    cJSON_AddStringToObject(j, "endpoint", ri->path);
-    cJSON_AddStringToObject(j, "model_id", ri->model);
-    cJSON_AddStringToObject(j, "tokenizer_id", ri->tokenizer);
-    cJSON_AddStringToObject(j, "dataset_name", ri->dataset);
-    if (ri->dataset_path)
-        cJSON_AddStringToObject(j, "dataset_path", ri->dataset_path);
-    cJSON_AddStringToObject(j, "host", ri->host);
+    /* the run's strings under vLLM's keys; one that is NULL is left out */
+    const char *const info[][2] = {
+        {"date", date}, {"endpoint_type", ri->backend}, {"backend", ri->backend},
+        {"endpoint", ri->path}, {"model_id", ri->model}, {"tokenizer_id", ri->tokenizer},
+        {"dataset_name", ri->dataset}, {"dataset_path", ri->dataset_path}, {"host", ri->host},
+    };
+    for (size_t k = 0; k < sizeof info / sizeof *info; k++)
+        if (info[k][1])
+            cJSON_AddStringToObject(j, info[k][0], info[k][1]);
     cJSON_AddNumberToObject(j, "port", ri->port);
     cJSON_AddNumberToObject(j, "num_prompts", ri->num_prompts);
     cJSON_AddNumberToObject(j, "seed", (double)ri->seed);

@@ -142,22 +142,32 @@ void store_heartbeat(store *s, int proc)
     }
 }
 
-int proc_start_time(int pid, uint64_t *start)
+int proc_stat_read(int pid, char *buf, size_t n, const char **fields)
 {
-    char path[64], buf[1024];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return -errno;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t k = fread(buf, 1, n - 1, f);
     fclose(f);
-    buf[n] = 0;
+    buf[k] = 0;
     const char *p = strrchr(buf, ')'); /* "pid (comm) state ...": comm may hold anything */
     if (!p || p[1] != ' ')
         return -EPROTO;
-    if (p[2] == 'Z' || p[2] == 'X')
+    *fields = p + 2;
+    return 0;
+}
+
+int proc_start_time(int pid, uint64_t *start)
+{
+    char buf[1024];
+    const char *p;
+    int rc = proc_stat_read(pid, buf, sizeof buf, &p);
+    if (rc < 0)
+        return rc;
+    if (p[0] == 'Z' || p[0] == 'X')
         return -ESRCH;
-    p += 2; /* field 3 */
     for (int field = 3; field < 22; field++) {
         p = strchr(p, ' ');
         if (!p)
@@ -211,16 +221,9 @@ int store_running(const store *s, int proc)
     pid_t pid = atomic_load(&s->hdr->pid[proc]);
     if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM))
         return 0;
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *close = strrchr(buf, ')'); /* "pid (comm) STATE ...": a zombie is dead */
-    return !(close && close[1] == ' ' && close[2] == 'Z');
+    char buf[256];
+    const char *state; /* a zombie is dead */
+    return proc_stat_read((int)pid, buf, sizeof buf, &state) < 0 || state[0] != 'Z';
 }
 
 static uint64_t beat_age_ms(const store *s, int proc)

@@ -200,6 +200,9 @@ static inline int32_t *slot_blocks(const store *s, int i)   /* [max_blocks_per_s
  * on a plain SIGTERM, then calls store_orphan_cleanup. */
 void store_register(store *s, int proc);
 void store_heartbeat(store *s, int proc);
+/* Reads /proc/PID/stat into BUF[N] and points *FIELDS past "pid (comm) " (comm may hold
+ * anything), at field 3, the state letter ('Z' a zombie): 0, -errno, or -EPROTO when malformed. */
+int proc_stat_read(int pid, char *buf, size_t n, const char **fields);
 /* The start time of process PID (field 22 of /proc/PID/stat, clock ticks after boot); 0 or
  * -errno (-ESRCH also for a zombie). */
 int proc_start_time(int pid, uint64_t *start);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static size_t take(size_t *at, size_t n, size_t align)
 {
@@ -124,4 +125,26 @@ void weights_layout_random(const wl_tensor *t, uint64_t seed, uint64_t ordinal, 
     *scale = t->kind == WL_NORM || t->kind == WL_BIAS ? 0.1f
            : t->kind == WL_EMBED ? 1.0f
            : sqrtf(3.0f / (float)t->shape[1]);
+}
+
+int weights_layout_random_each(const weights_layout *l, const model_config *c, uint64_t seed,
+                               wl_random_fn fn, void *arg)
+{
+    wl_tensor *t = malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
+    if (!t)
+        return -1;
+    uint64_t ordinal = 0;
+    int rc = 0;
+    for (int layer = -1; layer < c->n_layers && rc >= 0; layer++) {
+        int n = weights_layout_tensors(l, c, layer, t);
+        for (int i = 0; i < n && rc >= 0; i++, ordinal++) {
+            uint64_t key;
+            float scale, offset;
+            weights_layout_random(&t[i], seed, ordinal, &key, &scale, &offset);
+            rc = fn(arg, &t[i], (size_t)t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1),
+                    key, scale, offset);
+        }
+    }
+    free(t);
+    return rc < 0 ? rc : 0;
 }

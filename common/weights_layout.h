@@ -70,6 +70,15 @@ int weights_layout_tensors(const weights_layout *l, const model_config *c, int l
  * [-1, 1), matrices with std 1/sqrt(fan_in), biases uniform in [-0.1, 0.1). */
 void weights_layout_random(const wl_tensor *t, uint64_t seed, uint64_t ordinal, uint64_t *key,
                            float *scale, float *offset);
+/* Called by weights_layout_random_each for tensor T of N_ELEMS elements with its
+ * weights_layout_random fill; a negative return stops the walk. */
+typedef int (*wl_random_fn)(void *arg, const wl_tensor *t, size_t n_elems, uint64_t key,
+                            float scale, float offset);
+/* The random model of SEED over layout L: FN(ARG, ...) for every tensor in walk order (the
+ * walk and the ordinals every backend fills by). 0, -1 out of host memory, or FN's first
+ * negative return. */
+int weights_layout_random_each(const weights_layout *l, const model_config *c, uint64_t seed,
+                               wl_random_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

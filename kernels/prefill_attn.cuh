@@ -34,17 +34,24 @@ cudaError_t prefill_attn_run(void *out,                 /* [n_tokens, n_heads, h
                              int head_dim, int block_size, float scale, int window,
                              kdtype dt, cudaStream_t stream);
 
-/* The same with the tiling chosen, for tests and benchmarks comparing them (query rows per
- * warp x warps, keys per tile): VARIANT 1 = 16 x 4, 64 keys; 2 = 32 x 4, 64 keys; 3 = 32 x 8,
- * 64 keys; 4 = 32 x 4, 32 keys; 0 = the default that prefill_attn_run uses (the fastest
+/* The launchers that take a tiling VARIANT: prefill_attn_run_tiled below and the Hopper
+ * kernel's prefill_attn_sm90_run (prefill_attn_sm90.cuh), declared with this one type so that
+ * tests and benchmarks call either through one pointer. The other arguments are
+ * prefill_attn_run's. */
+typedef cudaError_t prefill_attn_launch_fn(int variant, void *out, const void *q, int q_stride,
+                                           const void *k_cache, const void *v_cache,
+                                           const int32_t *block_tables, int max_blocks_per_seq,
+                                           const int32_t *cu_seqlens_q, const int32_t *seq_lens,
+                                           int n_seqs, int max_q_len, int n_heads,
+                                           int n_kv_heads, int head_dim, int block_size,
+                                           float scale, int window, kdtype dt,
+                                           cudaStream_t stream);
+
+/* prefill_attn_run with the tiling chosen, for tests and benchmarks comparing them (query rows
+ * per warp x warps, keys per tile): VARIANT 1 = 16 x 4, 64 keys; 2 = 32 x 4, 64 keys; 3 = 32 x
+ * 8, 64 keys; 4 = 32 x 4, 32 keys; 0 = the default that prefill_attn_run uses (the fastest
  * measured on the H200: 3 when max_q_len >= 2048, else 2). */
-cudaError_t prefill_attn_run_tiled(int variant, void *out, const void *q, int q_stride,
-                                   const void *k_cache, const void *v_cache,
-                                   const int32_t *block_tables, int max_blocks_per_seq,
-                                   const int32_t *cu_seqlens_q, const int32_t *seq_lens,
-                                   int n_seqs, int max_q_len, int n_heads, int n_kv_heads,
-                                   int head_dim, int block_size, float scale, int window,
-                                   kdtype dt, cudaStream_t stream);
+prefill_attn_launch_fn prefill_attn_run_tiled;
 
 /* prefill_attn_run over an E4M3 cache (--kv-cache-dtype fp8): keys are codes * K_SCALE,
  * values codes * V_SCALE. */

@@ -285,6 +285,44 @@ __device__ __forceinline__ void sm90_load_q(unsigned char *smem, int wg,
     }
     cp_async_commit();
 }
+
+/* A consumer WG's GEMM turn with ping-pong (see sm90_consume) and the release of a stage by
+ * lane 0 of each warp; they name PP, wg, lane and bars of the steps below and sm90_consume. */
+#define SM90_TURN_BEGIN() if (PP) bar_sync(3 + wg, 256)
+#define SM90_TURN_END() if (PP) bar_arrive(3 + (wg ^ 1), 256)
+#define SM90_RELEASE(b) if (lane == 0) mbar_arrive(sm90_smem(&bars->b))
+
+/* S step of one key tile on its own: waits for K in stage ST (phase PH), issues S = Q K^T in
+ * this WG's turn, waits for the GEMM and frees the stage's K. */
+template <bool PP>
+__device__ __forceinline__ void sm90_s_step(float (&s)[16][4], sm90_bars *bars, uint32_t sq,
+                                            uint32_t sk, uint32_t qh, int st, int ph, int wg,
+                                            int lane)
+{
+    mbar_wait(sm90_smem(&bars->full_k[st]), ph);
+    SM90_TURN_BEGIN();
+    sm90_qk(s, sq, sk + st * SM90_TILE, qh);
+    SM90_TURN_END();
+    wg_wait<0>();
+    wg_fence_regs(s);
+    SM90_RELEASE(empty_k[st]);
+}
+
+/* PV step of one key tile on its own: waits for V in stage ST (phase PH), issues O += P V in
+ * this WG's turn, waits for the GEMM and frees the stage's V. */
+template <bool PP>
+__device__ __forceinline__ void sm90_pv_step(float (&o)[16][4], const uint32_t (&p)[8][4],
+                                             sm90_bars *bars, uint32_t sv, int st, int ph,
+                                             int wg, int lane)
+{
+    mbar_wait(sm90_smem(&bars->full_v[st]), ph);
+    SM90_TURN_BEGIN();
+    sm90_pv(o, p, sv + st * SM90_TILE);
+    SM90_TURN_END();
+    wg_wait<0>();
+    wg_fence_regs(o);
+    SM90_RELEASE(empty_v[st]);
+}
 #endif
 
 /* One consumer warpgroup (WG 0 or 1 of the two): rows [WG * 64, WG * 64 + 64) of each of the
@@ -309,9 +347,6 @@ __device__ __forceinline__ void sm90_consume(__nv_bfloat16 *out, const __nv_bflo
     /* ping-pong: a consumer WG waits on barrier 3 + WG before issuing GEMMs, then lets the
        other go; WG 1 opens the first turn for WG 0, WG 0 takes the last hand-over at the end */
     if (PP && wg == 1) bar_arrive(3, 256);
-#define SM90_TURN_BEGIN() if (PP) bar_sync(3 + wg, 256)
-#define SM90_TURN_END() if (PP) bar_arrive(3 + (wg ^ 1), 256)
-#define SM90_RELEASE(b) if (lane == 0) mbar_arrive(sm90_smem(&bars->b))
 #define SM90_MASK(kt)                                                              \
     if ((kt) * SM90_BN + SM90_BN - 1 > wg_pos || window > 0)                      \
         sm90_mask(s, pos0, (kt) * SM90_BN, window)
@@ -335,35 +370,17 @@ __device__ __forceinline__ void sm90_consume(__nv_bfloat16 *out, const __nv_bflo
         if (!OVL) {
             for (int i = 0; i < n_it; i++, it++) {
                 int kt = w.kt0 + i, st = it % ST, ph = (it / ST) & 1;
-                mbar_wait(sm90_smem(&bars->full_k[st]), ph);
-                SM90_TURN_BEGIN();
-                sm90_qk(s, sq, sk + st * SM90_TILE, qh);
-                SM90_TURN_END();
-                wg_wait<0>();
-                wg_fence_regs(s);
-                SM90_RELEASE(empty_k[st]);
+                sm90_s_step<PP>(s, bars, sq, sk, qh, st, ph, wg, lane);
                 if (i == n_it - 1) SM90_PREFETCH_Q();
                 SM90_MASK(kt);
                 sm90_softmax(s, m, l, corr, scale_log2);
                 sm90_rescale(o, corr);
                 sm90_pack(p, s);
-                mbar_wait(sm90_smem(&bars->full_v[st]), ph);
-                SM90_TURN_BEGIN();
-                sm90_pv(o, p, sv + st * SM90_TILE);
-                SM90_TURN_END();
-                wg_wait<0>();
-                wg_fence_regs(o);
-                SM90_RELEASE(empty_v[st]);
+                sm90_pv_step<PP>(o, p, bars, sv, st, ph, wg, lane);
             }
         } else {
             int st = it % ST, ph = (it / ST) & 1;
-            mbar_wait(sm90_smem(&bars->full_k[st]), ph);
-            SM90_TURN_BEGIN();
-            sm90_qk(s, sq, sk + st * SM90_TILE, qh);
-            SM90_TURN_END();
-            wg_wait<0>();
-            wg_fence_regs(s);
-            SM90_RELEASE(empty_k[st]);
+            sm90_s_step<PP>(s, bars, sq, sk, qh, st, ph, wg, lane);
             if (n_it == 1) SM90_PREFETCH_Q();
             SM90_MASK(w.kt0);
             sm90_softmax(s, m, l, corr, scale_log2);
@@ -397,13 +414,7 @@ __device__ __forceinline__ void sm90_consume(__nv_bfloat16 *out, const __nv_bflo
                 sm90_pack(p, s);
             }
             int pst = (it - 1) % ST, pph = ((it - 1) / ST) & 1;
-            mbar_wait(sm90_smem(&bars->full_v[pst]), pph);
-            SM90_TURN_BEGIN();
-            sm90_pv(o, p, sv + pst * SM90_TILE);
-            SM90_TURN_END();
-            wg_wait<0>();
-            wg_fence_regs(o);
-            SM90_RELEASE(empty_v[pst]);
+            sm90_pv_step<PP>(o, p, bars, sv, pst, pph, wg, lane);
         }
 
 #pragma unroll

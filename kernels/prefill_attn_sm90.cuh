@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cuda_runtime.h>
 #include "kdtype.h"
+#include "prefill_attn.cuh"   /* prefill_attn_launch_fn */
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,13 +22,7 @@ extern "C" {
  * 10: 4 with three consumer warpgroups (192 query rows per CTA); 0: the default. Returns cudaErrorNotSupported, launching nothing,
  * when the case (dtype, head_dim, block_size) or the device / build is one it does not cover
  * (see prefill_attn_sm90.cu); cudaErrorInvalidValue for arguments prefill_attn_run rejects. */
-cudaError_t prefill_attn_sm90_run(int variant, void *out, const void *q, int q_stride,
-                                  const void *k_cache, const void *v_cache,
-                                  const int32_t *block_tables, int max_blocks_per_seq,
-                                  const int32_t *cu_seqlens_q, const int32_t *seq_lens,
-                                  int n_seqs, int max_q_len, int n_heads, int n_kv_heads,
-                                  int head_dim, int block_size, float scale, int window,
-                                  kdtype dt, cudaStream_t stream);
+prefill_attn_launch_fn prefill_attn_sm90_run;
 
 /* 1 when this process runs on a compute capability 9.0 device and the build carries the
  * sm_90a code (checked once with a probe launch; call outside stream capture). */

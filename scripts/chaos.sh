@@ -22,12 +22,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-BIN=${CINDER_BIN:-$ROOT/build/bin}
-OUT=${OUT:-$(mktemp -d /tmp/cinder-chaos.XXXXXX)}
-RUN=$OUT/run
-PORT=$((20000 + RANDOM % 20000))
+load_test_dirs chaos
 N=$((CLIENTS * 2))   # requests a round
-mkdir -p "$OUT"
 "$ROOT/scripts/launch.sh" --detach --supervise --backend cpu --run-dir "$RUN" --port "$PORT" \
   --slots $((CLIENTS + 64)) --http-threads $((CLIENTS + 64)) --worker-wait 20 || exit 1
 trap '"$ROOT/scripts/stop.sh" --run-dir "$RUN" > /dev/null' EXIT

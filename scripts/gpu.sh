@@ -13,12 +13,8 @@ what=${1:-all}
 filter=${2:-}
 build=${BUILD:-build}
 export LD_LIBRARY_PATH=$PWD/$build/lib:${LD_LIBRARY_PATH:-}
-log=${OUT:-.}/log
-[ -n "${OUT:-}" ] || log=./gpu.log
-exec > >(tee -a "$log") 2>&1
-
-nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,driver_version \
-    --format=csv 2>/dev/null || echo "nvidia-smi unavailable"
+. "$(dirname "$0")/gpu_log.sh"
+gpu_log_start gpu
 failed=()
 run_dir() {
     local dir=$1 p

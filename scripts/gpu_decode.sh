@@ -17,11 +17,8 @@
 set -uo pipefail
 R=${R:-.devcarry/r}
 export LD_LIBRARY_PATH=$PWD/.devcarry/libs:${LD_LIBRARY_PATH:-} BUILD=$R
-log=${OUT:-.}/log
-[ -n "${OUT:-}" ] || log=./gpu_decode.log
-exec > >(tee -a "$log") 2>&1
-nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,driver_version \
-    --format=csv 2>/dev/null || echo "nvidia-smi unavailable"
+. "$(dirname "$0")/gpu_log.sh"
+gpu_log_start gpu_decode
 failed=()
 only=" $* "
 step() {   # step SECONDS NAME COMMAND...: runs it when no step was named or NAME was

@@ -1,6 +1,6 @@
 # proc.sh - sourced by launch.sh, restart.sh and stop.sh (and soak.sh, chaos.sh, gpu_holder.sh):
-# process helpers, and the only way these scripts read a run directory (checked first, never
-# sourced: see load_run_env).
+# process helpers, the only way these scripts read a run directory (checked first, never
+# sourced: see load_run_env), and the places of a load test.
 
 # running PID: true while PID is a live process. A killed process whose parent does not reap
 # it (a container's init may not) stays a zombie, which `kill -0` still reports as alive.
@@ -99,6 +99,17 @@ ours() {
   local args
   args=$(tr '\0' '\n' 2>/dev/null < "/proc/$1/cmdline") || return 1
   [[ ${args%%$'\n'*} == */"$2" ]] && [[ $args == *$'\n'--run-dir$'\n'"$3"$'\n'* ]]
+}
+
+# load_test_dirs NAME: the places of a load test on loopback (soak.sh, chaos.sh; ROOT set):
+# BIN the server's programs (CINDER_BIN, else ROOT/build/bin), OUT as given or a new
+# /tmp/cinder-NAME.XXXXXX (made), RUN=OUT/run its run directory, PORT a random one in 20000..39999.
+load_test_dirs() {
+  BIN=${CINDER_BIN:-$ROOT/build/bin}
+  OUT=${OUT:-$(mktemp -d "/tmp/cinder-$1.XXXXXX")}
+  RUN=$OUT/run
+  PORT=$((20000 + RANDOM % 20000))
+  mkdir -p "$OUT"
 }
 
 # metric NAME: the value of the first sample of Prometheus metric NAME (any labels) on the

@@ -20,11 +20,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-BIN=${CINDER_BIN:-$ROOT/build/bin}
-OUT=${OUT:-$(mktemp -d /tmp/cinder-soak.XXXXXX)}
-RUN=$OUT/run
-PORT=$((20000 + RANDOM % 20000))
-mkdir -p "$OUT"
+load_test_dirs soak
 "$ROOT/scripts/launch.sh" --detach --backend "$BACKEND" --run-dir "$RUN" --host 127.0.0.1 --port "$PORT" \
   --slots $((CLIENTS + 64)) --http-threads $((CLIENTS + 64)) || exit 1
 trap '"$ROOT/scripts/stop.sh" --run-dir "$RUN"' EXIT

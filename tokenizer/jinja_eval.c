@@ -365,8 +365,5 @@ static jv eval(jctx *c, jscope *s, const jnode *x)
 
 jv jeval(jctx *c, jscope *s, const jnode *x)
 {
-    jenter(c, x->line);
-    jv v = eval(c, s, x);
-    c->depth--;
-    return v;
+    return JNESTED(c, x, eval(c, s, x));
 }

@@ -269,10 +269,7 @@ static int exec(jctx *c, jscope *s, const jnode *x)
 
 int jexec(jctx *c, jscope *s, const jnode *x)
 {
-    jenter(c, x->line);
-    int flow = exec(c, s, x);
-    c->depth--;
-    return flow;
+    return JNESTED(c, x, exec(c, s, x));
 }
 
 /* ---- jinja.h */

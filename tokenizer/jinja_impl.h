@@ -158,6 +158,15 @@ void jd_sets(jctx *c, jdict *d, const char *key, jv val);
 jv jd_items(jctx *c, const jdict *d);           /* [(key, value), ...] */
 /* one level deeper (expression, statement, value); an error past max_depth (LINE for it) */
 void jenter(jctx *c, int line);
+/* The value of CALL run one level deeper (jenter for node X, then back): how jeval and jexec
+ * count the nesting of expressions and statements (a GNU C statement expression). */
+#define JNESTED(c, x, call)                                                                    \
+    ({                                                                                         \
+        jenter((c), (x)->line);                                                                \
+        __typeof__(call) nested_ = (call);                                                     \
+        (c)->depth--;                                                                          \
+        nested_;                                                                               \
+    })
 
 const char *jv_type_name(jv v);
 int jv_truthy(jv v);

@@ -57,114 +57,92 @@ static int is_text_modality(const cJSON *v)
            !strcmp(v->child->valuestring, "text");
 }
 
+/* Fields that share where they belong and how their values are judged. */
 typedef struct {
-    const char *name;
-    int where;           /* CMPL, CHAT or BOTH */
-    accept_fn accept;    /* NULL: implemented */
-    const char *why;     /* when the value is refused */
-} oa_field;
+    int where;                 /* CMPL, CHAT or BOTH */
+    accept_fn accept;          /* NULL: implemented */
+    const char *why;           /* when the value is refused */
+    const char *const *names;  /* NULL-terminated */
+} oa_fields;
 
-static const oa_field fields[] = {
+#define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static const oa_fields groups[] = {
     /* OpenAI, implemented */
-    {"model", BOTH, NULL, NULL},
-    {"prompt", CMPL, NULL, NULL},
-    {"messages", CHAT, NULL, NULL},
-    {"max_tokens", BOTH, NULL, NULL},
-    {"max_completion_tokens", CHAT, NULL, NULL},
-    {"temperature", BOTH, NULL, NULL},
-    {"top_p", BOTH, NULL, NULL},
-    {"n", BOTH, NULL, NULL},
-    {"best_of", CMPL, NULL, NULL},
-    {"stop", BOTH, NULL, NULL},
-    {"seed", BOTH, NULL, NULL},
-    {"stream", BOTH, NULL, NULL},
-    {"stream_options", BOTH, NULL, NULL},
-    {"presence_penalty", BOTH, NULL, NULL},
-    {"frequency_penalty", BOTH, NULL, NULL},
-    {"logit_bias", BOTH, NULL, NULL},
-    {"logprobs", BOTH, NULL, NULL},
-    {"top_logprobs", CHAT, NULL, NULL},
-    {"echo", BOTH, NULL, NULL},
+    {BOTH, NULL, NULL,
+     NAMES("model", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "stream",
+           "stream_options", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+           "echo")},
+    {CMPL, NULL, NULL, NAMES("prompt", "best_of")},
+    {CHAT, NULL, NULL, NAMES("messages", "max_completion_tokens", "top_logprobs")},
     /* OpenAI, accepted: no effect on any server's output */
-    {"user", BOTH, is_string, "must be a string"},
-    {"safety_identifier", CHAT, is_string, "must be a string"},
-    {"prompt_cache_key", CHAT, is_string, "must be a string (the prefix cache needs no key)"},
-    {"metadata", CHAT, is_metadata, "must be an object of strings (nothing is stored)"},
-    {"store", CHAT, is_false, "is not supported: completions are not stored"},
-    {"service_tier", CHAT, is_default_tier, "is not supported: one tier (\"auto\" or \"default\")"},
-    {"parallel_tool_calls", CHAT, is_bool, "must be true or false (no tool calls are parsed)"},
-    {"modalities", CHAT, is_text_modality, "is not supported: text output only ([\"text\"])"},
-    /* OpenAI, refused unless a no-op value */
-    {"suffix", CMPL, is_empty, "is not supported (no insertion)"},
-    {"response_format", CHAT, is_text_format,
-     "is not supported: only {\"type\": \"text\"} (no structured output)"},
-    {"tool_choice", CHAT, is_plain_choice,
-     "is not supported: only \"none\" or \"auto\" (no tool calls are forced or parsed)"},
-    {"functions", CHAT, is_empty, "are not supported (no function calls)"},
-    {"function_call", CHAT, is_plain_choice, "is not supported: only \"none\" or \"auto\""},
-    {"audio", CHAT, is_empty, "is not supported (text output only)"},
-    {"prediction", CHAT, is_empty, "is not supported (no predicted outputs)"},
-    {"web_search_options", CHAT, is_empty, "is not supported (no web search)"},
-    {"reasoning_effort", CHAT, is_empty, "is not supported (no reasoning controls)"},
-    {"verbosity", CHAT, is_empty, "is not supported"},
+    {BOTH, is_string, "must be a string", NAMES("user")},
+    {CHAT, is_string, "must be a string", NAMES("safety_identifier")},
+    {CHAT, is_string, "must be a string (the prefix cache needs no key)", NAMES("prompt_cache_key")},
+    {CHAT, is_metadata, "must be an object of strings (nothing is stored)", NAMES("metadata")},
+    {CHAT, is_false, "is not supported: completions are not stored", NAMES("store")},
+    {CHAT, is_default_tier, "is not supported: one tier (\"auto\" or \"default\")",
+     NAMES("service_tier")},
+    {CHAT, is_bool, "must be true or false (no tool calls are parsed)",
+     NAMES("parallel_tool_calls")},
+    {CHAT, is_text_modality, "is not supported: text output only ([\"text\"])",
+     NAMES("modalities")},
+    /* OpenAI (and vLLM's for completions), refused unless a no-op value */
+    {CMPL, is_empty, "is not supported (no insertion)", NAMES("suffix")},
+    {BOTH, is_text_format, "is not supported: only {\"type\": \"text\"} (no structured output)",
+     NAMES("response_format")},
+    {CHAT, is_plain_choice,
+     "is not supported: only \"none\" or \"auto\" (no tool calls are forced or parsed)",
+     NAMES("tool_choice")},
+    {CHAT, is_empty, "are not supported (no function calls)", NAMES("functions")},
+    {CHAT, is_plain_choice, "is not supported: only \"none\" or \"auto\"", NAMES("function_call")},
+    {CHAT, is_empty, "is not supported (text output only)", NAMES("audio")},
+    {CHAT, is_empty, "is not supported (no predicted outputs)", NAMES("prediction")},
+    {CHAT, is_empty, "is not supported (no web search)", NAMES("web_search_options")},
+    {CHAT, is_empty, "is not supported (no reasoning controls)", NAMES("reasoning_effort")},
+    {CHAT, is_empty, "is not supported", NAMES("verbosity")},
     /* vLLM's extra parameters, implemented */
-    {"top_k", BOTH, NULL, NULL},
-    {"repetition_penalty", BOTH, NULL, NULL},
-    {"stop_token_ids", BOTH, NULL, NULL},
-    {"ignore_eos", BOTH, NULL, NULL},
-    {"min_tokens", BOTH, NULL, NULL},
-    {"include_stop_str_in_output", BOTH, NULL, NULL},
-    {"skip_special_tokens", BOTH, NULL, NULL},
-    {"truncate_prompt_tokens", BOTH, NULL, NULL},
-    {"add_special_tokens", BOTH, NULL, NULL},
-    {"add_generation_prompt", CHAT, NULL, NULL},
+    {BOTH, NULL, NULL,
+     NAMES("top_k", "repetition_penalty", "stop_token_ids", "ignore_eos", "min_tokens",
+           "include_stop_str_in_output", "skip_special_tokens", "truncate_prompt_tokens",
+           "add_special_tokens", "return_tokens_as_token_ids", "request_id")},
+    {CHAT, NULL, NULL, NAMES("add_generation_prompt")},
     /* passed to the model's chat template (chat.c) */
-    {"tools", CHAT, NULL, NULL},
-    {"continue_final_message", CHAT, NULL, NULL},
-    {"documents", CHAT, NULL, NULL},
-    {"chat_template_kwargs", CHAT, NULL, NULL},
-    {"return_tokens_as_token_ids", BOTH, NULL, NULL},
-    {"request_id", BOTH, NULL, NULL},
+    {CHAT, NULL, NULL,
+     NAMES("tools", "continue_final_message", "documents", "chat_template_kwargs")},
     /* vLLM's, accepted only at their defaults */
-    {"best_of", CHAT, is_one, "is supported only as 1 in chat"},
-    {"use_beam_search", BOTH, is_false, "is not supported (no beam search)"},
-    {"length_penalty", BOTH, is_one, "is not supported (no beam search)"},
-    {"min_p", BOTH, is_zero, "is not supported"},
-    {"spaces_between_special_tokens", BOTH, is_true,
-     "is not supported: special tokens are decoded as the fast tokenizers do"},
-    {"include_reasoning", CHAT, is_true, "is not supported (no reasoning parser)"},
-    {"priority", BOTH, is_zero, "is not supported: requests are admitted by --policy"},
-    {"prompt_logprobs", BOTH, is_null, "is not supported (no prompt logprobs)"},
-    {"allowed_token_ids", BOTH, is_empty, "is not supported"},
-    {"bad_words", BOTH, is_empty, "is not supported"},
-    {"guided_json", BOTH, is_null, "is not supported (no structured output)"},
-    {"guided_regex", BOTH, is_null, "is not supported (no structured output)"},
-    {"guided_choice", BOTH, is_null, "is not supported (no structured output)"},
-    {"guided_grammar", BOTH, is_null, "is not supported (no structured output)"},
-    {"structural_tag", BOTH, is_null, "is not supported (no structured output)"},
-    {"structured_outputs", BOTH, is_null, "is not supported (no structured output)"},
-    {"guided_decoding_backend", BOTH, is_null, "is not supported (no structured output)"},
-    {"guided_whitespace_pattern", BOTH, is_null, "is not supported (no structured output)"},
-    {"response_format", CMPL, is_text_format,
-     "is not supported: only {\"type\": \"text\"} (no structured output)"},
-    {"logits_processors", BOTH, is_null, "are not supported"},
-    {"chat_template", CHAT, is_empty, "is not supported: the model's own template is used"},
-    {"mm_processor_kwargs", CHAT, is_empty, "are not supported (text only)"},
-    {"prompt_embeds", CMPL, is_null, "are not supported"},
-    {"cache_salt", BOTH, is_null, "is not supported (the prefix cache is not salted)"},
-    {"kv_transfer_params", BOTH, is_empty, "are not supported (no disaggregated serving)"},
-    {"vllm_xargs", BOTH, is_empty, "are not supported"},
-    {"return_token_ids", BOTH, is_false, "is not supported"},
+    {CHAT, is_one, "is supported only as 1 in chat", NAMES("best_of")},
+    {BOTH, is_false, "is not supported (no beam search)", NAMES("use_beam_search")},
+    {BOTH, is_one, "is not supported (no beam search)", NAMES("length_penalty")},
+    {BOTH, is_zero, "is not supported", NAMES("min_p")},
+    {BOTH, is_true, "is not supported: special tokens are decoded as the fast tokenizers do",
+     NAMES("spaces_between_special_tokens")},
+    {CHAT, is_true, "is not supported (no reasoning parser)", NAMES("include_reasoning")},
+    {BOTH, is_zero, "is not supported: requests are admitted by --policy", NAMES("priority")},
+    {BOTH, is_null, "is not supported (no prompt logprobs)", NAMES("prompt_logprobs")},
+    {BOTH, is_empty, "is not supported", NAMES("allowed_token_ids", "bad_words")},
+    {BOTH, is_null, "is not supported (no structured output)",
+     NAMES("guided_json", "guided_regex", "guided_choice", "guided_grammar", "structural_tag",
+           "structured_outputs", "guided_decoding_backend", "guided_whitespace_pattern")},
+    {BOTH, is_null, "are not supported", NAMES("logits_processors")},
+    {CHAT, is_empty, "is not supported: the model's own template is used", NAMES("chat_template")},
+    {CHAT, is_empty, "are not supported (text only)", NAMES("mm_processor_kwargs")},
+    {CMPL, is_null, "are not supported", NAMES("prompt_embeds")},
+    {BOTH, is_null, "is not supported (the prefix cache is not salted)", NAMES("cache_salt")},
+    {BOTH, is_empty, "are not supported (no disaggregated serving)", NAMES("kv_transfer_params")},
+    {BOTH, is_empty, "are not supported", NAMES("vllm_xargs")},
+    {BOTH, is_false, "is not supported", NAMES("return_token_ids")},
 };
 
 int oa_fields_check(const cJSON *req, int chat, char *err, size_t n_err, const char **param)
 {
     const cJSON *v;
     cJSON_ArrayForEach(v, req) {
-        const oa_field *f = NULL;
-        for (size_t k = 0; k < sizeof fields / sizeof *fields && !f; k++)
-            if (fields[k].where & (chat ? CHAT : CMPL) && !strcmp(fields[k].name, v->string))
-                f = &fields[k];
+        const oa_fields *f = NULL;
+        for (size_t k = 0; k < sizeof groups / sizeof *groups && !f; k++)
+            for (const char *const *n = groups[k].names; *n && !f; n++)
+                if (groups[k].where & (chat ? CHAT : CMPL) && !strcmp(*n, v->string))
+                    f = &groups[k];
         *param = v->string;
         if (!f) {
             char name[65];
@@ -175,7 +153,7 @@ int oa_fields_check(const cJSON *req, int chat, char *err, size_t n_err, const c
             return -1;
         }
         if (f->accept && !cJSON_IsNull(v) && !f->accept(v)) {
-            snprintf(err, n_err, "%s %s", f->name, f->why);
+            snprintf(err, n_err, "%s %s", v->string, f->why);
             return -1;
         }
     }

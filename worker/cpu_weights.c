@@ -131,35 +131,46 @@ int cpu_weights_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu
 {
     if (cpu_weights_init(w, c, NULL, err, n_err) < 0)
         return -1;
-    if (cpu_weights_fill_random(w, c, seed, pool) < 0 ||
-        (fp8 && fp8->weights == FP8_W_QUANTIZE && cpu_fp8_quantize_weights(w, c) < 0)) {
+    if (cpu_weights_fill_random(w, c, seed, pool, err, n_err) < 0)
+        goto fail;
+    if (fp8 && fp8->weights == FP8_W_QUANTIZE && cpu_fp8_quantize_weights(w, c) < 0) {
         snprintf(err, n_err, "out of memory");
-        cpu_weights_free(w);
-        return -1;
+        goto fail;
     }
+    return 0;
+fail:
+    cpu_weights_free(w);
+    return -1;
+}
+
+typedef struct {
+    cpu_weights *w;
+    cpu_pool *pool;
+} fill_ctx;
+
+/* One tensor of the random model (weights_layout_random_each), in FILL_CHUNK tasks. */
+static int fill_tensor(void *arg, const wl_tensor *t, size_t n_elems, uint64_t key, float scale,
+                       float offset)
+{
+    const fill_ctx *x = arg;
+    fill_job j = {.data = x->w->mem + t->offset, .n = (int64_t)n_elems, .key = key,
+                  .scale = scale, .offset = offset};
+    int n_tasks = (int)((j.n + FILL_CHUNK - 1) / FILL_CHUNK);
+    if (x->pool)
+        cpu_pool_run(x->pool, fill_task, &j, n_tasks);
+    else
+        for (int k = 0; k < n_tasks; k++)
+            fill_task(&j, k, 0);
     return 0;
 }
 
-int cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool)
+int cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool,
+                            char *err, size_t n_err)
 {
-    wl_tensor *t = malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
-    if (!t)
+    fill_ctx x = {w, pool};
+    if (weights_layout_random_each(&w->layout, c, seed, fill_tensor, &x) < 0) {
+        snprintf(err, n_err, "out of memory");
         return -1;
-    uint64_t ordinal = 0;
-    for (int l = -1; l < c->n_layers; l++) {
-        int n = weights_layout_tensors(&w->layout, c, l, t);
-        for (int i = 0; i < n; i++, ordinal++) {
-            fill_job j = {.data = w->mem + t[i].offset,
-                          .n = t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1)};
-            weights_layout_random(&t[i], seed, ordinal, &j.key, &j.scale, &j.offset);
-            int n_tasks = (int)((j.n + FILL_CHUNK - 1) / FILL_CHUNK);
-            if (pool)
-                cpu_pool_run(pool, fill_task, &j, n_tasks);
-            else
-                for (int k = 0; k < n_tasks; k++)
-                    fill_task(&j, k, 0);
-        }
     }
-    free(t);
     return 0;
 }

@@ -47,8 +47,9 @@ int cpu_weights_init(cpu_weights *w, const model_config *c, float *mem, char *er
 int cpu_weights_read(cpu_weights *w, const model_config *c, const char *dir,
                      const struct fp8_config *fp8, char *err, size_t n_err);
 /* Fills initialized weights with the random model of SEED (below). POOL may be NULL.
- * 0, or -1 out of memory. */
-int cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool);
+ * 0, or -1 out of memory (said in ERR). */
+int cpu_weights_fill_random(cpu_weights *w, const model_config *c, uint64_t seed, cpu_pool *pool,
+                            char *err, size_t n_err);
 /* Init (allocating) and read: loads the safetensors of model directory DIR; 0 or negative
  * with a message in ERR. */
 int cpu_weights_load(cpu_weights *w, const model_config *c, const char *dir,

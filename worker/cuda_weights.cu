@@ -106,31 +106,29 @@ int cuda_weights_random(cuda_weights *w, const model_config *c, uint64_t seed, k
 {
     if (cuda_weights_init(w, c, dt, NULL, err, n_err) < 0)
         return -1;
-    if (cuda_weights_fill_random(w, c, seed) < 0) {
-        snprintf(err, n_err, "out of host memory");
+    if (cuda_weights_fill_random(w, c, seed, err, n_err) < 0) {
         cuda_weights_free(w);
         return -1;
     }
     return 0;
 }
 
-int cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed)
+/* One tensor of the random model (weights_layout_random_each), launched on stream 0. */
+static int fill_tensor(void *arg, const wl_tensor *t, size_t n_elems, uint64_t key, float scale,
+                       float offset)
 {
-    wl_tensor *t = (wl_tensor *)malloc((size_t)weights_layout_max_tensors(c) * sizeof *t);
-    if (!t)
+    const cuda_weights *w = (const cuda_weights *)arg;
+    CUDA_CHECK(fill(tensor_ptr(w, t), n_elems, key, scale, offset, w->dt));
+    return 0;
+}
+
+int cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed, char *err,
+                             size_t n_err)
+{
+    if (weights_layout_random_each(&w->layout, c, seed, fill_tensor, w) < 0) {
+        snprintf(err, n_err, "out of host memory");
         return -1;
-    uint64_t ordinal = 0;
-    for (int l = -1; l < c->n_layers; l++) {
-        int n = weights_layout_tensors(&w->layout, c, l, t);
-        for (int i = 0; i < n; i++, ordinal++) {
-            size_t ne = (size_t)t[i].shape[0] * (t[i].n_dims == 2 ? t[i].shape[1] : 1);
-            uint64_t key;
-            float scale, offset;
-            weights_layout_random(&t[i], seed, ordinal, &key, &scale, &offset);
-            CUDA_CHECK(fill(tensor_ptr(w, &t[i]), ne, key, scale, offset, w->dt));
-        }
     }
-    free(t);
     CUDA_CHECK(cudaDeviceSynchronize());
     return 0;
 }

@@ -53,8 +53,10 @@ int cuda_weights_init(cuda_weights *w, const model_config *c, kdtype dt, void *m
 /* Reads the safetensors of DIR into initialized weights (progress on the log); 0 or negative. */
 int cuda_weights_read(cuda_weights *w, const model_config *c, const char *dir, char *err,
                       size_t n_err);
-/* Fills initialized weights with the random model of SEED: 0, or -1 out of host memory. */
-int cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed);
+/* Fills initialized weights with the random model of SEED: 0, or -1 out of host memory
+ * (said in ERR). */
+int cuda_weights_fill_random(cuda_weights *w, const model_config *c, uint64_t seed, char *err,
+                             size_t n_err);
 /* Init (allocating), then read or fill: 0, or negative with a message in ERR. */
 int cuda_weights_load(cuda_weights *w, const model_config *c, const char *dir, kdtype dt,
                       char *err, size_t n_err);

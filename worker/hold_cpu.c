@@ -33,10 +33,8 @@ static int cpu_fill(hold *base, char *err, size_t n_err)
 {
     cpu_hold *h = (cpu_hold *)base;
     if (h->base.dummy) {
-        if (cpu_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED, NULL) < 0) {
-            snprintf(err, n_err, "out of memory");
+        if (cpu_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED, NULL, err, n_err) < 0)
             return -1;
-        }
     } else if (cpu_weights_read(&h->w, &h->cfg, h->model_dir, NULL, err, n_err) < 0)
         return -1;
     return 0;

@@ -42,10 +42,8 @@ static int cuda_fill(hold *base, char *err, size_t n_err)
 {
     cuda_hold *h = (cuda_hold *)base;
     if (h->base.dummy) {
-        if (cuda_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED) < 0) {
-            snprintf(err, n_err, "out of host memory");
+        if (cuda_weights_fill_random(&h->w, &h->cfg, DUMMY_SEED, err, n_err) < 0)
             return -1;
-        }
     } else if (cuda_weights_read(&h->w, &h->cfg, h->model_dir, err, n_err) < 0)
         return -1;
     return 0;

@@ -42,31 +42,41 @@ static int encode_line(const tok *t, const cJSON *j, int add_special)
 
 static int decode_line(const tok *t, const cJSON *j, int skip_special)
 {
-    int n = cJSON_GetArraySize(j);
     if (!cJSON_IsArray(j))
         return -1;
+    int n = cJSON_GetArraySize(j), i = 0, rc = -1;
     int32_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
-    if (!ids)
-        return -1;
+    char *text = NULL, *out = NULL;
+    cJSON *s = NULL;
     const cJSON *e;
-    int i = 0;
+    int64_t len;
+    if (!ids)
+        goto fail;
     cJSON_ArrayForEach(e, j) ids[i++] = cJSON_IsNumber(e) ? (int32_t)e->valuedouble : -1;
-    int64_t len = tok_decode(t, ids, (size_t)n, skip_special, NULL, 0);
-    char *text = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    int rc = -1;
-    if (text && tok_decode(t, ids, (size_t)n, skip_special, text, (size_t)len) == len) {
-        text[len] = 0;
-        cJSON *s = cJSON_CreateString(text);
-        char *out = s ? cJSON_PrintUnformatted(s) : NULL;
-        if (out) {
-            puts(out);
-            rc = 0;
-        }
-        free(out);
-        cJSON_Delete(s);
-    }
+    len = tok_decode(t, ids, (size_t)n, skip_special, NULL, 0);
+    if (len < 0 || !(text = malloc((size_t)len + 1)) ||
+        tok_decode(t, ids, (size_t)n, skip_special, text, (size_t)len) != len)
+        goto fail;
+    text[len] = 0;
+    if (!(s = cJSON_CreateString(text)) || !(out = cJSON_PrintUnformatted(s)))
+        goto fail;
+    puts(out);
+    rc = 0;
+fail:
+    free(out);
+    cJSON_Delete(s);
     free(text);
     free(ids);
+    return rc;
+}
+
+/* One stdin line: a JSON string to encode, or with DECODE a JSON array of ids; its answer on
+ * stdout. 0, or -1 for a line that is not what was expected. */
+static int tokenize_line(const tok *t, const char *line, int decode, int special)
+{
+    cJSON *j = cJSON_Parse(line);
+    int rc = decode ? decode_line(t, j, special) : encode_line(t, j, special);
+    cJSON_Delete(j);
     return rc;
 }
 
@@ -103,13 +113,11 @@ int main(int argc, char **argv)
     int rc = 0;
     while (getline(&line, &cap, stdin) >= 0) {
         lineno++;
-        cJSON *j = cJSON_Parse(line);
-        if ((decode ? decode_line(t, j, special) : encode_line(t, j, special)) < 0) {
+        if (tokenize_line(t, line, decode, special) < 0) {
             fprintf(stderr, "%s: line %ld: %s\n", argv[0], lineno,
                     decode ? "expected a JSON array of valid ids" : "expected a JSON string of valid UTF-8");
             rc = 1;
         }
-        cJSON_Delete(j);
         fflush(stdout);
     }
     free(line);

@@ -8,7 +8,6 @@
  * characters takes O(n log n) - a megabyte without spaces (one SentencePiece "word") included.
  * Scratch arrays are per thread and reused.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +31,6 @@ typedef struct {
     size_t cap_heap;
 } bpe_scratch;
 
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
 static void scratch_free(void *p)
 {
     bpe_scratch *s = p;
@@ -43,23 +39,13 @@ static void scratch_free(void *p)
     free(s);
 }
 
-static void scratch_key_init(void)
-{
-    if (pthread_key_create(&scratch_key, scratch_free) != 0)
-        abort();
-}
+static tok_tls scratch_tls = {.destroy = scratch_free};
 
 static bpe_scratch *scratch_get(size_t n)
 {
-    pthread_once(&scratch_once, scratch_key_init);
-    bpe_scratch *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s || pthread_setspecific(scratch_key, s) != 0) {
-            free(s);
-            return NULL;
-        }
-    }
+    bpe_scratch *s = tok_tls_get(&scratch_tls, sizeof *s);
+    if (!s)
+        return NULL;
     if (s->cap_sym < n) {
         size_t cap = n < 256 ? 256 : n;
         bpe_sym *p = realloc(s->sym, cap * sizeof *p);

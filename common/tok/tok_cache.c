@@ -3,7 +3,6 @@
  * one per tokenizer it used lately, told apart by the tokenizer's load generation (unique per
  * process, never reused, so a freed tokenizer's table is simply never matched again).
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +30,6 @@ typedef struct {
     uint64_t clock;
 } thread_caches;
 
-static pthread_key_t cache_key;
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static atomic_uint_fast64_t next_gen = 1;
 
 uint64_t tok_cache_new_gen(void)
@@ -48,22 +45,13 @@ static void caches_free(void *p)
     free(tc);
 }
 
-static void cache_key_init(void)
-{
-    if (pthread_key_create(&cache_key, caches_free) != 0)
-        abort();
-}
+static tok_tls caches_tls = {.destroy = caches_free};
 
 tok_cache *tok_cache_get(const tok *t)
 {
-    pthread_once(&cache_once, cache_key_init);
-    thread_caches *tc = pthread_getspecific(cache_key);
-    if (!tc) {
-        if (!(tc = calloc(1, sizeof *tc)) || pthread_setspecific(cache_key, tc) != 0) {
-            free(tc);
-            return NULL;
-        }
-    }
+    thread_caches *tc = tok_tls_get(&caches_tls, sizeof *tc);
+    if (!tc)
+        return NULL;
     tc->clock++;
     struct tok_cache *lru = &tc->tab[0];
     for (int i = 0; i < CACHE_TABLES; i++) {

@@ -8,6 +8,8 @@
 #define CINDER_TOK_IMPL_H
 
 #include "../strbuf.h"
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +26,17 @@ typedef struct {
 } tok_ids;
 
 int tok_ids_add(tok_ids *v, int32_t id);
+
+/* ---- per-thread state: one static tok_tls per kind, {.destroy = FN}; FN frees one thread's
+ * value when that thread exits */
+typedef struct {
+    void (*destroy)(void *);
+    pthread_key_t key;       /* created on first use */
+    atomic_int ready;
+} tok_tls;
+/* This thread's value of T: SIZE zeroed bytes made on the thread's first call (then the same
+ * each time); NULL on out of memory. */
+void *tok_tls_get(tok_tls *t, size_t size);
 
 /* ---- UTF-8 */
 /* Length of the UTF-8 sequence starting with byte C (1 for invalid lead bytes). */

@@ -51,9 +51,6 @@ typedef struct {
     size_t stack_size;
 } re_tls;
 
-static pthread_key_t re_key;
-static pthread_once_t re_once = PTHREAD_ONCE_INIT;
-
 static void re_tls_free(void *p)
 {
     re_tls *r = p;
@@ -63,28 +60,20 @@ static void re_tls_free(void *p)
     free(r);
 }
 
-static void re_key_init(void)
-{
-    if (pthread_key_create(&re_key, re_tls_free) != 0)
-        abort();
-}
+static tok_tls re_state = {.destroy = re_tls_free};
 
+/* This thread's state; its match data and context are made on first use (again on the next
+ * call after one that ran out of memory). */
 static re_tls *re_get(void)
 {
-    pthread_once(&re_once, re_key_init);
-    re_tls *r = pthread_getspecific(re_key);
-    if (r)
-        return r;
-    r = calloc(1, sizeof *r);
+    re_tls *r = tok_tls_get(&re_state, sizeof *r);
     if (!r)
         return NULL;
-    r->md = pcre2_match_data_create(16, NULL);
-    r->mctx = pcre2_match_context_create(NULL);
-    if (!r->md || !r->mctx || pthread_setspecific(re_key, r) != 0) {
-        re_tls_free(r);
-        return NULL;
-    }
-    return r;
+    if (!r->md)
+        r->md = pcre2_match_data_create(16, NULL);
+    if (!r->mctx)
+        r->mctx = pcre2_match_context_create(NULL);
+    return r->md && r->mctx ? r : NULL;
 }
 
 /* Next match of RE in S[0..N) at or after POS: 1 with [*MS, *ME), 0 for none, <0 on error. */

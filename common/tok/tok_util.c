@@ -1,5 +1,5 @@
 /* tok_util.c - small containers and UTF-8 helpers of the tokenizer library: growable
- * buffers, the string->id hash map (vocabulary) and the pair map (merges).
+ * buffers, per-thread state, the string->id hash map (vocabulary) and the pair map (merges).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,27 @@ int tok_ids_add(tok_ids *v, int32_t id)
     }
     v->p[v->n++] = id;
     return 0;
+}
+
+/* ---- per-thread state */
+void *tok_tls_get(tok_tls *t, size_t size)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    if (!atomic_load_explicit(&t->ready, memory_order_acquire)) {
+        pthread_mutex_lock(&lock);
+        if (!atomic_load_explicit(&t->ready, memory_order_relaxed)) {
+            if (pthread_key_create(&t->key, t->destroy) != 0)
+                abort();
+            atomic_store_explicit(&t->ready, 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&lock);
+    }
+    void *p = pthread_getspecific(t->key);
+    if (!p && (!(p = calloc(1, size)) || pthread_setspecific(t->key, p) != 0)) {
+        free(p);
+        return NULL;
+    }
+    return p;
 }
 
 /* ---- UTF-8 */

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../common/store.h"
 #include "cluster.h"
 #include "http_client.h"
 
@@ -81,16 +82,9 @@ static double now_s(void)
 /* A live process (a zombie is dead). */
 static int alive(int pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *c = strrchr(buf, ')');
-    return pid > 0 && c && c[2] != 'Z';
+    char buf[512];
+    const char *state;
+    return pid > 0 && proc_stat_read(pid, buf, sizeof buf, &state) == 0 && state[0] != 'Z';
 }
 
 static void track(int pid)
