@@ -225,32 +225,57 @@ static int parse_base_url(const char *url, options *o)
     return 0;
 }
 
+/* What the options imply once all are read: the rates (RATE unless --sweep-rates), the SEED of
+ * the data and the client, the request path, the API key, the progress display, the model name. */
+static void args_finish(options *o, double rate, double seed, int no_progress)
+{
+    sv_client_cfg *c = &o->client;
+    if (!o->n_rates) {
+        o->rates[0] = rate;
+        o->n_rates = 1;
+    }
+    o->data.seed = c->seed = (uint64_t)seed;
+    snprintf(o->path_buf + strlen(o->path_buf), sizeof o->path_buf - strlen(o->path_buf), "%s",
+             o->endpoint ? o->endpoint : sv_backend_path(c->req.backend));
+    c->req.path = o->path_buf;
+    c->req.api_key = getenv("OPENAI_API_KEY") && *getenv("OPENAI_API_KEY") ? getenv("OPENAI_API_KEY") : NULL;
+    c->progress = no_progress ? 0 : isatty(2) ? 1 : 2;
+    if (!c->req.model) { /* the directory the tokenizer sits in names the model, as cinder's server */
+        snprintf(o->model_buf, sizeof o->model_buf, "%s", o->tokenizer);
+        char *dir = dirname(o->model_buf);
+        c->req.model = basename(dir);
+    }
+}
+
+/* The long options: vLLM's `vllm bench serve` names, and cinder's earlier ones as aliases. */
+enum { O_BACKEND = 256, O_HOST, O_PORT, O_MODEL, O_NO_EOS, O_TIMEOUT, O_TOK, O_DNAME, O_DPATH, O_NUM,
+       O_SEED, O_OUT, O_FIXED, O_MIN, O_MAXP, O_MAXT, O_RIN, O_ROUT, O_RR, O_RATE, O_BURST, O_CONC,
+       O_SWEEP, O_RESULT, O_DETAIL, O_PLOT, O_NOPROG, O_PLEN, O_SLEN, O_NPRE, O_POUT, O_TURNS,
+       O_BASE, O_ENDPOINT, O_IGNORE_EOS, O_TEMP, O_TOPP, O_TOPK, O_SAVE, O_RDIR, O_RNAME, O_PMETRICS,
+       O_PCTS, O_GOODPUT };
+static const struct option opts[] = {
+    {"backend", 1, 0, O_BACKEND}, {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT},
+    {"model", 1, 0, O_MODEL}, {"no-ignore-eos", 0, 0, O_NO_EOS}, {"timeout", 1, 0, O_TIMEOUT},
+    {"tokenizer", 1, 0, O_TOK}, {"dataset-name", 1, 0, O_DNAME}, {"dataset-path", 1, 0, O_DPATH},
+    {"num-prompts", 1, 0, O_NUM}, {"seed", 1, 0, O_SEED}, {"output-len", 1, 0, O_OUT},
+    {"sharegpt-output-len", 1, 0, O_FIXED}, {"min-len", 1, 0, O_MIN}, {"max-prompt-len", 1, 0, O_MAXP},
+    {"max-total-len", 1, 0, O_MAXT}, {"random-input-len", 1, 0, O_RIN},
+    {"random-output-len", 1, 0, O_ROUT}, {"random-range-ratio", 1, 0, O_RR},
+    {"request-rate", 1, 0, O_RATE}, {"burstiness", 1, 0, O_BURST}, {"max-concurrency", 1, 0, O_CONC},
+    {"sweep-rates", 1, 0, O_SWEEP}, {"result-file", 1, 0, O_RESULT}, {"save-detailed", 0, 0, O_DETAIL},
+    {"plot", 1, 0, O_PLOT}, {"no-progress", 0, 0, O_NOPROG},
+    {"prefix-repetition-prefix-len", 1, 0, O_PLEN}, {"prefix-repetition-suffix-len", 1, 0, O_SLEN},
+    {"prefix-repetition-num-prefixes", 1, 0, O_NPRE}, {"prefix-repetition-output-len", 1, 0, O_POUT},
+    {"multiturn-turns", 1, 0, O_TURNS}, {"base-url", 1, 0, O_BASE}, {"endpoint", 1, 0, O_ENDPOINT},
+    {"served-model-name", 1, 0, O_MODEL}, {"ignore-eos", 0, 0, O_IGNORE_EOS}, {"temperature", 1, 0, O_TEMP},
+    {"top-p", 1, 0, O_TOPP}, {"top-k", 1, 0, O_TOPK}, {"save-result", 0, 0, O_SAVE},
+    {"result-dir", 1, 0, O_RDIR}, {"result-filename", 1, 0, O_RNAME},
+    {"percentile-metrics", 1, 0, O_PMETRICS}, {"metric-percentiles", 1, 0, O_PCTS},
+    {"goodput", 1, 0, O_GOODPUT}, {"disable-tqdm", 0, 0, O_NOPROG}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+
+/* The command line into O; -1 after the usage when an option or its value is refused. */
 static int parse_args(int argc, char **argv, options *o)
 {
-    enum { O_BACKEND = 256, O_HOST, O_PORT, O_MODEL, O_NO_EOS, O_TIMEOUT, O_TOK, O_DNAME, O_DPATH, O_NUM,
-           O_SEED, O_OUT, O_FIXED, O_MIN, O_MAXP, O_MAXT, O_RIN, O_ROUT, O_RR, O_RATE, O_BURST, O_CONC,
-           O_SWEEP, O_RESULT, O_DETAIL, O_PLOT, O_NOPROG, O_PLEN, O_SLEN, O_NPRE, O_POUT, O_TURNS,
-           O_BASE, O_ENDPOINT, O_IGNORE_EOS, O_TEMP, O_TOPP, O_TOPK, O_SAVE, O_RDIR, O_RNAME, O_PMETRICS,
-           O_PCTS, O_GOODPUT };
-    static const struct option opts[] = {
-        {"backend", 1, 0, O_BACKEND}, {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT},
-        {"model", 1, 0, O_MODEL}, {"no-ignore-eos", 0, 0, O_NO_EOS}, {"timeout", 1, 0, O_TIMEOUT},
-        {"tokenizer", 1, 0, O_TOK}, {"dataset-name", 1, 0, O_DNAME}, {"dataset-path", 1, 0, O_DPATH},
-        {"num-prompts", 1, 0, O_NUM}, {"seed", 1, 0, O_SEED}, {"output-len", 1, 0, O_OUT},
-        {"sharegpt-output-len", 1, 0, O_FIXED}, {"min-len", 1, 0, O_MIN}, {"max-prompt-len", 1, 0, O_MAXP},
-        {"max-total-len", 1, 0, O_MAXT}, {"random-input-len", 1, 0, O_RIN},
-        {"random-output-len", 1, 0, O_ROUT}, {"random-range-ratio", 1, 0, O_RR},
-        {"request-rate", 1, 0, O_RATE}, {"burstiness", 1, 0, O_BURST}, {"max-concurrency", 1, 0, O_CONC},
-        {"sweep-rates", 1, 0, O_SWEEP}, {"result-file", 1, 0, O_RESULT}, {"save-detailed", 0, 0, O_DETAIL},
-        {"plot", 1, 0, O_PLOT}, {"no-progress", 0, 0, O_NOPROG},
-        {"prefix-repetition-prefix-len", 1, 0, O_PLEN}, {"prefix-repetition-suffix-len", 1, 0, O_SLEN},
-        {"prefix-repetition-num-prefixes", 1, 0, O_NPRE}, {"prefix-repetition-output-len", 1, 0, O_POUT},
-        {"multiturn-turns", 1, 0, O_TURNS}, {"base-url", 1, 0, O_BASE}, {"endpoint", 1, 0, O_ENDPOINT},
-        {"served-model-name", 1, 0, O_MODEL}, {"ignore-eos", 0, 0, O_IGNORE_EOS}, {"temperature", 1, 0, O_TEMP},
-        {"top-p", 1, 0, O_TOPP}, {"top-k", 1, 0, O_TOPK}, {"save-result", 0, 0, O_SAVE},
-        {"result-dir", 1, 0, O_RDIR}, {"result-filename", 1, 0, O_RNAME},
-        {"percentile-metrics", 1, 0, O_PMETRICS}, {"metric-percentiles", 1, 0, O_PCTS},
-        {"goodput", 1, 0, O_GOODPUT}, {"disable-tqdm", 0, 0, O_NOPROG}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     sv_client_cfg *c = &o->client;
     sv_data_cfg *d = &o->data;
     double seed = 0, rate = INFINITY;
@@ -317,21 +342,7 @@ static int parse_args(int argc, char **argv, options *o)
         usage(stderr);
         return -1;
     }
-    if (!o->n_rates) {
-        o->rates[0] = rate;
-        o->n_rates = 1;
-    }
-    d->seed = c->seed = (uint64_t)seed;
-    snprintf(o->path_buf + strlen(o->path_buf), sizeof o->path_buf - strlen(o->path_buf), "%s",
-             o->endpoint ? o->endpoint : sv_backend_path(c->req.backend));
-    c->req.path = o->path_buf;
-    c->req.api_key = getenv("OPENAI_API_KEY") && *getenv("OPENAI_API_KEY") ? getenv("OPENAI_API_KEY") : NULL;
-    c->progress = no_progress ? 0 : isatty(2) ? 1 : 2;
-    if (!c->req.model) { /* the directory the tokenizer sits in names the model, as cinder's server */
-        snprintf(o->model_buf, sizeof o->model_buf, "%s", o->tokenizer);
-        char *dir = dirname(o->model_buf);
-        c->req.model = basename(dir);
-    }
+    args_finish(o, rate, seed, no_progress);
     return 0;
 }
 
@@ -404,7 +415,43 @@ static int result_path(const options *o, char *path, size_t n)
     return 1;
 }
 
-/* Options, the workload, then the runs and their reports, top to bottom (over 80 lines). */
+/* One run of D at RI's request rate: the outcomes in OUT (freed after), their summary in *SUM
+ * with the server's prefix-cache hits (-1 when /metrics does not say), the first failures on
+ * stderr, the table on stdout and the JSON added to RESULTS; -1 with ERR set when the client
+ * cannot run. */
+static int run_rate(const options *o, const sv_run_info *ri, const sv_dataset *d, sv_outcome *out,
+                    sv_summary *sum, cJSON *results, char *err, size_t n_err)
+{
+    double duration;
+    sv_client_cfg c = o->client;
+    c.request_rate = ri->request_rate;
+    char conc[16] = "none";
+    if (c.max_concurrency > 0)
+        snprintf(conc, sizeof conc, "%d", c.max_concurrency);
+    fprintf(stderr, "bench-serving: %s at http://%s:%d%s, %d prompts (%s), rate %g req/s, max concurrency %s\n",
+            ri->backend, c.host, c.port, c.req.path, d->n, ri->dataset, c.request_rate, conc);
+    double q0, h0, q1, h1;
+    int counters = !sv_prefix_counters(c.host, c.port, &q0, &h0);
+    if (sv_client_run(&c, d, out, &duration, err, n_err))
+        return -1;
+    sv_summarize(d, out, duration, &o->stats, sum);
+    sum->prefix_queries = sum->prefix_hits = -1;
+    if (counters && !sv_prefix_counters(c.host, c.port, &q1, &h1)) {
+        sum->prefix_queries = q1 - q0;
+        sum->prefix_hits = h1 - h0;
+    }
+    for (int k = 0, shown = 0; k < d->n && shown < 3; k++)
+        if (!out[k].ok)
+            fprintf(stderr, "bench-serving: request %d failed: %s%s\n", k, out[k].err,
+                    ++shown == 3 && sum->failed > 3 ? " (and more)" : "");
+    sv_report_table(stdout, ri, sum);
+    cJSON_AddItemToArray(results, sv_report_json(ri, sum, d, out, o->detailed));
+    for (int k = 0; k < d->n; k++)
+        sv_outcome_free(&out[k]);
+    return 0;
+}
+
+/* Options, the workload, then a run a rate and the reports, top to bottom. */
 int main(int argc, char **argv)
 {
     options o = {
@@ -450,35 +497,12 @@ int main(int argc, char **argv)
                       o.client.max_concurrency, d.n, (unsigned long long)o.data.seed, o.client.req.ignore_eos,
                       o.client.req.temperature, o.metrics, &o.stats};
     for (int i = 0; i < o.n_rates; i++) {
-        double duration;
-        sv_client_cfg c = o.client;
-        c.request_rate = ri.request_rate = o.rates[i];
-        char conc[16] = "none";
-        if (c.max_concurrency > 0)
-            snprintf(conc, sizeof conc, "%d", c.max_concurrency);
-        fprintf(stderr, "bench-serving: %s at http://%s:%d%s, %d prompts (%s), rate %g req/s, max concurrency %s\n",
-                ri.backend, c.host, c.port, c.req.path, d.n, ri.dataset, c.request_rate, conc);
-        double q0, h0, q1, h1;
-        int counters = !sv_prefix_counters(c.host, c.port, &q0, &h0);
-        if (sv_client_run(&c, &d, out, &duration, err, sizeof err)) {
+        ri.request_rate = o.rates[i];
+        if (run_rate(&o, &ri, &d, out, &sums[i], results, err, sizeof err)) {
             fprintf(stderr, "bench-serving: %s\n", err);
             goto out;
         }
-        sv_summarize(&d, out, duration, &o.stats, &sums[i]);
-        sums[i].prefix_queries = sums[i].prefix_hits = -1;
-        if (counters && !sv_prefix_counters(c.host, c.port, &q1, &h1)) {
-            sums[i].prefix_queries = q1 - q0;
-            sums[i].prefix_hits = h1 - h0;
-        }
-        for (int k = 0, shown = 0; k < d.n && shown < 3; k++)
-            if (!out[k].ok)
-                fprintf(stderr, "bench-serving: request %d failed: %s%s\n", k, out[k].err,
-                        ++shown == 3 && sums[i].failed > 3 ? " (and more)" : "");
-        sv_report_table(stdout, &ri, &sums[i]);
-        cJSON_AddItemToArray(results, sv_report_json(&ri, &sums[i], &d, out, o.detailed));
         any_ok &= sums[i].completed > 0;
-        for (int k = 0; k < d.n; k++)
-            sv_outcome_free(&out[k]);
     }
     rc = any_ok ? 0 : 1;
     char path[4096];

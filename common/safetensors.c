@@ -119,7 +119,31 @@ static int parse_entry(const cJSON *e, const char *data, size_t data_len, st_ten
     return 0;
 }
 
-/* One file's header, checked field by field against the file (never trusted; ~80 lines). */
+/* PATH mapped read-only (*SIZE bytes, at least 8: the header's length), or NULL with MSG set. */
+static void *map_file(const char *path, size_t *size, char *msg, size_t n_msg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(msg, n_msg, "%s", strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size < 8) {
+        close(fd);
+        snprintf(msg, n_msg, "not a regular file of at least 8 bytes");
+        return NULL;
+    }
+    *size = (size_t)sb.st_size;
+    void *map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        snprintf(msg, n_msg, "mmap: %s", strerror(errno));
+        return NULL;
+    }
+    return map;
+}
+
+/* One file's header, checked field by field against the file (never trusted). */
 int st_add_file(safetensors *st, const char *path, char *err, size_t n_err)
 {
     char msg[256];
@@ -131,25 +155,8 @@ int st_add_file(safetensors *st, const char *path, char *err, size_t n_err)
         snprintf(msg, sizeof msg, "more than %d files", ST_MAX_FILES);
         goto fail;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(msg, sizeof msg, "%s", strerror(errno));
+    if (!(map = map_file(path, &size, msg, sizeof msg)))
         goto fail;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size < 8) {
-        close(fd);
-        snprintf(msg, sizeof msg, "not a regular file of at least 8 bytes");
-        goto fail;
-    }
-    size = (size_t)sb.st_size;
-    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) {
-        map = NULL;
-        snprintf(msg, sizeof msg, "mmap: %s", strerror(errno));
-        goto fail;
-    }
     uint64_t n_hdr;
     memcpy(&n_hdr, map, 8);
     if (n_hdr < 2 || n_hdr > ST_MAX_HEADER || n_hdr > size - 8) {

@@ -106,6 +106,12 @@ moe_gemv_kernel(void *out, int out_f32, const T *__restrict__ x, int x_div,
 #define GM_BK 64
 #define GM_THREADS 256
 
+/* The grouped GEMM: block (x, y) writes GM_BN output columns (SILU: 64 gate columns and their
+ * 64 up columns, written as 64 SwiGLU'd ones) of tile y's MOE_GEMM_BM rows, its expert found
+ * in TILES by binary search; a two-stage cp.async pipeline feeds m16n8k16 products. One kernel
+ * over 80 lines: the load, the products and the epilogue share the shared-memory stages and the
+ * accumulator fragments; split into device functions they would pass the fragments by
+ * reference and the compiler would spill them. */
 template <typename T, bool SILU>
 __global__ void __launch_bounds__(GM_THREADS)
 moe_gemm_kernel(T *out, const T *__restrict__ x, const int32_t *__restrict__ src,

@@ -207,6 +207,9 @@ __device__ __forceinline__ void ms_load(uint4 (&dst)[4], const ms_cursor &c, int
     dst[3] = ld_stream(c.wb + c1);
 }
 
+/* Block (tile, q) of the scheme above. One kernel over 80 lines: the weight chunks in flight
+ * (A[MS_U][4]), the load cursor and the accumulators stay in registers across the prologue,
+ * the main loop and the reduction; ms_rows and ms_load already hold the parts free of that state. */
 template <typename T, bool DOWN>
 __global__ void __launch_bounds__(MS_MAX_WARPS * 32) moe_stream_kernel(ms_args a)
 {

@@ -312,6 +312,36 @@ static void chat_echo(const cJSON *msgs, int add_gen, text_buf *echo)
         content_text(cJSON_GetObjectItemCaseSensitive(last, "content"), echo);
 }
 
+/* The request's model, when given, must be the one served (the caller answers 404). */
+static int check_model(oa_req *r)
+{
+    const cJSON *model = field(r, "model");
+    if (!model || (cJSON_IsString(model) && !strcmp(model->valuestring, r->a->model_name)))
+        return 0;
+    r->param = "model";
+    snprintf(r->err, sizeof r->err, "The model `%s` does not exist",
+             cJSON_IsString(model) ? model->valuestring : "?");
+    return -1;
+}
+
+/* A chat request's one prompt (malloc'd, *LEN bytes), or NULL: the model's chat template (chat.h)
+ * renders the whole request BODY. With ECHO, *ECHO gets chat_echo's text. */
+static char *chat_prompt(oa_req *r, const char *body, size_t n, size_t *len, int add_gen, text_buf **echo)
+{
+    char *text;
+    if (!r->a->chat) {
+        snprintf(r->err, sizeof r->err, "%s", r->a->chat_err);
+        return NULL;
+    }
+    if (!(text = chat_render(r->a->chat, body, n, len, r->err, sizeof r->err))) {
+        r->param = "messages";
+        return NULL;
+    }
+    if (echo && (*echo = calloc(1, sizeof **echo)))
+        chat_echo(field(r, "messages"), add_gen, *echo);
+    return text;
+}
+
 int api_completions(api_ctx *a, http_conn *c, int chat)
 {
     char *body = NULL;
@@ -338,11 +368,8 @@ int api_completions(api_ctx *a, http_conn *c, int chat)
     }
     json_drop_nulls(req); /* every optional field given as null is absent */
     json_drop_nulls(cJSON_GetObjectItemCaseSensitive(req, "stream_options"));
-    const cJSON *model = field(&r, "model");
-    if (model && (!cJSON_IsString(model) || strcmp(model->valuestring, a->model_name))) {
+    if (check_model(&r)) {
         status = 404;
-        r.param = "model";
-        snprintf(r.err, sizeof r.err, "The model `%s` does not exist", cJSON_IsString(model) ? model->valuestring : "?");
         goto fail;
     }
     if (oa_fields_check(req, chat, r.err, sizeof r.err, &r.param) || oa_sampling(&r, &g) ||
@@ -350,21 +377,11 @@ int api_completions(api_ctx *a, http_conn *c, int chat)
         (chat && get_flag(&r, "add_generation_prompt", &add_gen)))
         goto fail;
     if (chat) {
-        const cJSON *msgs = field(&r, "messages");
         size_t len = 0;
-        if (!a->chat) {
-            snprintf(r.err, sizeof r.err, "%s", a->chat_err);
+        if (!(chat_text = chat_prompt(&r, body, (size_t)n, &len, add_gen, echo ? &echo_text : NULL)))
             goto fail;
-        }
-        /* the model's chat template (chat.h) renders the whole request */
-        if (!(chat_text = chat_render(a->chat, body, (size_t)n, &len, r.err, sizeof r.err))) {
-            r.param = "messages";
-            goto fail;
-        }
         one = (serve_prompt){.text = chat_text, .n_text = len};
         prompts = &one;
-        if (echo && (echo_text = calloc(1, sizeof *echo_text)))
-            chat_echo(msgs, add_gen, echo_text);
     } else if (oa_prompts(&r, &prompts, &n_prompts, &ids, &echo_text, echo)) {
         goto fail;
     }

@@ -298,6 +298,9 @@ int jfilter_known(const char *name)
     return 0;
 }
 
+/* Filter F applied to V, with its positional arguments POS [N_POS] and keyword arguments
+ * KW = KWV [N_KW]. One function over 80 lines: a dispatcher over the filter names, one case
+ * a name, most of them a few lines (the longer ones call the helpers above). */
 jv jfilter(jctx *c, jscope *s, const char *f, jv v, int n_pos, const jv *pos, int n_kw,
            const char **kw, const jv *kwv)
 {

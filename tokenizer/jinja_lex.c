@@ -187,7 +187,64 @@ static void decode_string(jlexer *x, jtok *t, const char *p, size_t n)
     t->n = b.n;
 }
 
-/* tokens inside a tag up to its end (END: "}}" or "%}"); returns 1 if the end had "-" */
+/* The number at S[I] (digits with _ separators, a fraction, an exponent): an int or float token. */
+static void lex_number(jlexer *x, size_t i)
+{
+    const char *s = x->s;
+    size_t n = x->n;
+    size_t e = i;
+    int is_float = 0;
+    while (e < n && ((s[e] >= '0' && s[e] <= '9') || s[e] == '_'))
+        e++;
+    if (e + 1 < n && s[e] == '.' && s[e + 1] >= '0' && s[e + 1] <= '9') {
+        is_float = 1;
+        e++;
+        while (e < n && ((s[e] >= '0' && s[e] <= '9') || s[e] == '_'))
+            e++;
+    }
+    if (e < n && (s[e] == 'e' || s[e] == 'E')) {
+        size_t k = e + 1;
+        if (k < n && (s[k] == '+' || s[k] == '-'))
+            k++;
+        if (k < n && s[k] >= '0' && s[k] <= '9') {
+            is_float = 1;
+            e = k;
+            while (e < n && ((s[e] >= '0' && s[e] <= '9') || s[e] == '_'))
+                e++;
+        }
+    }
+    char num[64];
+    size_t k = 0;
+    for (size_t j = i; j < e && k < sizeof num - 1; j++)
+        if (s[j] != '_')
+            num[k++] = s[j];
+    num[k] = 0;
+    jtok *t = emit(x, is_float ? T_FLOAT : T_INT);
+    if (is_float)
+        t->f = strtod(num, NULL);
+    else
+        t->i = strtoll(num, NULL, 10);
+    x->pos = e;
+}
+
+/* The name at S[I] (ASCII letters, digits, _): a name token, its text copied. */
+static void lex_name(jlexer *x, size_t i)
+{
+    const char *s = x->s;
+    size_t n = x->n, e = i;
+    while (e < n && ((s[e] >= 'a' && s[e] <= 'z') || (s[e] >= 'A' && s[e] <= 'Z') ||
+                     (s[e] >= '0' && s[e] <= '9') || s[e] == '_'))
+        e++;
+    jtok *t = emit(x, T_NAME);
+    char *d = ja_alloc(x->c, e - i + 1);
+    memcpy(d, s + i, e - i);
+    t->s = d;
+    t->n = e - i;
+    x->pos = e;
+}
+
+/* The tokens inside a tag up to its end (END: "}}" or "%}"; "-" before it strips the white
+ * space after, "+" with TRIM_NEWLINE keeps the newline that a block end otherwise drops). */
 static void lex_tag(jlexer *x, const char *end, int trim_newline)
 {
     const char *s = x->s;
@@ -225,52 +282,11 @@ static void lex_tag(jlexer *x, const char *end, int trim_newline)
         }
         char ch = s[i];
         if (ch >= '0' && ch <= '9') {
-            size_t e = i;
-            int is_float = 0;
-            while (e < n && ((s[e] >= '0' && s[e] <= '9') || s[e] == '_'))
-                e++;
-            if (e + 1 < n && s[e] == '.' && s[e + 1] >= '0' && s[e + 1] <= '9') {
-                is_float = 1;
-                e++;
-                while (e < n && ((s[e] >= '0' && s[e] <= '9') || s[e] == '_'))
-                    e++;
-            }
-            if (e < n && (s[e] == 'e' || s[e] == 'E')) {
-                size_t k = e + 1;
-                if (k < n && (s[k] == '+' || s[k] == '-'))
-                    k++;
-                if (k < n && s[k] >= '0' && s[k] <= '9') {
-                    is_float = 1;
-                    e = k;
-                    while (e < n && ((s[e] >= '0' && s[e] <= '9') || s[e] == '_'))
-                        e++;
-                }
-            }
-            char num[64];
-            size_t k = 0;
-            for (size_t j = i; j < e && k < sizeof num - 1; j++)
-                if (s[j] != '_')
-                    num[k++] = s[j];
-            num[k] = 0;
-            jtok *t = emit(x, is_float ? T_FLOAT : T_INT);
-            if (is_float)
-                t->f = strtod(num, NULL);
-            else
-                t->i = strtoll(num, NULL, 10);
-            x->pos = e;
+            lex_number(x, i);
             continue;
         }
         if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_') {
-            size_t e = i;
-            while (e < n && ((s[e] >= 'a' && s[e] <= 'z') || (s[e] >= 'A' && s[e] <= 'Z') ||
-                             (s[e] >= '0' && s[e] <= '9') || s[e] == '_'))
-                e++;
-            jtok *t = emit(x, T_NAME);
-            char *d = ja_alloc(x->c, e - i + 1);
-            memcpy(d, s + i, e - i);
-            t->s = d;
-            t->n = e - i;
-            x->pos = e;
+            lex_name(x, i);
             continue;
         }
         if (ch == '\'' || ch == '"') {
@@ -305,6 +321,53 @@ static void lex_tag(jlexer *x, const char *end, int trim_newline)
         t->n = strlen(op);
         x->pos = i + t->n;
     }
+}
+
+/* A raw block's body (it begins at S[RAW_END], after "{% raw %}") as text, up to its endraw tag;
+ * returns whether the text after it starts a line. */
+static int lex_raw(jlexer *x, size_t raw_end)
+{
+    const char *s = x->s;
+    size_t m = x->n;
+    /* text up to {%[-+]?\s*endraw\s*(+%}|-%}\s*|%}\n?) */
+    size_t e = raw_end, body_end = 0, after = 0;
+    for (; e + 1 < m; e++)
+        if (s[e] == '{' && s[e + 1] == '%' && (after = raw_begin(s, m, e, "endraw"))) {
+            body_end = e;
+            break;
+        }
+    if (!body_end && !after)
+        jfail(x->c, JINJA_ESYNTAX, "line %d: missing end of raw directive", x->line);
+    char esign = e + 2 < m && (s[e + 2] == '-' || s[e + 2] == '+') ? s[e + 2] : 0;
+    size_t close = after; /* "+%}" keeps the newline; "%}" followed by \n drops it */
+    if (s[after - 1] == '}' && after < m && s[after] == '\n' && !(after >= 3 && s[after - 3] == '+'))
+        close = after + 1;
+    count_lines(x, x->pos, raw_end);
+    emit_text(x, s + raw_end, strip_text(s + raw_end, body_end - raw_end, esign, 1, 0));
+    count_lines(x, raw_end, close);
+    x->pos = close;
+    return s[close - 1] == '\n';
+}
+
+/* Skips a comment tag, "{#" already read, up to its end ("-#}" also takes the white space after,
+ * "#}" one newline, "+#}" none). */
+static void skip_comment(jlexer *x)
+{
+    const char *s = x->s;
+    size_t m = x->n;
+    size_t e = x->pos, end = 0;
+    for (; e + 1 < m && !end; e++) {
+        if (s[e] == '+' && e + 2 < m && s[e + 1] == '#' && s[e + 2] == '}')
+            end = e + 3;
+        else if (s[e] == '-' && e + 2 < m && s[e + 1] == '#' && s[e + 2] == '}')
+            end = skip_space(s, m, e + 3);
+        else if (s[e] == '#' && s[e + 1] == '}')
+            end = e + 2 + (e + 2 < m && s[e + 2] == '\n');
+    }
+    if (!end)
+        jfail(x->c, JINJA_ESYNTAX, "line %d: missing end of comment tag", x->line);
+    count_lines(x, x->pos, end);
+    x->pos = end;
 }
 
 jtok *jlex(jctx *c, const char *src, size_t n, int *n_tok)
@@ -346,40 +409,11 @@ jtok *jlex(jctx *c, const char *src, size_t n, int *n_tok)
         x.pos = t + 2 + (sign != 0);
         line_starting = 0;
         if (raw_end) {
-            /* text up to {%[-+]?\s*endraw\s*(+%}|-%}\s*|%}\n?) */
-            size_t e = raw_end, body_end = 0, after = 0;
-            for (; e + 1 < m; e++)
-                if (s[e] == '{' && s[e + 1] == '%' && (after = raw_begin(s, m, e, "endraw"))) {
-                    body_end = e;
-                    break;
-                }
-            if (!body_end && !after)
-                jfail(c, JINJA_ESYNTAX, "line %d: missing end of raw directive", x.line);
-            char esign = e + 2 < m && (s[e + 2] == '-' || s[e + 2] == '+') ? s[e + 2] : 0;
-            size_t close = after; /* "+%}" keeps the newline; "%}" followed by \n drops it */
-            if (s[after - 1] == '}' && after < m && s[after] == '\n' && !(after >= 3 && s[after - 3] == '+'))
-                close = after + 1;
-            count_lines(&x, x.pos, raw_end);
-            emit_text(&x, s + raw_end, strip_text(s + raw_end, body_end - raw_end, esign, 1, 0));
-            count_lines(&x, raw_end, close);
-            x.pos = close;
-            line_starting = s[close - 1] == '\n';
+            line_starting = lex_raw(&x, raw_end);
             continue;
         }
         if (kind == '#') {
-            size_t e = x.pos, end = 0;
-            for (; e + 1 < m && !end; e++) {
-                if (s[e] == '+' && e + 2 < m && s[e + 1] == '#' && s[e + 2] == '}')
-                    end = e + 3;
-                else if (s[e] == '-' && e + 2 < m && s[e + 1] == '#' && s[e + 2] == '}')
-                    end = skip_space(s, m, e + 3);
-                else if (s[e] == '#' && s[e + 1] == '}')
-                    end = e + 2 + (e + 2 < m && s[e + 2] == '\n');
-            }
-            if (!end)
-                jfail(c, JINJA_ESYNTAX, "line %d: missing end of comment tag", x.line);
-            count_lines(&x, x.pos, end);
-            x.pos = end;
+            skip_comment(&x);
         } else {
             emit(&x, kind == '{' ? T_VAR_BEGIN : T_BLOCK_BEGIN);
             lex_tag(&x, kind == '{' ? "}}" : "%}", kind == '%');

@@ -117,6 +117,9 @@ static jv pad(jctx *c, jv s, int64_t width, jv fill, int where)
     return jb_take(c, &b);
 }
 
+/* String method M of S (Python's str methods), with POS [N_POS] and KW = KWV [N_KW]. One
+ * function over 80 lines: a dispatcher over the method names, a few lines each (the text work
+ * is jinja_pystr.c's). */
 static jv str_method(jctx *c, jv s, const char *m, int n_pos, const jv *pos, int n_kw, const char **kw,
                      const jv *kwv)
 {

@@ -117,6 +117,10 @@ static int64_t floordiv_int(jctx *c, int64_t a, int64_t b)
     return q;
 }
 
+/* A OP B for the arithmetic operators (+ - * / // % **) with Python's results: integer
+ * overflow an error, floored division and modulo, str and list concatenation and repetition,
+ * "%" formatting. One function over 80 lines: a switch over the operators, each case a few
+ * lines per operand type. */
 jv jbinop(jctx *c, int op, jv a, jv b)
 {
     static const char *const names[] = {"+", "-", "*", "/", "//", "%", "**"};

@@ -171,6 +171,9 @@ static void if_chain(jparser *p, jnode *x)
     }
 }
 
+/* The statement of a "{%" tag: if, for, set, macro, call, filter, with, generation, break,
+ * continue. One function over 80 lines: a dispatcher over the statement names, each case
+ * parsing its tag and its body. */
 static jnode *statement(jparser *p)
 {
     jtok *t = cur(p);

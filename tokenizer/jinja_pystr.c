@@ -99,75 +99,76 @@ jv py_strip(jctx *c, jv s, jv chars, int left, int right)
     return jv_str(c, s.s->p + a, b - a);
 }
 
-jv py_split(jctx *c, jv s, jv sep, int64_t maxsplit, int from_right)
+/* str.split(SEP) of P [N] into OUT: at most MAXSPLIT splits (negative: no limit) from the left. */
+static void split_sep(jctx *c, const char *p, size_t n, const char *sep, size_t m, int64_t maxsplit, jv out)
 {
-    jv out = jv_list(c, 0);
-    const char *p = s.s->p;
-    size_t n = s.s->n;
-    if (sep.t == JV_STR && sep.s->n == 0)
-        JERR(c, "empty separator");
-    if (sep.t == JV_STR) {
-        size_t m = sep.s->n;
-        if (!from_right) {
-            size_t a = 0;
-            for (size_t i = 0; i + m <= n;) {
-                if (maxsplit >= 0 && (int64_t)out.l->n >= maxsplit)
-                    break;
-                if (!memcmp(p + i, sep.s->p, m)) {
-                    jl_push(c, out.l, jv_str(c, p + a, i - a));
-                    i += m;
-                    a = i;
-                } else
-                    i++;
-            }
-            jl_push(c, out.l, jv_str(c, p + a, n - a));
-            return out;
-        }
-        jv rev = jv_list(c, 0);
-        size_t b = n;
-        for (size_t i = n; i >= m;) {
-            if (maxsplit >= 0 && (int64_t)rev.l->n >= maxsplit)
-                break;
-            if (!memcmp(p + i - m, sep.s->p, m)) {
-                jl_push(c, rev.l, jv_str(c, p + i, b - i));
-                i -= m;
-                b = i;
-            } else
-                i--;
-        }
-        jl_push(c, out.l, jv_str(c, p, b));
-        for (size_t k = rev.l->n; k-- > 0;)
-            jl_push(c, out.l, rev.l->v[k]);
-        return out;
-    }
-    /* runs of white space, none empty */
-    if (!from_right) {
-        size_t i = 0;
-        while (i < n) {
-            size_t k = i;
-            while (i < n && py_isspace(next_cp(p, &k)))
-                i = k;
-            if (i >= n)
-                break;
-            if (maxsplit >= 0 && (int64_t)out.l->n >= maxsplit) {
-                size_t e = n;
-                while (e > i) { /* the rest, right-stripped */
-                    size_t q = prev_start(p, e), t = q;
-                    if (!py_isspace(next_cp(p, &t)))
-                        break;
-                    e = q;
-                }
-                jl_push(c, out.l, jv_str(c, p + i, e - i));
-                break;
-            }
-            size_t a = i;
-            k = i;
-            while (i < n && !py_isspace(next_cp(p, &k)))
-                i = k;
+    size_t a = 0;
+    for (size_t i = 0; i + m <= n;) {
+        if (maxsplit >= 0 && (int64_t)out.l->n >= maxsplit)
+            break;
+        if (!memcmp(p + i, sep, m)) {
             jl_push(c, out.l, jv_str(c, p + a, i - a));
-        }
-        return out;
+            i += m;
+            a = i;
+        } else
+            i++;
     }
+    jl_push(c, out.l, jv_str(c, p + a, n - a));
+}
+
+/* str.rsplit(SEP): as split_sep, the splits from the right. */
+static void rsplit_sep(jctx *c, const char *p, size_t n, const char *sep, size_t m, int64_t maxsplit, jv out)
+{
+    jv rev = jv_list(c, 0);
+    size_t b = n;
+    for (size_t i = n; i >= m;) {
+        if (maxsplit >= 0 && (int64_t)rev.l->n >= maxsplit)
+            break;
+        if (!memcmp(p + i - m, sep, m)) {
+            jl_push(c, rev.l, jv_str(c, p + i, b - i));
+            i -= m;
+            b = i;
+        } else
+            i--;
+    }
+    jl_push(c, out.l, jv_str(c, p, b));
+    for (size_t k = rev.l->n; k-- > 0;)
+        jl_push(c, out.l, rev.l->v[k]);
+}
+
+/* str.split() of P [N] into OUT: runs of white space, none empty; at most MAXSPLIT splits from
+ * the left, the rest right-stripped. */
+static void split_space(jctx *c, const char *p, size_t n, int64_t maxsplit, jv out)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t k = i;
+        while (i < n && py_isspace(next_cp(p, &k)))
+            i = k;
+        if (i >= n)
+            break;
+        if (maxsplit >= 0 && (int64_t)out.l->n >= maxsplit) {
+            size_t e = n;
+            while (e > i) { /* the rest, right-stripped */
+                size_t q = prev_start(p, e), t = q;
+                if (!py_isspace(next_cp(p, &t)))
+                    break;
+                e = q;
+            }
+            jl_push(c, out.l, jv_str(c, p + i, e - i));
+            break;
+        }
+        size_t a = i;
+        k = i;
+        while (i < n && !py_isspace(next_cp(p, &k)))
+            i = k;
+        jl_push(c, out.l, jv_str(c, p + a, i - a));
+    }
+}
+
+/* str.rsplit(): as split_space, the splits from the right, the rest left-stripped. */
+static void rsplit_space(jctx *c, const char *p, size_t n, int64_t maxsplit, jv out)
+{
     jv rev = jv_list(c, 0);
     size_t j = n;
     while (j > 0) {
@@ -201,6 +202,17 @@ jv py_split(jctx *c, jv s, jv sep, int64_t maxsplit, int from_right)
     }
     for (size_t k = rev.l->n; k-- > 0;)
         jl_push(c, out.l, rev.l->v[k]);
+}
+
+jv py_split(jctx *c, jv s, jv sep, int64_t maxsplit, int from_right)
+{
+    jv out = jv_list(c, 0);
+    if (sep.t == JV_STR && sep.s->n == 0)
+        JERR(c, "empty separator");
+    if (sep.t == JV_STR)
+        (from_right ? rsplit_sep : split_sep)(c, s.s->p, s.s->n, sep.s->p, sep.s->n, maxsplit, out);
+    else
+        (from_right ? rsplit_space : split_space)(c, s.s->p, s.s->n, maxsplit, out);
     return out;
 }
 

@@ -42,7 +42,8 @@ static int parse_int(const char *name, const char *v, int lo, int hi, int *out)
     return 1;
 }
 
-int backend_opts_parse(backend_opts *o, const char *name, const char *value)
+/* The backend, its memory and its threads, and the weights' source. */
+static int parse_general(backend_opts *o, const char *name, const char *value)
 {
     if (!strcmp(name, "backend")) {
         if (!value || (strcmp(value, "auto") && strcmp(value, "cpu") && strcmp(value, "cuda"))) {
@@ -68,6 +69,12 @@ int backend_opts_parse(backend_opts *o, const char *name, const char *value)
         o->dummy_weights = value && !strcmp(value, "dummy");
         return 1;
     }
+    return 0;
+}
+
+/* The weights', activations' and KV cache's number formats. */
+static int parse_dtypes(backend_opts *o, const char *name, const char *value)
+{
     if (!strcmp(name, "dtype")) {
         if (value && (!strcmp(value, "bf16") || !strcmp(value, "bfloat16")))
             o->fp16 = 0;
@@ -77,17 +84,6 @@ int backend_opts_parse(backend_opts *o, const char *name, const char *value)
             fprintf(stderr, "--dtype: bf16 or fp16, got '%s'\n", value ? value : "");
             return -1;
         }
-        return 1;
-    }
-    if (!strcmp(name, "enforce-eager")) {
-        o->no_graphs = 1;
-        return 1;
-    }
-    if (!strcmp(name, "gemv-max-tokens")) {
-        int n;
-        if (parse_int(name, value, 0, 8, &n) < 0)
-            return -1;
-        o->gemv_max_tokens = n ? n : -1;   /* 0 here: never */
         return 1;
     }
     if (!strcmp(name, "quantization")) {   /* absent: as the checkpoint (FP8 if it is) */
@@ -110,6 +106,23 @@ int backend_opts_parse(backend_opts *o, const char *name, const char *value)
         }
         return 1;
     }
+    return 0;
+}
+
+/* The CUDA backend's switches: graphs, the GEMV path, early launches, prefill attention. */
+static int parse_cuda_switches(backend_opts *o, const char *name, const char *value)
+{
+    if (!strcmp(name, "enforce-eager")) {
+        o->no_graphs = 1;
+        return 1;
+    }
+    if (!strcmp(name, "gemv-max-tokens")) {
+        int n;
+        if (parse_int(name, value, 0, 8, &n) < 0)
+            return -1;
+        o->gemv_max_tokens = n ? n : -1;   /* 0 here: never */
+        return 1;
+    }
     if (!strcmp(name, "gemv-warps"))
         return parse_int(name, value, 1, 64, &o->gemv_warps);
     if (!strcmp(name, "pdl")) {
@@ -128,4 +141,12 @@ int backend_opts_parse(backend_opts *o, const char *name, const char *value)
         return 1;
     }
     return 0;
+}
+
+int backend_opts_parse(backend_opts *o, const char *name, const char *value)
+{
+    int r = parse_general(o, name, value);
+    if (!r)
+        r = parse_dtypes(o, name, value);
+    return r ? r : parse_cuda_switches(o, name, value);
 }

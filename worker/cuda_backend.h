@@ -1,6 +1,6 @@
-/* cuda_backend.h - plain-C interface of the CUDA forward engine (cuda_backend.cu,
- * cuda_model.cu; internals in cuda_engine.h). The glue in cuda_glue.c adapts it to backend.h
- * (limits, checks, logging).
+/* cuda_backend.h - plain-C interface of the CUDA forward engine (cuda_setup.cu,
+ * cuda_backend.cu, cuda_model.cu; internals in cuda_engine.h). The glue in cuda_glue.c adapts
+ * it to backend.h (limits, checks, logging).
  *
  * A forward takes the batch as backend.h's fwd_seq records, already validated by the caller
  * (every token in the vocabulary, every block id in range, context within max_ctx).

@@ -1,8 +1,8 @@
 /* cuda_engine.h - the CUDA engine's state and its internal entry points, shared by the files
- * that implement it (cuda_backend.cu: setup and the forward's plan / pack / run / sample /
- * collect; cuda_model.cu: the model's layers and the captured decode graphs) and by the
- * decode breakdown benchmark (bench/decode_breakdown.cu). C++ only; the public interface is
- * cuda_backend.h.
+ * that implement it (cuda_setup.cu: setup and teardown; cuda_backend.cu: the forward's plan /
+ * pack / run / sample / collect; cuda_model.cu: the model's layers and the captured decode
+ * graphs) and by the decode breakdown benchmark (bench/decode_breakdown.cu). C++ only; the
+ * public interface is cuda_backend.h.
  */
 #ifndef CINDER_CUDA_ENGINE_H
 #define CINDER_CUDA_ENGINE_H

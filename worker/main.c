@@ -167,6 +167,36 @@ static int usage(void)
     return 2;
 }
 
+/* Runs step M on BE (this worker's epoch EPOCH) and returns its answer. *T_END is when the
+ * previous step ended (0: none yet), set to when this one ends; the time between the two is the
+ * router's gap, counted when work was queued (under GAP_COUNTED_US). */
+static msg_step_done step_run(store *st, backend *be, const msg_step *m, uint32_t epoch, uint64_t *t_end)
+{
+    static fwd_seq seqs[MSG_MAX_SEQS], run[MSG_MAX_SEQS];
+    static seq_extra extra[MSG_MAX_SEQS];
+    msg_step_done done = {.step_id = m->step_id, .epoch = epoch};
+    uint64_t t0 = now_us();
+    if (*t_end && t0 - *t_end < GAP_COUNTED_US) { /* work was queued: the router's gap */
+        atomic_fetch_add(&st->hdr->step_gap_us, t0 - *t_end);
+        atomic_fetch_add(&st->hdr->n_step_gaps, 1);
+    }
+    fwd_batch batch;
+    done.status = step_prepare(st, &be->cfg, m, seqs, extra, run, &batch);
+    if (done.status)
+        LOG_ERR("step %llu rejected: inconsistent with the store", (unsigned long long)done.step_id);
+    else if ((done.status = batch.n_seqs ? be->forward(be, &batch) : 0) == 0 &&
+             m->epoch == atomic_load(&st->hdr->epoch[PROC_ROUTER])) {
+        step_collect(seqs, m->n_seqs, &batch);
+        /* slots of a gone router may already be reused */
+        step_publish(st, seqs, m->n_seqs, be->cfg.vocab_size);
+    }
+    *t_end = now_us();
+    done.step_ms = (float)(*t_end - t0) / 1000.0f;
+    atomic_fetch_add(&st->hdr->step_busy_us, *t_end - t0);
+    atomic_fetch_add(&st->hdr->n_worker_steps, 1);
+    return done;
+}
+
 /* Announces the worker to the router and runs its steps until a stop signal; the exit code. */
 static int serve(proc *p, backend *be, const backend_opts *bo, uint64_t kv_gen)
 {
@@ -190,8 +220,6 @@ static int serve(proc *p, backend *be, const backend_opts *bo, uint64_t kv_gen)
     LOG_INFO("ready: %s backend, %d KV blocks of %d tokens", be->name, be->n_kv_blocks, bo->block_size);
 
     static msg_any in;
-    static fwd_seq seqs[MSG_MAX_SEQS], run[MSG_MAX_SEQS];
-    static seq_extra extra[MSG_MAX_SEQS];
     uint64_t t_end = 0; /* when the last step ended */
     uint64_t announced_ms = now_ms();
     while (!proc_stopping()) {
@@ -221,26 +249,7 @@ static int serve(proc *p, backend *be, const backend_opts *bo, uint64_t kv_gen)
                 continue;
             if (in.u.step.epoch != atomic_load(&st->hdr->epoch[PROC_ROUTER]))
                 continue; /* from a router that is gone: its requests are being failed */
-            msg_step_done done = {.step_id = in.u.step.step_id, .epoch = ready.epoch};
-            uint64_t t0 = now_us();
-            if (t_end && t0 - t_end < GAP_COUNTED_US) { /* work was queued: the router's gap */
-                atomic_fetch_add(&st->hdr->step_gap_us, t0 - t_end);
-                atomic_fetch_add(&st->hdr->n_step_gaps, 1);
-            }
-            fwd_batch batch;
-            done.status = step_prepare(st, &be->cfg, &in.u.step, seqs, extra, run, &batch);
-            if (done.status)
-                LOG_ERR("step %llu rejected: inconsistent with the store", (unsigned long long)done.step_id);
-            else if ((done.status = batch.n_seqs ? be->forward(be, &batch) : 0) == 0 &&
-                     in.u.step.epoch == atomic_load(&st->hdr->epoch[PROC_ROUTER])) {
-                step_collect(seqs, in.u.step.n_seqs, &batch);
-                /* slots of a gone router may already be reused */
-                step_publish(st, seqs, in.u.step.n_seqs, be->cfg.vocab_size);
-            }
-            t_end = now_us();
-            done.step_ms = (float)(t_end - t0) / 1000.0f;
-            atomic_fetch_add(&st->hdr->step_busy_us, t_end - t0);
-            atomic_fetch_add(&st->hdr->n_worker_steps, 1);
+            msg_step_done done = step_run(st, be, &in.u.step, ready.epoch, &t_end);
             ipc_send(push, MSG_STEP_DONE, &done);
         }
     }
