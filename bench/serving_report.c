@@ -113,6 +113,40 @@ static void add_rate(cJSON *j, const char *key, double v)
         cJSON_AddStringToObject(j, key, "inf");
 }
 
+/* The per-request arrays of the report, in dataset order (ttfts and itls in seconds, as
+ * vLLM's; *_ms: ms); with DETAILED the gaps between events and the texts too. */
+static void add_requests(cJSON *j, const sv_dataset *d, const sv_outcome *o, int detailed)
+{
+    cJSON *in = cJSON_AddArrayToObject(j, "input_lens"), *req = cJSON_AddArrayToObject(j, "requested_output_lens");
+    cJSON *out = cJSON_AddArrayToObject(j, "output_lens"), *ttft = cJSON_AddArrayToObject(j, "ttfts_ms");
+    cJSON *ttft_s = cJSON_AddArrayToObject(j, "ttfts");
+    cJSON *e2e = cJSON_AddArrayToObject(j, "e2els_ms"), *start = cJSON_AddArrayToObject(j, "start_ms");
+    cJSON *fin = cJSON_AddArrayToObject(j, "finish_reasons"), *errs = cJSON_AddArrayToObject(j, "errors");
+    cJSON *itls = detailed ? cJSON_AddArrayToObject(j, "itls_ms") : NULL;
+    cJSON *itls_s = detailed ? cJSON_AddArrayToObject(j, "itls") : NULL;
+    cJSON *texts = detailed ? cJSON_AddArrayToObject(j, "generated_texts") : NULL;
+    for (int i = 0; i < d->n; i++) {
+        cJSON_AddItemToArray(in, cJSON_CreateNumber(d->v[i].prompt_len));
+        cJSON_AddItemToArray(req, cJSON_CreateNumber(d->v[i].output_len));
+        cJSON_AddItemToArray(out, cJSON_CreateNumber(o[i].n_out));
+        cJSON_AddItemToArray(ttft, cJSON_CreateNumber(o[i].ttft_ms));
+        cJSON_AddItemToArray(ttft_s, cJSON_CreateNumber(o[i].ttft_ms / 1e3));
+        cJSON_AddItemToArray(e2e, cJSON_CreateNumber(o[i].e2e_ms));
+        cJSON_AddItemToArray(start, cJSON_CreateNumber(o[i].start_ms));
+        cJSON_AddItemToArray(fin, cJSON_CreateString(o[i].finish));
+        cJSON_AddItemToArray(errs, cJSON_CreateString(o[i].err));
+        if (detailed) {
+            int n_gaps = o[i].n_events > 1 ? o[i].n_events - 1 : 0;
+            cJSON_AddItemToArray(itls, cJSON_CreateDoubleArray(o[i].itl_ms, n_gaps));
+            cJSON *gaps = cJSON_CreateArray();
+            for (int k = 0; k < n_gaps; k++)
+                cJSON_AddItemToArray(gaps, cJSON_CreateNumber(o[i].itl_ms[k] / 1e3));
+            cJSON_AddItemToArray(itls_s, gaps);
+            cJSON_AddItemToArray(texts, cJSON_CreateString(o[i].text.p ? o[i].text.p : ""));
+        }
+    }
+}
+
 cJSON *sv_report_json(const sv_run_info *ri, const sv_summary *s, const sv_dataset *d, const sv_outcome *o,
                       int detailed)
 {
@@ -166,35 +200,7 @@ cJSON *sv_report_json(const sv_run_info *ri, const sv_summary *s, const sv_datas
     for (int m = 0; m < SV_N_METRICS; m++)
         if (ri->metrics & (1u << m))
             add_dist(j, ri, m, dist_of(s, m));
-    /* per request, in dataset order (ttfts and itls in seconds, as vLLM's; *_ms: ms) */
-    cJSON *in = cJSON_AddArrayToObject(j, "input_lens"), *req = cJSON_AddArrayToObject(j, "requested_output_lens");
-    cJSON *out = cJSON_AddArrayToObject(j, "output_lens"), *ttft = cJSON_AddArrayToObject(j, "ttfts_ms");
-    cJSON *ttft_s = cJSON_AddArrayToObject(j, "ttfts");
-    cJSON *e2e = cJSON_AddArrayToObject(j, "e2els_ms"), *start = cJSON_AddArrayToObject(j, "start_ms");
-    cJSON *fin = cJSON_AddArrayToObject(j, "finish_reasons"), *errs = cJSON_AddArrayToObject(j, "errors");
-    cJSON *itls = detailed ? cJSON_AddArrayToObject(j, "itls_ms") : NULL;
-    cJSON *itls_s = detailed ? cJSON_AddArrayToObject(j, "itls") : NULL;
-    cJSON *texts = detailed ? cJSON_AddArrayToObject(j, "generated_texts") : NULL;
-    for (int i = 0; i < d->n; i++) {
-        cJSON_AddItemToArray(in, cJSON_CreateNumber(d->v[i].prompt_len));
-        cJSON_AddItemToArray(req, cJSON_CreateNumber(d->v[i].output_len));
-        cJSON_AddItemToArray(out, cJSON_CreateNumber(o[i].n_out));
-        cJSON_AddItemToArray(ttft, cJSON_CreateNumber(o[i].ttft_ms));
-        cJSON_AddItemToArray(ttft_s, cJSON_CreateNumber(o[i].ttft_ms / 1e3));
-        cJSON_AddItemToArray(e2e, cJSON_CreateNumber(o[i].e2e_ms));
-        cJSON_AddItemToArray(start, cJSON_CreateNumber(o[i].start_ms));
-        cJSON_AddItemToArray(fin, cJSON_CreateString(o[i].finish));
-        cJSON_AddItemToArray(errs, cJSON_CreateString(o[i].err));
-        if (detailed) {
-            int n_gaps = o[i].n_events > 1 ? o[i].n_events - 1 : 0;
-            cJSON_AddItemToArray(itls, cJSON_CreateDoubleArray(o[i].itl_ms, n_gaps));
-            cJSON *gaps = cJSON_CreateArray();
-            for (int k = 0; k < n_gaps; k++)
-                cJSON_AddItemToArray(gaps, cJSON_CreateNumber(o[i].itl_ms[k] / 1e3));
-            cJSON_AddItemToArray(itls_s, gaps);
-            cJSON_AddItemToArray(texts, cJSON_CreateString(o[i].text.p ? o[i].text.p : ""));
-        }
-    }
+    add_requests(j, d, o, detailed);
     return j;
 }
 

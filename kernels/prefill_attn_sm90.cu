@@ -327,7 +327,9 @@ __device__ __forceinline__ void sm90_pv_step(float (&o)[16][4], const uint32_t (
 
 /* One consumer warpgroup (WG 0 or 1 of the two): rows [WG * 64, WG * 64 + 64) of each of the
  * CTA's items. The next item's Q rows are fetched as soon as the last S GEMM of the current
- * one has read them, so the load overlaps the last softmax, PV and stores. */
+ * one has read them, so the load overlaps the last softmax, PV and stores. One function over
+ * 80 lines: the S and O accumulators, the running max and sum, and the pipeline's stage and
+ * phase live in registers across the whole key loop; split, they would pass by reference. */
 template <bool OVL, bool PP, int ST, int NC>
 __device__ __forceinline__ void sm90_consume(__nv_bfloat16 *out, const __nv_bfloat16 *q,
                                              int q_stride, unsigned char *smem, sm90_bars *bars,

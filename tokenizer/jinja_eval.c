@@ -269,6 +269,8 @@ jv jfilter_chain(jctx *c, jscope *s, const jnode *chain, jv operand)
     return eval_filter(c, s, chain, operand);
 }
 
+/* One expression node. One function over 80 lines: a dispatch over the expression node kinds,
+ * one short case each. */
 static jv eval(jctx *c, jscope *s, const jnode *x)
 {
     switch (x->kind) {

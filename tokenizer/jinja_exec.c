@@ -171,6 +171,8 @@ jv jcall(jctx *c, jscope *s, jv f, int n_pos, const jv *pos, int n_kw, const cha
     }
 }
 
+/* One statement node. One function over 80 lines: a dispatch over the statement node kinds,
+ * one short case each. */
 static int exec(jctx *c, jscope *s, const jnode *x)
 {
     switch (x->kind) {

@@ -270,7 +270,7 @@ static void test_worker_dies_unrestarted(void **state)
         free(jobs[i].text);
         free(jobs[i].body);
     }
-    assert_true(waited <= 2 + SCALED_MS(5000) / 1000); /* --worker-wait 2 s, plus the requests themselves */
+    assert_true(waited <= (uint64_t)(2 + SCALED_MS(5000) / 1000)); /* --worker-wait 2 s, plus the requests themselves */
     assert_int_equal(cluster_restart(&C, "worker", "KILL"), 0);
     wait_reclaimed();
     expect_serving();
