@@ -11,7 +11,7 @@ umask 077 # the run directory and all in it (run.env, logs, pid files, sockets):
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
-MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 SUPERVISE=0 WORKER_WAIT=30
+MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 HTTP_QUEUE=4096 SUPERVISE=0 WORKER_WAIT=30
 DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
 QUANT= KV_DTYPE=   # FP8: --quantization, --kv-cache-dtype (empty: the checkpoint's, 16-bit KV)
 PREFIX_CACHING=1 SERVED_NAME= HOLDER=1 CHAT_TEMPLATE= ALLOWED_ORIGINS= READY_TIMEOUT=600
@@ -51,13 +51,16 @@ ready.
   --threads N           CPU backend threads (default: all cores)
   --load-format F       auto|dummy (dummy: random weights)
   --gpu-memory-utilization F   share of GPU memory for weights and KV (default 0.9)
-  --max-queue N         requests waiting beyond N get 503 with Retry-After (default 0: no limit)
+  --max-queue N         requests waiting beyond N (for an HTTP handler thread and in the
+                        router's queue together) get 503 with Retry-After (default 0: no limit)
   --new-token-ratio F   admission estimate of output tokens (default 1.0)
   --policy P            fcfs|spf|lpm (default fcfs; lpm: longest cached prefix first)
   --no-prefix-caching   every request computes its whole prompt (on by default: requests
                         that share a prefix share its KV blocks; README "Prefix caching")
   --pipeline-depth N    steps in flight, 1 or 2 (default 2)
-  --http-threads N      HTTP handler threads (default 256)
+  --http-threads N      HTTP handler threads (default 256; at most --slots, more are cut)
+  --http-queue N        requests that wait (FIFO) when every handler thread is busy; past N
+                        they get 503 with Retry-After (default 4096; 0: none wait)
   --served-model-name NAME   the model's name in the OpenAI API (default: the directory's)
   --chat-template FILE  the Jinja chat template for /v1/chat/completions instead of the
                         model's own (README "Chat templates"); a model without one needs it
@@ -103,7 +106,7 @@ while [ $# -gt 0 ]; do
     -h|--help) usage; exit 0 ;;
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
-    --new-token-ratio|--policy|--pipeline-depth|--http-threads|--worker-wait|--dtype|\
+    --new-token-ratio|--policy|--pipeline-depth|--http-threads|--http-queue|--worker-wait|--dtype|\
     --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name|--chat-template|--api-key|--allowed-origins|--ready-timeout|\
     --quantization|--kv-cache-dtype)
       if [ $# -lt 2 ] || [[ $2 == --* ]] || [ -z "$2" ]; then
@@ -128,6 +131,7 @@ while [ $# -gt 0 ]; do
         --policy) POLICY=$2 ;;
         --pipeline-depth) DEPTH=$2 ;;
         --http-threads) HTTP_THREADS=$2 ;;
+        --http-queue) HTTP_QUEUE=$2 ;;
         --worker-wait) WORKER_WAIT=$2 ;;
         --dtype) DTYPE=$2 ;;
         --quantization) QUANT=$2 ;;
@@ -146,7 +150,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-for v in PORT MAX_TOTAL MAX_BATCH SLOTS BLOCK MAX_SEQ THREADS MAX_QUEUE DEPTH HTTP_THREADS WORKER_WAIT READY_TIMEOUT; do
+for v in PORT MAX_TOTAL MAX_BATCH SLOTS BLOCK MAX_SEQ THREADS MAX_QUEUE DEPTH HTTP_THREADS HTTP_QUEUE WORKER_WAIT \
+         READY_TIMEOUT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "launch.sh: ${v} must be a whole number, not '${!v}'" >&2; exit 2; }
 done
 for v in GEMV_MAX GEMV_WARPS PDL; do

@@ -66,7 +66,8 @@ case $PROC in
           [ -z "$KV_DTYPE" ] || args+=(--kv-cache-dtype "$KV_DTYPE")
           [ "$RELOAD" = 0 ] || args+=(--reload-weights) ;;
   detokenizer) args=() ;;
-  tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE" --http-threads "${HTTP_THREADS:-256}")
+  tokenizer) args=(--host "$HOST" --port "$PORT" --max-queue "$MAX_QUEUE" --http-threads "${HTTP_THREADS:-256}"
+                   --http-queue "${HTTP_QUEUE:-4096}")
              [ -z "$SERVED_NAME" ] || args+=(--served-model-name "$SERVED_NAME")
              [ -z "$CHAT_TEMPLATE" ] || args+=(--chat-template "$CHAT_TEMPLATE")
              [ -z "$LAUNCH_ID" ] || args+=(--launch-id "$LAUNCH_ID")

@@ -17,13 +17,17 @@
  * 405, /health, /ping, /version, /metrics and /v1/models are answered on the loop itself, so
  * they never wait for a handler thread however busy those are. Generation and tokenization
  * requests have their body read whole (413 at once past HTTP_MAX_BODY), then run on one of
- * --http-threads handler threads (http_route_run()); when all are taken they get 503 +
- * Retry-After at once. Every client error is a 4xx with a JSON message; nothing a client
- * sends can crash the process. With an API key (--api-key, or the environment's
- * CINDER_API_KEY / VLLM_API_KEY) every route but /health, /ping, /version, /metrics and CORS
- * preflights needs "Authorization: Bearer KEY" (compared in constant time), else 401 in
- * OpenAI's error shape. Every answer carries the CORS headers and says whether the
- * connection stays open (http_resp.h: HTTP/1.1 keep-alive).
+ * --http-threads handler threads (http_route_run()); when all are taken they wait their turn
+ * in a FIFO queue of at most --http-queue requests (and, with --max-queue N, only while fewer
+ * than N requests wait here and in the router's queue together); past that they get 503 +
+ * Retry-After at once. A waiting request whose client hangs up is dropped when its turn
+ * comes (counted as an abort), never run (http_server.h says more, slots included). Every
+ * client error is a 4xx with a JSON message; nothing a client sends can crash the process.
+ * With an API key (--api-key, or the environment's CINDER_API_KEY / VLLM_API_KEY) every
+ * route but /health, /ping, /version, /metrics and CORS preflights needs "Authorization:
+ * Bearer KEY" (compared in constant time), else 401 in OpenAI's error shape. Every answer
+ * carries the CORS headers and says whether the connection stays open (http_resp.h: HTTP/1.1
+ * keep-alive).
  *
  * Slow clients (http_server.h): the whole header within HTTP_HEAD_DEADLINE_MS of its first
  * byte, the whole body within HTTP_BODY_DEADLINE_MS (408 after either), an idle kept-open
@@ -51,7 +55,7 @@ static char health_extra[128]; /* X-Cinder-Launch: ID */
 
 static int handle_metrics(http_conn *c, tokenizer *f)
 {
-    char *text = metrics_render(&f->st);
+    char *text = metrics_render(&f->st, http_server_waiting(c->srv));
     if (!text)
         return http_send_error(c, 500, "out of memory");
     size_t n = strlen(text);
@@ -170,7 +174,8 @@ int http_route_busy(http_conn *c)
 {
     if (c->route != R_TOKENIZE && c->route != R_DETOKENIZE)
         metrics_request_rejected();
-    return error_of(http_path(c), c->route)(c, 503, "all request threads are busy; retry later");
+    return error_of(http_path(c), c->route)(c, 503,
+                                            "all request threads are busy and the queue is full; retry later");
 }
 
 int http_route_head(http_conn *c)
@@ -218,8 +223,21 @@ int http_route_head(http_conn *c)
     return 0;
 }
 
+/* --max-queue N: one more request may wait for a handler while fewer than N wait in all,
+ * N_WAITING here and those with a slot the router has not yet taken into its batch */
+static int may_wait(int n_waiting)
+{
+    return A.f->max_queue <= 0 || n_waiting + tokenizer_n_queued(A.f) < A.f->max_queue;
+}
+
 void http_route_run(http_conn *c)
 {
+    if (http_conn_gone(c)) { /* hung up while it waited for this thread: nobody to answer */
+        c->broken = 1;
+        if (c->route != R_TOKENIZE && c->route != R_DETOKENIZE)
+            metrics_request_dropped();
+        return;
+    }
     switch (c->route) {
     case R_TOKENIZE: api_tokenize(&A, c); break;
     case R_DETOKENIZE: api_detokenize(&A, c); break;
@@ -247,7 +265,7 @@ http_server *http_start(tokenizer *f, const http_opts *o)
     static const char *const any[] = {"*"};
     http_resp_opts ro = {HTTP_KEEP_ALIVE_MS, o->n_origins ? o->origins : any, o->n_origins ? o->n_origins : 1};
     http_resp_init(&ro);
-    http_server_opts so = {o->host, o->port, o->n_threads};
+    http_server_opts so = {o->host, o->port, o->n_threads, o->max_waiting, may_wait};
     return http_server_start(&so);
 }
 

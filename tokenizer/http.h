@@ -8,6 +8,7 @@ typedef struct {
     const char *host;
     int port;
     int n_threads;          /* handler threads: generation/tokenize requests at once */
+    int max_waiting;        /* requests that wait for a handler thread at most (FIFO) */
     const char *model_dir;  /* for the model's chat template (chat.h) */
     const char *chat_template; /* --chat-template FILE, or NULL */
     const char *model_name; /* OpenAI's "model" */

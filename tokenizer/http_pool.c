@@ -1,4 +1,7 @@
-/* http_pool.c - handler threads (see http_pool.h). */
+/* http_pool.c - handler threads and the queue of requests waiting for one (see
+ * http_pool.h). N_BUSY counts requests submitted and not yet done, running or queued: the
+ * loop, the only submitter, compares it with the thread count and the queue bound without a
+ * lock; the threads take from the queue, and lower it when a request is done. */
 #include "http_pool.h"
 #include "http_server.h"
 #include "../common/log.h"
@@ -13,8 +16,9 @@ struct http_pool {
     pthread_mutex_t mu;
     pthread_cond_t work, gone;       /* a request queued; a thread ended */
     http_conn *head, *tail;          /* submitted, not yet taken (linked by queue_next) */
-    atomic_int n_busy;               /* submitted and not yet done: at most n */
-    int n, n_live, stopping;
+    atomic_int n_busy;               /* submitted and not yet done: at most n + max_waiting */
+    int n, max_waiting, n_live;
+    int stopping;                    /* closed: nothing more is taken or submitted */
     void (*run)(http_conn *c);
     void (*done)(http_conn *c, void *arg);
     void *arg;
@@ -27,7 +31,7 @@ static void *pool_main(void *arg)
     for (;;) {
         while (!p->head && !p->stopping)
             pthread_cond_wait(&p->work, &p->mu);
-        if (!p->head)
+        if (p->stopping)
             break;
         http_conn *c = p->head;
         p->head = c->queue_next;
@@ -45,7 +49,8 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
-http_pool *http_pool_start(int n, void (*run)(http_conn *c), void (*done)(http_conn *c, void *arg), void *arg)
+http_pool *http_pool_start(int n, int max_waiting, void (*run)(http_conn *c),
+                           void (*done)(http_conn *c, void *arg), void *arg)
 {
     http_pool *p = calloc(1, sizeof *p);
     if (!p)
@@ -58,6 +63,7 @@ http_pool *http_pool_start(int n, void (*run)(http_conn *c), void (*done)(http_c
     pthread_cond_init(&p->gone, &ca);
     pthread_condattr_destroy(&ca);
     p->n = n;
+    p->max_waiting = max_waiting;
     p->run = run;
     p->done = done;
     p->arg = arg;
@@ -82,16 +88,27 @@ http_pool *http_pool_start(int n, void (*run)(http_conn *c), void (*done)(http_c
     return p;
 }
 
-int http_pool_full(const http_pool *p) { return atomic_load(&p->n_busy) >= p->n; }
+int http_pool_full(const http_pool *p) { return atomic_load(&p->n_busy) >= p->n + p->max_waiting; }
+
+int http_pool_has_free(const http_pool *p) { return atomic_load(&p->n_busy) < p->n; }
+
+int http_pool_waiting(const http_pool *p)
+{
+    int k = atomic_load(&p->n_busy) - p->n;
+    return k > 0 ? k : 0;
+}
 
 int http_pool_submit(http_pool *p, http_conn *c)
 {
-    if (atomic_fetch_add(&p->n_busy, 1) >= p->n) { /* only the loop adds: no thread is free */
-        atomic_fetch_sub(&p->n_busy, 1);
+    if (http_pool_full(p)) /* only the loop adds: this holds until it submits */
         return -1;
-    }
     c->queue_next = NULL;
     pthread_mutex_lock(&p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        return -1;
+    }
+    atomic_fetch_add(&p->n_busy, 1);
     if (p->tail)
         p->tail->queue_next = c;
     else
@@ -102,8 +119,22 @@ int http_pool_submit(http_pool *p, http_conn *c)
     return 0;
 }
 
+http_conn *http_pool_close(http_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    http_conn *q = p->head;
+    for (http_conn *c = q; c; c = c->queue_next)
+        atomic_fetch_sub(&p->n_busy, 1);
+    p->head = p->tail = NULL;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    return q;
+}
+
 int http_pool_stop(http_pool *p, int wait_ms)
 {
+    http_pool_close(p);
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += wait_ms / 1000;
@@ -113,8 +144,6 @@ int http_pool_stop(http_pool *p, int wait_ms)
         until.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&p->mu);
-    p->stopping = 1;
-    pthread_cond_broadcast(&p->work);
     int rc = 0;
     while (p->n_live > 0 && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&p->gone, &p->mu, &until);

@@ -24,10 +24,12 @@ struct http_server {
     uv_async_t wake;                 /* handlers returned connections, or a stop */
     pthread_t thread;
     http_pool *pool;
+    int (*may_wait)(int n_waiting);  /* http_server_opts' */
     int port, max_conns, n_conns;
     atomic_int stopping;             /* 1: closing connections; 2: leave the loop */
     pthread_mutex_t mu;
     http_conn *returned;             /* from handlers (linked by queue_next), under mu */
+    http_conn *unserved;             /* still queued for a thread at the stop, under mu */
     http_conn *conns;                /* every open connection (loop thread) */
     size_t body_bytes;               /* request bodies held (loop thread) */
     char rbuf[64 << 10];             /* the loop's read buffer: each read is parsed at once */
@@ -36,7 +38,13 @@ struct http_server {
 static void conn_close(http_conn *c);
 static void start_answer(http_conn *c);
 
-int http_server_busy(const http_server *s) { return http_pool_full(s->pool); }
+int http_server_busy(const http_server *s)
+{
+    return http_pool_full(s->pool) ||
+           (!http_pool_has_free(s->pool) && s->may_wait && !s->may_wait(http_pool_waiting(s->pool)));
+}
+
+int http_server_waiting(const http_server *s) { return http_pool_waiting(s->pool); }
 
 static void arm(http_conn *c, int ms, uv_timer_cb cb) { uv_timer_start(&c->timer, cb, (uint64_t)ms, 0); }
 
@@ -236,9 +244,10 @@ static void stop_loop(http_server *s);
 static void on_wake(uv_async_t *a)
 {
     http_server *s = a->data;
+    int stopping = atomic_load(&s->stopping); /* read first: UNSERVED was set before it */
     pthread_mutex_lock(&s->mu);
-    http_conn *c = s->returned;
-    s->returned = NULL;
+    http_conn *c = s->returned, *u = s->unserved;
+    s->returned = s->unserved = NULL;
     pthread_mutex_unlock(&s->mu);
     while (c) {
         http_conn *next = c->queue_next;
@@ -247,7 +256,12 @@ static void on_wake(uv_async_t *a)
         answer_done(c);
         c = next;
     }
-    if (atomic_load(&s->stopping))
+    for (http_conn *next; u; u = next) { /* waited for a thread in vain */
+        next = u->queue_next;
+        u->on_loop = 1;
+        http_server_answer_error(u, 503, "the server is stopping; retry later");
+    }
+    if (stopping)
         stop_loop(s);
 }
 
@@ -260,7 +274,7 @@ void http_server_request_ready(http_conn *c)
         start_answer(c);
         return;
     }
-    if (http_pool_full(c->srv->pool)) {
+    if (http_server_busy(c->srv)) {
         http_route_busy(c);
         start_answer(c);
     } else if (c->n_writes > 0) { /* a 100 Continue still going out */
@@ -388,6 +402,7 @@ http_server *http_server_start(const http_server_opts *o)
     if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && (long long)rl.rlim_cur - 256 < s->max_conns)
         s->max_conns = rl.rlim_cur > 512 ? (int)rl.rlim_cur - 256 : (int)rl.rlim_cur / 2;
     s->port = o->port;
+    s->may_wait = o->may_wait;
     pthread_mutex_init(&s->mu, NULL);
     uv_loop_init(&s->loop);
     uv_tcp_init(&s->loop, &s->listener);
@@ -410,7 +425,7 @@ http_server *http_server_start(const http_server_opts *o)
         LOG_ERR("cannot listen on %s:%d: %s", o->host, o->port, uv_strerror(rc));
         goto fail;
     }
-    s->pool = http_pool_start(o->n_threads, http_route_run, handler_done, s);
+    s->pool = http_pool_start(o->n_threads, o->max_waiting, http_route_run, handler_done, s);
     if (!s->pool)
         goto fail;
     if (pthread_create(&s->thread, NULL, loop_main, s)) {
@@ -430,6 +445,10 @@ fail:
 
 int http_server_stop(http_server *s, int wait_ms)
 {
+    http_conn *q = http_pool_close(s->pool); /* before the loop shuts handlers' sockets */
+    pthread_mutex_lock(&s->mu);
+    s->unserved = q;
+    pthread_mutex_unlock(&s->mu);
     atomic_store(&s->stopping, 1);
     uv_async_send(&s->wake);
     int rc = http_pool_stop(s->pool, wait_ms);

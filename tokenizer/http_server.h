@@ -12,10 +12,25 @@
  * http_route_head() decides on the loop: answered there (WRITING, then the next request or
  * the close), or BODY (the whole body within HTTP_BODY_DEADLINE_MS, at most HTTP_MAX_BODY,
  * 413 as soon as a Content-Length or a chunk size says more) -> HANDLER (a pool thread runs
- * http_route_run(); the loop does not read the socket meanwhile) -> back on the loop through
- * an async handle: the next request (bytes pipelined behind the last are kept) or the close.
+ * http_route_run(), at once or after waiting its turn in the pool's queue; the loop does not
+ * read the socket meanwhile) -> back on the loop through an async handle: the next request
+ * (bytes pipelined behind the last are kept) or the close.
  * A close after an answer shuts the sending side and drops what the client still sends for
  * up to HTTP_DISCARD_MS (LINGER), so the client reads the answer instead of a reset.
+ *
+ * Waiting for a handler: a request whose body is in when every thread is taken joins the
+ * pool's FIFO queue, at most max_waiting of them (--http-queue) and fewer when may_wait says
+ * so (--max-queue counts them with the router's); past that, 503 + Retry-After at once (before
+ * the body when the headers already find it so). What a waiting request holds is bounded:
+ * its connection (HTTP_MAX_CONNS) and its body (HTTP_BODY_BUDGET, counted until the answer is
+ * out). One whose client hangs up while it waits is dropped when a thread takes it, never run
+ * (http_route_run checks). One taken while the router or the worker is gone gets its 503 at
+ * once (serve.c), and at the stop the queue is handed back to the loop, which answers each
+ * waiting request 503 before it closes the connections: none waits without end.
+ * A request that waited finds a free slot when a thread takes it, without waiting for one:
+ * the threads are at most the request slots (main.c cuts --http-threads to them) and a
+ * request gives its slots back before its thread takes the next. Only a request of n choices
+ * needs n slots, and gets 503 when fewer are free (as before).
  */
 #ifndef CINDER_HTTP_SERVER_H
 #define CINDER_HTTP_SERVER_H
@@ -73,6 +88,9 @@ typedef struct {
     const char *host;
     int port;
     int n_threads;                   /* handler threads */
+    int max_waiting;                 /* requests queued for a thread at most (0: none wait) */
+    /* NULL, or whether one more request may wait for a thread, N_WAITING already do */
+    int (*may_wait)(int n_waiting);
 } http_server_opts;
 
 /* Listens and starts the loop and the handler threads; NULL on failure (logged). */
@@ -81,8 +99,11 @@ http_server *http_server_start(const http_server_opts *o);
  * 0, or -1 when some still run (they must not lose what they use: do not free it). */
 int http_server_stop(http_server *s, int wait_ms);
 
-/* Every handler thread is taken. */
+/* A request that wants a handler now would be refused: every thread is taken and no more
+ * may wait. */
 int http_server_busy(const http_server *s);
+/* Requests waiting for a handler thread. */
+int http_server_waiting(const http_server *s);
 
 /* For http_parse.c and http_conn.c, on the loop thread: */
 void http_server_read(http_conn *c);           /* (re)starts reading C */
@@ -101,7 +122,8 @@ int http_route_head(http_conn *c);
 void http_route_run(http_conn *c);
 /* On the loop: an error answer in the shape of C's path (OpenAI's under /v1/). */
 int http_route_error(http_conn *c, int status, const char *msg);
-/* On the loop: C's body is read but every handler thread is taken (503, Retry-After). */
+/* On the loop: C's body is read but every handler thread is taken and the queue is full
+ * (503, Retry-After). */
 int http_route_busy(http_conn *c);
 
 #endif

@@ -3,10 +3,16 @@
  *   tokenizer --run-dir DIR --shm NAME --model-dir DIR [--host H] [--port N] [--http-threads N]
  *             (--host: the address to listen on, default 127.0.0.1; 0.0.0.0 for every interface:
  *             there is no authentication)
- *             [--max-queue N]   (requests waiting beyond N get 503 with Retry-After)
+ *             [--http-queue N] [--max-queue N]
  *             (--http-threads: handler threads for generation and tokenize requests, 256 by
- *             default; past them requests get 503 at once; /health, /metrics and errors are
- *             answered on the event loop and never wait for them, see http.c)
+ *             default, at most the store's slots (more are cut to that: each running
+ *             generation request holds a slot, so one that waited for a thread finds a free
+ *             slot when it gets one); requests past them wait in a FIFO queue of at most
+ *             --http-queue (4096 by default; 0: none wait) and get 503 with Retry-After past
+ *             it; /health, /metrics and errors are answered on the event loop and never wait
+ *             for them, see http.c)
+ *             (--max-queue N: requests waiting beyond N, for a handler thread and in the
+ *             router's queue together, get 503 with Retry-After; 0, the default: no limit)
  *             [--served-model-name NAME]   (OpenAI's "model"; default: the directory's name)
  *             [--chat-template FILE]   (the Jinja chat template instead of the model's; chat.h)
  *             [--api-key KEY]   (every route but /health, /ping, /version and /metrics then needs
@@ -67,12 +73,13 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1", *name = NULL, *chat_template = NULL, *api_key = getenv("CINDER_API_KEY"),
                *launch_id = NULL;
     static char *origins[MAX_ORIGINS];
-    int port = 8000, n_threads = 256, max_queue = 0, n_origins = 0;
+    int port = 8000, n_threads = 256, http_queue = 4096, max_queue = 0, n_origins = 0;
     if (!api_key || !*api_key)
         api_key = getenv("VLLM_API_KEY");
     static const struct option opts[] = {
         PROC_OPTIONS, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"http-threads", 1, 0, 't'},
-        {"max-queue", 1, 0, 'q'}, {"served-model-name", 1, 0, 'n'}, {"chat-template", 1, 0, 'c'},
+        {"http-queue", 1, 0, 'Q'}, {"max-queue", 1, 0, 'q'}, {"served-model-name", 1, 0, 'n'},
+        {"chat-template", 1, 0, 'c'},
         {"api-key", 1, 0, 'k'}, {"allowed-origins", 1, 0, 'o'}, {"launch-id", 1, 0, 'l'}, {0, 0, 0, 0},
     };
     int c;
@@ -82,6 +89,7 @@ int main(int argc, char **argv)
         case 'p': port = atoi(optarg); break;
         case 't': n_threads = atoi(optarg); break;
         case 'q': max_queue = atoi(optarg); break;
+        case 'Q': http_queue = atoi(optarg); break;
         case 'n': name = optarg; break;
         case 'c': chat_template = optarg; break;
         case 'k': api_key = optarg; break;
@@ -98,7 +106,7 @@ int main(int argc, char **argv)
                 goto usage;
         }
     }
-    if (port <= 0 || n_threads < 1 || proc_open(&p) < 0)
+    if (port <= 0 || n_threads < 1 || http_queue < 0 || proc_open(&p) < 0)
         goto usage;
     const char *model_dir = p.model_dir;
     proc_register(&p, PROC_STOP_WAIT);   /* before any thread: they inherit the mask */
@@ -106,6 +114,10 @@ int main(int argc, char **argv)
     if (tokenizer_init(&f, &p))
         return 1;
     f.max_queue = max_queue;
+    if (n_threads > (int)f.st.hdr->n_slots) { /* a handler beyond the slots could only refuse */
+        LOG_WARN("--http-threads %d: cut to the %u request slots", n_threads, f.st.hdr->n_slots);
+        n_threads = (int)f.st.hdr->n_slots;
+    }
     if (!name) { /* the model directory's name */
         size_t n = strlen(model_dir);
         while (n > 1 && model_dir[n - 1] == '/')
@@ -116,8 +128,8 @@ int main(int argc, char **argv)
         name = strndup(b, (size_t)(model_dir + n - b));
     }
     metrics_init(name, f.max_seq_len);
-    http_opts ho = {host, port, n_threads, model_dir, chat_template, name, api_key, (const char *const *)origins,
-                    n_origins, launch_id};
+    http_opts ho = {host, port, n_threads, http_queue, model_dir, chat_template, name, api_key,
+                    (const char *const *)origins, n_origins, launch_id};
     http_server *srv = http_start(&f, &ho);
     if (!srv)
         return 1;
@@ -134,7 +146,7 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: tokenizer " PROC_USAGE " [--host H] [--port N] [--http-threads N]"
-                    " [--max-queue N] [--served-model-name NAME] [--chat-template FILE] [--api-key KEY]"
-                    " [--allowed-origins LIST] [--launch-id ID]\n");
+                    " [--http-queue N] [--max-queue N] [--served-model-name NAME] [--chat-template FILE]"
+                    " [--api-key KEY] [--allowed-origins LIST] [--launch-id ID]\n");
     return 2;
 }

@@ -109,6 +109,8 @@ int metrics_outcome_of(int finish)
 
 void metrics_request_rejected(void) { atomic_fetch_add(&requests[OUT_REJECTED], 1); }
 
+void metrics_request_dropped(void) { atomic_fetch_add(&requests[OUT_ABORT], 1); }
+
 void metrics_request(const metrics_req *r)
 {
     atomic_fetch_add(&requests[r->outcome], 1);
@@ -186,7 +188,7 @@ static void metric(out_buf *o, const char *type, const char *name, const char *h
 #define gauge(o, name, help, v) metric(o, "gauge", name, help, v)
 #define counter(o, name, help, v) metric(o, "counter", name, help, v)
 
-char *metrics_render(const store *st)
+char *metrics_render(const store *st, int http_waiting)
 {
     out_buf o = {malloc(16384), 0, 16384};
     if (!o.p)
@@ -213,7 +215,10 @@ char *metrics_render(const store *st)
                 &hist[H_ITL]);
     const store_hdr *h = st->hdr;
     int limit = atomic_load(&h->kv_limit_blocks), free_blocks = atomic_load(&h->n_free_blocks);
-    gauge(&o, "num_requests_waiting", "Number of requests waiting to be processed.", atomic_load(&h->n_waiting));
+    gauge(&o, "num_requests_waiting", "Number of requests waiting to be processed.",
+          atomic_load(&h->n_waiting) + http_waiting);
+    gauge(&o, "http_requests_waiting", "Requests waiting for an HTTP handler thread (--http-queue).",
+          http_waiting);
     gauge(&o, "num_requests_running", "Number of requests in model execution batches.",
           atomic_load(&h->n_running));
     gauge(&o, "kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",

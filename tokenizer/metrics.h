@@ -4,7 +4,8 @@
  * name), each series labelled with model_name, so vLLM's Grafana dashboards work once
  * "vllm:" becomes "cinder_". Counters and histograms are updated by the HTTP threads
  * (lock-free atomics); gauges are read at scrape time from the store header (queue length,
- * running batch, KV use, which the router publishes there). README's Metrics section lists
+ * running batch, KV use, which the router publishes there) and from the HTTP front end
+ * (requests waiting for a handler thread). README's Metrics section lists
  * them and what differs from vLLM.
  */
 #ifndef CINDER_METRICS_H
@@ -31,10 +32,13 @@ void metrics_init(const char *model_name, int max_model_len);
 void metrics_request(const metrics_req *r);
 /* A request turned away before it was queued (503). */
 void metrics_request_rejected(void);
+/* A request whose client hung up while it waited for a handler thread: never run (abort). */
+void metrics_request_dropped(void);
 /* Records the gap between two consecutive tokens of a request (seconds). */
 void metrics_token_gap(double s);
-/* Renders everything into a malloc'd text (Prometheus exposition format 0.0.4). */
-char *metrics_render(const store *st);
+/* Renders everything into a malloc'd text (Prometheus exposition format 0.0.4);
+ * HTTP_WAITING: requests waiting for an HTTP handler thread (counted as waiting too). */
+char *metrics_render(const store *st, int http_waiting);
 int metrics_outcome_of(int finish_reason);
 
 #endif

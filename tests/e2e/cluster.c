@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -120,4 +121,11 @@ int cluster_restart(const cluster *c, const char *process, const char *sig)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "scripts/restart.sh --run-dir %s --signal %s %s", c->run_dir, sig, process);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+double cluster_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }

@@ -21,6 +21,8 @@ void cluster_use_build(void);
  * server is scale by it; bounds that check the server's own deadlines do not need to. */
 int cluster_time_scale(void);
 #define SCALED_MS(ms) ((ms) * cluster_time_scale())
+/* Milliseconds on the monotonic clock. */
+double cluster_now_ms(void);
 /* A shell command that prints `shm-tool stat` of the launch in RUN_DIR (run.env is read,
  * never sourced); a static buffer. */
 const char *cluster_shm_stat_cmd(const char *run_dir);
