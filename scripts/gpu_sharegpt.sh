@@ -4,8 +4,8 @@
 # bench-serving sending 500 ShareGPT human turns at once, 180 output tokens each, ignore_eos.
 # One run per precision given (default "bf16 fp8": fp8 = --quantization fp8 --kv-cache-dtype fp8),
 # each on a fresh server, so both figures come from the same machine in the same call. Both run
-# without the holder (FP8 is refused with it) and with 1024 request slots and 1088 HTTP handler
-# threads: at the defaults (256 and 256) requests beyond the 256th get 503 + Retry-After.
+# without the holder (FP8 is refused with it) and with 1024 request slots and 1024 HTTP handler
+# threads, so all 500 run at once (at the defaults, 256 and 256, the rest wait in the HTTP queue).
 # Dataset from $SHAREGPT (default .devcarry/data/sharegpt_prompts_2978.json: copy
 # ../shared/data/sharegpt_prompts_2978.json there and carry it); binaries and tokenizer as in
 # gpu_serving.sh. Results in $OUT/sharegpt-PRECISION.json. Exit status: the failed runs.
@@ -22,7 +22,7 @@ cp "$ROOT/bench/forward/llama3-8b/config.json" "$D/"
 if [ -f "$TOK/tokenizer.json.gz" ]; then gunzip -c "$TOK/tokenizer.json.gz" > "$D/tokenizer.json"; else cp "$TOK/tokenizer.json" "$D/"; fi
 cp "$TOK/tokenizer_config.json" "$D/"
 for prec in ${*:-bf16 fp8}; do
-  extra=(--no-holder --slots 1024 --http-threads 1088)
+  extra=(--no-holder --slots 1024 --http-threads 1024)
   [ "$prec" = fp8 ] && extra+=(--quantization fp8 --kv-cache-dtype fp8)
   run=$(mktemp -d /tmp/cinder-sharegpt.XXXXXX) port=8300
   echo "== $prec: $N ShareGPT prompts at once, 180 output tokens, ignore_eos"
