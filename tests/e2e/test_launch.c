@@ -166,8 +166,11 @@ static int launch_fg(const char *run_dir, int port, const char *extra, const cha
     return -1;
 }
 
+/* Waits up to SECONDS (times CINDER_TEST_TIME_SCALE: sanitized processes exit slowly) for
+ * PIDS and SHM to be gone, and fails if any is left. */
 static void expect_gone(const int *pids, int n, const char *shm, double seconds)
 {
+    seconds *= cluster_time_scale();
     double t0 = now_s();
     int left = 1;
     while (left && now_s() - t0 < seconds) {
@@ -346,7 +349,7 @@ static void launcher_dies(const char *sig, const char *extra, int expect_supervi
     assert_int_equal(cluster_sh("kill -%s %d", sig, launcher), 0);
     expect_gone(pids, N_PROCS + 1, shm, 5); /* its processes stop and the shared memory goes */
     assert_int_not_equal(access(hold, F_OK), 0);   /* the holder's region too */
-    for (int k = 0; k < 50 && alive(launcher); k++) /* it ends just after stop.sh removed them */
+    for (int k = 0; k < SCALED_MS(50) && alive(launcher); k++) /* it ends just after stop.sh removed them */
         usleep(100000);
     assert_false(alive(launcher));
     assert_int_equal(health(port), -1);
