@@ -6,7 +6,7 @@
 #
 # Usage: scripts/gpu.sh [all|tests|bench|forward|e2e] [SUBSTRING]   (SUBSTRING filters program names)
 # forward: the single-forward benchmark of the CUDA backend ($build/bin/forward, Llama-3-8B
-# shape, dummy weights); e2e: scripts/gpu_e2e.sh (launch.sh --backend cuda, /generate).
+# shape, dummy weights; bf16 then FP8, each with its --compare table); e2e: scripts/gpu_e2e.sh (launch.sh --backend cuda, /generate).
 # Exit status: the number of failed programs.
 set -uo pipefail
 what=${1:-all}
@@ -35,8 +35,11 @@ fi
 
 # CUDA backend: forward benchmark and end to end
 if [[ $what == all || $what == forward ]] && [ -x "$build/bin/forward" ]; then
-    echo "== $build/bin/forward"
-    "$build/bin/forward" --md || { failed+=("forward"); echo "!! forward failed"; }
+    # bf16, then FP8 weights and KV: each case beside its floor and its baseline (--compare)
+    for q in "" "--quantization fp8 --kv-cache-dtype fp8"; do
+        echo "== $build/bin/forward --md --compare $q"
+        "$build/bin/forward" --md --compare $q || { failed+=("forward $q"); echo "!! forward $q failed"; }
+    done
 fi
 if [[ $what == all || $what == e2e ]]; then
     echo "== scripts/gpu_e2e.sh"
