@@ -3,7 +3,9 @@
  * with random weights (default: Llama-3-8B, bench/forward/llama3-8b). Each figure is the
  * median wall time of backend->forward (host preparation, copies, sampling included) beside
  * the roofline measured in the same run: decode against (weight bytes + KV bytes read) over
- * the device copy bandwidth, prefill as the model's matmul FLOPs over the cuBLAS bf16 rate.
+ * the device copy bandwidth (the weights' part replaced by the matmul FLOPs over the GEMM rate
+ * where a large batch makes the projections compute-bound), prefill as the model's matmul
+ * FLOPs over the cuBLAS bf16 rate.
  * Prints RESULT lines and, with --md, markdown rows for bench/RESULTS.md; --compare sets
  * every case beside its floor and its previous figure (forward_compare.h).
  *
@@ -291,19 +293,24 @@ int main(int argc, char **argv)
                                                                          : c->n_experts;
                 step_weights = lin_b * (attn + c->n_layers * (used * expert + router)) + 2.0 * other;
             }
-            double bytes = step_weights + kv_tok_bytes * batches[i] * (double)contexts[j];
-            double floor_ms = bytes / (bw_gbs * 1e6), wfloor = step_weights / (bw_gbs * 1e6);
+            /* the projections' time: their bytes at the copy rate, or where a large batch
+             * makes them compute-bound, their FLOPs at the GEMM ceiling; then the KV bytes */
+            double wfloor = step_weights / (bw_gbs * 1e6);
+            double mm_ms = 2.0 * batches[i] * (per_tok + lm) / (gemm_tf * 1e9);
+            wfloor = mm_ms > wfloor ? mm_ms : wfloor;
+            double floor_ms = wfloor + kv_tok_bytes * batches[i] * (double)contexts[j] / (bw_gbs * 1e6);
             if (ms < 0) failed++;
             case_add(&run, &proto, FCMP_DECODE, batches[i], contexts[j], ms, floor_ms);
-            printf("RESULT forward | decode b=%d ctx=%d | %.3f ms | floor %.3f ms (weights %.3f) | %.1f%% of roofline | %.0f tok/s\n",
-                   batches[i], contexts[j], ms, floor_ms, wfloor, 100 * floor_ms / ms,
+            printf("RESULT forward | decode b=%d ctx=%d | %.3f ms | floor %.3f ms (weights %.3f%s) | %.1f%% of roofline | %.0f tok/s\n",
+                   batches[i], contexts[j], ms, floor_ms, wfloor,
+                   mm_ms * bw_gbs * 1e6 >= step_weights ? ", compute-bound" : "", 100 * floor_ms / ms,
                    batches[i] * 1e3 / ms);
             double graph_ms, gemm_ms;
             if (breakdown && bench_decode_breakdown(ce_engine_of(be), batches[i], iters, &graph_ms,
                                                  &gemm_ms) == 0)
                 printf("BREAKDOWN decode b=%d ctx=%d | step %.3f ms = graph %.3f (GEMMs %.3f at "
                        "%.0f GB/s, rest %.3f) + host %.3f\n", batches[i], contexts[j], ms,
-                       graph_ms, gemm_ms, 2.0 * (lin + lm) / (gemm_ms * 1e6), graph_ms - gemm_ms, ms - graph_ms);
+                       graph_ms, gemm_ms, (lin_b * lin + 2.0 * lm) / (gemm_ms * 1e6), graph_ms - gemm_ms, ms - graph_ms);
             if (md)
                 printf("MD | decode b=%d ctx=%d | %.3f ms | floor %.3f ms | %.1f%% of roofline (%.2fx floor) |\n",
                        batches[i], contexts[j], ms, floor_ms, 100 * floor_ms / ms, ms / floor_ms);

@@ -49,7 +49,9 @@ extern "C" int bench_decode_breakdown(cuda_engine *e, int n, int iters, double *
     *gemm_ms = time_stream(e, iters, [&] {
         for (int l = 0; l < c->n_layers; l++) {
             const cuda_layer *ly = &e->w.layers[l];
-            if (fused) {   /* the same GEMVs with plain epilogues, into scratch */
+            if (fused && e->fp8) {   /* the E4M3 GEMVs, their quantization included */
+                ce_fp8_layer_products(e, l, G);
+            } else if (fused) {   /* the same GEMVs with plain epilogues, into scratch */
                 ce_gemv(e, e->gu, e->x, ly->wqkv, G, e->qkv_dim, dim, GEMV_OUT, ly->attn_norm, NULL);
                 ce_gemv(e, e->y, e->att, ly->wo, G, dim, e->q_dim, GEMV_OUT, NULL, NULL);
                 ce_gemv(e, e->act, e->x, ly->w_gate_up, G, 2 * hid, dim, GEMV_SILU, ly->ffn_norm,

@@ -9,7 +9,11 @@
  * merges them. Both kernels wait for the previous kernel at their top, so they may be launched as
  * programmatic dependents (pdl.cuh; off unless CINDER_PDL has bit 1).
  * Templated on the cache's element type: T, or E4M3 codes (decode_attn_fp8kv_run; the K scale
- * folded into the softmax scale, the V scale into the output).
+ * folded into the softmax scale, the V scale into the output). An E4M3 cache streams its raw
+ * codes through DA_STAGES8 cp.async stages (half the bytes of a 16-bit stage, so one more
+ * stage in flight at the same occupancy), and each warp widens its own 16 rows of a tile to T
+ * in a one-stage tile just before its mma's (a __syncwarp, no block barrier): the global loads
+ * stay asynchronous, as for a 16-bit cache.
  */
 #include "decode_attn.cuh"
 #include "attn_common.cuh"
@@ -21,7 +25,52 @@
 #define DA_NW 4         /* warps per block, 16 tokens of a tile each */
 #define DA_NT (DA_NW * 32)
 #define DA_STAGES 3
+#define DA_STAGES8 4    /* stages of raw E4M3 codes */
 #define DA_MAX_SPLITS 32
+
+/* E4M3 cache: cp.async of the raw codes of the TN rows SS lists ([TN] slots) for one kv head
+ * into RK, RV ([TN][HD] bytes each, unswizzled); rows with slot -1 are zero-filled (code 0 is
+ * +0, so masked keys hold no NaN). All threads call it; the caller commits the group. */
+template <int HD>
+__device__ __forceinline__ void da_load_codes(uint8_t *rk, uint8_t *rv, const uint8_t *kc,
+                                              const uint8_t *vc, const int *ss, int n_kv, int kvh)
+{
+    constexpr int C = HD / 16;   /* 16-byte chunks a row */
+    for (int idx = threadIdx.x; idx < DA_TN * C; idx += DA_NT) {
+        int r = idx / C, c = idx % C, slot = ss[r];
+        size_t off = slot >= 0 ? ((size_t)slot * n_kv + kvh) * HD + c * 16 : 0;
+        cp_async16(rk + r * HD + c * 16, kc + off, slot >= 0);
+        cp_async16(rv + r * HD + c * 16, vc + off, slot >= 0);
+    }
+}
+
+/* One warp widens rows [R0, R0 + 16) of the raw code tiles RK, RV ([TN][HD]) into the swizzled
+ * T tiles SK, SV ([TN][SD]); exact (E4M3 fits in bf16 and fp16). Only this warp reads those
+ * rows, so a __syncwarp orders it against the warp's mma's before and after. */
+template <typename T, int HD>
+__device__ __forceinline__ void da_widen_rows(T *sk, T *sv, const uint8_t *rk, const uint8_t *rv,
+                                              int r0)
+{
+    constexpr int SD = attn_sd<HD>::v, HDC = HD / 8;
+    __syncwarp();
+#pragma unroll
+    for (int idx = threadIdx.x & 31; idx < 16 * HDC; idx += 32) {
+        int r = r0 + idx / HDC, c = idx % HDC;
+        *(uint4 *)(sk + swz<SD>(r, c)) = fp8x8_to_vec8<T>(*(const uint2 *)(rk + r * HD + c * 8));
+        *(uint4 *)(sv + swz<SD>(r, c)) = fp8x8_to_vec8<T>(*(const uint2 *)(rv + r * HD + c * 8));
+    }
+    __syncwarp();
+}
+
+/* Shared memory of one block: STAGES tile pairs of T (one with an E4M3 cache), the query tile,
+ * and with an E4M3 cache STAGES8 pairs of raw code tiles. */
+template <typename T, typename KV, int HD> struct da_smem {
+    static constexpr bool F8 = sizeof(KV) == 1;
+    static constexpr int ST = F8 ? DA_STAGES8 : DA_STAGES;   /* load stages */
+    static constexpr int NST = F8 ? 1 : DA_STAGES;           /* T tile stages */
+    static constexpr size_t bytes = (size_t)(2 * NST * DA_TN + 16) * attn_sd<HD>::v * sizeof(T) +
+                                    (F8 ? (size_t)2 * ST * DA_TN * HD : 0);
+};
 
 /* One kernel body, longer than 80 lines on purpose: the load pipeline, the scores, the online
  * softmax and the split's partial output share registers and shared memory; split into device
@@ -35,13 +84,17 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
                    float scale_log2, float v_scale, int window, int n_splits)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, TN = DA_TN, OSD = HD + 4;
+    typedef da_smem<T, KV, HD> L;
+    constexpr int ST = L::ST;
     extern __shared__ __align__(128) unsigned char smem[];
-    T *sk = (T *)smem;                      /* [STAGES][TN][SD] */
-    T *sv = sk + DA_STAGES * TN * SD;       /* [STAGES][TN][SD] */
-    T *sq = sv + DA_STAGES * TN * SD;       /* [16][SD] */
+    T *sk = (T *)smem;                      /* [NST][TN][SD] */
+    T *sv = sk + L::NST * TN * SD;          /* [NST][TN][SD] */
+    T *sq = sv + L::NST * TN * SD;          /* [16][SD] */
+    uint8_t *rk = (uint8_t *)(sq + 16 * SD);   /* E4M3 cache: [ST][TN][HD] codes */
+    uint8_t *rv = rk + ST * TN * HD;           /* E4M3 cache: [ST][TN][HD] codes */
     float *so = (float *)smem;              /* [NW][16][OSD], reuses the K stages at the end */
     __shared__ float sm_m[DA_NW][16], sm_l[DA_NW][16];
-    __shared__ int ss[DA_STAGES][TN];       /* cache slots of the tiles in flight */
+    __shared__ int ss[ST][TN];              /* cache slots of the tiles in flight */
     pdl_wait();      /* launched as a programmatic dependent: q and K/V come from before */
     pdl_trigger();
 
@@ -49,6 +102,15 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
     int G = n_heads / n_kv, n_hg = (G + 15) / 16;
     int kvh = blockIdx.y / n_hg, hg = blockIdx.y % n_hg;
     int h0 = kvh * G + hg * 16, nh = min(16, G - hg * 16);
+    /* issues the copies of stage ST_ (slots ss[ST_]) */
+    auto load = [&](int st_) {
+        if constexpr (L::F8)
+            da_load_codes<HD>(rk + st_ * TN * HD, rv + st_ * TN * HD, (const uint8_t *)kc,
+                              (const uint8_t *)vc, ss[st_], n_kv, kvh);
+        else
+            attn_load_kv<T, KV, HD, TN, DA_NT>(sk + st_ * TN * SD, sv + st_ * TN * SD, kc, vc,
+                                               ss[st_], n_kv, kvh);
+    };
     int ctx = ctx_lens[seq];
     int w0 = window > 0 && ctx > window ? ctx - window : 0;   /* sliding window: [w0, ctx) */
     int chunk = ((ctx - w0 + n_splits - 1) / n_splits + TN - 1) / TN * TN;
@@ -73,17 +135,16 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
     const int32_t *bt = bts + (size_t)seq * max_bps;
     int n_tiles = (t_end - t_begin + TN - 1) / TN;
 #pragma unroll
-    for (int s = 0; s < DA_STAGES; s++) attn_slots<TN>(ss[s], bt, bs, t_begin + s * TN, t_end);
+    for (int s = 0; s < ST; s++) attn_slots<TN>(ss[s], bt, bs, t_begin + s * TN, t_end);
     __syncthreads();
 #pragma unroll
-    for (int s = 0; s < DA_STAGES - 1; s++) {
+    for (int s = 0; s < ST - 1; s++) {
         if (s < n_tiles)
-            attn_load_kv<T, KV, HD, TN, DA_NT>(sk + s * TN * SD, sv + s * TN * SD, kc, vc, ss[s],
-                                           n_kv, kvh);
+            load(s);
         cp_async_commit();
     }
 
-    cp_async_wait<DA_STAGES - 2>();
+    cp_async_wait<ST - 2>();
     __syncthreads();
     uint32_t qa[HD / 16][4];
 #pragma unroll
@@ -93,19 +154,21 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
     float o[1][HD / 8][4] = {};
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     for (int i = 0; i < n_tiles; i++) {
-        cp_async_wait<DA_STAGES - 2>();
+        cp_async_wait<ST - 2>();
         __syncthreads();
-        int nx = i + DA_STAGES - 1;
-        if (nx < n_tiles) {
-            int st = nx % DA_STAGES;
-            attn_load_kv<T, KV, HD, TN, DA_NT>(sk + st * TN * SD, sv + st * TN * SD, kc, vc, ss[st],
-                                           n_kv, kvh);
-        }
+        int nx = i + ST - 1;
+        if (nx < n_tiles)
+            load(nx % ST);
         cp_async_commit();
-        /* slots of tile i + STAGES go where tile i's were (read by a load issued before) */
-        if (i + DA_STAGES < n_tiles)
-            attn_slots<TN>(ss[i % DA_STAGES], bt, bs, t_begin + (i + DA_STAGES) * TN, t_end);
-        const T *kt = sk + (i % DA_STAGES) * TN * SD, *vt = sv + (i % DA_STAGES) * TN * SD;
+        /* slots of tile i + ST go where tile i's were (read by a load issued before) */
+        if (i + ST < n_tiles)
+            attn_slots<TN>(ss[i % ST], bt, bs, t_begin + (i + ST) * TN, t_end);
+        const T *kt = sk, *vt = sv;
+        if constexpr (L::F8)   /* this warp's rows of the stage, widened to T */
+            da_widen_rows<T, HD>(sk, sv, rk + (i % ST) * TN * HD, rv + (i % ST) * TN * HD,
+                                 warp * 16);
+        else
+            kt = sk + (i % ST) * TN * SD, vt = sv + (i % ST) * TN * SD;
 
         float s[1][2][4] = {};
         int kr = warp * 16 + (lane & 7) + (lane >> 4) * 8;
@@ -202,8 +265,7 @@ static cudaError_t decode_attn_launch(void *out, const void *q, int q_stride, co
                                       float v_scale, int window, int n_splits, void *ws,
                                       int pdl, cudaStream_t stream)
 {
-    constexpr int SD = attn_sd<HD>::v;
-    const size_t smem = (size_t)(2 * DA_STAGES * DA_TN + 16) * SD * sizeof(T);
+    const size_t smem = da_smem<T, KV, HD>::bytes;
     static bool attr_set;   /* per instantiation; setting it twice is harmless */
     if (!attr_set) {
         cudaError_t e = cudaFuncSetAttribute(decode_attn_kernel<T, KV, HD>,

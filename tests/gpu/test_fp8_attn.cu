@@ -129,6 +129,10 @@ int main(void)
         attn_case(1, 8, ones, sl, 32, 8, 128, 16, 4, 0, KDT_BF16);
         attn_case(1, 3, ones, sl, 6, 6, 48, 1, 2, 0, KDT_BF16);
         attn_case(1, 5, ones, sl, 16, 4, 64, 7, 3, rng_int(1, 500), KDT_F16);
+        int sh[8];   /* fewer tiles than the E4M3 pipeline has stages */
+        for (int s = 0; s < 8; s++) sh[s] = rng_int(1, 250);
+        attn_case(1, 8, ones, sh, 32, 8, 128, 16, 1, 0, KDT_BF16);
+        attn_case(1, 8, ones, sh, 32, 8, 128, 16, 2, 0, KDT_F16);
         int ql[4] = {rng_int(1, 300), 17, 1, rng_int(100, 700)}, pl[4];
         for (int s = 0; s < 4; s++) pl[s] = ql[s] + rng_int(0, 500);
         attn_case(0, 4, ql, pl, 32, 8, 128, 16, 1, 0, KDT_BF16);
