@@ -15,7 +15,6 @@
 #include "gemv_fp8.cuh"
 #include "fp8.cuh"
 #include "mma.cuh"
-#include "norm_rows.cuh"
 #include "pdl.cuh"
 
 #define G8_NW 16   /* one block a multiprocessor: the token rows staged once per SM */
@@ -25,8 +24,6 @@ struct g8_args {
     void *out;
     const uint8_t *xq, *w;
     const float *x_scale, *w_scale;
-    const void *x16, *norm_w;   /* gemv_fp8_x16_run: 16-bit rows (and norm weights), else NULL */
-    float eps;
     int n_tok, n_out, n_in, n_tiles, n_steps, k;
 };
 
@@ -101,74 +98,6 @@ __device__ __forceinline__ void g8_load(uint4 (&d)[4], const g8_cursor &c, int n
     d[2] = g8_ld(c.wb + c0), d[3] = g8_ld(c.wb + c1);
 }
 
-/* Per-token block maximum of V[GEMV_MAX_TOKENS] (non-negative values): every thread gets the
- * totals. SRED [G8_NW][GEMV_MAX_TOKENS] is free again on return. */
-__device__ __forceinline__ void g8_block_max(float (&v)[GEMV_MAX_TOKENS], float *sred)
-{
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-#pragma unroll
-    for (int t = 0; t < GEMV_MAX_TOKENS; t++) {
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v[t] = fmaxf(v[t], __shfl_xor_sync(0xffffffffu, v[t], o));
-        if (lane == 0) sred[warp * GEMV_MAX_TOKENS + t] = v[t];
-    }
-    __syncthreads();
-#pragma unroll
-    for (int t = 0; t < GEMV_MAX_TOKENS; t++) {
-        v[t] = 0.f;
-        for (int w = 0; w < nw; w++) v[t] = fmaxf(v[t], sred[w * GEMV_MAX_TOKENS + t]);
-    }
-    __syncthreads();
-}
-
-/* gemv_fp8_x16_run's prologue: the block quantizes the token rows itself, with the math of
- * fp8_quant_norm_rows_run / fp8_quant_rows_run (optional RMSNorm as norm_rows.cuh computes
- * and rounds it, scale = amax / 448, code = e4m3(x / scale)): codes into XS (row stride
- * XSTRIDE), scales into SX. STAGE [n_tok][n_in] holds the 16-bit rows, so global memory is
- * read once. */
-template <typename T>
-__device__ void g8_quant_in(const g8_args &a, uint8_t *xs, int xstride, float *sx, T *stage,
-                            float *sred)
-{
-    const int n8 = a.n_in / 8;
-    for (int i = threadIdx.x; i < a.n_tok * n8; i += blockDim.x)
-        ((uint4 *)stage)[i] = ((const uint4 *)a.x16)[i];
-    __syncthreads();
-    if (a.norm_w)
-        norm_rows<T>(stage, a.n_in, (const T *)a.norm_w, a.n_tok, a.n_in, a.eps,
-                     (float(*)[NORM_ROWS_MAX])sred, (T *)NULL);
-    float v[GEMV_MAX_TOKENS];
-#pragma unroll
-    for (int t = 0; t < GEMV_MAX_TOKENS; t++) {
-        v[t] = 0.f;
-        if (t >= a.n_tok) continue;
-        for (int c = threadIdx.x; c < n8; c += blockDim.x) {
-            float f[8];
-            vec8_to_f<T>(((const uint4 *)(stage + (size_t)t * a.n_in))[c], f);
-#pragma unroll
-            for (int e = 0; e < 8; e++) v[t] = fmaxf(v[t], fabsf(f[e]));
-        }
-    }
-    g8_block_max(v, sred);
-#pragma unroll
-    for (int t = 0; t < GEMV_MAX_TOKENS; t++) {
-        if (t >= a.n_tok) continue;
-        float sc = __fdiv_rn(v[t], FP8_E4M3_MAX);
-        sc = sc > 0.f ? sc : 1.f;   /* fp8_scale_of */
-        if (threadIdx.x == 0) sx[t] = sc;
-        for (int c = threadIdx.x; c < n8; c += blockDim.x) {
-            float f[8];
-            vec8_to_f<T>(((const uint4 *)(stage + (size_t)t * a.n_in))[c], f);
-            *(uint2 *)(xs + (size_t)t * xstride + c * 8) =
-                make_uint2(fp8_pack4(__fdiv_rn(f[0], sc), __fdiv_rn(f[1], sc),
-                                     __fdiv_rn(f[2], sc), __fdiv_rn(f[3], sc)),
-                           fp8_pack4(__fdiv_rn(f[4], sc), __fdiv_rn(f[5], sc),
-                                     __fdiv_rn(f[6], sc), __fdiv_rn(f[7], sc)));
-        }
-    }
-    __syncthreads();
-}
-
 /* One kernel body over 80 lines, as gemv.cu's: the load pipeline, the products and the
  * per-tile reduction share registers. */
 template <typename T, int EPI>
@@ -193,19 +122,15 @@ __global__ void __launch_bounds__(G8_NW * 32, 1) gemv_fp8_kernel(g8_args a)
     pdl_trigger();
     pdl_wait();
     uint8_t *xs = smem;   /* [n_tok][n_in + 16] the token rows' codes */
-    float4 *red = (float4 *)(smem + (size_t)a.n_tok * xstride);   /* [2][nw][32] */
-    if (a.x16) {
-        g8_quant_in<T>(a, xs, xstride, sx, (T *)(red + 2 * G8_NW * 32), (float *)red);
-    } else {
-        for (int i = threadIdx.x; i < a.n_tok * nc; i += blockDim.x) {
-            int t = i / nc, c = i - t * nc;
-            cp_async16(xs + (size_t)t * xstride + c * 16, a.xq + (size_t)t * a.n_in + c * 16, true);
-        }
-        cp_async_commit();
-        if (threadIdx.x < a.n_tok) sx[threadIdx.x] = a.x_scale[threadIdx.x];
-        cp_async_wait<0>();
-        __syncthreads();
+    for (int i = threadIdx.x; i < a.n_tok * nc; i += blockDim.x) {
+        int t = i / nc, c = i - t * nc;
+        cp_async16(xs + (size_t)t * xstride + c * 16, a.xq + (size_t)t * a.n_in + c * 16, true);
     }
+    cp_async_commit();
+    if (threadIdx.x < a.n_tok) sx[threadIdx.x] = a.x_scale[threadIdx.x];
+    cp_async_wait<0>();
+    __syncthreads();
+    float4 *red = (float4 *)(smem + (size_t)a.n_tok * xstride);   /* [2][nw][32] */
     const uint4 *xrow = g < a.n_tok ? (const uint4 *)(xs + (size_t)g * xstride) : NULL;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     int cs = s0, ct = 0;
@@ -251,14 +176,12 @@ template <typename T, int EPI>
 static cudaError_t g8_launch(g8_args a, int pdl, cudaStream_t s)
 {
     auto kern = gemv_fp8_kernel<T, EPI>;
-    size_t smem = (size_t)a.n_tok * (a.n_in + 16) + (size_t)2 * G8_NW * 32 * 16 +
-                  (a.x16 ? (size_t)a.n_tok * a.n_in * sizeof(T) : 0);
+    size_t smem = (size_t)a.n_tok * (a.n_in + 16) + (size_t)2 * G8_NW * 32 * 16;
     static bool attr_set;
     if (!attr_set) {
         cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              GEMV_MAX_TOKENS * (GEMV_FP8_MAX_IN + 16) +
-                                                 2 * G8_NW * 32 * 16 +
-                                                 GEMV_FP8_FUSE_MAX * (int)sizeof(T));
+                                                 2 * G8_NW * 32 * 16);
         if (e != cudaSuccess) return e;
         attr_set = true;
     }
@@ -275,16 +198,21 @@ static cudaError_t g8_launch(g8_args a, int pdl, cudaStream_t s)
     return pdl_launch(kern, dim3((a.n_tiles + a.k - 1) / a.k), dim3(nw * 32), smem, s, pdl, a);
 }
 
-/* Both entries: checks, the tiling, and the launch of KIND's instantiation. */
-static cudaError_t g8_run(g8_args a, gemv_epi_kind kind, int pdl, kdtype dt, cudaStream_t stream)
+extern "C" cudaError_t gemv_fp8_run(void *out, const uint8_t *xq, const float *x_scale,
+                                    const uint8_t *w, const float *w_scale, int n_tok, int n_out,
+                                    int n_in, gemv_epi_kind kind, int pdl, kdtype dt,
+                                    cudaStream_t stream)
 {
-    if (a.n_tok == 0 || a.n_out == 0) return cudaSuccess;
-    if (a.n_tok < 0 || a.n_tok > GEMV_MAX_TOKENS || a.n_out < 0 || a.n_in <= 0 || a.n_in % 16 ||
-        a.n_in > GEMV_FP8_MAX_IN || !a.out || !a.w || !a.w_scale ||
-        (kind == GEMV_SILU && a.n_out % 2))
+    if (n_tok == 0 || n_out == 0) return cudaSuccess;
+    if (n_tok < 0 || n_tok > GEMV_MAX_TOKENS || n_out < 0 || n_in <= 0 || n_in % 16 ||
+        n_in > GEMV_FP8_MAX_IN || !out || !xq || !x_scale || !w || !w_scale ||
+        (kind == GEMV_SILU && n_out % 2))
         return cudaErrorInvalidValue;
-    a.n_steps = (a.n_in / 16 + 7) / 8;
-    a.n_tiles = kind == GEMV_SILU ? (a.n_out / 2 + 7) / 8 : (a.n_out + 15) / 16;
+    g8_args a = {};
+    a.out = out, a.xq = xq, a.x_scale = x_scale, a.w = w, a.w_scale = w_scale;
+    a.n_tok = n_tok, a.n_out = n_out, a.n_in = n_in;
+    a.n_steps = (n_in / 16 + 7) / 8;
+    a.n_tiles = kind == GEMV_SILU ? (n_out / 2 + 7) / 8 : (n_out + 15) / 16;
     KDT_DISPATCH(dt, T, {
         switch (kind) {
         case GEMV_OUT: return g8_launch<T, GEMV_OUT>(a, pdl, stream);
@@ -295,28 +223,4 @@ static cudaError_t g8_run(g8_args a, gemv_epi_kind kind, int pdl, kdtype dt, cud
         }
     });
     return cudaSuccess;
-}
-
-extern "C" cudaError_t gemv_fp8_run(void *out, const uint8_t *xq, const float *x_scale,
-                                    const uint8_t *w, const float *w_scale, int n_tok, int n_out,
-                                    int n_in, gemv_epi_kind kind, int pdl, kdtype dt,
-                                    cudaStream_t stream)
-{
-    if (n_tok > 0 && (!xq || !x_scale)) return cudaErrorInvalidValue;
-    g8_args a = {};
-    a.out = out, a.xq = xq, a.x_scale = x_scale, a.w = w, a.w_scale = w_scale;
-    a.n_tok = n_tok, a.n_out = n_out, a.n_in = n_in;
-    return g8_run(a, kind, pdl, dt, stream);
-}
-
-extern "C" cudaError_t gemv_fp8_x16_run(void *out, const void *x, const void *norm_w, float eps,
-                                        const uint8_t *w, const float *w_scale, int n_tok,
-                                        int n_out, int n_in, gemv_epi_kind kind, int pdl,
-                                        kdtype dt, cudaStream_t stream)
-{
-    if (n_tok > 0 && (!x || (long)n_tok * n_in > GEMV_FP8_FUSE_MAX)) return cudaErrorInvalidValue;
-    g8_args a = {};
-    a.out = out, a.x16 = x, a.norm_w = norm_w, a.eps = eps, a.w = w, a.w_scale = w_scale;
-    a.n_tok = n_tok, a.n_out = n_out, a.n_in = n_in;
-    return g8_run(a, kind, pdl, dt, stream);
 }

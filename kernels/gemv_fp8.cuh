@@ -28,17 +28,6 @@ cudaError_t gemv_fp8_run(void *out,              /* see gemv_epi_kind */
                          int n_tok, int n_out, int n_in, gemv_epi_kind kind, int pdl, kdtype dt,
                          cudaStream_t stream);
 
-/* The same product from the 16-bit token rows X [n_tok, n_in] (DT), each first normalized with
- * NORM_W [n_in] and EPS (RMSNorm, as fp8_quant_norm_rows_run) when NORM_W is not NULL, and
- * quantized per token inside the kernel (the math of kernels/fp8_quant.cuh): no quantization
- * kernel before it. The block stages the rows in shared memory: n_tok * n_in at most
- * GEMV_FP8_FUSE_MAX (all of a batch-1 decode step's projections of an 8B-class model). */
-#define GEMV_FP8_FUSE_MAX 16384
-cudaError_t gemv_fp8_x16_run(void *out, const void *x, const void *norm_w, float eps,
-                             const uint8_t *w, const float *w_scale, int n_tok, int n_out,
-                             int n_in, gemv_epi_kind kind, int pdl, kdtype dt,
-                             cudaStream_t stream);
-
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL_DIR=$ROOT/models/stories15M PORT=8000 HOST=127.0.0.1 BACKEND=auto RUN_DIR=
 MAX_TOTAL=0 MAX_BATCH=2048 SLOTS=256 BLOCK=16 MAX_SEQ=0 THREADS=0 LOAD=auto MEM_UTIL=0.9 DETACH=0
 MAX_QUEUE=0 RATIO=1.0 POLICY=fcfs DEPTH=2 HTTP_THREADS=256 HTTP_QUEUE=4096 SUPERVISE=0 WORKER_WAIT=30
-DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL= GEMM_TUNE=   # the CUDA worker's switches (empty: its default)
+DTYPE= EAGER=0 GEMV_MAX= GEMV_WARPS= PDL=   # the CUDA worker's switches (empty: its default)
 QUANT= KV_DTYPE=   # FP8: --quantization, --kv-cache-dtype (empty: the checkpoint's, 16-bit KV)
 PREFIX_CACHING=1 SERVED_NAME= HOLDER=1 CHAT_TEMPLATE= ALLOWED_ORIGINS= READY_TIMEOUT=600
 API_KEY=${CINDER_API_KEY:-${VLLM_API_KEY:-}}
@@ -78,9 +78,6 @@ ready.
   --gemv-warps N        CUDA backend: the fused GEMVs' launch width, warps per SM (default 16)
   --pdl MASK            CUDA backend: kernels launched early (programmatic dependent launch):
                         bit 0 the GEMVs, bit 1 decode attention (default 1; 0: none)
-  --gemm-tune N         CUDA backend: 1 (default) times cuBLASLt's algorithms for each projection
-                        of a decode batch before its graph is captured and keeps the fastest;
-                        0 runs cublasGemmEx's own choice
   --no-holder           no holder process: the worker allocates and loads the weights and the
                         KV cache itself, and a restarted worker loads and recomputes (with a
                         holder, the default, it attaches to them in a second and running
@@ -110,7 +107,7 @@ while [ $# -gt 0 ]; do
     --model-dir|--port|--host|--backend|--run-dir|--max-total-tokens|--max-batch-tokens|--slots|\
     --block-size|--max-seq-len|--threads|--load-format|--gpu-memory-utilization|--max-queue|\
     --new-token-ratio|--policy|--pipeline-depth|--http-threads|--http-queue|--worker-wait|--dtype|\
-    --gemv-max-tokens|--gemv-warps|--pdl|--gemm-tune|--served-model-name|--chat-template|--api-key|--allowed-origins|--ready-timeout|\
+    --gemv-max-tokens|--gemv-warps|--pdl|--served-model-name|--chat-template|--api-key|--allowed-origins|--ready-timeout|\
     --quantization|--kv-cache-dtype)
       if [ $# -lt 2 ] || [[ $2 == --* ]] || [ -z "$2" ]; then
         echo "launch.sh: $1 needs a value (see scripts/launch.sh --help)" >&2; exit 2
@@ -142,7 +139,6 @@ while [ $# -gt 0 ]; do
         --gemv-max-tokens) GEMV_MAX=$2 ;;
         --gemv-warps) GEMV_WARPS=$2 ;;
         --pdl) PDL=$2 ;;
-        --gemm-tune) GEMM_TUNE=$2 ;;
         --served-model-name) SERVED_NAME=$2 ;;
         --chat-template) CHAT_TEMPLATE=$2 ;;
         --api-key) API_KEY=$2 ;;
@@ -161,7 +157,6 @@ done
 for v in GEMV_MAX GEMV_WARPS PDL; do
   [[ -z ${!v} || ${!v} =~ ^[0-9]+$ ]] || { echo "launch.sh: ${v} must be a whole number, not '${!v}'" >&2; exit 2; }
 done
-[[ -z $GEMM_TUNE || $GEMM_TUNE == 0 || $GEMM_TUNE == 1 ]] || { echo "launch.sh: --gemm-tune is 0 or 1, not '$GEMM_TUNE'" >&2; exit 2; }
 [ "$BACKEND" != gpu ] || BACKEND=cuda
 [[ $BACKEND == auto || $BACKEND == cpu || $BACKEND == cuda ]] || { echo "launch.sh: --backend is auto, cpu or cuda, not '$BACKEND'" >&2; exit 2; }
 [[ -z $DTYPE || $DTYPE == bf16 || $DTYPE == fp16 ]] || { echo "launch.sh: --dtype is bf16 or fp16, not '$DTYPE'" >&2; exit 2; }

@@ -62,7 +62,6 @@ case $PROC in
           [ -z "$GEMV_MAX" ] || args+=(--gemv-max-tokens "$GEMV_MAX")
           [ -z "$GEMV_WARPS" ] || args+=(--gemv-warps "$GEMV_WARPS")
           [ -z "$PDL" ] || args+=(--pdl "$PDL")
-          [ -z "$GEMM_TUNE" ] || args+=(--gemm-tune "$GEMM_TUNE")
           [ -z "$QUANT" ] || args+=(--quantization "$QUANT")
           [ -z "$KV_DTYPE" ] || args+=(--kv-cache-dtype "$KV_DTYPE")
           [ "$RELOAD" = 0 ] || args+=(--reload-weights) ;;

@@ -31,7 +31,7 @@ typedef struct {
     float mem_util;         /* fraction of device memory to use (CUDA) */
     int n_threads;          /* CPU threads (CPU backend); 0 = all cores */
     /* CUDA backend (worker flags --dtype, --enforce-eager, --gemv-max-tokens, --gemv-warps,
-       --pdl, --prefill-attn, --gemm-tune); zero selects each default */
+       --pdl, --prefill-attn); zero selects each default */
     int fp16;               /* 1: fp16 weights and activations instead of bf16 */
     int no_graphs;          /* 1: run decode batches eagerly, no CUDA graphs */
     int gemv_max_tokens;    /* decode batches up to this many tokens take the fused GEMV path
@@ -41,8 +41,6 @@ typedef struct {
                                (0: the default, GEMVs only; -1: none) */
     int portable_attn;      /* 1: the portable prefill attention kernel everywhere
                                (--prefill-attn portable); 0: the Hopper one where it applies */
-    int no_gemm_tune;       /* 1: --gemm-tune 0, no measured cuBLASLt picks for the decode
-                               batches' projections */
     int quant_fp8;          /* --quantization fp8: FP8 projections (fp8_config.h) */
     int kv_fp8;             /* --kv-cache-dtype fp8: an E4M3 KV cache */
     /* attached to a holder (hold.h): the weights and the KV cache are its, not loaded nor
@@ -106,7 +104,7 @@ int fwd_batch_check(const fwd_batch *batch, const fwd_limits *l, const char *who
     {"threads", 1, 0, 'X'}, {"gpu-memory-utilization", 1, 0, 'X'}, {"load-format", 1, 0, 'X'},  \
     {"dtype", 1, 0, 'X'}, {"enforce-eager", 0, 0, 'X'}, {"gemv-max-tokens", 1, 0, 'X'},         \
     {"gemv-warps", 1, 0, 'X'}, {"pdl", 1, 0, 'X'}, {"prefill-attn", 1, 0, 'X'},                 \
-    {"gemm-tune", 1, 0, 'X'}, {"quantization", 1, 0, 'X'}, {"kv-cache-dtype", 1, 0, 'X'}
+    {"quantization", 1, 0, 'X'}, {"kv-cache-dtype", 1, 0, 'X'}
 int backend_opts_parse(backend_opts *o, const char *name, const char *value);
 extern const char backend_opts_usage[];   /* those flags, for usage lines */
 /* The defaults (auto backend, 2048 tokens a step, 90% of the GPU's memory). */

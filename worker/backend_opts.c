@@ -11,7 +11,7 @@ const char backend_opts_usage[] =
     "[--backend auto|cpu|cuda] [--kv-tokens N] [--max-batch-tokens N] [--threads N] "
     "[--gpu-memory-utilization F] [--load-format auto|dummy] "
     "[--dtype bf16|fp16] [--enforce-eager] [--gemv-max-tokens 0..8] [--gemv-warps N] "
-    "[--pdl MASK] [--prefill-attn auto|portable] [--gemm-tune 0|1] [--quantization fp8] "
+    "[--pdl MASK] [--prefill-attn auto|portable] [--quantization fp8] "
     "[--kv-cache-dtype auto|bf16|fp8]";
 
 void backend_opts_init(backend_opts *o)
@@ -109,8 +109,7 @@ static int parse_dtypes(backend_opts *o, const char *name, const char *value)
     return 0;
 }
 
-/* The CUDA backend's switches: graphs, the GEMV path, early launches, prefill attention, the
- * measured GEMM picks. */
+/* The CUDA backend's switches: graphs, the GEMV path, early launches, prefill attention. */
 static int parse_cuda_switches(backend_opts *o, const char *name, const char *value)
 {
     if (!strcmp(name, "enforce-eager")) {
@@ -131,13 +130,6 @@ static int parse_cuda_switches(backend_opts *o, const char *name, const char *va
         if (parse_int(name, value, 0, 3, &m) < 0)
             return -1;
         o->pdl = m ? m : -1;   /* 0 here: no site */
-        return 1;
-    }
-    if (!strcmp(name, "gemm-tune")) {
-        int on;
-        if (parse_int(name, value, 0, 1, &on) < 0)
-            return -1;
-        o->no_gemm_tune = !on;
         return 1;
     }
     if (!strcmp(name, "prefill-attn")) {

@@ -37,7 +37,6 @@ typedef struct {
     int pdl_mask;        /* programmatic dependent launch: bit 0 the GEMVs, bit 1 decode
                             attention */
     int portable_attn;   /* 1: never the Hopper prefill attention kernel */
-    int no_gemm_tune;    /* 1: cublasGemmEx's own choice for every projection (no cuda_gemm_tune.cu) */
     int quant_fp8;       /* --quantization fp8: E4M3 projections (cuda_fp8.cu) */
     int kv_fp8;          /* --kv-cache-dtype fp8: an E4M3 KV cache */
     const msg_holder_attached *hold; /* the holder's weights and KV cache (hold.h), opened

@@ -36,7 +36,6 @@ struct cuda_engine {
     cudaStream_t stream;
     cublasHandle_t blas;
     void *blas_ws;
-    struct gemm_lt *lt;              /* measured cuBLASLt picks (cuda_gemm_tune.cu); NULL: off */
     cuda_weights w;
     /* KV cache: k, v [n_layers, n_blocks, bs, n_kv_heads, head_dim] */
     void *k_cache, *v_cache;
@@ -95,8 +94,7 @@ typedef struct {
 } fwd_in;
 
 /* cuda_model.cu */
-/* C^T [n_out, n_tok] = W [n_out, n_in] . X^T on the engine's stream (cuBLAS, or the shape's
- * measured cuBLASLt pick; fp32 accumulate). */
+/* C^T [n_out, n_tok] = W [n_out, n_in] . X^T on the engine's stream (cuBLAS, fp32 accumulate). */
 void ce_gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, const void *w, int n_tok,
              int n_out, int n_in);
 /* One fused decode GEMV (kernels/gemv.cuh) on the engine's stream, as a dependent launch. */
@@ -121,10 +119,6 @@ void ce_plan_graphs(cuda_engine *e);
 /* Captures graph G unless it is already (logs the time it took). */
 void ce_graph_capture(cuda_engine *e, int g);
 
-/* cuda_gemm_tune.cu: picks the cuBLASLt algorithm of each 16-bit projection of a decode batch
- * of G by timing (before its graph is first captured; not while a stream captures). */
-void ce_gemm_tune(cuda_engine *e, int G);
-
 /* cuda_model.cu's: layer L's K and V caches; the first N rows' decode attention into e->att */
 void layer_cache(cuda_engine *e, int l, void **kc, void **vc);
 void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc,
@@ -134,14 +128,11 @@ void decode_attn(cuda_engine *e, const fwd_in *in, const void *q, const void *kc
 /* Whether the fused decode path runs (no FP8, or FP8 weights: ce_fp8_decode_layer). */
 bool ce_fp8_fusable(const cuda_engine *e);
 /* Layer L of a decode-only batch of N_TOK <= GEMV_MAX_TOKENS on the E4M3 GEMVs: norm and
- * quantization inside the GEMV where the rows fit its staging (gemv_fp8_x16_run; else one
- * kernel before it), SwiGLU and the residual adds in the GEMV epilogues. */
+ * quantization in one kernel, SwiGLU and the residual adds in the GEMV epilogues. */
 void ce_fp8_decode_layer(cuda_engine *e, const fwd_in *in, int l, int n_tok, int splits);
-/* The four E4M3 GEMVs of layer L as ce_fp8_decode_layer runs them, plain epilogues into
- * scratch: the products alone, for bench/decode_breakdown.cu. */
+/* The four E4M3 GEMVs of layer L with their input quantization, as ce_fp8_decode_layer runs
+ * them, plain epilogues into scratch: the products alone, for bench/decode_breakdown.cu. */
 void ce_fp8_layer_products(cuda_engine *e, int l, int n_tok);
-/* Whether W (a 16-bit weight pointer) is one of the E4M3 projections ce_fp8_gemm runs. */
-bool ce_fp8_gemm_owns(const cuda_engine *e, const void *w);
 /* FP8 from config.json and O (fp8_config.h), before the weights are read; sets kv_elem. */
 int ce_fp8_config(cuda_engine *e, const ce_opts *o, char *err, size_t n_err);
 /* The 16-bit weights of model directory DIR (cuda_weights_load, an FP8 checkpoint's

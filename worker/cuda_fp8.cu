@@ -203,26 +203,18 @@ int ce_fp8_init(cuda_engine *e, char *err, size_t n_err)
     return 0;
 }
 
-static const fp8_proj *proj_of(const cuda_engine *e, const void *w)
-{
-    const ce_fp8 *f = e->fp8;
-    if (!f || !f->cfg.weights)
-        return NULL;
-    for (int i = 0; i < f->n_proj; i++)
-        if (f->proj[i].w16 == w)
-            return &f->proj[i];
-    return NULL;   /* the LM head and the MoE router stay 16-bit */
-}
-
-bool ce_fp8_gemm_owns(const cuda_engine *e, const void *w) { return proj_of(e, w) != NULL; }
-
 bool ce_fp8_gemm(cuda_engine *e, void *out, cudaDataType_t ct, const void *x, const void *w,
                  int n_tok, int n_out, int n_in)
 {
     ce_fp8 *f = e->fp8;
-    const fp8_proj *p = ct == e->cdt ? proj_of(e, w) : NULL;
-    if (!p)
+    if (!f || !f->cfg.weights || ct != e->cdt)
         return false;
+    const fp8_proj *p = NULL;
+    for (int i = 0; i < f->n_proj && !p; i++)
+        if (f->proj[i].w16 == w)
+            p = &f->proj[i];
+    if (!p)
+        return false;   /* the LM head and the MoE router stay 16-bit */
     if (n_tok == 0)
         return true;
     CUDA_CHECK(fp8_quant_rows_run(f->xq, f->xs, x, n_tok, n_in, n_in, 0, e->dt, e->stream));
@@ -242,43 +234,42 @@ bool ce_fp8_fusable(const cuda_engine *e)
     return !e->fp8 || (e->fp8->cfg.weights && !e->cfg.qkv_bias && !e->cfg.qk_norm);
 }
 
-/* X's rows [n_tok, n_in] (normalized first with NORM_W, or not) quantized per token. */
-static void quant_in(cuda_engine *e, const void *x, const void *norm_w, int n_tok, int n_in)
+/* OUT (KIND's epilogue) = projection PROJ of X's rows [n_tok, n_in], normalized first with
+ * NORM_W (or not) and quantized per token by one kernel, then the E4M3 GEMV (a dependent
+ * launch: its weight loads overlap the quantization). Quantizing inside the GEMV instead
+ * measured slower in the step (bench/RESULTS.md, run S2). */
+static void proj8(cuda_engine *e, void *out, int proj, const void *x, const void *norm_w,
+                  int n_tok, int n_out, int n_in, gemv_epi_kind kind)
 {
     ce_fp8 *f = e->fp8;
+    const fp8_proj *p = &f->proj[proj];
     CUDA_CHECK(norm_w ? fp8_quant_norm_rows_run(f->xq, f->xs, x, norm_w, e->cfg.norm_eps, n_tok,
                                                 n_in, n_in, e->dt, e->stream)
                       : fp8_quant_rows_run(f->xq, f->xs, x, n_tok, n_in, n_in, 0, e->dt,
                                            e->stream));
+    CUDA_CHECK(gemv_fp8_run(out, f->xq, f->xs, p->w8, p->scale, n_tok, n_out, n_in, kind,
+                            e->pdl_mask & 1, e->dt, e->stream));
 }
 
-/* OUT (KIND's epilogue) = projection PROJ of the rows X [n_tok, n_in] (normalized first with
- * NORM_W, or not): quantized inside the GEMV where the rows fit its staging (batch-1 steps),
- * else by quant_in first. */
-static void gemv8(cuda_engine *e, void *out, int proj, const void *x, const void *norm_w,
-                  int n_tok, int n_out, int n_in, gemv_epi_kind kind)
+/* Layer L's FFN (or with PRODUCTS_ONLY, its four projections into scratch, no residual). */
+static void ffn8(cuda_engine *e, int l, int n_tok, bool products_only)
 {
-    const fp8_proj *p = &e->fp8->proj[proj];
-    int pdl = e->pdl_mask & 1;
-    if ((long)n_tok * n_in <= GEMV_FP8_FUSE_MAX) {
-        CUDA_CHECK(gemv_fp8_x16_run(out, x, norm_w, e->cfg.norm_eps, p->w8, p->scale, n_tok, n_out,
-                                    n_in, kind, pdl, e->dt, e->stream));
-        return;
-    }
-    quant_in(e, x, norm_w, n_tok, n_in);
-    CUDA_CHECK(gemv_fp8_run(out, e->fp8->xq, e->fp8->xs, p->w8, p->scale, n_tok, n_out, n_in, kind,
-                            pdl, e->dt, e->stream));
+    const cuda_layer *ly = &e->w.layers[l];
+    const int dim = e->cfg.dim, hid = e->cfg.hidden_dim;
+    proj8(e, e->act, 4 * l + 2, e->x, ly->ffn_norm, n_tok, 2 * hid, dim, GEMV_SILU);
+    proj8(e, products_only ? e->y : e->x, 4 * l + 3, e->act, NULL, n_tok, dim, hid,
+          products_only ? GEMV_OUT : GEMV_RESID);
 }
 
 void ce_fp8_decode_layer(cuda_engine *e, const fwd_in *in, int l, int n_tok, int splits)
 {
     const model_config *c = &e->cfg;
     const cuda_layer *ly = &e->w.layers[l];
-    const int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
+    const int dim = c->dim, hd = c->head_dim;
     void *kc, *vc;
     float ks, vs;
     layer_cache(e, l, &kc, &vc);
-    gemv8(e, e->qkv, 4 * l, e->x, ly->attn_norm, n_tok, e->qkv_dim, dim, GEMV_OUT);
+    proj8(e, e->qkv, 4 * l, e->x, ly->attn_norm, n_tok, e->qkv_dim, dim, GEMV_OUT);
     void *q = e->qkv, *k = (uint16_t *)e->qkv + e->q_dim, *v = (uint16_t *)k + e->kv_dim;
     CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads, c->n_kv_heads,
                         hd, e->rp, e->dt, e->stream));
@@ -288,19 +279,16 @@ void ce_fp8_decode_layer(cuda_engine *e, const fwd_in *in, int l, int n_tok, int
                    : kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
                                   c->n_kv_heads, hd, e->dt, e->stream));
     decode_attn(e, in, q, kc, vc, n_tok, splits, model_layer_window(c, l));
-    gemv8(e, e->x, 4 * l + 1, e->att, NULL, n_tok, dim, e->q_dim, GEMV_RESID);
-    gemv8(e, e->act, 4 * l + 2, e->x, ly->ffn_norm, n_tok, 2 * hid, dim, GEMV_SILU);
-    gemv8(e, e->x, 4 * l + 3, e->act, NULL, n_tok, dim, hid, GEMV_RESID);
+    proj8(e, e->x, 4 * l + 1, e->att, NULL, n_tok, dim, e->q_dim, GEMV_RESID);
+    ffn8(e, l, n_tok, false);
 }
 
 void ce_fp8_layer_products(cuda_engine *e, int l, int n_tok)
 {
-    const cuda_layer *ly = &e->w.layers[l];
-    const int dim = e->cfg.dim, hid = e->cfg.hidden_dim;
-    gemv8(e, e->gu, 4 * l, e->x, ly->attn_norm, n_tok, e->qkv_dim, dim, GEMV_OUT);
-    gemv8(e, e->y, 4 * l + 1, e->att, NULL, n_tok, dim, e->q_dim, GEMV_OUT);
-    gemv8(e, e->act, 4 * l + 2, e->x, ly->ffn_norm, n_tok, 2 * hid, dim, GEMV_SILU);
-    gemv8(e, e->y, 4 * l + 3, e->act, NULL, n_tok, dim, hid, GEMV_OUT);
+    const int dim = e->cfg.dim;
+    proj8(e, e->gu, 4 * l, e->x, e->w.layers[l].attn_norm, n_tok, e->qkv_dim, dim, GEMV_OUT);
+    proj8(e, e->y, 4 * l + 1, e->att, NULL, n_tok, dim, e->q_dim, GEMV_OUT);
+    ffn8(e, l, n_tok, true);
 }
 
 bool ce_fp8_kv(const cuda_engine *e, float *k_scale, float *v_scale)

@@ -18,7 +18,6 @@ extern "C" {
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
 #include "../kernels/embed.cuh"
-#include "../kernels/gemm_lt.cuh"
 #include "../kernels/gemv.cuh"
 #include "../kernels/kv_store.cuh"
 #include "../kernels/prefill_attn.cuh"
@@ -36,10 +35,6 @@ void ce_gemm(cuda_engine *e, void *c, cudaDataType_t ct, const void *x, const vo
 {
     if (ce_fp8_gemm(e, c, ct, x, w, n_tok, n_out, n_in) || n_tok == 0)
         return;   /* an FP8 projection (cuda_fp8.cu) */
-    if (e->lt && gemm_lt_picked(e->lt, n_tok, n_out, n_in, e->cdt, ct) >= 0) {
-        CUDA_CHECK(gemm_lt_run(e->lt, -1, c, x, w, n_tok, n_out, n_in, e->cdt, ct, e->stream));
-        return;   /* a measured cuBLASLt algorithm (cuda_gemm_tune.cu) */
-    }
     const float alpha = 1.f, beta = 0.f;
     /* column-major view: C^T [n_out, n_tok] = W [n_out, n_in] . X^T */
     CUBLAS_CHECK(cublasGemmEx(e->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha, w,
@@ -113,22 +108,18 @@ void ce_run_model(cuda_engine *e, const fwd_in *in, int n_tok, int n_dec, int n_
         CUDA_CHECK(rmsnorm_run(e->xn, e->x, l ? e->y : NULL, ly->attn_norm, n_tok, dim,
                                c->norm_eps, e->dt, s));
         ce_gemm(e, e->qkv, e->cdt, e->xn, ly->wqkv, n_tok, e->qkv_dim, dim);
+        CUDA_CHECK(qkv_prep_run(e->qkv, e->qkv_dim, n_tok, c->n_heads, c->n_kv_heads, hd,
+                                ly->bqkv, ly->q_norm, ly->k_norm, c->norm_eps, e->dt, s));
         void *q = e->qkv, *k = (uint16_t *)e->qkv + e->q_dim;
         void *v = (uint16_t *)e->qkv + e->q_dim + e->kv_dim;
+        CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads,
+                            c->n_kv_heads, hd, e->rp, e->dt, s));
         float ks, vs;
         bool kv8 = ce_fp8_kv(e, &ks, &vs);
-        if (kv8) {   /* bias / head norms, RoPE, then the E4M3 store */
-            CUDA_CHECK(qkv_prep_run(e->qkv, e->qkv_dim, n_tok, c->n_heads, c->n_kv_heads, hd,
-                                    ly->bqkv, ly->q_norm, ly->k_norm, c->norm_eps, e->dt, s));
-            CUDA_CHECK(rope_run(q, e->qkv_dim, k, e->qkv_dim, in->pos, n_tok, c->n_heads,
-                                c->n_kv_heads, hd, e->rp, e->dt, s));
-            CUDA_CHECK(kv_store_fp8_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
-                                        c->n_kv_heads, hd, ks, vs, e->dt, s));
-        } else {     /* the same in one kernel; K and V then live only in the cache */
-            CUDA_CHECK(qkv_finish_run(e->qkv, e->qkv_dim, n_tok, c->n_heads, c->n_kv_heads, hd,
-                                      ly->bqkv, ly->q_norm, ly->k_norm, c->norm_eps, in->pos,
-                                      in->slot, kc, vc, e->rp, e->dt, s));
-        }
+        CUDA_CHECK(kv8 ? kv_store_fp8_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
+                                          c->n_kv_heads, hd, ks, vs, e->dt, s)
+                       : kv_store_run(kc, vc, k, e->qkv_dim, v, e->qkv_dim, in->slot, n_tok,
+                                      c->n_kv_heads, hd, e->dt, s));
         int win = model_layer_window(c, l);
         if (n_dec)
             decode_attn(e, in, q, kc, vc, n_dec, splits, win);
@@ -282,8 +273,6 @@ void ce_graph_capture(cuda_engine *e, int g)
     int G = e->graph_bs[g], splits = e->graph_splits[g];
     fwd_in in = ce_layout(e->d_in, G, G, 0, 0);
     upload_padding(e, G);   /* no cache slot: the warm-up writes no KV (the holder's stays) */
-    if (!ce_use_fused(e, G, 0))
-        ce_gemm_tune(e, G);   /* the projections' cuBLASLt picks, before they are captured */
     for (int pass = 0; pass < 2; pass++) {   /* warm-up (attributes, cuBLAS plans), capture */
         cudaGraph_t graph;
         if (pass == 1)

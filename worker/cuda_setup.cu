@@ -7,7 +7,6 @@
 #include "hold.h"
 #include "../kernels/cuda_check.cuh"
 #include "../kernels/decode_attn.cuh"
-#include "../kernels/gemm_lt.cuh"
 #include "../kernels/prefill_attn_sm90.cuh"
 extern "C" {
 #include "../common/log.h"
@@ -55,7 +54,6 @@ void ce_opts_from(ce_opts *eo, const backend_opts *o)
     eo->gemv_warps = o->gemv_warps;
     eo->pdl_mask = o->pdl == 0 ? 1 : o->pdl < 0 ? 0 : o->pdl;
     eo->portable_attn = o->portable_attn;
-    eo->no_gemm_tune = o->no_gemm_tune;
     eo->hold = o->hold;
     eo->quant_fp8 = o->quant_fp8;
     eo->kv_fp8 = o->kv_fp8;
@@ -94,7 +92,6 @@ void ce_free(cuda_engine *e)
     for (size_t i = 0; i < sizeof host / sizeof *host; i++)
         if (host[i])
             CUDA_CHECK(cudaFreeHost(host[i]));
-    gemm_lt_free(e->lt);
     if (e->blas)
         CUBLAS_CHECK(cublasDestroy(e->blas));
     if (e->stream)
@@ -350,10 +347,6 @@ cuda_engine *ce_init(const ce_opts *o, model_config *cfg, int *n_kv_blocks, char
             goto fail;
     }
     CUBLAS_CHECK(cublasSetWorkspace(e->blas, e->blas_ws, BLAS_WS_BYTES));
-    if (!o->no_gemm_tune && !(e->lt = gemm_lt_create(e->blas_ws, BLAS_WS_BYTES))) {
-        snprintf(err, n_err, "cuBLASLt did not start (--gemm-tune 0 runs without it)");
-        goto fail;   /* one workspace: cuBLAS and cuBLASLt run on one stream */
-    }
     if (o->dummy_weights && !o->hold && e->kv_elem == 1) {
         ce_fp8_fill_kv(e, e->kv_layer_elems * c->n_layers);
     } else if (o->dummy_weights && !o->hold) {   /* benchmarks read KV that no prefill wrote */

@@ -68,25 +68,6 @@ static void gemv_case(const bench_ceilings *c, const shape *g, int n_tok)
                  n_tok, n_tok > 1 ? "s" : "", pdl ? ", dependent launch" : "");
         bench_report_bw("gemv_fp8", cas, ms, (double)w_bytes, c);
     }
-    if ((long)n_tok * g->n_in <= GEMV_FP8_FUSE_MAX) {   /* 16-bit rows in: the two ways */
-        double ms2 = bench_ms([&] {
-            const uint8_t *wi = w + (it++ % n_copies) * w_bytes;
-            CUDA_CHECK(fp8_quant_rows_run(xq, xs, x16, n_tok, g->n_in, g->n_in, 0, KDT_BF16, 0));
-            CUDA_CHECK(gemv_fp8_run(out, xq, xs, wi, ws, n_tok, g->n_out, g->n_in, g->kind, 1,
-                                    KDT_BF16, 0));
-        }, 20, REPS);
-        double ms1 = bench_ms([&] {
-            const uint8_t *wi = w + (it++ % n_copies) * w_bytes;
-            CUDA_CHECK(gemv_fp8_x16_run(out, x16, NULL, 0.f, wi, ws, n_tok, g->n_out, g->n_in,
-                                        g->kind, 1, KDT_BF16, 0));
-        }, 20, REPS);
-        snprintf(cas, sizeof cas, "fp8 %s, %d token%s, 16-bit rows: quantization kernel + GEMV",
-                 g->name, n_tok, n_tok > 1 ? "s" : "");
-        bench_report_bw("gemv_fp8", cas, ms2, (double)w_bytes, c);
-        snprintf(cas, sizeof cas, "fp8 %s, %d token%s, 16-bit rows quantized inside the GEMV",
-                 g->name, n_tok, n_tok > 1 ? "s" : "");
-        bench_report_bw("gemv_fp8", cas, ms1, (double)w_bytes, c);
-    }
     int n16 = n_copies / 2 + 1;
     gemv_epi e = {};
     e.kind = g->kind;

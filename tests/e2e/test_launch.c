@@ -639,7 +639,6 @@ static void test_usage(void **state)
     expect_usage_error("--ready-timeout 0", "--ready-timeout must be at least 1 second");
     expect_usage_error("--policy lifo", "--policy is fcfs, spf or lpm");
     expect_usage_error("--load-format gguf", "--load-format is auto or dummy");
-    expect_usage_error("--gemm-tune 2", "--gemm-tune is 0 or 1");
     expect_usage_error("--bogus", "unknown option --bogus");
     /* every documented option is taken: each line of the text that starts with one, given a
        value where it takes one, gets past the parser (then a busy port stops it) */

@@ -4,8 +4,7 @@
  * (b) fp8_quant_rows_run (bf16, fp16, fp32 rows; a zero row, values past 448) against
  *     fp8_quantize_rows: identical codes and scales; with the RMSNorm prologue against
  *     rmsnorm_ref then fp8_quantize_rows;
- * (c) gemv_fp8_run (1..8 tokens, every epilogue, odd row counts, inner sizes off the 128 step),
- *     and gemv_fp8_x16_run (16-bit rows quantized in the kernel, with and without the RMSNorm),
+ * (c) gemv_fp8_run (1..8 tokens, every epilogue, odd row counts, inner sizes off the 128 step)
  *     and (d) fp8_gemm_run (outer-vector scales and the epilogue path) against fp8_matmul_ref,
  *     outputs NaN-poisoned, relative error per row.
  */
@@ -114,40 +113,22 @@ static void quant_norm_case(int n_rows, int n, kdtype dt)
     free(x), free(w), free(y), free(qref), free(qgot), free(sref), free(sgot), free(a), free(b);
 }
 
-/* Random E4M3 operands: W [n_out, n_in] and X [n_tok, n_in] quantized per row on the host.
- * X_IN 1: X also as 16-bit rows (DX16, rounded to DT first); 2: those rows go through an RMSNorm
- * (weights DNORM) before the host quantizes them, as gemv_fp8_x16_run does on the device. */
+/* Random E4M3 operands: W [n_out, n_in] and X [n_tok, n_in] quantized per row on the host. */
 typedef struct {
     uint8_t *wq, *xq;
     float *ws, *xs;
     uint8_t *dwq, *dxq;
     float *dws, *dxs;
-    void *dx16, *dnorm;
 } operands;
 
-#define NORM_EPS 1e-5f
-
-static void operands_init(operands *o, int n_tok, int n_out, int n_in, kdtype dt, int x_in)
+static void operands_init(operands *o, int n_tok, int n_out, int n_in)
 {
     float *w = (float *)malloc((size_t)n_out * n_in * 4), *x = (float *)malloc((size_t)n_tok * n_in * 4);
     fill_uniform(w, (size_t)n_out * n_in, -0.1f, 0.1f);
     fill_uniform(x, (size_t)n_tok * n_in, -2.f, 2.f);
     for (int r = 0; r < n_out; r += 7) w[(size_t)r * n_in] = 0.5f;   /* row scales differ */
-    for (int t = 0; t < n_tok; t += 3) x[(size_t)t * n_in + n_in / 2] = 9.f;   /* so do tokens' */
     o->wq = (uint8_t *)malloc((size_t)n_out * n_in), o->ws = (float *)malloc(n_out * 4);
     o->xq = (uint8_t *)malloc((size_t)n_tok * n_in), o->xs = (float *)malloc(n_tok * 4);
-    o->dx16 = o->dnorm = NULL;
-    if (x_in)
-        o->dx16 = dev_upload16(x, (size_t)n_tok * n_in, dt);   /* rounds x to DT */
-    if (x_in == 2) {
-        float *g = (float *)malloc(n_in * 4), *y = (float *)malloc((size_t)n_tok * n_in * 4);
-        fill_uniform(g, n_in, 0.5f, 1.5f);
-        o->dnorm = dev_upload16(g, n_in, dt);
-        rmsnorm_ref(y, x, NULL, g, n_tok, n_in, NORM_EPS);
-        CUDA_CHECK(cudaFree(dev_upload16(y, (size_t)n_tok * n_in, dt)));   /* rounds y to DT */
-        memcpy(x, y, (size_t)n_tok * n_in * 4);
-        free(g), free(y);
-    }
     fp8_quantize_rows(o->wq, o->ws, w, n_out, n_in);
     fp8_quantize_rows(o->xq, o->xs, x, n_tok, n_in);
     o->dwq = (uint8_t *)dev_upload(o->wq, (size_t)n_out * n_in);
@@ -162,8 +143,6 @@ static void operands_free(operands *o)
     free(o->wq), free(o->xq), free(o->ws), free(o->xs);
     CUDA_CHECK(cudaFree(o->dwq)); CUDA_CHECK(cudaFree(o->dxq));
     CUDA_CHECK(cudaFree(o->dws)); CUDA_CHECK(cudaFree(o->dxs));
-    if (o->dx16) CUDA_CHECK(cudaFree(o->dx16));
-    if (o->dnorm) CUDA_CHECK(cudaFree(o->dnorm));
 }
 
 static const char *kind_name(gemv_epi_kind k)
@@ -172,13 +151,10 @@ static const char *kind_name(gemv_epi_kind k)
     return n[k];
 }
 
-/* X_IN 0: gemv_fp8_run on the host's codes; 1, 2: gemv_fp8_x16_run on the 16-bit rows (2: with
- * the RMSNorm), against the host's quantization of the same rows. */
-static void gemv_case(int n_tok, int n_out, int n_in, gemv_epi_kind kind, int pdl, kdtype dt,
-                      int x_in = 0)
+static void gemv_case(int n_tok, int n_out, int n_in, gemv_epi_kind kind, int pdl, kdtype dt)
 {
     operands o;
-    operands_init(&o, n_tok, n_out, n_in, dt, x_in);
+    operands_init(&o, n_tok, n_out, n_in);
     int width = kind == GEMV_SILU ? n_out / 2 : n_out;
     size_t n_o = (size_t)n_tok * width;
     float *y = (float *)malloc((size_t)n_tok * n_out * 4), *ref = (float *)malloc(n_o * 4);
@@ -199,23 +175,13 @@ static void gemv_case(int n_tok, int n_out, int n_in, gemv_epi_kind kind, int pd
             else if (kind == GEMV_RESID) *e += a;
             else *e = a;
         }
-    if (x_in)
-        CUDA_CHECK(gemv_fp8_x16_run(dout, o.dx16, o.dnorm, NORM_EPS, o.dwq, o.dws, n_tok, n_out,
-                                    n_in, kind, pdl, dt, 0));
-    else
-        CUDA_CHECK(gemv_fp8_run(dout, o.dxq, o.dxs, o.dwq, o.dws, n_tok, n_out, n_in, kind, pdl,
-                                dt, 0));
+    CUDA_CHECK(gemv_fp8_run(dout, o.dxq, o.dxs, o.dwq, o.dws, n_tok, n_out, n_in, kind, pdl, dt, 0));
     CUDA_CHECK(cudaDeviceSynchronize());
     if (kind == GEMV_OUT_F32) CUDA_CHECK(cudaMemcpy(got, dout, n_o * 4, cudaMemcpyDeviceToHost));
     else dev_download16(got, dout, n_o, dt);
-    /* with the norm in the kernel, its rstd may round one ulp apart from the host's: a code
-     * can move one step (as in quant_norm_case), so fp32 outputs get the 16-bit bound */
-    double err = max_row_rel_err(got, ref, n_tok, width);
-    double tol = kind == GEMV_OUT_F32 && x_in < 2 ? 1e-4 : dt_tol(dt);
-    static const char *in_name[] = {"", " x16", " x16+norm"};
-    check(err < tol, "gemv_fp8%s %s %s n_tok %d n_out %d n_in %d%s: rel err %.2e < %.0e",
-          in_name[x_in], dt_name(dt), kind_name(kind), n_tok, n_out, n_in, pdl ? " pdl" : "", err,
-          tol);
+    double err = max_row_rel_err(got, ref, n_tok, width), tol = kind == GEMV_OUT_F32 ? 1e-4 : dt_tol(dt);
+    check(err < tol, "gemv_fp8 %s %s n_tok %d n_out %d n_in %d%s: rel err %.2e < %.0e", dt_name(dt),
+          kind_name(kind), n_tok, n_out, n_in, pdl ? " pdl" : "", err, tol);
     CUDA_CHECK(cudaFree(dout));
     operands_free(&o);
     free(y), free(ref), free(got);
@@ -226,7 +192,7 @@ static void gemm_case(fp8_gemm *g, int n_tok, int n_out, int n_in, int mode, kdt
                       int scratch_ok = 1)
 {
     operands o;
-    operands_init(&o, n_tok, n_out, n_in, dt, 0);
+    operands_init(&o, n_tok, n_out, n_in);
     size_t n_o = (size_t)n_tok * n_out;
     float *ref = (float *)malloc(n_o * 4), *got = (float *)malloc(n_o * 4);
     fp8_matmul_ref(ref, o.xq, o.xs, o.wq, o.ws, n_tok, n_out, n_in);
@@ -272,22 +238,8 @@ int main(void)
         gemv_case(1, 28672, 4096, GEMV_SILU, 1, KDT_BF16);     /* gate/up */
         gemv_case(rng_int(1, 8), 6144, 4096, GEMV_OUT, 0, KDT_BF16);   /* qkv */
     }
-    for (int rep = 0; rep < 2; rep++) {   /* the rows quantized inside the GEMV */
-        for (int k = 0; k < 4; k++) {
-            int n_tok = rng_int(1, 8), n_in = 16 * rng_int(1, GEMV_FP8_FUSE_MAX / 16 / n_tok);
-            gemv_case(n_tok, 2 * rng_int(3, 700), n_in, (gemv_epi_kind)k, rep, KDT_BF16, 1 + rep);
-        }
-        gemv_case(1, 6144, 4096, GEMV_OUT, 1, KDT_BF16, 2);       /* qkv after the norm */
-        gemv_case(1, 4096, 4096, GEMV_RESID, 1, KDT_BF16, 1);     /* o */
-        gemv_case(1, 28672, 4096, GEMV_SILU, 1, KDT_BF16, 2);     /* gate/up after the norm */
-        gemv_case(1, 4096, 14336, GEMV_RESID, 1, KDT_BF16, 1);    /* down */
-        gemv_case(4, 4096, 4096, GEMV_OUT, 0, KDT_F16, 1 + rep);
-    }
     CUDA_CHECK(gemv_fp8_run(NULL, NULL, NULL, NULL, NULL, 1, 16, 16, GEMV_OUT, 0, KDT_BF16, 0) ==
                cudaErrorInvalidValue ? cudaSuccess : cudaErrorUnknown);
-    CUDA_CHECK(gemv_fp8_x16_run(NULL, (void *)1, NULL, 0.f, (uint8_t *)1, (float *)1, 3, 16, 8192,
-                                GEMV_OUT, 0, KDT_BF16, 0) == cudaErrorInvalidValue
-                   ? cudaSuccess : cudaErrorUnknown);   /* over GEMV_FP8_FUSE_MAX */
     void *ws;
     CUDA_CHECK(cudaMalloc(&ws, 32 << 20));
     fp8_gemm *g = fp8_gemm_create(ws, 32 << 20);

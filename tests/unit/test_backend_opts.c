@@ -1,7 +1,6 @@
 /* test_backend_opts.c - the backend's flags as the worker, the holder and the forward
  * benchmark parse them (worker/backend_opts.c): the CUDA switches' values and defaults,
- * --prefill-attn's and --gemm-tune's values, and bad values refused with -1 (never silently
- * ignored).
+ * --prefill-attn's two values, and bad values refused with -1 (never silently ignored).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,22 +18,6 @@ static void test_defaults(void **state)
     assert_int_equal(o.portable_attn, 0);   /* the Hopper prefill attention where it applies */
     assert_int_equal(o.pdl, 0);
     assert_int_equal(o.gemv_max_tokens, 0);
-    assert_int_equal(o.no_gemm_tune, 0);   /* measured cuBLASLt picks on */
-}
-
-static void test_gemm_tune(void **state)
-{
-    (void)state;
-    backend_opts o;
-    backend_opts_init(&o);
-    assert_int_equal(backend_opts_parse(&o, "gemm-tune", "0"), 1);
-    assert_int_equal(o.no_gemm_tune, 1);
-    assert_int_equal(backend_opts_parse(&o, "gemm-tune", "1"), 1);
-    assert_int_equal(o.no_gemm_tune, 0);
-    assert_int_equal(backend_opts_parse(&o, "gemm-tune", "2"), -1);
-    assert_int_equal(backend_opts_parse(&o, "gemm-tune", "on"), -1);
-    assert_int_equal(backend_opts_parse(&o, "gemm-tune", NULL), -1);
-    assert_int_equal(o.no_gemm_tune, 0);
 }
 
 static void test_prefill_attn(void **state)
@@ -74,7 +57,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_prefill_attn),
-        cmocka_unit_test(test_gemm_tune),
         cmocka_unit_test(test_other_switches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
