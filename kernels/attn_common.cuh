@@ -71,6 +71,40 @@ __device__ __forceinline__ void attn_load_kv(T *sk, T *sv, const KV *kc, const K
     }
 }
 
+/* E4M3 cache, asynchronously: cp.async of the raw codes of the NR rows SS lists for one kv head
+ * into RK, RV ([NR][HD] bytes each, unswizzled); rows with slot -1 are zero-filled (code 0 is
+ * +0, so masked keys hold no NaN). All NT threads call it; the caller commits the group. The
+ * codes become T tiles by attn_widen once they have landed. */
+template <int HD, int NR, int NT>
+__device__ __forceinline__ void attn_load_codes(uint8_t *rk, uint8_t *rv, const uint8_t *kc,
+                                                const uint8_t *vc, const int *ss, int n_kv,
+                                                int kvh)
+{
+    constexpr int C = HD / 16;   /* 16-byte chunks a row */
+    for (int idx = threadIdx.x; idx < NR * C; idx += NT) {
+        int r = idx / C, c = idx % C, slot = ss[r];
+        size_t off = slot >= 0 ? ((size_t)slot * n_kv + kvh) * HD + c * 16 : 0;
+        cp_async16(rk + r * HD + c * 16, kc + off, slot >= 0);
+        cp_async16(rv + r * HD + c * 16, vc + off, slot >= 0);
+    }
+}
+
+/* NTH threads (this one is I) widen the NR rows of raw code tiles RK, RV ([NR][HD]) into the
+ * swizzled T tiles SK, SV ([NR][SD]); exact (E4M3 fits bf16 and fp16). NR rows from a multiple
+ * of 8, so a tile may start at any such row. The caller orders it with barriers. */
+template <typename T, int HD, int NR, int NTH>
+__device__ __forceinline__ void attn_widen(T *sk, T *sv, const uint8_t *rk, const uint8_t *rv,
+                                           int i)
+{
+    constexpr int SD = attn_sd<HD>::v, HDC = HD / 8;
+#pragma unroll
+    for (int idx = i; idx < NR * HDC; idx += NTH) {
+        int r = idx / HDC, c = idx % HDC;
+        *(uint4 *)(sk + swz<SD>(r, c)) = fp8x8_to_vec8<T>(*(const uint2 *)(rk + r * HD + c * 8));
+        *(uint4 *)(sv + swz<SD>(r, c)) = fp8x8_to_vec8<T>(*(const uint2 *)(rv + r * HD + c * 8));
+    }
+}
+
 /* Online softmax over one key tile for the two rows (g, g+8) a thread holds in S[NT8][4]
  * (NT8 n8-tiles of raw scores, masked entries -inf). SCALE_LOG2 > 0 is the softmax scale
  * times log2(e), applied inside the exponent (one FFMA per score). Updates the running max

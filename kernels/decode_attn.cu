@@ -28,40 +28,6 @@
 #define DA_STAGES8 4    /* stages of raw E4M3 codes */
 #define DA_MAX_SPLITS 32
 
-/* E4M3 cache: cp.async of the raw codes of the TN rows SS lists ([TN] slots) for one kv head
- * into RK, RV ([TN][HD] bytes each, unswizzled); rows with slot -1 are zero-filled (code 0 is
- * +0, so masked keys hold no NaN). All threads call it; the caller commits the group. */
-template <int HD>
-__device__ __forceinline__ void da_load_codes(uint8_t *rk, uint8_t *rv, const uint8_t *kc,
-                                              const uint8_t *vc, const int *ss, int n_kv, int kvh)
-{
-    constexpr int C = HD / 16;   /* 16-byte chunks a row */
-    for (int idx = threadIdx.x; idx < DA_TN * C; idx += DA_NT) {
-        int r = idx / C, c = idx % C, slot = ss[r];
-        size_t off = slot >= 0 ? ((size_t)slot * n_kv + kvh) * HD + c * 16 : 0;
-        cp_async16(rk + r * HD + c * 16, kc + off, slot >= 0);
-        cp_async16(rv + r * HD + c * 16, vc + off, slot >= 0);
-    }
-}
-
-/* One warp widens rows [R0, R0 + 16) of the raw code tiles RK, RV ([TN][HD]) into the swizzled
- * T tiles SK, SV ([TN][SD]); exact (E4M3 fits in bf16 and fp16). Only this warp reads those
- * rows, so a __syncwarp orders it against the warp's mma's before and after. */
-template <typename T, int HD>
-__device__ __forceinline__ void da_widen_rows(T *sk, T *sv, const uint8_t *rk, const uint8_t *rv,
-                                              int r0)
-{
-    constexpr int SD = attn_sd<HD>::v, HDC = HD / 8;
-    __syncwarp();
-#pragma unroll
-    for (int idx = threadIdx.x & 31; idx < 16 * HDC; idx += 32) {
-        int r = r0 + idx / HDC, c = idx % HDC;
-        *(uint4 *)(sk + swz<SD>(r, c)) = fp8x8_to_vec8<T>(*(const uint2 *)(rk + r * HD + c * 8));
-        *(uint4 *)(sv + swz<SD>(r, c)) = fp8x8_to_vec8<T>(*(const uint2 *)(rv + r * HD + c * 8));
-    }
-    __syncwarp();
-}
-
 /* Shared memory of one block: STAGES tile pairs of T (one with an E4M3 cache), the query tile,
  * and with an E4M3 cache STAGES8 pairs of raw code tiles. */
 template <typename T, typename KV, int HD> struct da_smem {
@@ -105,8 +71,9 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
     /* issues the copies of stage ST_ (slots ss[ST_]) */
     auto load = [&](int st_) {
         if constexpr (L::F8)
-            da_load_codes<HD>(rk + st_ * TN * HD, rv + st_ * TN * HD, (const uint8_t *)kc,
-                              (const uint8_t *)vc, ss[st_], n_kv, kvh);
+            attn_load_codes<HD, TN, DA_NT>(rk + st_ * TN * HD, rv + st_ * TN * HD,
+                                           (const uint8_t *)kc, (const uint8_t *)vc, ss[st_],
+                                           n_kv, kvh);
         else
             attn_load_kv<T, KV, HD, TN, DA_NT>(sk + st_ * TN * SD, sv + st_ * TN * SD, kc, vc,
                                                ss[st_], n_kv, kvh);
@@ -164,10 +131,14 @@ decode_attn_kernel(T *__restrict__ out, float *__restrict__ ws_o, float *__restr
         if (i + ST < n_tiles)
             attn_slots<TN>(ss[i % ST], bt, bs, t_begin + (i + ST) * TN, t_end);
         const T *kt = sk, *vt = sv;
-        if constexpr (L::F8)   /* this warp's rows of the stage, widened to T */
-            da_widen_rows<T, HD>(sk, sv, rk + (i % ST) * TN * HD, rv + (i % ST) * TN * HD,
-                                 warp * 16);
-        else
+        if constexpr (L::F8) {   /* this warp's 16 rows of the stage, widened to T: only this
+                                    warp reads them, so __syncwarp orders it with its mma's */
+            size_t r0 = (size_t)(i % ST) * TN + warp * 16;
+            __syncwarp();
+            attn_widen<T, HD, 16, 32>(sk + warp * 16 * SD, sv + warp * 16 * SD, rk + r0 * HD,
+                                      rv + r0 * HD, lane);
+            __syncwarp();
+        } else
             kt = sk + (i % ST) * TN * SD, vt = sv + (i % ST) * TN * SD;
 
         float s[1][2][4] = {};

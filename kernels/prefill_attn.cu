@@ -7,7 +7,9 @@
  * current one is used (the cache slots of each tile are looked up one tile further ahead). S = Q K^T and O += P V run on mma.sync m16n8k16 with fp32
  * accumulators; softmax is online in the log2 domain; only the key tiles that cross the
  * diagonal are masked. Templated on the cache's element type: T, or E4M3 codes
- * (prefill_attn_fp8kv_run; the K scale folded into the softmax scale, the V scale into 1/l).
+ * (prefill_attn_fp8kv_run; the K scale folded into the softmax scale, the V scale into 1/l):
+ * their raw codes stream through the two stages by cp.async, and the block widens each tile
+ * to T in one tile pair before using it (a barrier more a tile; the loads stay asynchronous).
  */
 #include "prefill_attn.cuh"
 #include "prefill_attn_sm90.cuh"
@@ -25,10 +27,14 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
                     int n_heads, int n_kv, attn_bs bs, float scale_log2, float v_scale, int window)
 {
     constexpr int SD = attn_sd<HD>::v, HDC = HD / 8, BM = NW * MT * 16, NT = NW * 32;
+    constexpr bool F8 = sizeof(KV) == 1;
+    constexpr int NST = F8 ? 1 : 2;   /* T tile stages (E4M3: one, widened from the codes) */
     extern __shared__ __align__(128) unsigned char smem[];
     T *sq = (T *)smem;          /* [BM][SD] */
-    T *sk = sq + BM * SD;       /* [2][BN][SD] */
-    T *sv = sk + 2 * BN * SD;   /* [2][BN][SD] */
+    T *sk = sq + BM * SD;       /* [NST][BN][SD] */
+    T *sv = sk + NST * BN * SD; /* [NST][BN][SD] */
+    uint8_t *rk = (uint8_t *)(sv + NST * BN * SD);   /* E4M3: [2][BN][HD] codes */
+    uint8_t *rv = rk + 2 * BN * HD;                  /* E4M3: [2][BN][HD] codes */
     __shared__ int ss[2][BN];   /* cache slots of the next two key tiles */
 
     int h = blockIdx.x, seq = blockIdx.z;
@@ -46,6 +52,15 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
     int n_full = window > 0 ? kt0 : (off + i0 + 1) / BN;   /* tiles needing no mask */
     int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int32_t *bt = bts + (size_t)seq * max_bps;
+    auto load = [&](int st) {   /* the copies of stage ST (slots ss[st]) */
+        if constexpr (F8)
+            attn_load_codes<HD, BN, NT>(rk + st * BN * HD, rv + st * BN * HD,
+                                        (const uint8_t *)kc, (const uint8_t *)vc, ss[st], n_kv,
+                                        kvh);
+        else
+            attn_load_kv<T, KV, HD, BN, NT>(sk + st * BN * SD, sv + st * BN * SD, kc, vc, ss[st],
+                                            n_kv, kvh);
+    };
 
     const T *qs = q + (size_t)(q0 + i0) * q_stride + (size_t)h * HD;
     for (int i = tid; i < BM * HDC; i += NT) {
@@ -56,7 +71,7 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
     attn_slots<BN>(ss[0], bt, bs, kt0 * BN, n_keys);
     attn_slots<BN>(ss[1], bt, bs, (kt0 + 1) * BN, n_keys);
     __syncthreads();
-    attn_load_kv<T, KV, HD, BN, NT>(sk, sv, kc, vc, ss[0], n_kv, kvh);
+    load(0);
     cp_async_commit();
 
     float o[MT][HD / 8][4] = {};
@@ -69,15 +84,19 @@ prefill_attn_kernel(T *__restrict__ out, const T *__restrict__ q, int q_stride,
         int it = kt - kt0;   /* stage of tile kt: it & 1 */
         cp_async_wait<0>();
         __syncthreads();
-        if (kt + 1 < n_kt) {
-            int st = (it + 1) & 1;
-            attn_load_kv<T, KV, HD, BN, NT>(sk + st * BN * SD, sv + st * BN * SD, kc, vc, ss[st],
-                                        n_kv, kvh);
-        }
+        if (kt + 1 < n_kt)
+            load((it + 1) & 1);
         cp_async_commit();
         /* slots of tile kt + 2 replace tile kt's (its load was issued last iteration) */
         if (kt + 2 < n_kt) attn_slots<BN>(ss[it & 1], bt, bs, (kt + 2) * BN, n_keys);
-        const T *kt_s = sk + (it & 1) * BN * SD, *vt_s = sv + (it & 1) * BN * SD;
+        const T *kt_s = sk, *vt_s = sv;
+        if constexpr (F8) {   /* every warp reads every row: the block widens, then a barrier */
+            attn_widen<T, HD, BN, NT>(sk, sv, rk + (it & 1) * BN * HD, rv + (it & 1) * BN * HD,
+                                      tid);
+            __syncthreads();
+        } else {
+            kt_s = sk + (it & 1) * BN * SD, vt_s = sv + (it & 1) * BN * SD;
+        }
 
         float s[MT][BN / 8][4] = {};
 #pragma unroll
@@ -148,7 +167,9 @@ static cudaError_t prefill_attn_launch(void *out, const void *q, int q_stride, c
                                        cudaStream_t stream)
 {
     constexpr int SD = attn_sd<HD>::v, BM = NW * MT * 16;
-    const size_t smem = (size_t)(BM + 4 * BN) * SD * sizeof(T);
+    const size_t smem = sizeof(KV) == 1   /* E4M3: one T tile pair and two stages of codes */
+        ? (size_t)(BM + 2 * BN) * SD * sizeof(T) + (size_t)4 * BN * HD
+        : (size_t)(BM + 4 * BN) * SD * sizeof(T);
     static bool attr_set;   /* per instantiation; setting it twice is harmless */
     if (!attr_set) {
         cudaError_t e = cudaFuncSetAttribute(prefill_attn_kernel<T, KV, HD, NW, MT, BN>,
